@@ -1,0 +1,39 @@
+# CropShield. `make run` serves the web chat on http://127.0.0.1:8080 with the embedded defaults;
+# `make test` is what CI runs.
+SHELL := /bin/bash
+ORT_LIB := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1
+export CROPSHIELD_ORT_LIB ?= $(ORT_LIB)
+GO ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: deps run build test bench lint fmt clean
+
+## deps: fetch the pinned, checksum-verified ONNX Runtime library (npm package onnxruntime-node)
+deps: $(ORT_LIB)
+$(ORT_LIB): scripts/fetch-ort.sh
+	./scripts/fetch-ort.sh
+
+## build: the cropshield binary in bin/
+build:
+	$(GO) build -o bin/cropshield ./cmd/cropshield
+
+## run: serve the web chat on 127.0.0.1:8080 (no tokens needed)
+run: deps build
+	./bin/cropshield serve
+
+## test: vet, then every test with the race detector
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race ./...
+
+## bench: the benchmarks of every stage and of the whole handler
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## lint: gofmt and staticcheck
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin .cache

@@ -1,0 +1,378 @@
+// Package webchat is a browser channel for CropShield: a local web page where a person uploads a
+// leaf photo or types a command and sees the bot's reply exactly as a farmer would (text and
+// overlay image). It implements bot.Adapter like the Telegram and WhatsApp adapters, and is how
+// `make run` shows the product on a machine without any bot token.
+//
+// Each browser gets a random chat cookie; the chat id stored in the conversation log is a hash of
+// it, so the log never holds the secret that opens the chat. Replies wait in a bounded in-memory
+// outbox per chat that the page polls, so that replies written later (by support staff) arrive
+// too.
+package webchat
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cropshield/cropshield/bot"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Options configure the adapter; zero fields take the defaults in parentheses.
+type Options struct {
+	// MaxPhotoBytes is the largest photo passed on; larger uploads are reported as too large
+	// (20 MB). The handler enforces the same limit.
+	MaxPhotoBytes int64
+	// MaxChats bounds the chats kept in memory; the least recently active is dropped (1000).
+	MaxChats int
+	// MaxEntries bounds each chat's outbox (100).
+	MaxEntries int
+	// SecureCookie marks the chat cookie Secure (behind TLS).
+	SecureCookie bool
+	Now          func() time.Time
+}
+
+const cookieName = "cropshield_chat"
+
+// maxRequestBytes caps a whole upload request; past the photo limit we only count bytes so that
+// the user hears "too big" rather than a broken connection.
+const maxRequestBytes = 64 << 20
+
+// Adapter is the web chat channel.
+type Adapter struct {
+	opts Options
+	log  *slog.Logger
+	page *template.Template
+
+	handler atomic.Pointer[handlerRef] // set while Run runs
+	msgSeq  atomic.Uint64
+
+	mu    sync.Mutex
+	chats map[string]*chat
+}
+
+type handlerRef struct{ h bot.MessageHandler }
+
+// chat is one browser's conversation as the page shows it.
+type chat struct {
+	entries []Entry
+	images  map[uint64][]byte
+	next    uint64
+	active  time.Time
+}
+
+// Entry is one line of the chat as the page renders it.
+type Entry struct {
+	Seq      uint64    `json:"seq"`
+	From     string    `json:"from"` // "you" or "bot"
+	Kind     string    `json:"kind"` // the reply's kind, or "photo" / "text" for the user's
+	Text     string    `json:"text"`
+	ImageURL string    `json:"image_url,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+var _ bot.Adapter = (*Adapter)(nil)
+
+// New builds the adapter; mount it with Routes.
+func New(log *slog.Logger, opts Options) (*Adapter, error) {
+	if opts.MaxPhotoBytes <= 0 {
+		opts.MaxPhotoBytes = 20 << 20
+	}
+	if opts.MaxChats <= 0 {
+		opts.MaxChats = 1000
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 100
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	page, err := template.ParseFS(assets, "assets/index.html")
+	if err != nil {
+		return nil, fmt.Errorf("webchat: parse page: %w", err)
+	}
+	return &Adapter{opts: opts, log: log, page: page, chats: map[string]*chat{}}, nil
+}
+
+// Platform is bot.WebChat.
+func (a *Adapter) Platform() bot.Platform { return bot.WebChat }
+
+// Run accepts messages until ctx ends. Requests outside Run get 503.
+func (a *Adapter) Run(ctx context.Context, h bot.MessageHandler) error {
+	a.handler.Store(&handlerRef{h})
+	a.log.Info("web chat accepting messages")
+	<-ctx.Done()
+	a.handler.Store(nil)
+	a.log.Info("web chat stopped accepting messages")
+	return nil
+}
+
+// Routes registers the page, its assets and its API on mux.
+func (a *Adapter) Routes(mux *http.ServeMux) {
+	static, _ := fs.Sub(assets, "assets")
+	mux.HandleFunc("GET /{$}", a.index)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("POST /api/send", a.send)
+	mux.HandleFunc("GET /api/messages", a.messages)
+	mux.HandleFunc("GET /api/image/{seq}", a.image)
+}
+
+// Send queues a reply in its chat's outbox.
+func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.Chat.Platform != bot.WebChat {
+		return fmt.Errorf("webchat: reply for platform %q", r.Chat.Platform)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.chatLocked(r.Chat.ID)
+	e := a.appendLocked(c, Entry{From: "bot", Kind: r.Kind, Text: r.Text})
+	if r.Image != nil {
+		c.images[e.Seq] = r.Image
+		c.entries[len(c.entries)-1].ImageURL = "/api/image/" + strconv.FormatUint(e.Seq, 10)
+	}
+	return nil
+}
+
+func (a *Adapter) chatLocked(id string) *chat {
+	c, ok := a.chats[id]
+	if !ok {
+		if len(a.chats) >= a.opts.MaxChats {
+			a.evictLocked()
+		}
+		c = &chat{images: map[uint64][]byte{}}
+		a.chats[id] = c
+	}
+	c.active = a.opts.Now()
+	return c
+}
+
+func (a *Adapter) evictLocked() {
+	var oldest string
+	var at time.Time
+	for id, c := range a.chats {
+		if oldest == "" || c.active.Before(at) {
+			oldest, at = id, c.active
+		}
+	}
+	delete(a.chats, oldest)
+}
+
+func (a *Adapter) appendLocked(c *chat, e Entry) Entry {
+	c.next++
+	e.Seq, e.Time = c.next, a.opts.Now()
+	c.entries = append(c.entries, e)
+	if over := len(c.entries) - a.opts.MaxEntries; over > 0 {
+		for _, old := range c.entries[:over] {
+			delete(c.images, old.Seq)
+		}
+		c.entries = append([]Entry(nil), c.entries[over:]...)
+	}
+	return e
+}
+
+// chatID returns the browser's chat id, setting a new cookie if it has none.
+func (a *Adapter) chatID(w http.ResponseWriter, r *http.Request, create bool) (string, bool) {
+	if ck, err := r.Cookie(cookieName); err == nil && len(ck.Value) == 32 {
+		if _, err := hex.DecodeString(ck.Value); err == nil {
+			return hashID(ck.Value), true
+		}
+	}
+	if !create {
+		return "", false
+	}
+	var secret [16]byte
+	_, _ = rand.Read(secret[:]) // never fails (crypto/rand panics rather than return an error)
+	raw := hex.EncodeToString(secret[:])
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: raw, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: a.opts.SecureCookie, MaxAge: 30 * 24 * 3600})
+	return hashID(raw), true
+}
+
+func hashID(secret string) string {
+	sum := sha256.Sum256([]byte("cropshield-webchat:" + secret))
+	return "web-" + hex.EncodeToString(sum[:8])
+}
+
+func (a *Adapter) index(w http.ResponseWriter, r *http.Request) {
+	a.chatID(w, r, true)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' blob:; style-src 'self'; script-src 'self'")
+	if err := a.page.Execute(w, map[string]any{"MaxMB": a.opts.MaxPhotoBytes >> 20}); err != nil {
+		a.log.Error("web chat page", "err", err)
+	}
+}
+
+// send takes one message (a text field and/or a photo file) and hands it to the handler. The
+// replies are then in the outbox, and the response carries every entry after `after`.
+func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
+	ref := a.handler.Load()
+	if ref == nil {
+		http.Error(w, "the bot is not accepting messages right now", http.StatusServiceUnavailable)
+		return
+	}
+	id, _ := a.chatID(w, r, true)
+	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
+	msg, err := a.readMessage(r, id)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			http.Error(w, "upload too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "bad upload: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if msg.Text == "" && msg.Photo == nil {
+		http.Error(w, "empty message", http.StatusBadRequest)
+		return
+	}
+	a.mu.Lock()
+	c := a.chatLocked(id)
+	kind := "text"
+	if msg.Photo != nil {
+		kind = "photo"
+	}
+	a.appendLocked(c, Entry{From: "you", Kind: kind, Text: msg.Text})
+	a.mu.Unlock()
+
+	// The handler answers through Send; a browser that goes away does not cancel the analysis.
+	if err := ref.h.Handle(context.WithoutCancel(r.Context()), msg, a); err != nil {
+		a.log.Error("web chat message not handled", "msg", msg.ID, "err", err)
+	}
+	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+	a.writeEntries(w, id, after)
+}
+
+// readMessage streams the multipart form: the "text" field and the "photo" file. A photo over
+// the limit is counted, not kept, and passed on with its size so the handler can say so.
+func (a *Adapter) readMessage(r *http.Request, chatID string) (bot.Message, error) {
+	msg := bot.Message{
+		ID:     "w" + strconv.FormatUint(a.msgSeq.Add(1), 10) + "-" + strconv.FormatInt(a.opts.Now().UnixNano(), 36),
+		Chat:   bot.ChatRef{Platform: bot.WebChat, ID: chatID, Kind: bot.Private},
+		Sender: bot.Sender{ID: chatID, Name: "Web visitor", LangHint: r.Header.Get("Accept-Language")},
+		Time:   a.opts.Now(),
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return msg, fmt.Errorf("want multipart/form-data: %w", err)
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return msg, nil
+		}
+		if err != nil {
+			return msg, err
+		}
+		switch part.FormName() {
+		case "text":
+			b, err := io.ReadAll(io.LimitReader(part, 4096))
+			if err != nil {
+				return msg, err
+			}
+			msg.Text = strings.TrimSpace(string(b))
+		case "photo":
+			if part.FileName() == "" {
+				continue
+			}
+			p, err := a.readPhoto(part)
+			if err != nil {
+				return msg, err
+			}
+			msg.Photo = p
+		}
+		_ = part.Close()
+	}
+}
+
+func (a *Adapter) readPhoto(part *multipart.Part) (*bot.Photo, error) {
+	data, err := io.ReadAll(io.LimitReader(part, a.opts.MaxPhotoBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	size := int64(len(data))
+	if size > a.opts.MaxPhotoBytes {
+		rest, err := io.Copy(io.Discard, part)
+		if err != nil {
+			return nil, err
+		}
+		size += rest
+		data = nil
+	}
+	p := &bot.Photo{Size: size, MIME: part.Header.Get("Content-Type")}
+	p.Fetch = func(ctx context.Context) ([]byte, error) {
+		if data == nil {
+			return nil, fmt.Errorf("webchat: photo of %d bytes over the limit", size)
+		}
+		return data, ctx.Err()
+	}
+	return p, nil
+}
+
+func (a *Adapter) messages(w http.ResponseWriter, r *http.Request) {
+	id, _ := a.chatID(w, r, true)
+	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+	a.writeEntries(w, id, after)
+}
+
+func (a *Adapter) writeEntries(w http.ResponseWriter, id string, after uint64) {
+	a.mu.Lock()
+	var out []Entry
+	if c, ok := a.chats[id]; ok {
+		for _, e := range c.entries {
+			if e.Seq > after {
+				out = append(out, e)
+			}
+		}
+	}
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := json.NewEncoder(w).Encode(map[string]any{"entries": out}); err != nil {
+		a.log.Debug("web chat: write entries", "err", err)
+	}
+}
+
+// image serves an overlay, only to the browser whose chat it belongs to.
+func (a *Adapter) image(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.chatID(w, r, false)
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if !ok || err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	a.mu.Lock()
+	var img []byte
+	if c, ok := a.chats[id]; ok {
+		img = c.images[seq]
+	}
+	a.mu.Unlock()
+	if img == nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	_, _ = w.Write(img)
+}

@@ -1,0 +1,104 @@
+// Package bot is CropShield's domain: the normalized message types every channel speaks, the
+// Adapter interface every channel implements, and Handler, the one place where an incoming
+// message becomes a reply (commands, languages, the photo cache, inference, the conversation log).
+//
+// Adapters translate a platform's events into Message values and hand them to Handler.Handle
+// together with a Responder that sends Reply values back through the same platform.
+package bot
+
+import (
+	"context"
+	"time"
+)
+
+// Platform names a messaging channel.
+type Platform string
+
+// The channels CropShield speaks.
+const (
+	Telegram Platform = "telegram"
+	WhatsApp Platform = "whatsapp"
+	WebChat  Platform = "webchat"
+)
+
+// ChatKind tells private chats from group chats.
+type ChatKind string
+
+// Chat kinds.
+const (
+	Private ChatKind = "private"
+	Group   ChatKind = "group"
+)
+
+// ChatRef identifies a chat on a platform.
+type ChatRef struct {
+	Platform Platform
+	ID       string
+	Kind     ChatKind
+	Title    string // group title, if any
+}
+
+// Sender is who sent a message.
+type Sender struct {
+	ID       string
+	Name     string
+	LangHint string // the platform's hint: Telegram language_code, a phone's country, Accept-Language
+	IsAdmin  bool   // a group admin (only they may change a group's language)
+}
+
+// Photo is a photo attached to a message. Fetch is called only when the photo is not already
+// known by its ContentID.
+type Photo struct {
+	// ContentID is the platform's stable id of the content (Telegram file_unique_id, WhatsApp
+	// file SHA-256), "" if it has none.
+	ContentID string
+	// Size in bytes if the platform says so beforehand, 0 if unknown.
+	Size  int64
+	MIME  string
+	Fetch func(ctx context.Context) ([]byte, error)
+}
+
+// Message is one incoming message, normalized.
+type Message struct {
+	ID     string // the platform's message id, unique within the chat
+	Chat   ChatRef
+	Sender Sender
+	Text   string // text or caption
+	Photo  *Photo
+	Time   time.Time
+}
+
+// Reply is one outgoing message: text, and optionally a JPEG image the text belongs to.
+type Reply struct {
+	Chat    ChatRef
+	ReplyTo string // the message id this answers, "" for none
+	Text    string
+	Image   []byte // JPEG, nil for a text-only reply
+	// Kind says what the reply is, for logs and for adapters that render kinds differently:
+	// "diagnosis", "unsure", "command", "error", "staff".
+	Kind string
+}
+
+// Responder sends replies back through the platform a message came from.
+type Responder interface {
+	Send(ctx context.Context, r Reply) error
+}
+
+// MessageHandler is what an adapter hands messages to; *Handler implements it.
+type MessageHandler interface {
+	Handle(ctx context.Context, m Message, out Responder) error
+}
+
+// Adapter is one messaging channel. Run receives messages until ctx is cancelled and returns
+// nil after a clean stop; Send delivers replies (also replies that staff write later).
+type Adapter interface {
+	Platform() Platform
+	Run(ctx context.Context, h MessageHandler) error
+	Responder
+}
+
+// Typist is an optional Responder ability: show "working" (Telegram's upload_photo) while a photo
+// is analysed.
+type Typist interface {
+	Typing(ctx context.Context, chat ChatRef) error
+}

@@ -1,0 +1,156 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cropshield/cropshield/locales"
+	"github.com/cropshield/cropshield/store"
+)
+
+// isCommand reports whether text is a slash command.
+func isCommand(text string) bool {
+	t := strings.TrimSpace(text)
+	return len(t) > 1 && t[0] == '/' && t[1] != '/' && t[1] != ' '
+}
+
+// parseCommand splits "/language@CropShieldBot sw" into "language" and "sw".
+func parseCommand(text string) (name, arg string) {
+	t := strings.TrimSpace(text)
+	head, rest, _ := strings.Cut(t, " ")
+	head, _, _ = strings.Cut(strings.TrimPrefix(head, "/"), "@")
+	return strings.ToLower(head), strings.TrimSpace(rest)
+}
+
+func (h *Handler) handleCommand(ctx context.Context, t *turn) {
+	name, arg := parseCommand(t.msg.Text)
+	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: "command"}) }
+	switch name {
+	case "start":
+		who := t.msg.Sender.Name
+		if who == "" {
+			who = "👋"
+		}
+		reply(h.loc.T(t.lang, "start", "name", who))
+	case "help":
+		reply(h.loc.T(t.lang, "help"))
+	case "language", "lang":
+		h.language(ctx, t, arg)
+	case "history":
+		h.history(ctx, t)
+	default:
+		h.markError(ctx, t, "unknown command")
+		reply(h.loc.T(t.lang, "command.unknown", "command", "/"+name))
+	}
+}
+
+// languageList is one line per language: "sw - Kiswahili (Swahili)".
+func (h *Handler) languageList() string {
+	var b strings.Builder
+	for _, l := range h.loc.Languages() {
+		fmt.Fprintf(&b, "/language %s - %s", l.Code, l.Name)
+		if l.EnglishName != "" && l.EnglishName != l.Name {
+			fmt.Fprintf(&b, " (%s)", l.EnglishName)
+		}
+		b.WriteByte('\n')
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func (h *Handler) language(ctx context.Context, t *turn, arg string) {
+	m := t.msg
+	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: "command"}) }
+	if arg == "" {
+		name := t.lang
+		for _, l := range h.loc.Languages() {
+			if l.Code == t.lang {
+				name = l.Name
+			}
+		}
+		example := "sw"
+		if t.lang == "sw" {
+			example = locales.Default
+		}
+		reply(h.loc.T(t.lang, "language.current", "language", name, "example", example, "list", h.languageList()))
+		return
+	}
+	code, ok := h.loc.Parse(arg)
+	if !ok {
+		h.markError(ctx, t, "unknown language")
+		reply(h.loc.T(t.lang, "language.unknown", "input", arg, "list", h.languageList()))
+		return
+	}
+	var err error
+	if m.Chat.Kind == Group {
+		if !m.Sender.IsAdmin {
+			h.markError(ctx, t, "not a group admin")
+			reply(h.loc.T(t.lang, "language.group_admin_only"))
+			return
+		}
+		err = h.store.SetChatLanguage(ctx, string(m.Chat.Platform), m.Chat.ID, code)
+	} else {
+		err = h.store.SetUserLanguage(ctx, string(m.Chat.Platform), m.Sender.ID, code)
+	}
+	if err != nil {
+		t.log.Error("cannot store language", "err", err)
+		h.fail(ctx, t, "error.internal", "store language")
+		return
+	}
+	t.lang = code
+	reply(h.loc.T(code, "language.set"))
+}
+
+// history lists the chat's last photos with their diagnoses (from the current model).
+func (h *Handler) history(ctx context.Context, t *turn) {
+	m := t.msg
+	recs, err := h.store.RecentMessages(ctx, string(m.Chat.Platform), m.Chat.ID, 200)
+	if err != nil {
+		t.log.Error("cannot read history", "err", err)
+		h.fail(ctx, t, "error.internal", "read history")
+		return
+	}
+	version := h.model.Info().Version
+	var lines []string
+	for i := len(recs) - 1; i >= 0 && len(lines) < h.cfg.HistoryLen; i-- {
+		r := recs[i]
+		if r.Direction != store.Inbound || (r.PhotoHash == "" && r.Error == "") || r.Seq == t.rec.Seq {
+			continue
+		}
+		if m.Chat.Kind == Group && r.SenderID != m.Sender.ID {
+			continue
+		}
+		date := r.Time.Format("2006-01-02")
+		if r.PhotoHash == "" {
+			if isCommand(r.Text) || r.Error == "rate limited" {
+				continue
+			}
+			lines = append(lines, h.loc.T(t.lang, "history.item_failed", "date", date))
+			continue
+		}
+		a, err := h.store.GetAnalysis(ctx, r.PhotoHash, version)
+		if errors.Is(err, store.ErrNotFound) || len(a.Top) == 0 {
+			continue
+		}
+		if err != nil {
+			t.log.Warn("history: cannot read analysis", "hash", r.PhotoHash, "err", err)
+			continue
+		}
+		top := a.Top[0]
+		if top.Prob < h.cfg.Threshold {
+			lines = append(lines, h.loc.T(t.lang, "history.item_unsure", "date", date, "percent", percent(top.Prob)))
+			continue
+		}
+		d, err := h.loc.Disease(t.lang, top.Class)
+		if err != nil {
+			continue
+		}
+		lines = append(lines, h.loc.T(t.lang, "history.item", "date", date, "crop", d.Crop, "disease", d.Name, "percent", percent(top.Prob)))
+	}
+	if len(lines) == 0 {
+		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "history.empty"), Kind: "command"})
+		return
+	}
+	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "history.header") + "\n" + strings.Join(lines, "\n"), Kind: "command"})
+}

@@ -1,0 +1,447 @@
+package bot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/locales"
+	"github.com/cropshield/cropshield/store"
+)
+
+// Analyzer is the model as the handler sees it; *inference.Model implements it.
+type Analyzer interface {
+	Analyze(ctx context.Context, photo []byte) (inference.Result, error)
+	Info() inference.Info
+}
+
+// Store is the persistence the handler needs; *store.Store implements it.
+type Store interface {
+	GetAnalysis(ctx context.Context, photoHash, modelVersion string) (store.Analysis, error)
+	PutAnalysis(ctx context.Context, a store.Analysis) error
+	PutPhoto(ctx context.Context, photoHash string, data []byte, mime string) error
+	PutContentID(ctx context.Context, platform, contentID, photoHash string) error
+	LookupContentID(ctx context.Context, platform, contentID string) (string, error)
+	TouchChat(ctx context.Context, c store.Chat, seen time.Time) (store.Chat, error)
+	TouchUser(ctx context.Context, u store.User, seen time.Time) (store.User, error)
+	SetChatLanguage(ctx context.Context, platform, id, lang string) error
+	SetUserLanguage(ctx context.Context, platform, id, lang string) error
+	AppendMessage(ctx context.Context, r store.Record) (uint64, error)
+	UpdateMessage(ctx context.Context, r store.Record) error
+	RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]store.Record, error)
+}
+
+// Config tunes the handler; zero fields take the defaults in parentheses.
+type Config struct {
+	// Threshold: below this top-1 probability the answer is "not sure, retake the photo" (0.5).
+	Threshold float64
+	// MaxPhotoBytes refuses larger photos before and after download (20 MB).
+	MaxPhotoBytes int64
+	// FetchTimeout bounds a photo download (30 s).
+	FetchTimeout time.Duration
+	// Workers bounds concurrent analyses: the model already uses every core (2).
+	Workers int
+	// Burst and Refill rate-limit each chat: Burst messages at once, then one per Refill (10, 3 s).
+	Burst  int
+	Refill time.Duration
+	// HistoryLen is how many photos /history lists (5).
+	HistoryLen int
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Threshold <= 0 {
+		c.Threshold = 0.5
+	}
+	if c.MaxPhotoBytes <= 0 {
+		c.MaxPhotoBytes = inference.DefaultLimits.MaxBytes
+	}
+	if c.FetchTimeout <= 0 {
+		c.FetchTimeout = 30 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 2
+	}
+	if c.Burst <= 0 {
+		c.Burst = 10
+	}
+	if c.Refill <= 0 {
+		c.Refill = 3 * time.Second
+	}
+	if c.HistoryLen <= 0 {
+		c.HistoryLen = 5
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Handler turns messages into replies. One Handler serves every adapter; it is safe for
+// concurrent use.
+type Handler struct {
+	cfg     Config
+	log     *slog.Logger
+	store   Store
+	model   Analyzer
+	loc     *locales.Bundle
+	metrics *Metrics
+	limiter *limiter
+
+	workers chan struct{}
+	flight  singleflight.Group
+	wg      sync.WaitGroup
+}
+
+// NewHandler checks that every model class has texts in every language and builds the handler.
+// metrics may be nil.
+func NewHandler(cfg Config, log *slog.Logger, st Store, model Analyzer, loc *locales.Bundle, metrics *Metrics) (*Handler, error) {
+	if err := loc.CheckClasses(model.Info().Classes); err != nil {
+		return nil, fmt.Errorf("model %s: %w", model.Info().Version, err)
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	cfg = cfg.withDefaults()
+	return &Handler{
+		cfg: cfg, log: log, store: st, model: model, loc: loc, metrics: metrics,
+		limiter: newLimiter(cfg.Burst, cfg.Refill),
+		workers: make(chan struct{}, cfg.Workers),
+	}, nil
+}
+
+// Wait blocks until every message being handled is done, or ctx ends.
+func (h *Handler) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain handler: %w", ctx.Err())
+	}
+}
+
+// turn is one message being handled.
+type turn struct {
+	msg  Message
+	out  Responder
+	lang string
+	rec  store.Record
+	log  *slog.Logger
+}
+
+// Handle logs the message, answers it through out and logs the answer. A failure inside gets the
+// user a clear reply and the error is logged with the message's identity; the returned error is
+// only for the adapter's bookkeeping (nil once the message was recorded and answered).
+func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err error) {
+	h.wg.Add(1)
+	defer h.wg.Done()
+	if m.Time.IsZero() {
+		m.Time = h.cfg.Now()
+	}
+	t := &turn{msg: m, out: out, lang: locales.Default,
+		log: h.log.With("platform", m.Chat.Platform, "chat", m.Chat.ID, "msg", m.ID)}
+	defer func() {
+		if p := recover(); p != nil {
+			t.log.Error("panic while handling message", "panic", p, "stack", string(debug.Stack()))
+			h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "panic").Inc()
+			h.fail(ctx, t, "error.internal", "internal error")
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	kind := "text"
+	switch {
+	case m.Photo != nil:
+		kind = "photo"
+	case isCommand(m.Text):
+		kind = "command"
+	}
+	h.metrics.Messages.WithLabelValues(string(m.Chat.Platform), kind).Inc()
+
+	if err := h.record(ctx, t); err != nil {
+		// Without a durable record the adapter must not acknowledge the message.
+		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "store").Inc()
+		t.log.Error("cannot record inbound message", "err", err)
+		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "error.internal"), Kind: "error"})
+		return err
+	}
+	if !h.limiter.allow(m.Chat.Platform, m.Chat.ID, m.Time) {
+		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "rate_limited").Inc()
+		if h.limiter.shouldWarn(m.Chat.Platform, m.Chat.ID) {
+			h.fail(ctx, t, "error.rate_limited", "rate limited")
+		} else {
+			h.markError(ctx, t, "rate limited")
+		}
+		return nil
+	}
+	switch kind {
+	case "photo":
+		h.handlePhoto(ctx, t)
+	case "command":
+		h.handleCommand(ctx, t)
+	default:
+		if m.Chat.Kind != Group {
+			h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "text.need_photo"), Kind: "command"})
+		}
+	}
+	return nil
+}
+
+// record upserts the chat and the sender, resolves the language and appends the inbound record.
+func (h *Handler) record(ctx context.Context, t *turn) error {
+	m := t.msg
+	p := string(m.Chat.Platform)
+	chat, err := h.store.TouchChat(ctx, store.Chat{Platform: p, ID: m.Chat.ID, Kind: string(m.Chat.Kind), Title: m.Chat.Title}, m.Time)
+	if err != nil {
+		return fmt.Errorf("touch chat: %w", err)
+	}
+	var user store.User
+	if m.Sender.ID != "" {
+		user, err = h.store.TouchUser(ctx, store.User{Platform: p, ID: m.Sender.ID, Name: m.Sender.Name, LangHint: m.Sender.LangHint}, m.Time)
+		if err != nil {
+			return fmt.Errorf("touch user: %w", err)
+		}
+	}
+	t.lang = h.resolveLanguage(m, chat, user)
+	t.rec = store.Record{Time: m.Time, Platform: p, ChatID: m.Chat.ID, Direction: store.Inbound,
+		SenderID: m.Sender.ID, SenderName: m.Sender.Name, MessageID: m.ID, Text: m.Text}
+	t.rec.Seq, err = h.store.AppendMessage(ctx, t.rec)
+	if err != nil {
+		return fmt.Errorf("append message: %w", err)
+	}
+	return nil
+}
+
+// resolveLanguage: in a group the group's choice (everyone reads the reply), then the sender's
+// stored choice, then the platform's hint, then the default.
+func (h *Handler) resolveLanguage(m Message, chat store.Chat, user store.User) string {
+	candidates := []string{user.Language}
+	if m.Chat.Kind == Group {
+		candidates = []string{chat.Language, user.Language}
+	}
+	for _, c := range candidates {
+		if c != "" && h.loc.Has(c) {
+			return c
+		}
+	}
+	code, _ := h.loc.Match(m.Sender.LangHint)
+	return code
+}
+
+// send delivers a reply and logs it; a failed send is logged, not retried here (adapters retry
+// what their platform allows).
+func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
+	r.Chat = t.msg.Chat
+	if r.ReplyTo == "" {
+		r.ReplyTo = t.msg.ID
+	}
+	rec := store.Record{Time: h.cfg.Now(), Platform: string(r.Chat.Platform), ChatID: r.Chat.ID,
+		Direction: store.Outbound, Text: r.Text, ReplyTo: r.ReplyTo}
+	if r.Image != nil {
+		rec.PhotoHash = t.rec.PhotoHash
+	}
+	if err := t.out.Send(ctx, r); err != nil {
+		h.metrics.Errors.WithLabelValues(string(r.Chat.Platform), "send").Inc()
+		t.log.Error("cannot send reply", "kind", r.Kind, "err", err)
+		rec.Error = "not delivered"
+	} else {
+		h.metrics.Replies.WithLabelValues(string(r.Chat.Platform), r.Kind).Inc()
+	}
+	if _, err := h.store.AppendMessage(context.WithoutCancel(ctx), rec); err != nil {
+		t.log.Error("cannot record reply", "err", err)
+	}
+}
+
+// fail replies with an error message and notes the error on the inbound record.
+func (h *Handler) fail(ctx context.Context, t *turn, key, reason string, args ...string) {
+	h.markError(ctx, t, reason)
+	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, key, args...), Kind: "error"})
+}
+
+func (h *Handler) markError(ctx context.Context, t *turn, reason string) {
+	if t.rec.Seq == 0 {
+		return
+	}
+	t.rec.Error = reason
+	if err := h.store.UpdateMessage(context.WithoutCancel(ctx), t.rec); err != nil {
+		t.log.Error("cannot update inbound record", "err", err)
+	}
+}
+
+// handlePhoto: known content id → cached answer without download; otherwise download, hash, and
+// answer from the cache or run the model once per distinct photo.
+func (h *Handler) handlePhoto(ctx context.Context, t *turn) {
+	m := t.msg
+	platform := string(m.Chat.Platform)
+	version := h.model.Info().Version
+	if id := m.Photo.ContentID; id != "" {
+		hash, err := h.store.LookupContentID(ctx, platform, id)
+		if err == nil {
+			if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
+				h.metrics.Cache.WithLabelValues(platform, "hit").Inc()
+				h.answer(ctx, t, hash, a)
+				return
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.log.Warn("content id lookup failed", "err", err)
+		}
+	}
+	if m.Photo.Size > h.cfg.MaxPhotoBytes {
+		h.photoError(ctx, t, h.tooLarge(m.Photo.Size))
+		return
+	}
+	if tp, ok := t.out.(Typist); ok {
+		if err := tp.Typing(ctx, m.Chat); err != nil {
+			t.log.Debug("typing indicator failed", "err", err)
+		}
+	}
+	data, err := h.fetch(ctx, m.Photo)
+	if err != nil {
+		h.photoError(ctx, t, err)
+		return
+	}
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:])
+	if m.Photo.ContentID != "" {
+		if err := h.store.PutContentID(ctx, platform, m.Photo.ContentID, hash); err != nil {
+			t.log.Warn("cannot index content id", "err", err)
+		}
+	}
+	if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
+		h.metrics.Cache.WithLabelValues(platform, "hit").Inc()
+		h.answer(ctx, t, hash, a)
+		return
+	}
+	h.metrics.Cache.WithLabelValues(platform, "miss").Inc()
+	// One analysis per distinct photo, even when a group forwards it many times at once.
+	v, err, _ := h.flight.Do(hash, func() (any, error) {
+		if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
+			return a, nil
+		}
+		return h.analyze(ctx, hash, data, version)
+	})
+	if err != nil {
+		h.photoError(ctx, t, err)
+		return
+	}
+	h.answer(ctx, t, hash, v.(store.Analysis))
+}
+
+// fetch downloads a photo within the time and size limits.
+func (h *Handler) fetch(ctx context.Context, p *Photo) ([]byte, error) {
+	if p.Fetch == nil {
+		return nil, fmt.Errorf("%w: photo has no source", errFetch)
+	}
+	fctx, cancel := context.WithTimeout(ctx, h.cfg.FetchTimeout)
+	defer cancel()
+	data, err := p.Fetch(fctx)
+	if err != nil {
+		if errors.Is(err, inference.ErrTooLarge) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", errFetch, err)
+	}
+	if int64(len(data)) > h.cfg.MaxPhotoBytes {
+		return nil, h.tooLarge(int64(len(data)))
+	}
+	return data, nil
+}
+
+func (h *Handler) tooLarge(size int64) error {
+	return &inference.PhotoError{Kind: inference.ErrTooLarge, Bytes: size, Limit: inference.Limits{MaxBytes: h.cfg.MaxPhotoBytes}}
+}
+
+var errFetch = errors.New("download photo")
+
+// analyze runs the model on a worker slot and stores the photo and its analysis.
+func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version string) (store.Analysis, error) {
+	select {
+	case h.workers <- struct{}{}:
+	case <-ctx.Done():
+		return store.Analysis{}, ctx.Err()
+	}
+	defer func() { <-h.workers }()
+	start := time.Now()
+	res, err := h.model.Analyze(ctx, data)
+	if err != nil {
+		return store.Analysis{}, err
+	}
+	h.metrics.observe(res.Timings, time.Since(start))
+	a := store.Analysis{PhotoHash: hash, ModelVersion: version, Overlay: res.Overlay,
+		InferenceMS: float64(res.Timings.Inference.Microseconds()) / 1000, CreatedAt: h.cfg.Now()}
+	for _, c := range res.Top {
+		a.Top = append(a.Top, store.Candidate{Class: c.ID, Prob: c.Prob})
+	}
+	// Store the photo for staff first: an analysis without its photo would be useless to them.
+	wctx := context.WithoutCancel(ctx)
+	if err := h.store.PutPhoto(wctx, hash, data, res.MIME); err != nil {
+		return store.Analysis{}, fmt.Errorf("store photo: %w", err)
+	}
+	if err := h.store.PutAnalysis(wctx, a); err != nil {
+		return store.Analysis{}, fmt.Errorf("store analysis: %w", err)
+	}
+	return a, nil
+}
+
+// answer sends the diagnosis of an analysis and notes the photo hash on the inbound record.
+func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Analysis) {
+	t.rec.PhotoHash = hash
+	if err := h.store.UpdateMessage(context.WithoutCancel(ctx), t.rec); err != nil {
+		t.log.Error("cannot update inbound record", "err", err)
+	}
+	text, kind := h.diagnosisText(t.lang, a)
+	h.send(ctx, t, Reply{Text: text, Image: a.Overlay, Kind: kind})
+}
+
+// photoError maps an analysis failure to the user's message.
+func (h *Handler) photoError(ctx context.Context, t *turn, err error) {
+	mb := func(n int64) string { return fmt.Sprintf("%.0f MB", float64(n)/(1<<20)) }
+	var pe *inference.PhotoError
+	errors.As(err, &pe)
+	var key, reason string
+	var args []string
+	switch {
+	case errors.Is(err, inference.ErrTooLarge):
+		key, reason = "error.too_large", "too large"
+		size := h.cfg.MaxPhotoBytes + 1
+		if pe != nil {
+			size = pe.Bytes
+		}
+		args = []string{"size", mb(size), "limit", mb(h.cfg.MaxPhotoBytes)}
+	case errors.Is(err, inference.ErrEmpty):
+		key, reason = "error.empty", "empty"
+	case errors.Is(err, inference.ErrNotImage):
+		key, reason = "error.not_image", "not an image"
+	case errors.Is(err, inference.ErrUnsupportedFormat) && pe != nil:
+		key, reason = "error.unsupported_format", "unsupported format"
+		args = []string{"format", strings.ToUpper(pe.Format)}
+	case errors.Is(err, inference.ErrTooManyPixels) && pe != nil:
+		key, reason = "error.too_many_pixels", "too many pixels"
+		args = []string{"megapixels", fmt.Sprintf("%.0f", pe.Megapixels), "limit", fmt.Sprintf("%.0f", float64(pe.Limit.MaxPixels)/1e6)}
+	case errors.Is(err, inference.ErrCorrupt):
+		key, reason = "error.corrupt", "corrupt image"
+	case errors.Is(err, errFetch):
+		key, reason = "error.download", "download failed"
+	default:
+		key, reason = "error.internal", "internal error"
+	}
+	h.metrics.Errors.WithLabelValues(string(t.msg.Chat.Platform), strings.ReplaceAll(reason, " ", "_")).Inc()
+	level := slog.LevelInfo
+	if key == "error.internal" || key == "error.download" {
+		level = slog.LevelError
+	}
+	t.log.Log(ctx, level, "photo not analysed", "reason", reason, "err", err)
+	h.fail(ctx, t, key, reason, args...)
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/cropshield/cropshield/inference"
+)
+
+// modelConfig is what every command that loads the model shares.
+type modelConfig struct {
+	model     string
+	ortLib    string
+	device    string
+	cudaDev   int
+	threads   int
+	logFormat string
+	logLevel  string
+}
+
+// defaultModel is the model `make run` uses until a trained model ships.
+const defaultModel = "models/contract/contract.onnx"
+
+func (c *modelConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.model, "model", defaultModel, "ONNX model file following the CropShield model contract")
+	fs.StringVar(&c.ortLib, "ort-lib", inference.DefaultLibraryPath, "ONNX Runtime shared library (`make deps` installs the CPU build here; point it at a GPU build for CUDA)")
+	fs.StringVar(&c.device, "device", "auto", "execution provider: auto (CUDA if available), cpu or cuda")
+	fs.IntVar(&c.cudaDev, "cuda-device", 0, "GPU ordinal for CUDA")
+	fs.IntVar(&c.threads, "threads", 0, "ONNX Runtime intra-op threads (0 = one per core)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (c *modelConfig) options() (inference.Options, error) {
+	d, err := inference.ParseDevice(c.device)
+	if err != nil {
+		return inference.Options{}, fmt.Errorf("%w: --device: %w", errUsage, err)
+	}
+	return inference.Options{LibraryPath: c.ortLib, Device: d, CUDADevice: c.cudaDev, Threads: c.threads}, nil
+}
+
+// parseFlags parses args after applying CROPSHIELD_* environment variables as defaults, so that a
+// flag on the command line wins over the environment.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "CROPSHIELD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%w: %s=%q: %w", errUsage, name, v, err)
+			}
+			f.DefValue = v
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return nil
+}

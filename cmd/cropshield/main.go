@@ -1,0 +1,88 @@
+// Command cropshield runs the CropShield crop-disease bot.
+//
+//	cropshield serve              start every configured adapter (the web chat always), /healthz, /metrics
+//	cropshield diagnose FILE...   print the top-3 of each photo and write FILE.overlay.jpg
+//	cropshield version            print the build's versions
+//
+// Every flag has a CROPSHIELD_* environment variable (flag --model ↔ CROPSHIELD_MODEL); a flag
+// given on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: cropshield <command> [flags]
+
+commands:
+  serve              run the bot: web chat on --addr (default 127.0.0.1:8080), /healthz, /metrics
+  diagnose FILE...   diagnose photos, print the top-3 and write FILE.overlay.jpg next to each
+  version            print versions
+
+Run 'cropshield <command> -h' for the flags of a command.
+`
+
+// run is main without the exit, for tests.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = serveCmd(ctx, rest, stderr)
+	case "diagnose":
+		err = diagnoseCmd(ctx, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		err = versionCmd(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "cropshield: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "cropshield: %v\n", err)
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+// newLogger builds the process's one logger.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+}

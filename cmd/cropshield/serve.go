@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cropshield/cropshield/adapters/webchat"
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/locales"
+	"github.com/cropshield/cropshield/store"
+)
+
+type serveConfig struct {
+	modelConfig
+	addr         string
+	db           string
+	threshold    float64
+	workers      int
+	drainTimeout time.Duration
+}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.register(fs)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address of the web chat, /healthz and /metrics")
+	fs.StringVar(&c.db, "db", "data/cropshield.db", "bbolt database file (created 0600)")
+	fs.Float64Var(&c.threshold, "threshold", 0.5, "below this top-1 probability the bot says it is not sure and asks for a new photo")
+	fs.IntVar(&c.workers, "workers", 2, "photos analysed at once")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 20*time.Second, "how long shutdown waits for messages being handled")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	log, err := newLogger(stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c, log)
+}
+
+// serve wires everything and shuts it down in order: stop adapters → drain the handler → close
+// HTTP → close the model session → close bbolt.
+func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	opts.Logger = log
+	loc, err := locales.Load()
+	if err != nil {
+		return fmt.Errorf("locales: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
+		return fmt.Errorf("database folder: %w", err)
+	}
+	st, err := store.Open(ctx, c.db, store.Options{})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer func() { err = errors.Join(err, closeLogged(log, "database", st.Close)) }()
+	model, err := inference.Load(ctx, c.model, opts)
+	if err != nil {
+		return fmt.Errorf("load model: %w", err)
+	}
+	defer func() { err = errors.Join(err, closeLogged(log, "model session", model.Close)) }()
+	if c.model == defaultModel {
+		log.Warn("using the contract TEST model: its diagnoses are not reliable; pass --model for a trained one",
+			"model", c.model, "model_version", model.Info().Version)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := bot.NewMetrics(reg)
+	handler, err := bot.NewHandler(bot.Config{Threshold: c.threshold, Workers: c.workers}, log, st, model, loc, metrics)
+	if err != nil {
+		return err
+	}
+	web, err := webchat.New(log.With("adapter", "webchat"), webchat.Options{})
+	if err != nil {
+		return err
+	}
+	adapters := []bot.Adapter{web}
+
+	mux := http.NewServeMux()
+	web.Routes(mux)
+	health := &healthState{}
+	mux.Handle("GET /healthz", health)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
+	log.Info("CropShield serving", "web_chat", "http://"+ln.Addr().String()+"/", "metrics", "/metrics", "healthz", "/healthz",
+		"db", c.db, "provider", model.Info().Provider)
+
+	adapterCtx, stopAdapters := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdapters()
+	var wg sync.WaitGroup
+	for _, a := range adapters {
+		health.set(string(a.Platform()), "running")
+		wg.Go(func() {
+			if err := a.Run(adapterCtx, handler); err != nil {
+				log.Error("adapter stopped with an error", "adapter", a.Platform(), "err", err)
+				health.set(string(a.Platform()), "failed: "+err.Error())
+				return
+			}
+			health.set(string(a.Platform()), "stopped")
+		})
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-httpDone:
+		log.Error("HTTP server failed", "err", err)
+	}
+	stopAdapters()
+	wg.Wait()
+	dctx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
+	defer cancel()
+	if err := handler.Wait(dctx); err != nil {
+		log.Warn("shutdown: messages still in progress", "err", err)
+	}
+	if err := srv.Shutdown(dctx); err != nil {
+		log.Warn("shutdown: HTTP", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func closeLogged(log *slog.Logger, what string, close func() error) error {
+	if err := close(); err != nil {
+		return fmt.Errorf("close %s: %w", what, err)
+	}
+	log.Debug("closed", "what", what)
+	return nil
+}
+
+// healthState is /healthz: 200 while every adapter runs, 503 with the failed ones otherwise.
+type healthState struct {
+	mu       sync.Mutex
+	adapters map[string]string
+}
+
+func (h *healthState) set(name, state string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.adapters == nil {
+		h.adapters = map[string]string{}
+	}
+	h.adapters[name] = state
+}
+
+func (h *healthState) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	code := http.StatusOK
+	body := ""
+	for _, name := range slices.Sorted(maps.Keys(h.adapters)) {
+		if h.adapters[name] != "running" {
+			code = http.StatusServiceUnavailable
+		}
+		body += name + ": " + h.adapters[name] + "\n"
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body)
+}

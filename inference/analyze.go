@@ -1,0 +1,61 @@
+package inference
+
+import (
+	"context"
+	"time"
+)
+
+// Timings of the stages of one Analyze call.
+type Timings struct {
+	Decode, Preprocess, Inference, Render, Encode time.Duration
+}
+
+// Total is the sum of all stages.
+func (t Timings) Total() time.Duration {
+	return t.Decode + t.Preprocess + t.Inference + t.Render + t.Encode
+}
+
+// Result is the full analysis of one photo.
+type Result struct {
+	Prediction
+	Format        string // "jpeg", "png" or "webp"
+	MIME          string
+	Width, Height int    // of the upright photo
+	Overlay       []byte // JPEG, the photo's orientation and aspect, longest side <= OverlayMaxSide
+	OverlayWidth  int
+	OverlayHeight int
+	Timings       Timings
+}
+
+// Analyze decodes a photo, runs the model and renders the Grad-CAM overlay of the top class.
+// Errors about the photo itself wrap the Decode errors (ErrNotImage, ErrTooLarge, ...).
+func (m *Model) Analyze(ctx context.Context, data []byte) (Result, error) {
+	var res Result
+	t0 := time.Now()
+	photo, err := Decode(data, m.opts.Limits)
+	if err != nil {
+		return res, err
+	}
+	b := photo.Image.Bounds()
+	res.Format, res.MIME, res.Width, res.Height = photo.Format, photo.MIME, b.Dx(), b.Dy()
+	t1 := time.Now()
+	base := fitNRGBA(photo.Image, m.opts.OverlayMaxSide)
+	input, box := m.info.Tensor(nil, base)
+	t2 := time.Now()
+	preds, err := m.run(ctx, input, 1)
+	if err != nil {
+		return res, err
+	}
+	res.Prediction = preds[0]
+	t3 := time.Now()
+	over := Overlay(base, box, res.Heatmaps[0])
+	t4 := time.Now()
+	res.Overlay, err = EncodeJPEG(over, m.opts.JPEGQuality)
+	if err != nil {
+		return res, err
+	}
+	res.OverlayWidth, res.OverlayHeight = over.Rect.Dx(), over.Rect.Dy()
+	t5 := time.Now()
+	res.Timings = Timings{Decode: t1.Sub(t0), Preprocess: t2.Sub(t1), Inference: t3.Sub(t2), Render: t4.Sub(t3), Encode: t5.Sub(t4)}
+	return res, nil
+}

@@ -1,0 +1,518 @@
+package inference
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Names fixed by the model contract (DESIGN.md).
+const (
+	InputName  = "image"
+	LogitsName = "logits"
+	CAMName    = "cam"
+)
+
+// Device chooses the execution provider.
+type Device string
+
+// The devices Load understands.
+const (
+	// DeviceAuto uses CUDA when the library and the machine have it, the CPU otherwise.
+	DeviceAuto Device = "auto"
+	// DeviceCPU always uses the CPU.
+	DeviceCPU Device = "cpu"
+	// DeviceCUDA asks for CUDA; if it is unavailable Load warns and falls back to the CPU.
+	DeviceCUDA Device = "cuda"
+)
+
+// ParseDevice accepts "auto", "cpu" or "cuda".
+func ParseDevice(s string) (Device, error) {
+	switch d := Device(s); d {
+	case DeviceAuto, DeviceCPU, DeviceCUDA:
+		return d, nil
+	case "":
+		return DeviceAuto, nil
+	}
+	return "", fmt.Errorf("unknown device %q (want auto, cpu or cuda)", s)
+}
+
+// Options configure Load. The zero value is usable apart from LibraryPath, which defaults to
+// DefaultLibraryPath.
+type Options struct {
+	// LibraryPath is the ONNX Runtime shared library.
+	LibraryPath string
+	Device      Device
+	// CUDADevice is the GPU ordinal used with CUDA.
+	CUDADevice int
+	// Threads is the number of intra-op threads; 0 means one per CPU core.
+	Threads int
+	Logger  *slog.Logger
+	// Limits bound what Decode accepts; zero fields take DefaultLimits.
+	Limits Limits
+	// OverlayMaxSide bounds the longest side of the overlay (default 1024).
+	OverlayMaxSide int
+	// JPEGQuality of the overlay (default 80).
+	JPEGQuality int
+}
+
+// Info describes a loaded model, read from the live session's metadata.
+type Info struct {
+	Path           string
+	Version        string // metadata model_version
+	Description    string
+	Classes        []string
+	Mean, Std      [3]float32
+	InputSize      int // the square input side
+	ResizeShorter  int // the shorter side is resized to this, then center-cropped to InputSize
+	Temperature    float64
+	CAMWidth       int
+	CAMHeight      int
+	Provider       string // "CUDA" or "CPU": what really runs
+	RuntimeVersion string
+	Metadata       map[string]string
+}
+
+// Class is one candidate diagnosis.
+type Class struct {
+	Index int
+	ID    string
+	Prob  float64 // softmax probability (after temperature scaling)
+}
+
+// Heatmap is a class-activation map after ReLU, scaled to 0..1, row-major.
+type Heatmap struct {
+	W, H int
+	V    []float32
+}
+
+// Prediction is the model's answer for one image: the top classes, best first, and the Grad-CAM
+// heat-map of each.
+type Prediction struct {
+	Top      []Class
+	Heatmaps []Heatmap
+}
+
+// Model is a loaded model with its one ONNX Runtime session. Safe for concurrent use.
+type Model struct {
+	info    Info
+	opts    Options
+	log     *slog.Logger
+	session *ort.DynamicAdvancedSession
+
+	mu     sync.RWMutex // held for reading by every run, for writing by Close
+	closed bool
+}
+
+// TopK is how many candidates Predict returns.
+const TopK = 3
+
+// Load opens the model at path in one ONNX Runtime session, checks it against the model contract
+// and runs it once. It logs which execution provider runs.
+func Load(ctx context.Context, path string, opts Options) (*Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	log := opts.Logger
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read model: %w", err)
+	}
+	rtVersion, err := acquireRuntime(opts.LibraryPath)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{opts: opts, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = releaseRuntime()
+		}
+	}()
+
+	if err := checkIO(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	session, provider, err := newSession(data, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	m.session = session
+	info, err := readInfo(session)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("%s: %w", path, err), m.destroySession())
+	}
+	info.Path = path
+	info.Provider = provider
+	info.RuntimeVersion = rtVersion
+	m.info = info
+	if err := m.warmUp(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("%s: %w", path, err), m.destroySession())
+	}
+	ok = true
+	log.Info("model loaded", "path", path, "model_version", info.Version, "classes", len(info.Classes),
+		"input", info.InputSize, "provider", provider, "onnxruntime", rtVersion)
+	return m, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.LibraryPath == "" {
+		o.LibraryPath = DefaultLibraryPath
+	}
+	if o.Device == "" {
+		o.Device = DeviceAuto
+	}
+	if o.Threads <= 0 {
+		o.Threads = runtime.NumCPU()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Limits = o.Limits.withDefaults()
+	if o.OverlayMaxSide <= 0 {
+		o.OverlayMaxSide = 1024
+	}
+	if o.JPEGQuality <= 0 || o.JPEGQuality > 100 {
+		o.JPEGQuality = 80
+	}
+	return o
+}
+
+// checkIO validates names, element types and ranks of the model's inputs and outputs.
+func checkIO(data []byte) error {
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
+	if err != nil {
+		return fmt.Errorf("%w: not a loadable ONNX model: %w", ErrContract, err)
+	}
+	want := func(list []ort.InputOutputInfo, kind, name string, rank int) error {
+		for _, io := range list {
+			if io.Name != name {
+				continue
+			}
+			if io.DataType != ort.TensorElementDataTypeFloat {
+				return fmt.Errorf("%w: %s %q is %v, want float32", ErrContract, kind, name, io.DataType)
+			}
+			if len(io.Dimensions) != rank {
+				return fmt.Errorf("%w: %s %q has shape %v, want rank %d", ErrContract, kind, name, io.Dimensions, rank)
+			}
+			return nil
+		}
+		return fmt.Errorf("%w: no %s named %q", ErrContract, kind, name)
+	}
+	return errors.Join(
+		want(ins, "input", InputName, 4),
+		want(outs, "output", LogitsName, 2),
+		want(outs, "output", CAMName, 4),
+	)
+}
+
+// newSession creates the session on the requested device, falling back to the CPU.
+func newSession(data []byte, opts Options, log *slog.Logger) (*ort.DynamicAdvancedSession, string, error) {
+	build := func(cuda bool) (*ort.DynamicAdvancedSession, error) {
+		so, err := ort.NewSessionOptions()
+		if err != nil {
+			return nil, fmt.Errorf("%w: session options: %w", ErrRuntime, err)
+		}
+		defer func() { _ = so.Destroy() }()
+		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
+			return nil, fmt.Errorf("%w: threads: %w", ErrRuntime, err)
+		}
+		if err := so.SetInterOpNumThreads(1); err != nil {
+			return nil, fmt.Errorf("%w: threads: %w", ErrRuntime, err)
+		}
+		if cuda {
+			co, err := ort.NewCUDAProviderOptions()
+			if err != nil {
+				return nil, fmt.Errorf("cuda provider options: %w", err)
+			}
+			defer func() { _ = co.Destroy() }()
+			if err := co.Update(map[string]string{"device_id": strconv.Itoa(opts.CUDADevice)}); err != nil {
+				return nil, fmt.Errorf("cuda provider options: %w", err)
+			}
+			if err := so.AppendExecutionProviderCUDA(co); err != nil {
+				return nil, fmt.Errorf("append cuda provider: %w", err)
+			}
+		}
+		s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{InputName}, []string{LogitsName, CAMName}, so)
+		if err != nil {
+			return nil, fmt.Errorf("%w: create session: %w", ErrRuntime, err)
+		}
+		return s, nil
+	}
+	if opts.Device != DeviceCPU {
+		s, err := build(true)
+		if err == nil {
+			return s, fmt.Sprintf("CUDA (device %d)", opts.CUDADevice), nil
+		}
+		level := slog.LevelInfo
+		if opts.Device == DeviceCUDA {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "CUDA execution provider unavailable, using the CPU",
+			"device", string(opts.Device), "err", err)
+	}
+	s, err := build(false)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, "CPU", nil
+}
+
+// readInfo reads the contract's metadata from the live session.
+func readInfo(s *ort.DynamicAdvancedSession) (Info, error) {
+	md, err := s.GetModelMetadata()
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: metadata: %w", ErrContract, err)
+	}
+	defer func() { _ = md.Destroy() }()
+	keys, err := md.GetCustomMetadataMapKeys()
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: metadata: %w", ErrContract, err)
+	}
+	meta := make(map[string]string, len(keys))
+	for _, k := range keys {
+		v, _, err := md.LookupCustomMetadataMap(k)
+		if err != nil {
+			return Info{}, fmt.Errorf("%w: metadata %q: %w", ErrContract, k, err)
+		}
+		meta[k] = v
+	}
+	return parseInfo(meta)
+}
+
+// parseInfo checks and converts the contract's metadata keys.
+func parseInfo(meta map[string]string) (Info, error) {
+	info := Info{Metadata: meta, Temperature: 1, Description: meta["description"]}
+	var errs []error
+	need := func(key string) string {
+		v, ok := meta[key]
+		if !ok || v == "" {
+			errs = append(errs, fmt.Errorf("%w: metadata key %q missing", ErrContract, key))
+		}
+		return v
+	}
+	if err := json.Unmarshal([]byte(need("classes")), &info.Classes); err != nil || len(info.Classes) < 2 {
+		errs = append(errs, fmt.Errorf("%w: metadata classes must be a JSON list of at least 2 class ids", ErrContract))
+	}
+	if slices.Contains(info.Classes, "") {
+		errs = append(errs, fmt.Errorf("%w: metadata classes holds an empty id", ErrContract))
+	}
+	for _, f := range []struct {
+		key string
+		dst *[3]float32
+	}{{"mean", &info.Mean}, {"std", &info.Std}} {
+		var v []float32
+		if err := json.Unmarshal([]byte(need(f.key)), &v); err != nil || len(v) != 3 {
+			errs = append(errs, fmt.Errorf("%w: metadata %s must be a JSON list of 3 numbers", ErrContract, f.key))
+			continue
+		}
+		copy(f.dst[:], v)
+	}
+	for _, s := range info.Std {
+		if s <= 0 && len(errs) == 0 {
+			errs = append(errs, fmt.Errorf("%w: metadata std must be positive", ErrContract))
+		}
+	}
+	atoi := func(key string, dst *int) {
+		n, err := strconv.Atoi(need(key))
+		if err != nil || n < 8 || n > 4096 {
+			errs = append(errs, fmt.Errorf("%w: metadata %s must be an integer in 8..4096", ErrContract, key))
+			return
+		}
+		*dst = n
+	}
+	atoi("input_size", &info.InputSize)
+	atoi("resize_shorter", &info.ResizeShorter)
+	if info.ResizeShorter < info.InputSize && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("%w: resize_shorter %d < input_size %d", ErrContract, info.ResizeShorter, info.InputSize))
+	}
+	info.Version = need("model_version")
+	if t, ok := meta["temperature"]; ok {
+		v, err := strconv.ParseFloat(t, 64)
+		if err != nil || v <= 0 || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("%w: metadata temperature must be a positive number", ErrContract))
+		} else {
+			info.Temperature = v
+		}
+	}
+	return info, errors.Join(errs...)
+}
+
+// warmUp runs one blank image to allocate buffers and to check the output shapes.
+func (m *Model) warmUp(ctx context.Context) error {
+	n := m.info.InputSize
+	preds, err := m.run(ctx, make([]float32, 3*n*n), 1)
+	if err != nil {
+		return err
+	}
+	hm := preds[0].Heatmaps[0]
+	m.info.CAMWidth, m.info.CAMHeight = hm.W, hm.H
+	return nil
+}
+
+// Info describes the loaded model.
+func (m *Model) Info() Info { return m.info }
+
+// Predict runs a batch of n preprocessed inputs (n*3*InputSize*InputSize floats, see Tensor).
+func (m *Model) Predict(ctx context.Context, batch []float32, n int) ([]Prediction, error) {
+	return m.run(ctx, batch, n)
+}
+
+func (m *Model) run(ctx context.Context, batch []float32, n int) ([]Prediction, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	side := m.info.InputSize
+	if n < 1 || len(batch) != n*3*side*side {
+		return nil, fmt.Errorf("predict: batch of %d floats is not %d images of 3x%dx%d", len(batch), n, side, side)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, int64(side), int64(side)), batch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input tensor: %w", ErrRuntime, err)
+	}
+	defer func() { _ = in.Destroy() }()
+	outs := []ort.Value{nil, nil}
+	if err := m.session.Run([]ort.Value{in}, outs); err != nil {
+		return nil, fmt.Errorf("%w: run: %w", ErrRuntime, err)
+	}
+	defer func() {
+		for _, o := range outs {
+			if o != nil {
+				_ = o.Destroy()
+			}
+		}
+	}()
+	logits, ok1 := outs[0].(*ort.Tensor[float32])
+	cams, ok2 := outs[1].(*ort.Tensor[float32])
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("%w: outputs are not float32 tensors", ErrContract)
+	}
+	k := len(m.info.Classes)
+	ls, cs := logits.GetShape(), cams.GetShape()
+	if len(ls) != 2 || ls[0] != int64(n) || ls[1] != int64(k) {
+		return nil, fmt.Errorf("%w: logits shape %v, want [%d %d] (metadata lists %d classes)", ErrContract, ls, n, k, k)
+	}
+	if len(cs) != 4 || cs[0] != int64(n) || cs[1] != int64(k) || cs[2] < 1 || cs[3] < 1 {
+		return nil, fmt.Errorf("%w: cam shape %v, want [%d %d h w]", ErrContract, cs, n, k)
+	}
+	h, w := int(cs[2]), int(cs[3])
+	preds := make([]Prediction, n)
+	ld, cd := logits.GetData(), cams.GetData()
+	for i := range n {
+		probs := Softmax(ld[i*k:(i+1)*k], m.info.Temperature)
+		top := TopClasses(probs, TopK)
+		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top))}
+		for j, c := range top {
+			p.Top[j] = Class{Index: c, ID: m.info.Classes[c], Prob: probs[c]}
+			off := (i*k + c) * h * w
+			p.Heatmaps[j] = normalizeCAM(cd[off:off+h*w], w, h)
+		}
+		preds[i] = p
+	}
+	return preds, nil
+}
+
+// Softmax turns logits into probabilities, dividing them by temperature first.
+func Softmax(logits []float32, temperature float64) []float64 {
+	if temperature <= 0 {
+		temperature = 1
+	}
+	out := make([]float64, len(logits))
+	maxV := math.Inf(-1)
+	for _, l := range logits {
+		maxV = math.Max(maxV, float64(l)/temperature)
+	}
+	var sum float64
+	for i, l := range logits {
+		out[i] = math.Exp(float64(l)/temperature - maxV)
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
+
+// TopClasses returns the indices of the k largest probabilities, largest first (ties: lower index).
+func TopClasses(probs []float64, k int) []int {
+	idx := make([]int, len(probs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case probs[a] > probs[b]:
+			return -1
+		case probs[a] < probs[b]:
+			return 1
+		}
+		return 0
+	})
+	return idx[:min(k, len(idx))]
+}
+
+// normalizeCAM applies ReLU and scales the map to 0..1 (all zeros if nothing is positive).
+func normalizeCAM(raw []float32, w, h int) Heatmap {
+	out := Heatmap{W: w, H: h, V: make([]float32, len(raw))}
+	var maxV float32
+	for _, v := range raw {
+		maxV = max(maxV, v)
+	}
+	if maxV <= 0 {
+		return out
+	}
+	for i, v := range raw {
+		out.V[i] = max(v, 0) / maxV
+	}
+	return out
+}
+
+// Close destroys the session and releases the runtime; it waits for runs in flight and joins
+// every cleanup error. Calling it again is a no-op.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	start := time.Now()
+	err := errors.Join(m.destroySessionLocked(), releaseRuntime())
+	m.log.Info("model closed", "model_version", m.info.Version, "took", time.Since(start))
+	return err
+}
+
+func (m *Model) destroySession() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.destroySessionLocked()
+}
+
+func (m *Model) destroySessionLocked() error {
+	if m.session == nil {
+		return nil
+	}
+	err := m.session.Destroy()
+	m.session = nil
+	if err != nil {
+		return fmt.Errorf("%w: destroy session: %w", ErrRuntime, err)
+	}
+	return nil
+}

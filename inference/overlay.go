@@ -1,0 +1,79 @@
+package inference
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"math"
+)
+
+// Jet maps v in 0..1 to the jet colormap (blue → cyan → yellow → red).
+func Jet(v float32) (r, g, b uint8) {
+	ch := func(c float32) uint8 {
+		c = 1.5 - float32(math.Abs(float64(4*v-c)))
+		return uint8(255*min(max(c, 0), 1) + 0.5)
+	}
+	return ch(3), ch(2), ch(1)
+}
+
+// Overlay blends the heat-map over the crop box of base: hot regions in red, cold ones in blue.
+// The parts of the photo the model did not see (outside the box) are dimmed. The result is a new
+// opaque RGBA image of base's size.
+func Overlay(base *image.NRGBA, box CropBox, hm Heatmap) *image.RGBA {
+	b := base.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	// Per-column sample positions in the heat-map (pixel centers, clamped at the borders).
+	type tap struct {
+		i0, i1 int
+		f      float32
+		inside bool
+	}
+	taps := func(n int, origin, side float64, cells int) []tap {
+		t := make([]tap, n)
+		for p := range n {
+			u := (float64(p) + 0.5 - origin) / side // 0..1 across the box
+			t[p].inside = u >= 0 && u <= 1
+			c := u*float64(cells) - 0.5
+			c = math.Min(math.Max(c, 0), float64(cells-1))
+			i0 := int(c)
+			t[p] = tap{i0: i0, i1: min(i0+1, cells-1), f: float32(c - float64(i0)), inside: t[p].inside}
+		}
+		return t
+	}
+	xs, ys := taps(w, box.X, box.Side, hm.W), taps(h, box.Y, box.Side, hm.H)
+	for y := range h {
+		ty := ys[y]
+		src := base.Pix[base.PixOffset(b.Min.X, b.Min.Y+y):]
+		dst := out.Pix[out.PixOffset(0, y):]
+		for x := range w {
+			s, d := src[4*x:4*x+3], dst[4*x:4*x+4]
+			tx := xs[x]
+			if !tx.inside || !ty.inside {
+				d[0], d[1], d[2], d[3] = s[0]/2, s[1]/2, s[2]/2, 255
+				continue
+			}
+			top := hm.V[ty.i0*hm.W+tx.i0]*(1-tx.f) + hm.V[ty.i0*hm.W+tx.i1]*tx.f
+			bot := hm.V[ty.i1*hm.W+tx.i0]*(1-tx.f) + hm.V[ty.i1*hm.W+tx.i1]*tx.f
+			v := top*(1-ty.f) + bot*ty.f
+			jr, jg, jb := Jet(v)
+			a := 0.25 + 0.35*v
+			d[0] = uint8(float32(s[0])*(1-a) + float32(jr)*a + 0.5)
+			d[1] = uint8(float32(s[1])*(1-a) + float32(jg)*a + 0.5)
+			d[2] = uint8(float32(s[2])*(1-a) + float32(jb)*a + 0.5)
+			d[3] = 255
+		}
+	}
+	return out
+}
+
+// EncodeJPEG encodes an image as baseline JPEG.
+func EncodeJPEG(img image.Image, quality int) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(img.Bounds().Dx() * img.Bounds().Dy() / 4)
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
+		return nil, fmt.Errorf("encode jpeg: %w", err)
+	}
+	return buf.Bytes(), nil
+}

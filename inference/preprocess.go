@@ -1,0 +1,59 @@
+package inference
+
+import (
+	"image"
+
+	"github.com/disintegration/imaging"
+)
+
+// CropBox is the square of the image, in its own pixels, that the model sees: the center crop
+// that remains after the shorter side is resized to ResizeShorter and cropped to InputSize.
+type CropBox struct{ X, Y, Side float64 }
+
+// CropBoxFor computes the crop box of a w x h image.
+func (info Info) CropBoxFor(w, h int) CropBox {
+	side := float64(min(w, h)) * float64(info.InputSize) / float64(info.ResizeShorter)
+	return CropBox{X: (float64(w) - side) / 2, Y: (float64(h) - side) / 2, Side: side}
+}
+
+// Tensor preprocesses an image into the model's input layout: RGB, CHW, normalized with the
+// model's mean and std, InputSize x InputSize. It appends to dst (which may be nil) so that a
+// batch can be built in one slice.
+func (info Info) Tensor(dst []float32, img image.Image) ([]float32, CropBox) {
+	b := img.Bounds()
+	box := info.CropBoxFor(b.Dx(), b.Dy())
+	n := info.InputSize
+	var rgb []float32
+	if box.Side >= float64(n) {
+		rgb = resampleArea(sourceOf(img), float64(b.Min.X)+box.X, float64(b.Min.Y)+box.Y, box.Side, box.Side, n, n)
+	} else {
+		// A photo smaller than the model's input: crop, then enlarge smoothly.
+		r := image.Rect(int(box.X), int(box.Y), int(box.X+box.Side+0.5), int(box.Y+box.Side+0.5)).Add(b.Min)
+		up := imaging.Resize(imaging.Crop(img, r), n, n, imaging.Linear)
+		rgb = make([]float32, n*n*3)
+		nrgbaSource{up}.rowsInto(rgb, n)
+	}
+	plane := n * n
+	start := len(dst)
+	dst = append(dst, make([]float32, 3*plane)...)
+	out := dst[start:]
+	var scale, shift [3]float32
+	for c := range 3 {
+		scale[c] = 1 / (255 * info.Std[c])
+		shift[c] = info.Mean[c] / info.Std[c]
+	}
+	for i := range plane {
+		p := rgb[3*i:]
+		out[i] = p[0]*scale[0] - shift[0]
+		out[plane+i] = p[1]*scale[1] - shift[1]
+		out[2*plane+i] = p[2]*scale[2] - shift[2]
+	}
+	return dst, box
+}
+
+func (s nrgbaSource) rowsInto(dst []float32, w int) {
+	b := s.im.Rect
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		s.row(y, b.Min.X, b.Max.X, dst[3*w*(y-b.Min.Y):])
+	}
+}

@@ -1,0 +1,282 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Candidate is one class of an analysis with its probability.
+type Candidate struct {
+	Class string  `json:"class"`
+	Prob  float64 `json:"prob"`
+}
+
+// Analysis is the result of running a model on one photo.
+type Analysis struct {
+	PhotoHash    string      // hex SHA-256 of the photo bytes
+	ModelVersion string      // the model that produced it
+	Top          []Candidate // best first
+	Overlay      []byte      // JPEG heat-map overlay, may be empty
+	InferenceMS  float64
+	CreatedAt    time.Time
+}
+
+// analysisRec is the JSON stored under the photo hash. The overlay is kept
+// in its own bucket so reading the record never drags the image along.
+type analysisRec struct {
+	ModelVersion string      `json:"model_version"`
+	Top          []Candidate `json:"top"`
+	InferenceMS  float64     `json:"inference_ms"`
+	CreatedAt    time.Time   `json:"created_at"`
+}
+
+// photoRec is the JSON stored alongside a photo's bytes.
+type photoRec struct {
+	MIME string `json:"mime"`
+}
+
+// PutAnalysis stores a, replacing any earlier analysis of the same photo
+// (whatever its model version). An empty Overlay removes a stored one.
+func (s *Store) PutAnalysis(ctx context.Context, a Analysis) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkID("photo hash", a.PhotoHash); err != nil {
+		return err
+	}
+	if a.ModelVersion == "" {
+		return fmt.Errorf("%w: empty model version", ErrInvalid)
+	}
+	v, err := json.Marshal(analysisRec{
+		ModelVersion: a.ModelVersion,
+		Top:          a.Top,
+		InferenceMS:  a.InferenceMS,
+		CreatedAt:    utc(a.CreatedAt),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: encode analysis of %s: %w", ErrInvalid, a.PhotoHash, err)
+	}
+	key := []byte(a.PhotoHash)
+	return s.update(ctx, "put analysis "+a.PhotoHash, func(tx *bolt.Tx) error {
+		ab, err := bucket(tx, bucketAnalyses)
+		if err != nil {
+			return err
+		}
+		ob, err := bucket(tx, bucketOverlays)
+		if err != nil {
+			return err
+		}
+		if err := ab.Put(key, v); err != nil {
+			return err
+		}
+		if len(a.Overlay) == 0 {
+			return ob.Delete(key)
+		}
+		return ob.Put(key, a.Overlay)
+	})
+}
+
+// GetAnalysis returns the analysis of a photo made by modelVersion. It
+// returns ErrNotFound when there is none, and also when the stored analysis
+// came from a different model version: a new model never answers with an
+// old model's result.
+func (s *Store) GetAnalysis(ctx context.Context, photoHash, modelVersion string) (Analysis, error) {
+	if err := ctx.Err(); err != nil {
+		return Analysis{}, err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return Analysis{}, err
+	}
+	if modelVersion == "" {
+		return Analysis{}, fmt.Errorf("%w: empty model version", ErrInvalid)
+	}
+	var a Analysis
+	err := s.view(ctx, "get analysis "+photoHash, func(tx *bolt.Tx) error {
+		ab, err := bucket(tx, bucketAnalyses)
+		if err != nil {
+			return err
+		}
+		ob, err := bucket(tx, bucketOverlays)
+		if err != nil {
+			return err
+		}
+		v := ab.Get([]byte(photoHash))
+		if v == nil {
+			return fmt.Errorf("%w: analysis of %s", ErrNotFound, photoHash)
+		}
+		var rec analysisRec
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode analysis: %w", err)
+		}
+		if rec.ModelVersion != modelVersion {
+			return fmt.Errorf("%w: analysis of %s by model %s (stored one is by %s)",
+				ErrNotFound, photoHash, modelVersion, rec.ModelVersion)
+		}
+		a = Analysis{
+			PhotoHash:    photoHash,
+			ModelVersion: rec.ModelVersion,
+			Top:          rec.Top,
+			Overlay:      bytes.Clone(ob.Get([]byte(photoHash))),
+			InferenceMS:  rec.InferenceMS,
+			CreatedAt:    rec.CreatedAt,
+		}
+		return nil
+	})
+	if err != nil {
+		return Analysis{}, err
+	}
+	return a, nil
+}
+
+// CountAnalyses returns the number of stored analyses (one per photo).
+func (s *Store) CountAnalyses(ctx context.Context) (int, error) {
+	var n int
+	err := s.view(ctx, "count analyses", func(tx *bolt.Tx) error {
+		ab, err := bucket(tx, bucketAnalyses)
+		if err != nil {
+			return err
+		}
+		n = ab.Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// PutPhoto stores a photo's bytes and MIME type under its hash. It is
+// idempotent: if the hash is already stored, the first copy is kept.
+func (s *Store) PutPhoto(ctx context.Context, photoHash string, data []byte, mime string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("%w: empty photo %s", ErrInvalid, photoHash)
+	}
+	meta, err := json.Marshal(photoRec{MIME: mime})
+	if err != nil {
+		return fmt.Errorf("%w: encode photo metadata: %w", ErrInvalid, err)
+	}
+	key := []byte(photoHash)
+	return s.update(ctx, "put photo "+photoHash, func(tx *bolt.Tx) error {
+		pb, err := bucket(tx, bucketPhotos)
+		if err != nil {
+			return err
+		}
+		mb, err := bucket(tx, bucketPhotoMeta)
+		if err != nil {
+			return err
+		}
+		if pb.Get(key) != nil {
+			return nil
+		}
+		if err := pb.Put(key, data); err != nil {
+			return err
+		}
+		return mb.Put(key, meta)
+	})
+}
+
+// GetPhoto returns a stored photo and its MIME type, or ErrNotFound.
+func (s *Store) GetPhoto(ctx context.Context, photoHash string) (data []byte, mime string, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return nil, "", err
+	}
+	err = s.view(ctx, "get photo "+photoHash, func(tx *bolt.Tx) error {
+		pb, err := bucket(tx, bucketPhotos)
+		if err != nil {
+			return err
+		}
+		mb, err := bucket(tx, bucketPhotoMeta)
+		if err != nil {
+			return err
+		}
+		v := pb.Get([]byte(photoHash))
+		if v == nil {
+			return fmt.Errorf("%w: photo %s", ErrNotFound, photoHash)
+		}
+		var rec photoRec
+		if m := mb.Get([]byte(photoHash)); m != nil {
+			if err := json.Unmarshal(m, &rec); err != nil {
+				return fmt.Errorf("decode photo metadata: %w", err)
+			}
+		}
+		data, mime = bytes.Clone(v), rec.MIME
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return data, mime, nil
+}
+
+// PutContentID records that a platform's own content id (Telegram's
+// file_unique_id, WhatsApp's file SHA-256) designates the photo with
+// photoHash, so the photo need not be downloaded again. A later call for the
+// same content id replaces the mapping.
+func (s *Store) PutContentID(ctx context.Context, platform, contentID, photoHash string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs("platform", platform, "content id", contentID); err != nil {
+		return err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return err
+	}
+	return s.update(ctx, "put content id", func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketContentIDs)
+		if err != nil {
+			return err
+		}
+		return b.Put(compositeKey(platform, contentID), []byte(photoHash))
+	})
+}
+
+// LookupContentID returns the photo hash recorded for a platform content
+// id, or ErrNotFound.
+func (s *Store) LookupContentID(ctx context.Context, platform, contentID string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if err := checkIDs("platform", platform, "content id", contentID); err != nil {
+		return "", err
+	}
+	var hash string
+	err := s.view(ctx, "lookup content id", func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketContentIDs)
+		if err != nil {
+			return err
+		}
+		v := b.Get(compositeKey(platform, contentID))
+		if v == nil {
+			return fmt.Errorf("%w: content id %s on %s", ErrNotFound, contentID, platform)
+		}
+		hash = string(v) // string conversion copies
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hash, nil
+}
+
+// checkIDs checks the two parts of a composite key.
+func checkIDs(whatA, a, whatB, b string) error {
+	if err := checkID(whatA, a); err != nil {
+		return err
+	}
+	return checkID(whatB, b)
+}

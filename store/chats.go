@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Chat is a conversation on one platform: a private chat or a group.
+type Chat struct {
+	Platform, ID        string
+	Kind                string // "private" or "group"
+	Title               string
+	Language            string // stored preference, "" if none
+	FirstSeen, LastSeen time.Time
+}
+
+// User is a person on one platform.
+type User struct {
+	Platform, ID        string
+	Name                string
+	Language            string // stored preference, "" if none
+	LangHint            string // last platform hint seen
+	FirstSeen, LastSeen time.Time
+}
+
+// chatRec is the JSON stored under platform NUL id in bucketChats.
+type chatRec struct {
+	Kind      string    `json:"kind,omitempty"`
+	Title     string    `json:"title,omitempty"`
+	Language  string    `json:"language,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// userRec is the JSON stored under platform NUL id in bucketUsers.
+type userRec struct {
+	Name      string    `json:"name,omitempty"`
+	Language  string    `json:"language,omitempty"`
+	LangHint  string    `json:"lang_hint,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// TouchChat records that chat c was seen at seen. A new chat is stored as
+// given with FirstSeen = LastSeen = seen. An existing chat keeps its
+// FirstSeen and Language, takes Kind and Title from c when they are not
+// empty, and moves LastSeen to seen (never backwards, so touches that
+// arrive out of order are harmless). It returns the stored record.
+func (s *Store) TouchChat(ctx context.Context, c Chat, seen time.Time) (Chat, error) {
+	if err := ctx.Err(); err != nil {
+		return Chat{}, err
+	}
+	if err := checkIDs("platform", c.Platform, "chat id", c.ID); err != nil {
+		return Chat{}, err
+	}
+	seen = utc(seen)
+	key := compositeKey(c.Platform, c.ID)
+	var out Chat
+	err := s.update(ctx, "touch chat", func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketChats)
+		if err != nil {
+			return err
+		}
+		rec := chatRec{Kind: c.Kind, Title: c.Title, Language: c.Language, FirstSeen: seen, LastSeen: seen}
+		if v := b.Get(key); v != nil {
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode chat: %w", err)
+			}
+			if c.Kind != "" {
+				rec.Kind = c.Kind
+			}
+			if c.Title != "" {
+				rec.Title = c.Title
+			}
+			if seen.After(rec.LastSeen) {
+				rec.LastSeen = seen
+			}
+		}
+		if err := putJSON(b, key, rec); err != nil {
+			return err
+		}
+		out = rec.chat(c.Platform, c.ID)
+		return nil
+	})
+	if err != nil {
+		return Chat{}, err
+	}
+	return out, nil
+}
+
+// TouchUser is TouchChat for users: an existing user keeps FirstSeen and
+// Language and takes Name and LangHint from u when they are not empty.
+func (s *Store) TouchUser(ctx context.Context, u User, seen time.Time) (User, error) {
+	if err := ctx.Err(); err != nil {
+		return User{}, err
+	}
+	if err := checkIDs("platform", u.Platform, "user id", u.ID); err != nil {
+		return User{}, err
+	}
+	seen = utc(seen)
+	key := compositeKey(u.Platform, u.ID)
+	var out User
+	err := s.update(ctx, "touch user", func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketUsers)
+		if err != nil {
+			return err
+		}
+		rec := userRec{Name: u.Name, Language: u.Language, LangHint: u.LangHint, FirstSeen: seen, LastSeen: seen}
+		if v := b.Get(key); v != nil {
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode user: %w", err)
+			}
+			if u.Name != "" {
+				rec.Name = u.Name
+			}
+			if u.LangHint != "" {
+				rec.LangHint = u.LangHint
+			}
+			if seen.After(rec.LastSeen) {
+				rec.LastSeen = seen
+			}
+		}
+		if err := putJSON(b, key, rec); err != nil {
+			return err
+		}
+		out = rec.user(u.Platform, u.ID)
+		return nil
+	})
+	if err != nil {
+		return User{}, err
+	}
+	return out, nil
+}
+
+// GetChat returns a stored chat, or ErrNotFound.
+func (s *Store) GetChat(ctx context.Context, platform, id string) (Chat, error) {
+	if err := ctx.Err(); err != nil {
+		return Chat{}, err
+	}
+	if err := checkIDs("platform", platform, "chat id", id); err != nil {
+		return Chat{}, err
+	}
+	var rec chatRec
+	err := s.view(ctx, "get chat", func(tx *bolt.Tx) error {
+		return getJSON(tx, bucketChats, compositeKey(platform, id), &rec, "chat "+id+" on "+platform)
+	})
+	if err != nil {
+		return Chat{}, err
+	}
+	return rec.chat(platform, id), nil
+}
+
+// GetUser returns a stored user, or ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, platform, id string) (User, error) {
+	if err := ctx.Err(); err != nil {
+		return User{}, err
+	}
+	if err := checkIDs("platform", platform, "user id", id); err != nil {
+		return User{}, err
+	}
+	var rec userRec
+	err := s.view(ctx, "get user", func(tx *bolt.Tx) error {
+		return getJSON(tx, bucketUsers, compositeKey(platform, id), &rec, "user "+id+" on "+platform)
+	})
+	if err != nil {
+		return User{}, err
+	}
+	return rec.user(platform, id), nil
+}
+
+// SetChatLanguage stores a chat's language preference ("" clears it). It
+// returns ErrNotFound if the chat was never touched.
+func (s *Store) SetChatLanguage(ctx context.Context, platform, id, lang string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs("platform", platform, "chat id", id); err != nil {
+		return err
+	}
+	key := compositeKey(platform, id)
+	return s.update(ctx, "set chat language", func(tx *bolt.Tx) error {
+		var rec chatRec
+		if err := getJSON(tx, bucketChats, key, &rec, "chat "+id+" on "+platform); err != nil {
+			return err
+		}
+		rec.Language = lang
+		return putJSON(tx.Bucket([]byte(bucketChats)), key, rec)
+	})
+}
+
+// SetUserLanguage stores a user's language preference ("" clears it). It
+// returns ErrNotFound if the user was never touched.
+func (s *Store) SetUserLanguage(ctx context.Context, platform, id, lang string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs("platform", platform, "user id", id); err != nil {
+		return err
+	}
+	key := compositeKey(platform, id)
+	return s.update(ctx, "set user language", func(tx *bolt.Tx) error {
+		var rec userRec
+		if err := getJSON(tx, bucketUsers, key, &rec, "user "+id+" on "+platform); err != nil {
+			return err
+		}
+		rec.Language = lang
+		return putJSON(tx.Bucket([]byte(bucketUsers)), key, rec)
+	})
+}
+
+func (r chatRec) chat(platform, id string) Chat {
+	return Chat{
+		Platform: platform, ID: id,
+		Kind: r.Kind, Title: r.Title, Language: r.Language,
+		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen,
+	}
+}
+
+func (r userRec) user(platform, id string) User {
+	return User{
+		Platform: platform, ID: id,
+		Name: r.Name, Language: r.Language, LangHint: r.LangHint,
+		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen,
+	}
+}
+
+// getJSON decodes the value under key in the named bucket into dst, or
+// returns ErrNotFound naming what.
+func getJSON(tx *bolt.Tx, name string, key []byte, dst any, what string) error {
+	b, err := bucket(tx, name)
+	if err != nil {
+		return err
+	}
+	v := b.Get(key)
+	if v == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, what)
+	}
+	if err := json.Unmarshal(v, dst); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	return nil
+}
+
+// putJSON encodes v under key. An encoding failure (a time outside years
+// 0-9999) is an invalid argument.
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%w: encode record: %w", ErrInvalid, err)
+	}
+	return b.Put(key, data)
+}

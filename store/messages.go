@@ -1,0 +1,238 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Direction tells whether a message came from the user or from the bot.
+type Direction string
+
+// Message directions.
+const (
+	Inbound  Direction = "in"
+	Outbound Direction = "out"
+)
+
+// Record is one logged message of a chat.
+type Record struct {
+	Seq        uint64 // assigned by AppendMessage, increasing per chat
+	Time       time.Time
+	Platform   string
+	ChatID     string
+	Direction  Direction
+	SenderID   string
+	SenderName string
+	MessageID  string // the platform's message id, if any
+	Text       string
+	PhotoHash  string
+	ReplyTo    string // the platform message id this answers, if any
+	Error      string // set on inbound messages whose handling failed (short, user-safe)
+}
+
+// msgRec is the JSON stored under a big-endian Seq in a chat's nested
+// bucket. Platform and chat id are the nested bucket's key, Seq is the
+// record's key.
+type msgRec struct {
+	Time       time.Time `json:"time"`
+	Direction  Direction `json:"dir"`
+	SenderID   string    `json:"sender_id,omitempty"`
+	SenderName string    `json:"sender_name,omitempty"`
+	MessageID  string    `json:"message_id,omitempty"`
+	Text       string    `json:"text,omitempty"`
+	PhotoHash  string    `json:"photo_hash,omitempty"`
+	ReplyTo    string    `json:"reply_to,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+func newMsgRec(r Record) msgRec {
+	return msgRec{
+		Time: utc(r.Time), Direction: r.Direction,
+		SenderID: r.SenderID, SenderName: r.SenderName, MessageID: r.MessageID,
+		Text: r.Text, PhotoHash: r.PhotoHash, ReplyTo: r.ReplyTo, Error: r.Error,
+	}
+}
+
+func (m msgRec) record(platform, chatID string, seq uint64) Record {
+	return Record{
+		Seq: seq, Time: m.Time, Platform: platform, ChatID: chatID, Direction: m.Direction,
+		SenderID: m.SenderID, SenderName: m.SenderName, MessageID: m.MessageID,
+		Text: m.Text, PhotoHash: m.PhotoHash, ReplyTo: m.ReplyTo, Error: m.Error,
+	}
+}
+
+// checkRecord validates the fields every stored record needs.
+func checkRecord(r Record) error {
+	if err := checkIDs("platform", r.Platform, "chat id", r.ChatID); err != nil {
+		return err
+	}
+	if r.Direction != Inbound && r.Direction != Outbound {
+		return fmt.Errorf("%w: direction %q", ErrInvalid, r.Direction)
+	}
+	return nil
+}
+
+// AppendMessage stores r in its chat's log (a nested bucket per chat) and
+// returns the Seq it assigned; r.Seq is ignored. Seqs start at 1 and
+// increase per chat.
+func (s *Store) AppendMessage(ctx context.Context, r Record) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := checkRecord(r); err != nil {
+		return 0, err
+	}
+	v, err := json.Marshal(newMsgRec(r))
+	if err != nil {
+		return 0, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+	}
+	var seq uint64
+	err = s.update(ctx, "append message", func(tx *bolt.Tx) error {
+		mb, err := bucket(tx, bucketMessages)
+		if err != nil {
+			return err
+		}
+		cb, err := mb.CreateBucketIfNotExists(compositeKey(r.Platform, r.ChatID))
+		if err != nil {
+			return err
+		}
+		if seq, err = cb.NextSequence(); err != nil {
+			return err
+		}
+		return cb.Put(seqKey(seq), v)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// UpdateMessage replaces the record with r.Seq in r's chat, for instance to
+// attach the photo hash or an error after handling. It returns ErrNotFound
+// if there is no such record.
+func (s *Store) UpdateMessage(ctx context.Context, r Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkRecord(r); err != nil {
+		return err
+	}
+	v, err := json.Marshal(newMsgRec(r))
+	if err != nil {
+		return fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+	}
+	return s.update(ctx, "update message", func(tx *bolt.Tx) error {
+		cb, err := chatLog(tx, r.Platform, r.ChatID)
+		if err != nil {
+			return err
+		}
+		key := seqKey(r.Seq)
+		if cb == nil || cb.Get(key) == nil {
+			return fmt.Errorf("%w: message %d of chat %s on %s", ErrNotFound, r.Seq, r.ChatID, r.Platform)
+		}
+		return cb.Put(key, v)
+	})
+}
+
+// Messages returns up to limit records of a chat with Seq > afterSeq,
+// oldest first. An unknown chat has no messages: the result is empty, not
+// ErrNotFound. limit must be positive.
+func (s *Store) Messages(ctx context.Context, platform, chatID string, afterSeq uint64, limit int) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	if afterSeq == math.MaxUint64 {
+		return []Record{}, nil
+	}
+	out := []Record{}
+	err := s.view(ctx, "messages", func(tx *bolt.Tx) error {
+		cb, err := chatLog(tx, platform, chatID)
+		if err != nil || cb == nil {
+			return err
+		}
+		c := cb.Cursor()
+		for k, v := c.Seek(seqKey(afterSeq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			r, err := decodeMessage(platform, chatID, k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RecentMessages returns the last limit records of a chat, oldest first. It
+// reads only those records, walking a cursor back from the end. An unknown
+// chat gives an empty result; limit must be positive.
+func (s *Store) RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	out := []Record{}
+	err := s.view(ctx, "recent messages", func(tx *bolt.Tx) error {
+		cb, err := chatLog(tx, platform, chatID)
+		if err != nil || cb == nil {
+			return err
+		}
+		c := cb.Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			r, err := decodeMessage(platform, chatID, k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// chatLog returns a chat's nested message bucket, or nil if the chat has
+// never logged a message.
+func chatLog(tx *bolt.Tx, platform, chatID string) (*bolt.Bucket, error) {
+	mb, err := bucket(tx, bucketMessages)
+	if err != nil {
+		return nil, err
+	}
+	return mb.Bucket(compositeKey(platform, chatID)), nil
+}
+
+func decodeMessage(platform, chatID string, k, v []byte) (Record, error) {
+	if len(k) != 8 || v == nil {
+		return Record{}, fmt.Errorf("malformed message key %x in chat %s on %s", k, chatID, platform)
+	}
+	seq := binary.BigEndian.Uint64(k)
+	var m msgRec
+	if err := json.Unmarshal(v, &m); err != nil {
+		return Record{}, fmt.Errorf("decode message %d of chat %s on %s: %w", seq, chatID, platform, err)
+	}
+	return m.record(platform, chatID, seq), nil
+}

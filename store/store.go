@@ -1,0 +1,299 @@
+// Package store persists CropShield's state in a single bbolt file:
+// analyses keyed by photo hash (with their Grad-CAM overlays), the photos
+// themselves, an index from platform content ids to photo hashes, chats and
+// users with their language preferences, and one message log per chat.
+//
+// Every method takes a context first and returns ctx.Err() without touching
+// the database if the context is already done. Byte slices returned by the
+// store are copies and stay valid after the transaction that read them.
+// Records are encoded as JSON; binary blobs (photos, overlays) live in their
+// own buckets.
+//
+// One process owns the file: Open takes an exclusive lock and gives up after
+// Options.Timeout instead of waiting forever.
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Errors returned by the store. Callers test them with errors.Is; the
+// returned errors wrap them with the details.
+var (
+	// ErrNotFound reports that the requested record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrNewerSchema reports a database written by a newer CropShield.
+	ErrNewerSchema = errors.New("store: database written by a newer version of CropShield")
+	// ErrInvalid reports an invalid argument: an empty hash, an empty id, an
+	// id containing NUL, a non-positive limit, an unencodable value...
+	ErrInvalid = errors.New("store: invalid argument")
+)
+
+// SchemaVersion is the version of the on-disk layout written by this build.
+const SchemaVersion = 1
+
+// defaultTimeout is the lock wait used when Options.Timeout is not positive.
+const defaultTimeout = 5 * time.Second
+
+// Top-level bucket names.
+const (
+	bucketMeta       = "meta"
+	bucketAnalyses   = "analyses"   // photo hash → analysisRec (JSON)
+	bucketOverlays   = "overlays"   // photo hash → overlay JPEG
+	bucketPhotos     = "photos"     // photo hash → photo bytes
+	bucketPhotoMeta  = "photo_meta" // photo hash → photoRec (JSON)
+	bucketContentIDs = "content_ids"
+	bucketChats      = "chats"
+	bucketUsers      = "users"
+	bucketMessages   = "messages" // chat key → nested bucket: seq → msgRec (JSON)
+
+	keySchemaVersion = "schema_version" // in bucketMeta, big-endian uint64
+)
+
+// allBuckets lists the top-level buckets Open creates.
+func allBuckets() []string {
+	return []string{
+		bucketMeta, bucketAnalyses, bucketOverlays, bucketPhotos, bucketPhotoMeta,
+		bucketContentIDs, bucketChats, bucketUsers, bucketMessages,
+	}
+}
+
+// Options configures Open.
+type Options struct {
+	// Timeout is how long Open waits for the file lock held by another
+	// Store (in this or another process). Zero or negative means 5s.
+	Timeout time.Duration
+}
+
+// Store is a CropShield database. It is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens (creating if needed) the database at path with file mode 0600,
+// creates the buckets and, on a new file, records SchemaVersion. A file
+// whose stored schema version is greater than SchemaVersion is left
+// untouched and Open returns an error wrapping ErrNewerSchema. If the lock
+// cannot be taken within opts.Timeout Open fails with an error wrapping
+// bbolt's errors.ErrTimeout; if ctx's deadline comes first, the error also
+// wraps context.DeadlineExceeded.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, fmt.Errorf("%w: empty database path", ErrInvalid)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	byDeadline := false
+	if deadline, ok := ctx.Deadline(); ok {
+		if d := time.Until(deadline); d < timeout {
+			timeout = max(d, time.Millisecond) // bbolt waits forever on 0
+			byDeadline = true
+		}
+	}
+	bo := *bolt.DefaultOptions
+	bo.Timeout = timeout
+	db, err := bolt.Open(path, 0o600, &bo)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("store: open %s: %w: %w", path, cerr, err)
+		}
+		if byDeadline && errors.Is(err, berrors.ErrTimeout) {
+			// bbolt gives up just before the deadline it was given.
+			return nil, fmt.Errorf("store: open %s: %w: %w", path, context.DeadlineExceeded, err)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path}
+	if err := s.init(); err != nil {
+		if cerr := db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("store: close %s: %w", path, cerr))
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// init checks the schema version and creates what is missing. It writes
+// nothing when the file is already complete, and nothing at all when the
+// file comes from a newer schema.
+func (s *Store) init() error {
+	var stored uint64
+	complete := true
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets() {
+			if tx.Bucket([]byte(name)) == nil {
+				complete = false
+			}
+		}
+		meta := tx.Bucket([]byte(bucketMeta))
+		if meta == nil {
+			return nil
+		}
+		v := meta.Get([]byte(keySchemaVersion))
+		if v == nil {
+			return nil
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("store: %s: malformed schema version %x", s.path, v)
+		}
+		stored = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", s.path, err)
+	}
+	if stored > SchemaVersion {
+		return fmt.Errorf("%w: %s has schema version %d, this build supports up to %d",
+			ErrNewerSchema, s.path, stored, SchemaVersion)
+	}
+	if complete && stored == SchemaVersion {
+		return nil
+	}
+	// Migrations from older versions go here, keyed on stored. Version 1 is
+	// the first, so a missing version means a new file.
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets() {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return fmt.Errorf("create bucket %q: %w", name, err)
+			}
+		}
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(keySchemaVersion), seqKey(SchemaVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("store: initialize %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Close closes the database file and releases its lock.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole database to w from a read
+// transaction (Tx.WriteTo), so writers are not blocked. It returns the
+// number of bytes written. Cancelling ctx stops the copy at the next write.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	cw := &ctxWriter{ctx: ctx, w: w}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(cw)
+		return err
+	})
+	if err != nil {
+		if cw.err != nil {
+			// bbolt flattens some write errors to strings; report the
+			// writer's own error so errors.Is still sees it.
+			err = cw.err
+		}
+		return n, fmt.Errorf("store: backup %s: %w", s.path, err)
+	}
+	return n, nil
+}
+
+// ctxWriter fails writes once its context is done and remembers the first
+// write error.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+	err error
+}
+
+func (cw *ctxWriter) Write(p []byte) (int, error) {
+	if cw.err != nil {
+		return 0, cw.err
+	}
+	if cw.err = cw.ctx.Err(); cw.err != nil {
+		return 0, cw.err
+	}
+	n, err := cw.w.Write(p)
+	cw.err = err
+	return n, err
+}
+
+// view runs fn in a read transaction after checking ctx. Errors that already
+// wrap one of the package's sentinels are returned as they are; others are
+// prefixed with op.
+func (s *Store) view(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return wrapOp(op, s.db.View(fn))
+}
+
+// update is view for read-write transactions.
+func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return wrapOp(op, s.db.Update(fn))
+}
+
+func wrapOp(op string, err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNewerSchema) {
+		return err
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// bucket returns a top-level bucket, or an error if Open did not create it.
+func bucket(tx *bolt.Tx, name string) (*bolt.Bucket, error) {
+	b := tx.Bucket([]byte(name))
+	if b == nil {
+		return nil, fmt.Errorf("bucket %q missing", name)
+	}
+	return b, nil
+}
+
+// checkID rejects empty values and values containing NUL, the separator of
+// composite keys.
+func checkID(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("%w: empty %s", ErrInvalid, what)
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return fmt.Errorf("%w: %s contains NUL", ErrInvalid, what)
+	}
+	return nil
+}
+
+// compositeKey joins checked ids with NUL.
+func compositeKey(a, b string) []byte {
+	k := make([]byte, 0, len(a)+1+len(b))
+	k = append(k, a...)
+	k = append(k, 0)
+	return append(k, b...)
+}
+
+// seqKey encodes a sequence number as a sortable big-endian key.
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+// utc normalizes a time for storage: UTC, no monotonic reading, so a
+// returned record equals the one read back later.
+func utc(t time.Time) time.Time {
+	return t.UTC()
+}
