@@ -157,8 +157,11 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 		if p := recover(); p != nil {
 			t.log.Error("panic while handling message", "panic", p, "stack", string(debug.Stack()))
 			h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "panic").Inc()
+			if t.rec.Seq == 0 {
+				err = fmt.Errorf("panic before the message was recorded: %v", p)
+				return
+			}
 			h.fail(ctx, t, "error.internal", "internal error")
-			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
 	kind := "text"

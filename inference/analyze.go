@@ -42,7 +42,7 @@ func (m *Model) Analyze(ctx context.Context, data []byte) (Result, error) {
 	base := fitNRGBA(photo.Image, m.opts.OverlayMaxSide)
 	input, box := m.info.Tensor(nil, base)
 	t2 := time.Now()
-	preds, err := m.run(ctx, input, 1)
+	preds, err := m.Predict(ctx, input, 1)
 	if err != nil {
 		return res, err
 	}

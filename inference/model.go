@@ -111,6 +111,8 @@ type Model struct {
 	log     *slog.Logger
 	session *ort.DynamicAdvancedSession
 
+	camW, camH int // the cam output's map size, set by the warm-up run
+
 	mu     sync.RWMutex // held for reading by every run, for writing by Close
 	closed bool
 }
@@ -353,44 +355,63 @@ func parseInfo(meta map[string]string) (Info, error) {
 // warmUp runs one blank image to allocate buffers and to check the output shapes.
 func (m *Model) warmUp(ctx context.Context) error {
 	n := m.info.InputSize
-	preds, err := m.run(ctx, make([]float32, 3*n*n), 1)
-	if err != nil {
+	if _, err := m.Predict(ctx, make([]float32, 3*n*n), 1); err != nil {
 		return err
 	}
-	hm := preds[0].Heatmaps[0]
-	m.info.CAMWidth, m.info.CAMHeight = hm.W, hm.H
+	m.info.CAMWidth, m.info.CAMHeight = m.camW, m.camH
 	return nil
 }
 
 // Info describes the loaded model.
 func (m *Model) Info() Info { return m.info }
 
-// Predict runs a batch of n preprocessed inputs (n*3*InputSize*InputSize floats, see Tensor).
+// Predict runs a batch of n preprocessed inputs (n*3*InputSize*InputSize floats, see
+// Info.Tensor) and returns each image's top classes with their heat-maps.
 func (m *Model) Predict(ctx context.Context, batch []float32, n int) ([]Prediction, error) {
-	return m.run(ctx, batch, n)
+	logits, cams, err := m.Raw(ctx, batch, n)
+	if err != nil {
+		return nil, err
+	}
+	k := len(m.info.Classes)
+	cell := len(cams) / (n * k)
+	preds := make([]Prediction, n)
+	for i := range n {
+		probs := Softmax(logits[i*k:(i+1)*k], m.info.Temperature)
+		top := TopClasses(probs, TopK)
+		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top))}
+		for j, c := range top {
+			p.Top[j] = Class{Index: c, ID: m.info.Classes[c], Prob: probs[c]}
+			off := (i*k + c) * cell
+			p.Heatmaps[j] = normalizeCAM(cams[off:off+cell], m.camW, m.camH)
+		}
+		preds[i] = p
+	}
+	return preds, nil
 }
 
-func (m *Model) run(ctx context.Context, batch []float32, n int) ([]Prediction, error) {
+// Raw runs a batch and returns the model's outputs as they are: logits [n,K] and cam [n,K,h,w],
+// flattened row-major.
+func (m *Model) Raw(ctx context.Context, batch []float32, n int) (logits, cams []float32, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	side := m.info.InputSize
 	if n < 1 || len(batch) != n*3*side*side {
-		return nil, fmt.Errorf("predict: batch of %d floats is not %d images of 3x%dx%d", len(batch), n, side, side)
+		return nil, nil, fmt.Errorf("predict: batch of %d floats is not %d images of 3x%dx%d", len(batch), n, side, side)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, int64(side), int64(side)), batch)
 	if err != nil {
-		return nil, fmt.Errorf("%w: input tensor: %w", ErrRuntime, err)
+		return nil, nil, fmt.Errorf("%w: input tensor: %w", ErrRuntime, err)
 	}
 	defer func() { _ = in.Destroy() }()
 	outs := []ort.Value{nil, nil}
 	if err := m.session.Run([]ort.Value{in}, outs); err != nil {
-		return nil, fmt.Errorf("%w: run: %w", ErrRuntime, err)
+		return nil, nil, fmt.Errorf("%w: run: %w", ErrRuntime, err)
 	}
 	defer func() {
 		for _, o := range outs {
@@ -399,34 +420,24 @@ func (m *Model) run(ctx context.Context, batch []float32, n int) ([]Prediction, 
 			}
 		}
 	}()
-	logits, ok1 := outs[0].(*ort.Tensor[float32])
-	cams, ok2 := outs[1].(*ort.Tensor[float32])
+	lt, ok1 := outs[0].(*ort.Tensor[float32])
+	ct, ok2 := outs[1].(*ort.Tensor[float32])
 	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("%w: outputs are not float32 tensors", ErrContract)
+		return nil, nil, fmt.Errorf("%w: outputs are not float32 tensors", ErrContract)
 	}
 	k := len(m.info.Classes)
-	ls, cs := logits.GetShape(), cams.GetShape()
+	ls, cs := lt.GetShape(), ct.GetShape()
 	if len(ls) != 2 || ls[0] != int64(n) || ls[1] != int64(k) {
-		return nil, fmt.Errorf("%w: logits shape %v, want [%d %d] (metadata lists %d classes)", ErrContract, ls, n, k, k)
+		return nil, nil, fmt.Errorf("%w: logits shape %v, want [%d %d] (metadata lists %d classes)", ErrContract, ls, n, k, k)
 	}
-	if len(cs) != 4 || cs[0] != int64(n) || cs[1] != int64(k) || cs[2] < 1 || cs[3] < 1 {
-		return nil, fmt.Errorf("%w: cam shape %v, want [%d %d h w]", ErrContract, cs, n, k)
+	if len(cs) != 4 || cs[0] != int64(n) || cs[1] != int64(k) || cs[2] < 1 || cs[3] < 1 ||
+		(m.camW > 0 && (cs[2] != int64(m.camH) || cs[3] != int64(m.camW))) {
+		return nil, nil, fmt.Errorf("%w: cam shape %v, want [%d %d h w]", ErrContract, cs, n, k)
 	}
-	h, w := int(cs[2]), int(cs[3])
-	preds := make([]Prediction, n)
-	ld, cd := logits.GetData(), cams.GetData()
-	for i := range n {
-		probs := Softmax(ld[i*k:(i+1)*k], m.info.Temperature)
-		top := TopClasses(probs, TopK)
-		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top))}
-		for j, c := range top {
-			p.Top[j] = Class{Index: c, ID: m.info.Classes[c], Prob: probs[c]}
-			off := (i*k + c) * h * w
-			p.Heatmaps[j] = normalizeCAM(cd[off:off+h*w], w, h)
-		}
-		preds[i] = p
+	if m.camW == 0 { // the warm-up run, before the model is shared
+		m.camH, m.camW = int(cs[2]), int(cs[3])
 	}
-	return preds, nil
+	return slices.Clone(lt.GetData()), slices.Clone(ct.GetData()), nil
 }
 
 // Softmax turns logits into probabilities, dividing them by temperature first.

@@ -2,6 +2,14 @@ package inference_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cropshield/cropshield/inference"
@@ -42,5 +50,167 @@ func TestLoadReadsContractFromSession(t *testing.T) {
 	}
 	if info.Provider != "CPU" || info.CAMWidth != 7 || info.CAMHeight != 7 {
 		t.Errorf("provider %q cam %dx%d", info.Provider, info.CAMWidth, info.CAMHeight)
+	}
+}
+
+// logRecorder captures log records for assertions.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r)
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) find(level slog.Level, msg string) (slog.Record, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.records {
+		if r.Level == level && r.Message == msg {
+			return r, true
+		}
+	}
+	return slog.Record{}, false
+}
+
+// TestDeviceSelection: this machine's library is a CPU build, so CUDA must fall back to the CPU
+// cleanly — with a warning when CUDA was asked for explicitly — and the log says what runs.
+func TestDeviceSelection(t *testing.T) {
+	for _, tc := range []struct {
+		device    inference.Device
+		wantLevel slog.Level // of the fallback line; -99 for none
+	}{
+		{inference.DeviceCUDA, slog.LevelWarn},
+		{inference.DeviceAuto, slog.LevelInfo},
+		{inference.DeviceCPU, -99},
+	} {
+		t.Run(string(tc.device), func(t *testing.T) {
+			rec := &logRecorder{}
+			m, err := inference.Load(context.Background(), testenv.ContractModel(t), inference.Options{
+				LibraryPath: testenv.ORTLib(t), Device: tc.device, Logger: slog.New(rec),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := m.Close(); err != nil {
+					t.Error(err)
+				}
+			}()
+			if got := m.Info().Provider; got != "CPU" {
+				t.Errorf("provider = %q, want CPU on a machine without CUDA", got)
+			}
+			_, fell := rec.find(tc.wantLevel, "CUDA execution provider unavailable, using the CPU")
+			if fell != (tc.wantLevel != -99) {
+				t.Errorf("fallback line at level %v logged = %v", tc.wantLevel, fell)
+			}
+			loaded, ok := rec.find(slog.LevelInfo, "model loaded")
+			if !ok {
+				t.Fatal("no 'model loaded' line")
+			}
+			var provider string
+			loaded.Attrs(func(a slog.Attr) bool {
+				if a.Key == "provider" {
+					provider = a.Value.String()
+				}
+				return true
+			})
+			if provider != "CPU" {
+				t.Errorf("'model loaded' says provider %q", provider)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	lib := testenv.ORTLib(t)
+	notONNX := filepath.Join(t.TempDir(), "model.onnx")
+	if err := os.WriteFile(notONNX, []byte("this is not a model"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, model, lib string
+		want             error
+		mention          string
+	}{
+		{"missing library", testenv.ContractModel(t), filepath.Join(t.TempDir(), "libonnxruntime.so.1"), inference.ErrRuntime, "make deps"},
+		{"library is not a library", testenv.ContractModel(t), notONNX, inference.ErrRuntime, "ONNX Runtime >="},
+		{"not an ONNX file", notONNX, lib, inference.ErrContract, "not a loadable ONNX model"},
+		{"missing model", filepath.Join(t.TempDir(), "nope.onnx"), lib, os.ErrNotExist, "read model"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := inference.Load(context.Background(), tc.model, inference.Options{LibraryPath: tc.lib, Device: inference.DeviceCPU})
+			if err == nil {
+				_ = m.Close()
+				t.Fatal("Load succeeded")
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("err = %v, want %v mentioning %q", err, tc.want, tc.mention)
+			}
+		})
+	}
+	// A failed Load leaves nothing behind: a good one still works.
+	loadContract(t)
+}
+
+func TestCloseIsFinalAndIdempotent(t *testing.T) {
+	m, err := inference.Load(context.Background(), testenv.ContractModel(t), inference.Options{LibraryPath: testenv.ORTLib(t), Device: inference.DeviceCPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	n := m.Info().InputSize
+	if _, err := m.Predict(context.Background(), make([]float32, 3*n*n), 1); !errors.Is(err, inference.ErrClosed) {
+		t.Fatalf("Predict after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestAnalyzeConcurrently shares one session between goroutines (run with -race).
+func TestAnalyzeConcurrently(t *testing.T) {
+	m := loadContract(t)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(testenv.ContractModel(t)), "testdata", "leafish-256.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.Analyze(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			got, err := m.Analyze(context.Background(), data)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for j := range got.Top {
+				if got.Top[j].Index != want.Top[j].Index || math.Abs(got.Top[j].Prob-want.Top[j].Prob) > 1e-6 {
+					errs <- fmt.Errorf("concurrent top %d = %+v, want %+v", j, got.Top[j], want.Top[j])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if want.OverlayWidth != 256 || want.OverlayHeight != 256 || want.Format != "png" {
+		t.Errorf("overlay %dx%d of %s, want 256x256 of png", want.OverlayWidth, want.OverlayHeight, want.Format)
 	}
 }

@@ -1,0 +1,314 @@
+package bot_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/internal/testenv"
+	"github.com/cropshield/cropshield/locales"
+	"github.com/cropshield/cropshield/store"
+)
+
+// sharedModel is loaded once for the package's tests: loading is the slow part, and one session
+// shared by many handlers is exactly how production runs.
+var sharedModel struct {
+	once sync.Once
+	m    *inference.Model
+	err  error
+}
+
+func model(t testing.TB) *inference.Model {
+	t.Helper()
+	lib := testenv.ORTLib(t)
+	sharedModel.once.Do(func() {
+		sharedModel.m, sharedModel.err = inference.Load(context.Background(), testenv.ContractModel(t),
+			inference.Options{LibraryPath: lib, Device: inference.DeviceCPU})
+	})
+	if sharedModel.err != nil {
+		t.Fatal(sharedModel.err)
+	}
+	return sharedModel.m
+}
+
+// versioned makes the shared model report another model version.
+type versioned struct {
+	*inference.Model
+	version string
+}
+
+func (v versioned) Info() inference.Info {
+	i := v.Model.Info()
+	i.Version = v.version
+	return i
+}
+
+// outbox is a Responder that keeps what it was asked to send.
+type outbox struct {
+	mu      sync.Mutex
+	replies []bot.Reply
+	fail    error
+}
+
+func (o *outbox) Send(_ context.Context, r bot.Reply) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fail != nil {
+		return o.fail
+	}
+	o.replies = append(o.replies, r)
+	return nil
+}
+
+func (o *outbox) take() []bot.Reply {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.replies
+	o.replies = nil
+	return r
+}
+
+type fixture struct {
+	t       *testing.T
+	path    string
+	store   *store.Store
+	handler *bot.Handler
+	metrics *bot.Metrics
+	out     *outbox
+	seq     atomic.Int64
+}
+
+func openStore(t *testing.T, path string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func newFixture(t *testing.T, cfg bot.Config, analyzer bot.Analyzer) *fixture {
+	t.Helper()
+	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "cropshield.db"), out: &outbox{}}
+	f.store = openStore(t, f.path)
+	f.build(cfg, analyzer)
+	return f
+}
+
+func (f *fixture) build(cfg bot.Config, analyzer bot.Analyzer) {
+	f.t.Helper()
+	if analyzer == nil {
+		analyzer = model(f.t)
+	}
+	loc, err := locales.Load()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.metrics = bot.NewMetrics(prometheus.NewRegistry())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.handler, err = bot.NewHandler(cfg, log, f.store, analyzer, loc, f.metrics)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func private(id string) bot.ChatRef { return bot.ChatRef{Platform: bot.WebChat, ID: id, Kind: bot.Private} }
+
+// send hands one message to the handler and returns the replies it produced.
+func (f *fixture) send(chat bot.ChatRef, sender bot.Sender, text string, photo *bot.Photo) []bot.Reply {
+	f.t.Helper()
+	m := bot.Message{ID: fmt.Sprintf("m%d", f.seq.Add(1)), Chat: chat, Sender: sender, Text: text, Photo: photo}
+	if err := f.handler.Handle(context.Background(), m, f.out); err != nil {
+		f.t.Fatalf("Handle(%q): %v", text, err)
+	}
+	return f.out.take()
+}
+
+func (f *fixture) photo(chat string, p *bot.Photo) bot.Reply {
+	f.t.Helper()
+	replies := f.send(private(chat), bot.Sender{ID: "u-" + chat, Name: "Amina"}, "", p)
+	if len(replies) != 1 {
+		f.t.Fatalf("got %d replies, want 1: %v", len(replies), replies)
+	}
+	return replies[0]
+}
+
+func (f *fixture) inferences() float64 { return testutil.ToFloat64(f.metrics.Inferences) }
+
+func bytesPhoto(data []byte) *bot.Photo {
+	return &bot.Photo{Fetch: func(context.Context) ([]byte, error) { return data, nil }}
+}
+
+// leafJPEG draws a green leaf with brown spots; seed varies it.
+func leafJPEG(t testing.TB, w, h, seed int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	cx, cy := float64(w)/2, float64(h)/2
+	for y := range h {
+		for x := range w {
+			dx, dy := (float64(x)-cx)/(0.45*float64(w)), (float64(y)-cy)/(0.3*float64(h))
+			c := color.RGBA{225, 225, 215, 255}
+			if dx*dx+dy*dy < 1 {
+				c = color.RGBA{40, uint8(120 + (x*7+seed)%60), 40, 255}
+				if math.Sin(float64(x+seed)/9)*math.Cos(float64(y)/7) > 0.8 {
+					c = color.RGBA{110, 70, 30, 255}
+				}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func hashOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestPhotoIsDiagnosedStoredAndCached(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
+	leaf := leafJPEG(t, 640, 480, 1)
+
+	first := f.photo("c1", bytesPhoto(leaf))
+	if first.Kind != "diagnosis" || first.ReplyTo != "m1" {
+		t.Fatalf("first reply: %v", first)
+	}
+	for _, want := range []string{"Most likely diseases:", "\n1. ", "\n2. ", "\n3. ", "What to do:", "%"} {
+		if !strings.Contains(first.Text, want) {
+			t.Errorf("reply lacks %q:\n%s", want, first.Text)
+		}
+	}
+	img, err := jpeg.Decode(bytes.NewReader(first.Image))
+	if err != nil {
+		t.Fatalf("overlay is not a JPEG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() != 640 || b.Dy() != 480 {
+		t.Errorf("overlay %v, want the photo's 640x480", b)
+	}
+	if f.inferences() != 1 {
+		t.Fatalf("inferences = %v, want 1", f.inferences())
+	}
+
+	ctx := context.Background()
+	hash := hashOf(leaf)
+	a, err := f.store.GetAnalysis(ctx, hash, "contract-v1")
+	if err != nil || len(a.Top) != 3 || !bytes.Equal(a.Overlay, first.Image) {
+		t.Fatalf("stored analysis: %+v, %v", a.Top, err)
+	}
+	if got, _, err := f.store.GetPhoto(ctx, hash); err != nil || !bytes.Equal(got, leaf) {
+		t.Fatalf("stored photo: %d bytes, %v", len(got), err)
+	}
+
+	// The same photo again, from another chat: answered from the cache, no second inference.
+	again := f.photo("c2", bytesPhoto(leaf))
+	if again.Text != first.Text || !bytes.Equal(again.Image, first.Image) {
+		t.Error("cached answer differs from the first")
+	}
+	if f.inferences() != 1 {
+		t.Errorf("inferences = %v after a cache hit, want 1", f.inferences())
+	}
+	if hit := testutil.ToFloat64(f.metrics.Cache.WithLabelValues("webchat", "hit")); hit != 1 {
+		t.Errorf("cache hits = %v, want 1", hit)
+	}
+
+	// The conversation log holds both directions, the inbound record with its photo hash.
+	recs, err := f.store.RecentMessages(ctx, "webchat", "c1", 10)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("log of c1: %+v, %v", recs, err)
+	}
+	if recs[0].Direction != store.Inbound || recs[0].PhotoHash != hash || recs[0].SenderName != "Amina" {
+		t.Errorf("inbound record %+v", recs[0])
+	}
+	if recs[1].Direction != store.Outbound || recs[1].ReplyTo != "m1" || recs[1].Text != first.Text {
+		t.Errorf("outbound record %+v", recs[1])
+	}
+}
+
+func TestKnownContentIDNeedsNoDownload(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
+	leaf := leafJPEG(t, 320, 240, 2)
+	f.photo("c1", &bot.Photo{ContentID: "AgADfile1", Fetch: func(context.Context) ([]byte, error) { return leaf, nil }})
+	downloads := 0
+	r := f.photo("c1", &bot.Photo{ContentID: "AgADfile1", Fetch: func(context.Context) ([]byte, error) {
+		downloads++
+		return leaf, nil
+	}})
+	if downloads != 0 || r.Kind != "diagnosis" || f.inferences() != 1 {
+		t.Fatalf("downloads %d, kind %s, inferences %v: want 0, diagnosis, 1", downloads, r.Kind, f.inferences())
+	}
+}
+
+// TestSamePhotoAtOnceRunsOnce: a group forwarding one photo many times at once costs one
+// inference.
+func TestSamePhotoAtOnceRunsOnce(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100}, nil)
+	leaf := leafJPEG(t, 800, 600, 3)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			m := bot.Message{ID: fmt.Sprint("g", i), Chat: bot.ChatRef{Platform: bot.Telegram, ID: "g1", Kind: bot.Group},
+				Sender: bot.Sender{ID: fmt.Sprint("u", i)}, Photo: bytesPhoto(leaf)}
+			if err := f.handler.Handle(context.Background(), m, f.out); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(f.out.take()); n != 6 {
+		t.Errorf("%d replies, want 6", n)
+	}
+	if f.inferences() != 1 {
+		t.Errorf("inferences = %v, want 1", f.inferences())
+	}
+}
+
+func TestNewModelVersionDoesNotAnswerFromOldCache(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
+	leaf := leafJPEG(t, 320, 240, 4)
+	f.photo("c1", bytesPhoto(leaf))
+	f.build(bot.Config{Threshold: 0.01}, versioned{model(t), "contract-v2"})
+	f.photo("c1", bytesPhoto(leaf))
+	if f.inferences() != 1 { // the new handler's own counter
+		t.Fatalf("inferences with the new model = %v, want 1 (no answer from the old model's cache)", f.inferences())
+	}
+	if _, err := f.store.GetAnalysis(context.Background(), hashOf(leaf), "contract-v2"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnsureBelowThreshold(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.999}, nil)
+	r := f.photo("c1", bytesPhoto(leafJPEG(t, 320, 240, 5)))
+	if r.Kind != "unsure" || !strings.Contains(r.Text, "I am not sure") || !strings.Contains(r.Text, "one leaf, filling most of the picture") {
+		t.Fatalf("reply: %v", r)
+	}
+	if strings.Contains(r.Text, "What to do:") {
+		t.Error("an unsure answer must not give treatment advice")
+	}
+	if r.Image == nil {
+		t.Error("the unsure answer still shows where the model looked")
+	}
+}
