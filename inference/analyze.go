@@ -39,7 +39,7 @@ func (m *Model) Analyze(ctx context.Context, data []byte) (Result, error) {
 	b := photo.Image.Bounds()
 	res.Format, res.MIME, res.Width, res.Height = photo.Format, photo.MIME, b.Dx(), b.Dy()
 	t1 := time.Now()
-	base := fitNRGBA(photo.Image, m.opts.OverlayMaxSide)
+	base := FitForOverlay(photo.Image, m.opts.OverlayMaxSide)
 	input, box := m.info.Tensor(nil, base)
 	t2 := time.Now()
 	preds, err := m.Predict(ctx, input, 1)

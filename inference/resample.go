@@ -148,9 +148,9 @@ func clamp8(v float32) uint8 {
 	return uint8(v + 0.5)
 }
 
-// fitNRGBA returns the image scaled down by area averaging so that its longest side is at most
+// FitForOverlay returns the image scaled down by area averaging so that its longest side is at most
 // maxSide, as NRGBA; smaller images are converted without scaling.
-func fitNRGBA(img image.Image, maxSide int) *image.NRGBA {
+func FitForOverlay(img image.Image, maxSide int) *image.NRGBA {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	scale := math.Min(1, float64(maxSide)/float64(max(w, h)))

@@ -291,7 +291,7 @@ func (a *Adapter) readMessage(r *http.Request, chatID string) (bot.Message, erro
 			if err != nil {
 				return msg, err
 			}
-			msg.Text = strings.TrimSpace(string(b))
+			msg.Text = strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
 		case "photo":
 			if part.FileName() == "" {
 				continue
@@ -340,6 +340,7 @@ func (a *Adapter) writeEntries(w http.ResponseWriter, id string, after uint64) {
 	a.mu.Lock()
 	var out []Entry
 	if c, ok := a.chats[id]; ok {
+		c.active = a.opts.Now() // a page waiting for a staff reply is an active chat
 		for _, e := range c.entries {
 			if e.Seq > after {
 				out = append(out, e)

@@ -34,6 +34,8 @@ type serveConfig struct {
 	threshold    float64
 	workers      int
 	drainTimeout time.Duration
+	// ready, if set, is called with the listen address once the server accepts connections.
+	ready func(addr string)
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -114,6 +116,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
+	if c.ready != nil {
+		c.ready(ln.Addr().String())
+	}
 	log.Info("CropShield serving", "web_chat", "http://"+ln.Addr().String()+"/", "metrics", "/metrics", "healthz", "/healthz",
 		"db", c.db, "provider", model.Info().Provider)
 

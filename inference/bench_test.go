@@ -1,0 +1,99 @@
+package inference_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math"
+	"testing"
+
+	"github.com/cropshield/cropshield/inference"
+)
+
+// benchPhoto is a phone-like JPEG: a leaf with texture on a cluttered background.
+func benchPhoto(b *testing.B, w, h int) []byte {
+	b.Helper()
+	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	rgba := image.NewRGBA(img.Rect)
+	for y := range h {
+		for x := range w {
+			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
+			c := color.RGBA{uint8(120 + 60*math.Sin(fx*40)), uint8(110 + 50*math.Cos(fy*33)), 90, 255}
+			if dx, dy := (fx-0.5)/0.4, (fy-0.5)/0.3; dx*dx+dy*dy < 1 {
+				c = color.RGBA{40, uint8(100 + 80*math.Abs(math.Sin(fx*90+fy*70))), 35, 255}
+			}
+			rgba.SetRGBA(x, y, c)
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, rgba, &jpeg.Options{Quality: 85}); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+var benchSizes = []struct{ w, h int }{{1280, 960}, {4000, 3000}}
+
+// BenchmarkStages measures each stage of Analyze on a 1280x960 and a 4000x3000 JPEG, and Analyze
+// as a whole.
+func BenchmarkStages(b *testing.B) {
+	m := loadContract(b)
+	info := m.Info()
+	ctx := context.Background()
+	for _, sz := range benchSizes {
+		data := benchPhoto(b, sz.w, sz.h)
+		photo, err := inference.Decode(data, inference.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		base := inference.FitForOverlay(photo.Image, 1024)
+		input, box := info.Tensor(nil, base)
+		preds, err := m.Predict(ctx, input, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		over := inference.Overlay(base, box, preds[0].Heatmaps[0])
+		name := fmt.Sprintf("%dx%d", sz.w, sz.h)
+		b.Run(name+"/decode", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := inference.Decode(data, inference.Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/preprocess", func(b *testing.B) {
+			for b.Loop() {
+				info.Tensor(nil, inference.FitForOverlay(photo.Image, 1024))
+			}
+		})
+		b.Run(name+"/inference", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := m.Predict(ctx, input, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/render", func(b *testing.B) {
+			for b.Loop() {
+				inference.Overlay(base, box, preds[0].Heatmaps[0])
+			}
+		})
+		b.Run(name+"/encode", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := inference.EncodeJPEG(over, 80); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/analyze", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := m.Analyze(ctx, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
