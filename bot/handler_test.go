@@ -131,7 +131,9 @@ func (f *fixture) build(cfg bot.Config, analyzer bot.Analyzer) {
 	}
 }
 
-func private(id string) bot.ChatRef { return bot.ChatRef{Platform: bot.WebChat, ID: id, Kind: bot.Private} }
+func private(id string) bot.ChatRef {
+	return bot.ChatRef{Platform: bot.WebChat, ID: id, Kind: bot.Private}
+}
 
 // send hands one message to the handler and returns the replies it produced.
 func (f *fixture) send(chat bot.ChatRef, sender bot.Sender, text string, photo *bot.Photo) []bot.Reply {
