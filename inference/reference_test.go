@@ -42,7 +42,8 @@ func formulaInput(side int, phase float64) []float32 {
 	for c := range 3 {
 		for y := range side {
 			for x := range side {
-				arg := (0.013*float64(c+1))*float64(x) + 0.021*float64(y)
+				// Each product converted explicitly so that no fused multiply-add changes a bit.
+				arg := float64(0.013*float64(c+1)*float64(x)) + float64(0.021*float64(y))
 				out[(c*side+y)*side+x] = float32(math.Sin(arg + phase))
 			}
 		}
