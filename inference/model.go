@@ -234,6 +234,11 @@ func newSession(data []byte, opts Options, log *slog.Logger) (*ort.DynamicAdvanc
 		if err := so.SetInterOpNumThreads(1); err != nil {
 			return nil, fmt.Errorf("%w: threads: %w", ErrRuntime, err)
 		}
+		// Idle ONNX Runtime threads would otherwise spin and steal the cores that decode and
+		// render the photos around each run.
+		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, fmt.Errorf("%w: session config: %w", ErrRuntime, err)
+		}
 		if cuda {
 			co, err := ort.NewCUDAProviderOptions()
 			if err != nil {

@@ -23,16 +23,6 @@ func (info Info) Tensor(dst []float32, img image.Image) ([]float32, CropBox) {
 	b := img.Bounds()
 	box := info.CropBoxFor(b.Dx(), b.Dy())
 	n := info.InputSize
-	var rgb []float32
-	if box.Side >= float64(n) {
-		rgb = resampleArea(sourceOf(img), float64(b.Min.X)+box.X, float64(b.Min.Y)+box.Y, box.Side, box.Side, n, n)
-	} else {
-		// A photo smaller than the model's input: crop, then enlarge smoothly.
-		r := image.Rect(int(box.X), int(box.Y), int(box.X+box.Side+0.5), int(box.Y+box.Side+0.5)).Add(b.Min)
-		up := imaging.Resize(imaging.Crop(img, r), n, n, imaging.Linear)
-		rgb = make([]float32, n*n*3)
-		nrgbaSource{up}.rowsInto(rgb, n)
-	}
 	plane := n * n
 	start := len(dst)
 	dst = append(dst, make([]float32, 3*plane)...)
@@ -42,18 +32,26 @@ func (info Info) Tensor(dst []float32, img image.Image) ([]float32, CropBox) {
 		scale[c] = 1 / (255 * info.Std[c])
 		shift[c] = info.Mean[c] / info.Std[c]
 	}
-	for i := range plane {
-		p := rgb[3*i:]
-		out[i] = p[0]*scale[0] - shift[0]
-		out[plane+i] = p[1]*scale[1] - shift[1]
-		out[2*plane+i] = p[2]*scale[2] - shift[2]
+	emit := func(y int, rgb []float32) {
+		r, g, bl := out[y*n:(y+1)*n], out[plane+y*n:plane+(y+1)*n], out[2*plane+y*n:2*plane+(y+1)*n]
+		for i := range n {
+			p := rgb[3*i : 3*i+3 : 3*i+3]
+			r[i] = p[0]*scale[0] - shift[0]
+			g[i] = p[1]*scale[1] - shift[1]
+			bl[i] = p[2]*scale[2] - shift[2]
+		}
+	}
+	if box.Side >= float64(n) {
+		resampleArea(sourceOf(img), float64(b.Min.X)+box.X, float64(b.Min.Y)+box.Y, box.Side, box.Side, n, n, emit)
+		return dst, box
+	}
+	// A photo smaller than the model's input: crop, then enlarge smoothly.
+	r := image.Rect(int(box.X), int(box.Y), int(box.X+box.Side+0.5), int(box.Y+box.Side+0.5)).Add(b.Min)
+	up := imaging.Resize(imaging.Crop(img, r), n, n, imaging.Linear)
+	row := make([]float32, 3*n)
+	for y := range n {
+		nrgbaSource{up}.row(y, 0, n, row)
+		emit(y, row)
 	}
 	return dst, box
-}
-
-func (s nrgbaSource) rowsInto(dst []float32, w int) {
-	b := s.im.Rect
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		s.row(y, b.Min.X, b.Max.X, dst[3*w*(y-b.Min.Y):])
-	}
 }

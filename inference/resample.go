@@ -4,6 +4,8 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/disintegration/imaging"
 )
@@ -24,7 +26,10 @@ func sourceOf(img image.Image) rowSource {
 	case *image.NRGBA:
 		return nrgbaSource{im}
 	}
-	return nrgbaSource{imaging.Clone(img)}
+	// imaging.Clone puts the copy at (0, 0); keep the source's coordinates, which callers pass.
+	n := imaging.Clone(img)
+	n.Rect = img.Bounds()
+	return nrgbaSource{n}
 }
 
 type ycbcrSource struct{ im *image.YCbCr }
@@ -32,10 +37,21 @@ type ycbcrSource struct{ im *image.YCbCr }
 func (s ycbcrSource) bounds() image.Rectangle { return s.im.Rect }
 
 func (s ycbcrSource) row(y, x0, x1 int, dst []float32) {
-	for x := x0; x < x1; x++ {
-		yi, ci := s.im.YOffset(x, y), s.im.COffset(x, y)
-		r, g, b := color.YCbCrToRGB(s.im.Y[yi], s.im.Cb[ci], s.im.Cr[ci])
-		d := dst[3*(x-x0):]
+	im := s.im
+	shift := 0 // horizontal chroma subsampling: chroma column = x >> shift
+	switch im.SubsampleRatio {
+	case image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio422:
+		shift = 1
+	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+		shift = 2
+	}
+	ys := im.Y[im.YOffset(x0, y) : im.YOffset(x0, y)+x1-x0]
+	c0 := im.COffset(x0, y) - x0>>shift
+	dst = dst[:3*len(ys)]
+	for i, yy := range ys {
+		ci := c0 + (x0+i)>>shift
+		r, g, b := color.YCbCrToRGB(yy, im.Cb[ci], im.Cr[ci])
+		d := dst[3*i : 3*i+3 : 3*i+3]
 		d[0], d[1], d[2] = float32(r), float32(g), float32(b)
 	}
 }
@@ -53,89 +69,116 @@ func (s nrgbaSource) row(y, x0, x1 int, dst []float32) {
 	}
 }
 
-// span is one source pixel's share of a destination pixel.
-type span struct {
-	src int
-	w   float32
+// taps maps destination pixels to the source pixels they average: destination i reads
+// count[i] source pixels from first[i] on, with weights w[off[i]:off[i]+count[i]].
+type taps struct {
+	first, count, off []int32
+	w                 []float32
 }
 
-// areaWeights maps each of n destination pixels to the source pixels covering the interval
-// [start + i*size/n, start + (i+1)*size/n), weighted by overlap (box filter, exact for integer
-// factors and the identity when size == n).
-func areaWeights(start, size float64, n int) ([][]span, int, int) {
-	out := make([][]span, n)
+// areaTaps covers the source interval [start, start+size) with n destination pixels of size/n
+// source pixels each, weighted by overlap (a box filter: exact for integer factors, the identity
+// when size == n).
+func areaTaps(start, size float64, n int) taps {
+	t := taps{first: make([]int32, n), count: make([]int32, n), off: make([]int32, n)}
 	step := size / float64(n)
-	lo, hi := math.MaxInt, math.MinInt
 	for i := range n {
 		a, b := start+float64(i)*step, start+float64(i+1)*step
-		first, last := int(math.Floor(a)), int(math.Ceil(b))-1
-		for k := first; k <= last; k++ {
+		t.off[i] = int32(len(t.w))
+		t.first[i] = -1
+		for k := int(math.Floor(a)); k < int(math.Ceil(b)); k++ {
 			ov := math.Min(b, float64(k+1)) - math.Max(a, float64(k))
 			if ov <= 1e-9 {
 				continue
 			}
-			out[i] = append(out[i], span{k, float32(ov / step)})
-			lo, hi = min(lo, k), max(hi, k)
+			if t.first[i] < 0 {
+				t.first[i] = int32(k)
+			}
+			t.w = append(t.w, float32(ov/step))
+			t.count[i]++
 		}
 	}
-	return out, lo, hi + 1
+	return t
 }
 
 // resampleArea reduces the source rectangle (x, y, w, h in source pixels, fractional allowed) to
-// dw x dh pixels by area averaging and returns interleaved RGB in 0..255. The rectangle must lie
-// inside the source and be at least as large as the destination.
-func resampleArea(src rowSource, x, y, w, h float64, dw, dh int) []float32 {
-	cols, cx0, cx1 := areaWeights(x, w, dw)
-	rows, _, _ := areaWeights(y, h, dh)
-	// Which destination rows each source row feeds.
-	type feed struct {
-		dst int
-		w   float32
-	}
-	feeds := map[int][]feed{}
-	for i, r := range rows {
-		for _, s := range r {
-			feeds[s.src] = append(feeds[s.src], feed{i, s.w})
-		}
-	}
-	out := make([]float32, dw*dh*3)
-	line := make([]float32, (cx1-cx0)*3)
-	hrow := make([]float32, dw*3)
-	y0, y1 := int(math.Floor(y)), int(math.Ceil(y+h))
-	for sy := y0; sy < y1; sy++ {
-		fs := feeds[sy]
-		if len(fs) == 0 {
-			continue
-		}
-		src.row(sy, cx0, cx1, line)
-		for j, c := range cols {
-			var r, g, b float32
-			for _, s := range c {
-				p := line[3*(s.src-cx0):]
-				r += s.w * p[0]
-				g += s.w * p[1]
-				b += s.w * p[2]
+// dw x dh pixels by area averaging. It calls emit once per destination row with that row's
+// interleaved RGB in 0..255 (the slice is reused afterwards). The rectangle must lie inside the
+// source and be at least as large as the destination. Bands of rows run in parallel, so emit is
+// called concurrently for different rows.
+func resampleArea(src rowSource, x, y, w, h float64, dw, dh int, emit func(row int, rgb []float32)) {
+	cols, rows := areaTaps(x, w, dw), areaTaps(y, h, dh)
+	cx0 := int(cols.first[0])
+	cx1 := int(cols.first[dw-1] + cols.count[dw-1])
+	parallel(dh, int(w*h)/(1<<16), func(lo, hi int) {
+		line := make([]float32, (cx1-cx0)*3)
+		acc := make([]float32, dw*3)
+		// The horizontally reduced source row last computed: consecutive destination rows share
+		// at most their boundary source row.
+		last, spare := make([]float32, dw*3), make([]float32, dw*3)
+		lastY := -1
+		reduce := func(sy int) []float32 {
+			if sy == lastY {
+				return last
 			}
-			hrow[3*j], hrow[3*j+1], hrow[3*j+2] = r, g, b
-		}
-		for _, f := range fs {
-			o := out[3*dw*f.dst:]
-			for k, v := range hrow {
-				o[k] += f.w * v
+			src.row(sy, cx0, cx1, line)
+			for j := range dw {
+				var r, g, b float32
+				p := line[3*(int(cols.first[j])-cx0):]
+				for k, wt := range cols.w[cols.off[j] : cols.off[j]+cols.count[j]] {
+					r += wt * p[3*k]
+					g += wt * p[3*k+1]
+					b += wt * p[3*k+2]
+				}
+				spare[3*j], spare[3*j+1], spare[3*j+2] = r, g, b
 			}
+			last, spare, lastY = spare, last, sy
+			return last
 		}
-	}
-	return out
+		for i := lo; i < hi; i++ {
+			ws := rows.w[rows.off[i] : rows.off[i]+rows.count[i]]
+			for k, wt := range ws {
+				hr := reduce(int(rows.first[i]) + k)
+				if k == 0 {
+					for j, v := range hr {
+						acc[j] = wt * v
+					}
+					continue
+				}
+				for j, v := range hr {
+					acc[j] += wt * v
+				}
+			}
+			emit(i, acc)
+		}
+	})
 }
 
-// toNRGBA packs interleaved RGB floats into an opaque NRGBA image.
-func toNRGBA(rgb []float32, w, h int) *image.NRGBA {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for i := range w * h {
-		p := img.Pix[4*i:]
-		p[0], p[1], p[2], p[3] = clamp8(rgb[3*i]), clamp8(rgb[3*i+1]), clamp8(rgb[3*i+2]), 255
+// parallel splits n rows into one band per CPU when the work (in units of 64 Ki source pixels)
+// is worth a goroutine, and runs fn on each band.
+func parallel(n, work int, fn func(lo, hi int)) {
+	bands := min(runtime.GOMAXPROCS(0), n, max(1, work))
+	if bands <= 1 {
+		fn(0, n)
+		return
 	}
-	return img
+	var wg sync.WaitGroup
+	for b := range bands {
+		lo, hi := b*n/bands, (b+1)*n/bands
+		wg.Go(func() { fn(lo, hi) })
+	}
+	wg.Wait()
+}
+
+// intoNRGBA returns an emit function for resampleArea that writes rows into img.
+func intoNRGBA(img *image.NRGBA) func(int, []float32) {
+	return func(y int, rgb []float32) {
+		p := img.Pix[img.PixOffset(img.Rect.Min.X, img.Rect.Min.Y+y):]
+		for i := range len(rgb) / 3 {
+			q := p[4*i : 4*i+4 : 4*i+4]
+			q[0], q[1], q[2], q[3] = clamp8(rgb[3*i]), clamp8(rgb[3*i+1]), clamp8(rgb[3*i+2]), 255
+		}
+	}
 }
 
 func clamp8(v float32) uint8 {
@@ -161,6 +204,7 @@ func FitForOverlay(img image.Image, maxSide int) *image.NRGBA {
 		}
 		return imaging.Clone(img)
 	}
-	src := sourceOf(img)
-	return toNRGBA(resampleArea(src, float64(b.Min.X), float64(b.Min.Y), float64(w), float64(h), dw, dh), dw, dh)
+	out := image.NewNRGBA(image.Rect(0, 0, dw, dh))
+	resampleArea(sourceOf(img), float64(b.Min.X), float64(b.Min.Y), float64(w), float64(h), dw, dh, intoNRGBA(out))
+	return out
 }
