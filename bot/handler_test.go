@@ -87,7 +87,7 @@ func (o *outbox) take() []bot.Reply {
 }
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	path    string
 	store   *store.Store
 	handler *bot.Handler
@@ -96,7 +96,7 @@ type fixture struct {
 	seq     atomic.Int64
 }
 
-func openStore(t *testing.T, path string) *store.Store {
+func openStore(t testing.TB, path string) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), path, store.Options{})
 	if err != nil {
@@ -106,7 +106,7 @@ func openStore(t *testing.T, path string) *store.Store {
 	return st
 }
 
-func newFixture(t *testing.T, cfg bot.Config, analyzer bot.Analyzer) *fixture {
+func newFixture(t testing.TB, cfg bot.Config, analyzer bot.Analyzer) *fixture {
 	t.Helper()
 	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "cropshield.db"), out: &outbox{}}
 	f.store = openStore(t, f.path)
