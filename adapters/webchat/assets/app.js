@@ -26,7 +26,7 @@
       div.appendChild(img);
     }
     if (entry.text) div.appendChild(document.createTextNode(entry.text));
-    else if (entry.from === "you" && entry.kind === "photo" && !src) div.appendChild(document.createTextNode("📷 photo"));
+    else if (entry.from === "you" && entry.kind === "photo" && !src) div.appendChild(document.createTextNode("[photo]"));
     const t = document.createElement("span");
     t.className = "time";
     t.textContent = new Date(entry.time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
