@@ -63,13 +63,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "cropshield: %v\n", err)
 		return 2
 	}
 	fmt.Fprintf(stderr, "cropshield: %v\n", err)
 	return 1
 }
 
-var errUsage = errors.New("usage")
+// errUsage marks errors in how the command was called (exit status 2).
+var errUsage = errors.New("bad usage")
 
 // newLogger builds the process's one logger.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
