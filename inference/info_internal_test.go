@@ -2,6 +2,7 @@ package inference
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,17 @@ func TestVersionAtLeast(t *testing.T) {
 	}{{"1.30.0", true}, {"1.24.0", true}, {"1.24", false}, {"1.23.2", false}, {"2.0.0", true}, {"garbage", false}} {
 		if got := versionAtLeast(tc.have, MinRuntimeVersion); got != tc.want {
 			t.Errorf("versionAtLeast(%q) = %v", tc.have, got)
+		}
+	}
+}
+
+func TestNormalizeCAMIgnoresNonFinite(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	hm := normalizeCAM([]float32{nan, inf, -2, 1, 4}, 5, 1)
+	want := []float32{0, 0, 0, 0.25, 1}
+	for i := range want {
+		if hm.V[i] != want[i] {
+			t.Fatalf("normalizeCAM = %v, want %v", hm.V, want)
 		}
 	}
 }

@@ -489,13 +489,17 @@ func normalizeCAM(raw []float32, w, h int) Heatmap {
 	out := Heatmap{W: w, H: h, V: make([]float32, len(raw))}
 	var maxV float32
 	for _, v := range raw {
-		maxV = max(maxV, v)
+		if v > maxV && !math.IsInf(float64(v), 0) { // NaN compares false: skipped
+			maxV = v
+		}
 	}
 	if maxV <= 0 {
 		return out
 	}
 	for i, v := range raw {
-		out.V[i] = max(v, 0) / maxV
+		if v > 0 && v <= maxV { // NaN, ±Inf and negatives count as cold
+			out.V[i] = v / maxV
+		}
 	}
 	return out
 }

@@ -59,12 +59,20 @@ func Overlay(base *image.NRGBA, box CropBox, hm Heatmap) *image.RGBA {
 		return t
 	}
 	xs, ys := taps(w, box.X, box.Side, hm.W), taps(h, box.Y, box.Side, hm.H)
+	// The heat indexes the blend table: clamp it to 0..1 once (NaN counts as cold), so that a map
+	// from a misbehaving model cannot index out of range, on a worker goroutine at that.
+	heat := make([]float32, len(hm.V))
+	for i, v := range hm.V {
+		if v > 0 {
+			heat[i] = min(v, 1)
+		}
+	}
 	parallel(h, w*h/(1<<16), func(lo, hi int) {
 		for y := lo; y < hi; y++ {
 			ty := ys[y]
 			src := base.Pix[base.PixOffset(b.Min.X, b.Min.Y+y):]
 			dst := out.Pix[out.PixOffset(0, y):]
-			r0, r1 := hm.V[ty.i0*hm.W:], hm.V[ty.i1*hm.W:]
+			r0, r1 := heat[ty.i0*hm.W:], heat[ty.i1*hm.W:]
 			for x := range w {
 				s, d := src[4*x:4*x+3:4*x+3], dst[4*x:4*x+4:4*x+4]
 				tx := xs[x]
