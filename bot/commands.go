@@ -138,6 +138,10 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 			continue
 		}
 		top := a.Top[0]
+		if a.Rejected {
+			lines = append(lines, h.loc.T(t.lang, "history.item_notleaf", "date", date))
+			continue
+		}
 		if top.Prob < h.cfg.Threshold {
 			lines = append(lines, h.loc.T(t.lang, "history.item_unsure", "date", date, "percent", percent(top.Prob)))
 			continue

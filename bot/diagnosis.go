@@ -30,6 +30,9 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (text, kind strin
 			line("• " + it)
 		}
 	}
+	if a.Rejected {
+		return h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "unsure.retake"), "not_leaf"
+	}
 	top := a.Top[0]
 	best, err := h.loc.Disease(lang, top.Class)
 	if err != nil {

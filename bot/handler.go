@@ -383,6 +383,7 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 	}
 	h.metrics.observe(res.Timings, time.Since(start))
 	a := store.Analysis{PhotoHash: hash, ModelVersion: version, Overlay: res.Overlay,
+		NotLeaf: res.NotLeaf, Rejected: !res.IsLeaf,
 		InferenceMS: float64(res.Timings.Inference.Microseconds()) / 1000, CreatedAt: h.cfg.Now()}
 	for _, c := range res.Top {
 		a.Top = append(a.Top, store.Candidate{Class: c.ID, Prob: c.Prob})
@@ -405,7 +406,11 @@ func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Anal
 		t.log.Error("cannot update inbound record", "err", err)
 	}
 	text, kind := h.diagnosisText(t.lang, a)
-	h.send(ctx, t, Reply{Text: text, Image: a.Overlay, Kind: kind})
+	r := Reply{Text: text, Image: a.Overlay, Kind: kind}
+	if a.Rejected {
+		r.Image = nil // a heat-map over a cat explains nothing to a farmer
+	}
+	h.send(ctx, t, r)
 }
 
 // photoError maps an analysis failure to the user's message.

@@ -314,3 +314,36 @@ func TestUnsureBelowThreshold(t *testing.T) {
 		t.Error("the unsure answer still shows where the model looked")
 	}
 }
+
+// rejecting makes the shared model judge every photo not a leaf, as a model with a not_leaf
+// output does for a cat.
+type rejecting struct{ *inference.Model }
+
+func (r rejecting) Analyze(ctx context.Context, photo []byte) (inference.Result, error) {
+	res, err := r.Model.Analyze(ctx, photo)
+	res.NotLeaf, res.IsLeaf = 0.98, false
+	return res, err
+}
+
+func TestNotALeafIsNotDiagnosed(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.01}, rejecting{model(t)})
+	cat := leafJPEG(t, 320, 240, 11)
+	r := f.photo("c1", bytesPhoto(cat))
+	if r.Kind != "not_leaf" || !strings.Contains(r.Text, "does not look like a leaf") || !strings.Contains(r.Text, "one leaf, filling most") {
+		t.Fatalf("reply %v", r)
+	}
+	if r.Image != nil || strings.Contains(r.Text, "Most likely") || strings.Contains(r.Text, "What to do") {
+		t.Errorf("a non-leaf must not be diagnosed: %v", r)
+	}
+	a, err := f.store.GetAnalysis(context.Background(), hashOf(cat), "contract-v1")
+	if err != nil || !a.Rejected || a.NotLeaf != 0.98 {
+		t.Fatalf("stored analysis %+v %v", a, err)
+	}
+	// From the cache the verdict is the same, and /history says so.
+	if again := f.photo("c1", bytesPhoto(cat)); again.Kind != "not_leaf" || f.inferences() != 1 {
+		t.Errorf("cached reply %v after %v inferences", again, f.inferences())
+	}
+	if h := f.send(private("c1"), bot.Sender{ID: "u-c1"}, "/history", nil); len(h) != 1 || !strings.Contains(h[0].Text, "not a leaf") {
+		t.Errorf("/history: %v", h)
+	}
+}

@@ -22,6 +22,9 @@ const (
 	InputName  = "image"
 	LogitsName = "logits"
 	CAMName    = "cam"
+	// NotLeafName is the optional output [N]: a score in 0..1, higher meaning less like a leaf,
+	// with the metadata key not_leaf_threshold saying from which score a photo is rejected.
+	NotLeafName = "not_leaf"
 )
 
 // Device chooses the execution provider.
@@ -69,19 +72,22 @@ type Options struct {
 
 // Info describes a loaded model, read from the live session's metadata.
 type Info struct {
-	Path           string
-	Version        string // metadata model_version
-	Description    string
-	Classes        []string
-	Mean, Std      [3]float32
-	InputSize      int // the square input side
-	ResizeShorter  int // the shorter side is resized to this, then center-cropped to InputSize
-	Temperature    float64
-	CAMWidth       int
-	CAMHeight      int
-	Provider       string // "CUDA" or "CPU": what really runs
-	RuntimeVersion string
-	Metadata       map[string]string
+	Path          string
+	Version       string // metadata model_version
+	Description   string
+	Classes       []string
+	Mean, Std     [3]float32
+	InputSize     int // the square input side
+	ResizeShorter int // the shorter side is resized to this, then center-cropped to InputSize
+	Temperature   float64
+	// NotLeafThreshold is the not_leaf score from which a photo is refused as not a leaf; 0 when
+	// the model has no not_leaf output.
+	NotLeafThreshold float64
+	CAMWidth         int
+	CAMHeight        int
+	Provider         string // "CUDA" or "CPU": what really runs
+	RuntimeVersion   string
+	Metadata         map[string]string
 }
 
 // Class is one candidate diagnosis.
@@ -102,6 +108,10 @@ type Heatmap struct {
 type Prediction struct {
 	Top      []Class
 	Heatmaps []Heatmap
+	// NotLeaf is the model's not_leaf score (0 if it has none); IsLeaf is false when the score
+	// reaches the model's threshold.
+	NotLeaf float64
+	IsLeaf  bool
 }
 
 // Model is a loaded model with its one ONNX Runtime session. Safe for concurrent use.
@@ -111,7 +121,8 @@ type Model struct {
 	log     *slog.Logger
 	session *ort.DynamicAdvancedSession
 
-	camW, camH int // the cam output's map size, set by the warm-up run
+	camW, camH int  // the cam output's map size, set by the warm-up run
+	hasNotLeaf bool // the model has the optional not_leaf output
 
 	mu     sync.RWMutex // held for reading by every run, for writing by Close
 	closed bool
@@ -144,15 +155,20 @@ func Load(ctx context.Context, path string, opts Options) (*Model, error) {
 		}
 	}()
 
-	if err := checkIO(data); err != nil {
+	outputs, err := checkIO(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	session, provider, err := newSession(data, opts, log)
+	m.hasNotLeaf = len(outputs) == 3
+	session, provider, err := newSession(data, outputs, opts, log)
 	if err != nil {
 		return nil, err
 	}
 	m.session = session
 	info, err := readInfo(session)
+	if err == nil && m.hasNotLeaf != (info.NotLeafThreshold > 0) {
+		err = fmt.Errorf("%w: the not_leaf output and the not_leaf_threshold metadata go together", ErrContract)
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("%s: %w", path, err), m.destroySession())
 	}
@@ -192,36 +208,46 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// checkIO validates names, element types and ranks of the model's inputs and outputs.
-func checkIO(data []byte) error {
+// checkIO validates names, element types and ranks of the model's inputs and outputs and returns
+// the output names to run: logits, cam and, when the model has it, not_leaf.
+func checkIO(data []byte) ([]string, error) {
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
-		return fmt.Errorf("%w: not a loadable ONNX model: %w", ErrContract, err)
+		return nil, fmt.Errorf("%w: not a loadable ONNX model: %w", ErrContract, err)
 	}
-	want := func(list []ort.InputOutputInfo, kind, name string, rank int) error {
+	find := func(list []ort.InputOutputInfo, kind, name string, rank int) (bool, error) {
 		for _, io := range list {
 			if io.Name != name {
 				continue
 			}
 			if io.DataType != ort.TensorElementDataTypeFloat {
-				return fmt.Errorf("%w: %s %q is %v, want float32", ErrContract, kind, name, io.DataType)
+				return true, fmt.Errorf("%w: %s %q is %v, want float32", ErrContract, kind, name, io.DataType)
 			}
 			if len(io.Dimensions) != rank {
-				return fmt.Errorf("%w: %s %q has shape %v, want rank %d", ErrContract, kind, name, io.Dimensions, rank)
+				return true, fmt.Errorf("%w: %s %q has shape %v, want rank %d", ErrContract, kind, name, io.Dimensions, rank)
 			}
-			return nil
+			return true, nil
 		}
-		return fmt.Errorf("%w: no %s named %q", ErrContract, kind, name)
+		return false, fmt.Errorf("%w: no %s named %q", ErrContract, kind, name)
 	}
-	return errors.Join(
-		want(ins, "input", InputName, 4),
-		want(outs, "output", LogitsName, 2),
-		want(outs, "output", CAMName, 4),
-	)
+	_, e1 := find(ins, "input", InputName, 4)
+	_, e2 := find(outs, "output", LogitsName, 2)
+	_, e3 := find(outs, "output", CAMName, 4)
+	names := []string{LogitsName, CAMName}
+	found, e4 := find(outs, "output", NotLeafName, 1)
+	if found {
+		names = append(names, NotLeafName)
+	} else {
+		e4 = nil
+	}
+	if err := errors.Join(e1, e2, e3, e4); err != nil {
+		return nil, err
+	}
+	return names, nil
 }
 
 // newSession creates the session on the requested device, falling back to the CPU.
-func newSession(data []byte, opts Options, log *slog.Logger) (*ort.DynamicAdvancedSession, string, error) {
+func newSession(data []byte, outputs []string, opts Options, log *slog.Logger) (*ort.DynamicAdvancedSession, string, error) {
 	build := func(cuda bool) (*ort.DynamicAdvancedSession, error) {
 		so, err := ort.NewSessionOptions()
 		if err != nil {
@@ -252,7 +278,7 @@ func newSession(data []byte, opts Options, log *slog.Logger) (*ort.DynamicAdvanc
 				return nil, fmt.Errorf("append cuda provider: %w", err)
 			}
 		}
-		s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{InputName}, []string{LogitsName, CAMName}, so)
+		s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{InputName}, outputs, so)
 		if err != nil {
 			return nil, fmt.Errorf("%w: create session: %w", ErrRuntime, err)
 		}
@@ -346,6 +372,14 @@ func parseInfo(meta map[string]string) (Info, error) {
 		errs = append(errs, fmt.Errorf("%w: resize_shorter %d < input_size %d", ErrContract, info.ResizeShorter, info.InputSize))
 	}
 	info.Version = need("model_version")
+	if t, ok := meta["not_leaf_threshold"]; ok {
+		v, err := strconv.ParseFloat(t, 64)
+		if err != nil || v <= 0 || v > 1 {
+			errs = append(errs, fmt.Errorf("%w: metadata not_leaf_threshold must be a number in (0, 1]", ErrContract))
+		} else {
+			info.NotLeafThreshold = v
+		}
+	}
 	if t, ok := meta["temperature"]; ok {
 		v, err := strconv.ParseFloat(t, 64)
 		if err != nil || v <= 0 || math.IsInf(v, 0) {
@@ -373,7 +407,7 @@ func (m *Model) Info() Info { return m.info }
 // Predict runs a batch of n preprocessed inputs (n*3*InputSize*InputSize floats, see
 // Info.Tensor) and returns each image's top classes with their heat-maps.
 func (m *Model) Predict(ctx context.Context, batch []float32, n int) ([]Prediction, error) {
-	logits, cams, err := m.Raw(ctx, batch, n)
+	logits, cams, notLeaf, err := m.Raw(ctx, batch, n)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +417,11 @@ func (m *Model) Predict(ctx context.Context, batch []float32, n int) ([]Predicti
 	for i := range n {
 		probs := Softmax(logits[i*k:(i+1)*k], m.info.Temperature)
 		top := TopClasses(probs, TopK)
-		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top))}
+		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top)), IsLeaf: true}
+		if notLeaf != nil {
+			p.NotLeaf = float64(notLeaf[i])
+			p.IsLeaf = !(p.NotLeaf >= m.info.NotLeafThreshold) // NaN counts as not a leaf
+		}
 		for j, c := range top {
 			p.Top[j] = Class{Index: c, ID: m.info.Classes[c], Prob: probs[c]}
 			off := (i*k + c) * cell
@@ -394,29 +432,32 @@ func (m *Model) Predict(ctx context.Context, batch []float32, n int) ([]Predicti
 	return preds, nil
 }
 
-// Raw runs a batch and returns the model's outputs as they are: logits [n,K] and cam [n,K,h,w],
-// flattened row-major.
-func (m *Model) Raw(ctx context.Context, batch []float32, n int) (logits, cams []float32, err error) {
+// Raw runs a batch and returns the model's outputs as they are: logits [n,K], cam [n,K,h,w]
+// flattened row-major, and not_leaf [n] (nil when the model has no such output).
+func (m *Model) Raw(ctx context.Context, batch []float32, n int) (logits, cams, notLeaf []float32, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	side := m.info.InputSize
 	if n < 1 || len(batch) != n*3*side*side {
-		return nil, nil, fmt.Errorf("predict: batch of %d floats is not %d images of 3x%dx%d", len(batch), n, side, side)
+		return nil, nil, nil, fmt.Errorf("predict: batch of %d floats is not %d images of 3x%dx%d", len(batch), n, side, side)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
-		return nil, nil, ErrClosed
+		return nil, nil, nil, ErrClosed
 	}
 	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, int64(side), int64(side)), batch)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: input tensor: %w", ErrRuntime, err)
+		return nil, nil, nil, fmt.Errorf("%w: input tensor: %w", ErrRuntime, err)
 	}
 	defer func() { _ = in.Destroy() }()
-	outs := []ort.Value{nil, nil}
+	outs := make([]ort.Value, 2, 3)
+	if m.hasNotLeaf {
+		outs = append(outs, nil)
+	}
 	if err := m.session.Run([]ort.Value{in}, outs); err != nil {
-		return nil, nil, fmt.Errorf("%w: run: %w", ErrRuntime, err)
+		return nil, nil, nil, fmt.Errorf("%w: run: %w", ErrRuntime, err)
 	}
 	defer func() {
 		for _, o := range outs {
@@ -428,21 +469,28 @@ func (m *Model) Raw(ctx context.Context, batch []float32, n int) (logits, cams [
 	lt, ok1 := outs[0].(*ort.Tensor[float32])
 	ct, ok2 := outs[1].(*ort.Tensor[float32])
 	if !ok1 || !ok2 {
-		return nil, nil, fmt.Errorf("%w: outputs are not float32 tensors", ErrContract)
+		return nil, nil, nil, fmt.Errorf("%w: outputs are not float32 tensors", ErrContract)
 	}
 	k := len(m.info.Classes)
 	ls, cs := lt.GetShape(), ct.GetShape()
 	if len(ls) != 2 || ls[0] != int64(n) || ls[1] != int64(k) {
-		return nil, nil, fmt.Errorf("%w: logits shape %v, want [%d %d] (metadata lists %d classes)", ErrContract, ls, n, k, k)
+		return nil, nil, nil, fmt.Errorf("%w: logits shape %v, want [%d %d] (metadata lists %d classes)", ErrContract, ls, n, k, k)
 	}
 	if len(cs) != 4 || cs[0] != int64(n) || cs[1] != int64(k) || cs[2] < 1 || cs[3] < 1 ||
 		(m.camW > 0 && (cs[2] != int64(m.camH) || cs[3] != int64(m.camW))) {
-		return nil, nil, fmt.Errorf("%w: cam shape %v, want [%d %d h w]", ErrContract, cs, n, k)
+		return nil, nil, nil, fmt.Errorf("%w: cam shape %v, want [%d %d h w]", ErrContract, cs, n, k)
 	}
 	if m.camW == 0 { // the warm-up run, before the model is shared
 		m.camH, m.camW = int(cs[2]), int(cs[3])
 	}
-	return slices.Clone(lt.GetData()), slices.Clone(ct.GetData()), nil
+	if m.hasNotLeaf {
+		nt, ok := outs[2].(*ort.Tensor[float32])
+		if !ok || !slices.Equal(nt.GetShape(), ort.NewShape(int64(n))) {
+			return nil, nil, nil, fmt.Errorf("%w: not_leaf must be a float32 tensor [%d]", ErrContract, n)
+		}
+		notLeaf = slices.Clone(nt.GetData())
+	}
+	return slices.Clone(lt.GetData()), slices.Clone(ct.GetData()), notLeaf, nil
 }
 
 // Softmax turns logits into probabilities, dividing them by temperature first.

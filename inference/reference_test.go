@@ -97,9 +97,12 @@ func TestContractModelMatchesPyTorch(t *testing.T) {
 				}
 			}
 			n := len(tc.Inputs)
-			logits, cams, err := m.Raw(context.Background(), batch, n)
+			logits, cams, notLeaf, err := m.Raw(context.Background(), batch, n)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if notLeaf != nil {
+				t.Errorf("the contract model has no not_leaf output, got %v", notLeaf)
 			}
 			if len(logits) != len(tc.Logits) || len(cams) != len(tc.CAM) {
 				t.Fatalf("got %d logits %d cam values, want %d %d", len(logits), len(cams), len(tc.Logits), len(tc.CAM))

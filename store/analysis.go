@@ -22,8 +22,12 @@ type Analysis struct {
 	ModelVersion string      // the model that produced it
 	Top          []Candidate // best first
 	Overlay      []byte      // JPEG heat-map overlay, may be empty
-	InferenceMS  float64
-	CreatedAt    time.Time
+	// NotLeaf is the model's not-a-leaf score (0 for models without one); Rejected says the
+	// photo was refused as not a leaf.
+	NotLeaf     float64
+	Rejected    bool
+	InferenceMS float64
+	CreatedAt   time.Time
 }
 
 // analysisRec is the JSON stored under the photo hash. The overlay is kept
@@ -31,6 +35,8 @@ type Analysis struct {
 type analysisRec struct {
 	ModelVersion string      `json:"model_version"`
 	Top          []Candidate `json:"top"`
+	NotLeaf      float64     `json:"not_leaf,omitempty"`
+	Rejected     bool        `json:"rejected,omitempty"`
 	InferenceMS  float64     `json:"inference_ms"`
 	CreatedAt    time.Time   `json:"created_at"`
 }
@@ -55,6 +61,8 @@ func (s *Store) PutAnalysis(ctx context.Context, a Analysis) error {
 	v, err := json.Marshal(analysisRec{
 		ModelVersion: a.ModelVersion,
 		Top:          a.Top,
+		NotLeaf:      a.NotLeaf,
+		Rejected:     a.Rejected,
 		InferenceMS:  a.InferenceMS,
 		CreatedAt:    utc(a.CreatedAt),
 	})
@@ -122,6 +130,8 @@ func (s *Store) GetAnalysis(ctx context.Context, photoHash, modelVersion string)
 			ModelVersion: rec.ModelVersion,
 			Top:          rec.Top,
 			Overlay:      bytes.Clone(ob.Get([]byte(photoHash))),
+			NotLeaf:      rec.NotLeaf,
+			Rejected:     rec.Rejected,
 			InferenceMS:  rec.InferenceMS,
 			CreatedAt:    rec.CreatedAt,
 		}

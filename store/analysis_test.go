@@ -11,7 +11,7 @@ import (
 func assertAnalysis(t *testing.T, got, want Analysis) {
 	t.Helper()
 	if got.PhotoHash != want.PhotoHash || got.ModelVersion != want.ModelVersion ||
-		got.InferenceMS != want.InferenceMS || !got.CreatedAt.Equal(want.CreatedAt) ||
+		got.InferenceMS != want.InferenceMS || got.NotLeaf != want.NotLeaf || got.Rejected != want.Rejected || !got.CreatedAt.Equal(want.CreatedAt) ||
 		!reflect.DeepEqual(got.Top, want.Top) || !bytes.Equal(got.Overlay, want.Overlay) {
 		t.Errorf("analysis = %+v (overlay %d bytes), want %+v (overlay %d bytes)",
 			withoutOverlay(got), len(got.Overlay), withoutOverlay(want), len(want.Overlay))
@@ -40,6 +40,10 @@ func TestAnalysisRoundTrip(t *testing.T) {
 			Top: []Candidate{{"Potato___healthy", 1}}, CreatedAt: testTime,
 		}},
 		{"no candidates", Analysis{PhotoHash: "h3", ModelVersion: "v1", Top: []Candidate{}}},
+		{"rejected as not a leaf", Analysis{
+			PhotoHash: "h5", ModelVersion: "v1", Top: []Candidate{{"apple__scab", 0.3}},
+			NotLeaf: 0.97, Rejected: true, CreatedAt: testTime,
+		}},
 		{"local time zone", Analysis{
 			PhotoHash: "h4", ModelVersion: "v1", Top: []Candidate{}, CreatedAt: testTime.In(paris),
 		}},
