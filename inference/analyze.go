@@ -28,8 +28,18 @@ type Result struct {
 }
 
 // Analyze decodes a photo, runs the model and renders the Grad-CAM overlay of the top class.
-// Errors about the photo itself wrap the Decode errors (ErrNotImage, ErrTooLarge, ...).
+// Errors about the photo itself are *PhotoError (ErrNotImage, ErrTooLarge, ...).
 func (m *Model) Analyze(ctx context.Context, data []byte) (Result, error) {
+	return m.analyze(ctx, data, true)
+}
+
+// Classify is Analyze without the overlay (Result.Overlay is nil): the same decoding,
+// preprocessing and model, for evaluation.
+func (m *Model) Classify(ctx context.Context, data []byte) (Result, error) {
+	return m.analyze(ctx, data, false)
+}
+
+func (m *Model) analyze(ctx context.Context, data []byte, overlay bool) (Result, error) {
 	var res Result
 	t0 := time.Now()
 	photo, err := Decode(data, m.opts.Limits)
@@ -48,6 +58,10 @@ func (m *Model) Analyze(ctx context.Context, data []byte) (Result, error) {
 	}
 	res.Prediction = preds[0]
 	t3 := time.Now()
+	if !overlay {
+		res.Timings = Timings{Decode: t1.Sub(t0), Preprocess: t2.Sub(t1), Inference: t3.Sub(t2)}
+		return res, nil
+	}
 	over := Overlay(base, box, res.Heatmaps[0])
 	t4 := time.Now()
 	res.Overlay, err = EncodeJPEG(over, m.opts.JPEGQuality)

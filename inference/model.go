@@ -108,6 +108,8 @@ type Heatmap struct {
 type Prediction struct {
 	Top      []Class
 	Heatmaps []Heatmap
+	// Probs holds every class's probability, in the order of Info.Classes.
+	Probs []float64
 	// NotLeaf is the model's not_leaf score (0 if it has none); IsLeaf is false when the score
 	// reaches the model's threshold.
 	NotLeaf float64
@@ -417,7 +419,7 @@ func (m *Model) Predict(ctx context.Context, batch []float32, n int) ([]Predicti
 	for i := range n {
 		probs := Softmax(logits[i*k:(i+1)*k], m.info.Temperature)
 		top := TopClasses(probs, TopK)
-		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top)), IsLeaf: true}
+		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top)), Probs: probs, IsLeaf: true}
 		if notLeaf != nil {
 			p.NotLeaf = float64(notLeaf[i])
 			p.IsLeaf = !(p.NotLeaf >= m.info.NotLeafThreshold) // NaN counts as not a leaf

@@ -2,6 +2,7 @@
 //
 //	cropshield serve              start every configured adapter (the web chat always), /healthz, /metrics
 //	cropshield diagnose FILE...   print the top-3 of each photo and write FILE.overlay.jpg
+//	cropshield eval DIR           measure the model on labelled photos (folder per class id)
 //	cropshield version            print the build's versions
 //
 // Every flag has a CROPSHIELD_* environment variable (flag --model ↔ CROPSHIELD_MODEL); a flag
@@ -29,6 +30,7 @@ const usage = `usage: cropshield <command> [flags]
 commands:
   serve              run the bot: web chat on --addr (default 127.0.0.1:8080), /healthz, /metrics
   diagnose FILE...   diagnose photos, print the top-3 and write FILE.overlay.jpg next to each
+  eval DIR           measure the model on labelled photos (one folder per class id)
   version            print versions
 
 Run 'cropshield <command> -h' for the flags of a command.
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(ctx, rest, stderr)
 	case "diagnose":
 		err = diagnoseCmd(ctx, rest, stdout, stderr)
+	case "eval":
+		err = evalCmd(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCmd(stdout)
 	case "help", "-h", "--help":

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"image/jpeg"
+	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,5 +115,76 @@ func TestVersion(t *testing.T) {
 	var stdout bytes.Buffer
 	if code := run([]string{"version"}, &stdout, &bytes.Buffer{}); code != 0 || !strings.HasPrefix(stdout.String(), "cropshield ") {
 		t.Fatalf("version: %d %q", code, stdout.String())
+	}
+}
+
+// TestEvalCommand runs `cropshield eval --json --plot` on a tiny folder through the real model and
+// checks the report against what the model itself says about each photo.
+func TestEvalCommand(t *testing.T) {
+	t.Setenv("CROPSHIELD_ORT_LIB", testenv.ORTLib(t))
+	t.Setenv("CROPSHIELD_MODEL", testenv.ContractModel(t))
+	dir := t.TempDir()
+	leafPNG, err := os.ReadFile(filepath.Join(filepath.Dir(testenv.ContractModel(t)), "testdata", "leafish-256.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"tomato__late_blight/1.jpg":  testLeaf(t),
+		"tomato__late_blight/2.png":  leafPNG,
+		"apple__scab/1.png":          leafPNG,
+		"not_a_leaf/page.jpg":        testLeaf(t),
+		"tomato__leaf_mold/junk.jpg": []byte("not a photo"),
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plot := filepath.Join(t.TempDir(), "confusion.png")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"eval", "--json", "--plot", plot, "--device", "cpu", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var rep struct {
+		Model     string
+		Photos    int
+		Failed    []string
+		Top1      struct{ N, Hits int }
+		Rejected  struct{ N, Hits int }
+		Confusion [][]int
+		Classes   []string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if rep.Model != "contract-v1" || rep.Photos != 5 || len(rep.Failed) != 1 || rep.Top1.N != 3 || rep.Rejected.N != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	// The contract model has no not_leaf output: it rejects nothing.
+	if rep.Rejected.Hits != 0 {
+		t.Errorf("rejected %d photos without a not_leaf output", rep.Rejected.Hits)
+	}
+	// The confusion matrix agrees with diagnose's own top-1 for the same photos.
+	var diag bytes.Buffer
+	if code := run([]string{"diagnose", "--no-overlay", "--device", "cpu", filepath.Join(dir, "apple__scab/1.png")}, &diag, &bytes.Buffer{}); code != 0 {
+		t.Fatal("diagnose failed")
+	}
+	top := strings.Fields(strings.SplitN(diag.String(), ":", 2)[1])[0]
+	scab := slices.Index(rep.Classes, "apple__scab")
+	if pred := slices.Index(rep.Classes, top); pred < 0 || rep.Confusion[scab][pred] != 1 {
+		t.Errorf("confusion row of apple__scab %v, diagnose says %s", rep.Confusion[scab], top)
+	}
+	if f, err := os.Open(plot); err != nil {
+		t.Error(err)
+	} else {
+		_, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil {
+			t.Errorf("plot: %v", err)
+		}
 	}
 }
