@@ -58,14 +58,19 @@ type Photo struct {
 	Fetch func(ctx context.Context) ([]byte, error)
 }
 
-// Message is one incoming message, normalized.
+// Message is one incoming message, normalized. The handler answers each (platform, chat, ID)
+// once: a message delivered again after it was answered gets no second reply, and one whose
+// handling was interrupted (a crash) is resumed without repeating the replies already sent.
 type Message struct {
 	ID     string // the platform's message id, unique within the chat
 	Chat   ChatRef
 	Sender Sender
 	Text   string // text or caption
 	Photo  *Photo
-	Time   time.Time
+	// Album holds the photos of an album (Telegram media group) sent together; they are
+	// diagnosed together and answered once. Photo is nil then.
+	Album []*Photo
+	Time  time.Time
 }
 
 // Reply is one outgoing message: text, and optionally a JPEG image the text belongs to.
@@ -74,8 +79,10 @@ type Reply struct {
 	ReplyTo string // the message id this answers, "" for none
 	Text    string
 	Image   []byte // JPEG, nil for a text-only reply
+	// Images are the overlays of an album reply (Image is nil then); Text belongs to them all.
+	Images [][]byte
 	// Kind says what the reply is, for logs and for adapters that render kinds differently:
-	// "diagnosis", "unsure", "command", "error", "staff".
+	// "diagnosis", "unsure", "not_leaf", "command", "error", "staff".
 	Kind string
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/cropshield/cropshield/inference"
@@ -50,10 +51,17 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "CROPSHIELD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(name); ok {
+			secret := isSecret(f.Name)
 			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%w: %s=%q: %w", errUsage, name, v, err)
+				shown := strconv.Quote(v)
+				if secret {
+					shown = "(hidden)"
+				}
+				envErr = fmt.Errorf("%w: %s=%s: %w", errUsage, name, shown, err)
 			}
-			f.DefValue = v
+			if !secret { // -h prints defaults: never a token
+				f.DefValue = v
+			}
 		}
 	})
 	if envErr != nil {
@@ -66,4 +74,9 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return nil
+}
+
+// isSecret tells flags whose values must never be printed (tokens, passwords).
+func isSecret(name string) bool {
+	return strings.HasSuffix(name, "-token") || strings.HasSuffix(name, "password")
 }
