@@ -38,6 +38,10 @@ type Store interface {
 	SetUserLanguage(ctx context.Context, platform, id, lang string) error
 	AppendMessage(ctx context.Context, r store.Record) (uint64, error)
 	UpdateMessage(ctx context.Context, r store.Record) error
+	BeginTurn(ctx context.Context, r store.Record) (store.Turn, bool, error)
+	AttemptReply(ctx context.Context, platform, chatID, msgID string, k int) error
+	ReplySent(ctx context.Context, msgID string, k int, out store.Record) error
+	FinishTurn(ctx context.Context, platform, chatID, msgID string) error
 	RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]store.Record, error)
 }
 
@@ -135,11 +139,13 @@ func (h *Handler) Wait(ctx context.Context) error {
 
 // turn is one message being handled.
 type turn struct {
-	msg  Message
-	out  Responder
-	lang string
-	rec  store.Record
-	log  *slog.Logger
+	msg     Message
+	out     Responder
+	lang    string
+	rec     store.Record // the inbound record
+	prior   store.Turn   // what an interrupted earlier handling of the same message did
+	replies int          // replies produced so far (sent, or skipped as sent before)
+	log     *slog.Logger
 }
 
 // Handle logs the message, answers it through out and logs the answer. A failure inside gets the
@@ -168,18 +174,37 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	switch {
 	case m.Photo != nil:
 		kind = "photo"
+	case len(m.Album) > 0:
+		kind = "album"
 	case isCommand(m.Text):
 		kind = "command"
 	}
 	h.metrics.Messages.WithLabelValues(string(m.Chat.Platform), kind).Inc()
 
-	if err := h.record(ctx, t); err != nil {
+	existed, err := h.record(ctx, t)
+	if err != nil {
 		// Without a durable record the adapter must not acknowledge the message.
 		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "store").Inc()
 		t.log.Error("cannot record inbound message", "err", err)
 		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "error.internal"), Kind: "error"})
 		return err
 	}
+	if existed && t.prior.Done {
+		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "duplicate").Inc()
+		t.log.Info("message already answered: delivered again, not answered twice")
+		return nil
+	}
+	if existed {
+		t.log.Warn("resuming a message whose handling was interrupted", "replies_sent", t.prior.Sent, "replies_attempted", t.prior.Attempted)
+	}
+	defer func() {
+		if ctx.Err() != nil {
+			return // interrupted: the adapter hands it in again and the turn resumes
+		}
+		if err := h.store.FinishTurn(context.WithoutCancel(ctx), string(m.Chat.Platform), m.Chat.ID, m.ID); err != nil {
+			t.log.Error("cannot finish turn", "err", err)
+		}
+	}()
 	if !h.limiter.allow(m.Chat.Platform, m.Chat.ID, m.Time) {
 		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "rate_limited").Inc()
 		if h.limiter.shouldWarn(m.Chat.Platform, m.Chat.ID) {
@@ -192,6 +217,8 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	switch kind {
 	case "photo":
 		h.handlePhoto(ctx, t)
+	case "album":
+		h.handleAlbum(ctx, t)
 	case "command":
 		h.handleCommand(ctx, t)
 	default:
@@ -202,29 +229,34 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	return nil
 }
 
-// record upserts the chat and the sender, resolves the language and appends the inbound record.
-func (h *Handler) record(ctx context.Context, t *turn) error {
+// record upserts the chat and the sender, resolves the language and begins the message's turn
+// (appending the inbound record), or finds the turn of an earlier delivery (existed).
+func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error) {
 	m := t.msg
 	p := string(m.Chat.Platform)
 	chat, err := h.store.TouchChat(ctx, store.Chat{Platform: p, ID: m.Chat.ID, Kind: string(m.Chat.Kind), Title: m.Chat.Title}, m.Time)
 	if err != nil {
-		return fmt.Errorf("touch chat: %w", err)
+		return false, fmt.Errorf("touch chat: %w", err)
 	}
 	var user store.User
 	if m.Sender.ID != "" {
 		user, err = h.store.TouchUser(ctx, store.User{Platform: p, ID: m.Sender.ID, Name: m.Sender.Name, LangHint: m.Sender.LangHint}, m.Time)
 		if err != nil {
-			return fmt.Errorf("touch user: %w", err)
+			return false, fmt.Errorf("touch user: %w", err)
 		}
 	}
 	t.lang = h.resolveLanguage(m, chat, user)
 	t.rec = store.Record{Time: m.Time, Platform: p, ChatID: m.Chat.ID, Direction: store.Inbound,
 		SenderID: m.Sender.ID, SenderName: m.Sender.Name, MessageID: m.ID, Text: m.Text}
-	t.rec.Seq, err = h.store.AppendMessage(ctx, t.rec)
+	t.prior, existed, err = h.store.BeginTurn(ctx, t.rec)
 	if err != nil {
-		return fmt.Errorf("append message: %w", err)
+		return false, fmt.Errorf("begin turn: %w", err)
 	}
-	return nil
+	t.rec.Seq = t.prior.Seq
+	if !existed {
+		t.prior = store.Turn{}
+	}
+	return existed, nil
 }
 
 // resolveLanguage: in a group the group's choice (everyone reads the reply), then the sender's
@@ -252,17 +284,39 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 	}
 	rec := store.Record{Time: h.cfg.Now(), Platform: string(r.Chat.Platform), ChatID: r.Chat.ID,
 		Direction: store.Outbound, Text: r.Text, ReplyTo: r.ReplyTo}
-	if r.Image != nil {
+	if r.Image != nil || r.Images != nil {
 		rec.PhotoHash = t.rec.PhotoHash
+	}
+	k := t.replies
+	t.replies++
+	switch {
+	case k < t.prior.Sent:
+		t.log.Debug("reply already sent before the interruption", "reply", k)
+		return
+	case k < t.prior.Attempted:
+		// It may or may not have reached the user: never risk a second copy.
+		t.log.Warn("reply may not have been delivered before the interruption; not sending it twice", "reply", k, "kind", r.Kind)
+		h.markError(ctx, t, "reply may not have been delivered (interrupted)")
+		return
+	}
+	wctx := context.WithoutCancel(ctx)
+	if t.msg.ID != "" {
+		if err := h.store.AttemptReply(wctx, string(r.Chat.Platform), r.Chat.ID, t.msg.ID, k); err != nil {
+			t.log.Error("cannot note reply attempt; not sending", "err", err)
+			return
+		}
 	}
 	if err := t.out.Send(ctx, r); err != nil {
 		h.metrics.Errors.WithLabelValues(string(r.Chat.Platform), "send").Inc()
 		t.log.Error("cannot send reply", "kind", r.Kind, "err", err)
 		rec.Error = "not delivered"
-	} else {
-		h.metrics.Replies.WithLabelValues(string(r.Chat.Platform), r.Kind).Inc()
+		if _, err := h.store.AppendMessage(wctx, rec); err != nil {
+			t.log.Error("cannot record reply", "err", err)
+		}
+		return
 	}
-	if _, err := h.store.AppendMessage(context.WithoutCancel(ctx), rec); err != nil {
+	h.metrics.Replies.WithLabelValues(string(r.Chat.Platform), r.Kind).Inc()
+	if err := h.store.ReplySent(wctx, t.msg.ID, k, rec); err != nil {
 		t.log.Error("cannot record reply", "err", err)
 	}
 }
@@ -283,49 +337,54 @@ func (h *Handler) markError(ctx context.Context, t *turn, reason string) {
 	}
 }
 
-// handlePhoto: known content id → cached answer without download; otherwise download, hash, and
-// answer from the cache or run the model once per distinct photo.
+// handlePhoto answers one photo.
 func (h *Handler) handlePhoto(ctx context.Context, t *turn) {
-	m := t.msg
-	platform := string(m.Chat.Platform)
+	hash, a, err := h.photoAnalysis(ctx, t, t.msg.Photo)
+	if err != nil {
+		h.photoError(ctx, t, err)
+		return
+	}
+	h.answer(ctx, t, hash, a)
+}
+
+// photoAnalysis: a known content id → the cached analysis without download; otherwise download,
+// hash, and take the cached analysis or run the model once per distinct photo.
+func (h *Handler) photoAnalysis(ctx context.Context, t *turn, p *Photo) (string, store.Analysis, error) {
+	platform := string(t.msg.Chat.Platform)
 	version := h.model.Info().Version
-	if id := m.Photo.ContentID; id != "" {
+	if id := p.ContentID; id != "" {
 		hash, err := h.store.LookupContentID(ctx, platform, id)
 		if err == nil {
 			if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
 				h.metrics.Cache.WithLabelValues(platform, "hit").Inc()
-				h.answer(ctx, t, hash, a)
-				return
+				return hash, a, nil
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
 			t.log.Warn("content id lookup failed", "err", err)
 		}
 	}
-	if m.Photo.Size > h.cfg.MaxPhotoBytes {
-		h.photoError(ctx, t, h.tooLarge(m.Photo.Size))
-		return
+	if p.Size > h.cfg.MaxPhotoBytes {
+		return "", store.Analysis{}, h.tooLarge(p.Size)
 	}
 	if tp, ok := t.out.(Typist); ok {
-		if err := tp.Typing(ctx, m.Chat); err != nil {
+		if err := tp.Typing(ctx, t.msg.Chat); err != nil {
 			t.log.Debug("typing indicator failed", "err", err)
 		}
 	}
-	data, err := h.fetch(ctx, m.Photo)
+	data, err := h.fetch(ctx, p)
 	if err != nil {
-		h.photoError(ctx, t, err)
-		return
+		return "", store.Analysis{}, err
 	}
 	sum := sha256.Sum256(data)
 	hash := hex.EncodeToString(sum[:])
-	if m.Photo.ContentID != "" {
-		if err := h.store.PutContentID(ctx, platform, m.Photo.ContentID, hash); err != nil {
+	if p.ContentID != "" {
+		if err := h.store.PutContentID(ctx, platform, p.ContentID, hash); err != nil {
 			t.log.Warn("cannot index content id", "err", err)
 		}
 	}
 	if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
 		h.metrics.Cache.WithLabelValues(platform, "hit").Inc()
-		h.answer(ctx, t, hash, a)
-		return
+		return hash, a, nil
 	}
 	h.metrics.Cache.WithLabelValues(platform, "miss").Inc()
 	// One analysis per distinct photo, even when a group forwards it many times at once.
@@ -336,10 +395,9 @@ func (h *Handler) handlePhoto(ctx context.Context, t *turn) {
 		return h.analyze(ctx, hash, data, version)
 	})
 	if err != nil {
-		h.photoError(ctx, t, err)
-		return
+		return "", store.Analysis{}, err
 	}
-	h.answer(ctx, t, hash, v.(store.Analysis))
+	return hash, v.(store.Analysis), nil
 }
 
 // fetch downloads a photo within the time and size limits.

@@ -33,8 +33,9 @@ type Record struct {
 	MessageID  string // the platform's message id, if any
 	Text       string
 	PhotoHash  string
-	ReplyTo    string // the platform message id this answers, if any
-	Error      string // set on inbound messages whose handling failed (short, user-safe)
+	Album      []string // photo hashes of an album, the first also in PhotoHash
+	ReplyTo    string   // the platform message id this answers, if any
+	Error      string   // set on inbound messages whose handling failed (short, user-safe)
 }
 
 // msgRec is the JSON stored under a big-endian Seq in a chat's nested
@@ -48,6 +49,7 @@ type msgRec struct {
 	MessageID  string    `json:"message_id,omitempty"`
 	Text       string    `json:"text,omitempty"`
 	PhotoHash  string    `json:"photo_hash,omitempty"`
+	Album      []string  `json:"album,omitempty"`
 	ReplyTo    string    `json:"reply_to,omitempty"`
 	Error      string    `json:"error,omitempty"`
 }
@@ -56,7 +58,7 @@ func newMsgRec(r Record) msgRec {
 	return msgRec{
 		Time: utc(r.Time), Direction: r.Direction,
 		SenderID: r.SenderID, SenderName: r.SenderName, MessageID: r.MessageID,
-		Text: r.Text, PhotoHash: r.PhotoHash, ReplyTo: r.ReplyTo, Error: r.Error,
+		Text: r.Text, PhotoHash: r.PhotoHash, Album: r.Album, ReplyTo: r.ReplyTo, Error: r.Error,
 	}
 }
 
@@ -64,7 +66,7 @@ func (m msgRec) record(platform, chatID string, seq uint64) Record {
 	return Record{
 		Seq: seq, Time: m.Time, Platform: platform, ChatID: chatID, Direction: m.Direction,
 		SenderID: m.SenderID, SenderName: m.SenderName, MessageID: m.MessageID,
-		Text: m.Text, PhotoHash: m.PhotoHash, ReplyTo: m.ReplyTo, Error: m.Error,
+		Text: m.Text, PhotoHash: m.PhotoHash, Album: m.Album, ReplyTo: m.ReplyTo, Error: m.Error,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func assertRecords(t *testing.T, got, want []Record) {
 			t.Errorf("record %d Time = %v, want %v", i, g.Time, w.Time)
 		}
 		g.Time, w.Time = time.Time{}, time.Time{}
-		if g != w {
+		if !reflect.DeepEqual(g, w) {
 			t.Errorf("record %d = %+v, want %+v", i, g, w)
 		}
 	}

@@ -55,6 +55,7 @@ const (
 	bucketChats      = "chats"
 	bucketUsers      = "users"
 	bucketMessages   = "messages" // chat key → nested bucket: seq → msgRec (JSON)
+	bucketTurns      = "turns"    // platform, chat, message id → turnRec (JSON)
 
 	keySchemaVersion = "schema_version" // in bucketMeta, big-endian uint64
 )
@@ -63,7 +64,7 @@ const (
 func allBuckets() []string {
 	return []string{
 		bucketMeta, bucketAnalyses, bucketOverlays, bucketPhotos, bucketPhotoMeta,
-		bucketContentIDs, bucketChats, bucketUsers, bucketMessages,
+		bucketContentIDs, bucketChats, bucketUsers, bucketMessages, bucketTurns,
 	}
 }
 

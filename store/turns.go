@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Turn is the handling state of one inbound message, keyed by its platform message id, so that
+// every message is answered exactly once: a message delivered twice is recognized, and one whose
+// handling was cut short (a crash) resumes without repeating the replies already sent.
+type Turn struct {
+	Seq       uint64 // the inbound record in the chat's log
+	Attempted int    // replies whose sending began
+	Sent      int    // replies known to be delivered
+	Done      bool   // handling finished
+	Started   time.Time
+}
+
+type turnRec struct {
+	Seq       uint64    `json:"seq"`
+	Attempted int       `json:"attempted,omitempty"`
+	Sent      int       `json:"sent,omitempty"`
+	Done      bool      `json:"done,omitempty"`
+	Started   time.Time `json:"started"`
+}
+
+func turnKey(platform, chatID, msgID string) ([]byte, error) {
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return nil, err
+	}
+	if err := checkID("message id", msgID); err != nil {
+		return nil, err
+	}
+	return append(append(compositeKey(platform, chatID), 0), msgID...), nil
+}
+
+// BeginTurn records an inbound message and starts its turn, in one transaction. If a turn for
+// the same platform, chat and r.MessageID exists, nothing is written and that turn is returned
+// with existed true. A message without a MessageID is only appended (no turn is kept).
+func (s *Store) BeginTurn(ctx context.Context, r Record) (t Turn, existed bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return Turn{}, false, err
+	}
+	if r.Direction != Inbound {
+		return Turn{}, false, fmt.Errorf("%w: a turn begins with an inbound message", ErrInvalid)
+	}
+	if r.MessageID == "" {
+		seq, err := s.AppendMessage(ctx, r)
+		return Turn{Seq: seq, Started: utc(r.Time)}, false, err
+	}
+	if err := checkRecord(r); err != nil {
+		return Turn{}, false, err
+	}
+	key, err := turnKey(r.Platform, r.ChatID, r.MessageID)
+	if err != nil {
+		return Turn{}, false, err
+	}
+	v, err := json.Marshal(newMsgRec(r))
+	if err != nil {
+		return Turn{}, false, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+	}
+	err = s.update(ctx, "begin turn", func(tx *bolt.Tx) error {
+		tb, err := bucket(tx, bucketTurns)
+		if err != nil {
+			return err
+		}
+		if old := tb.Get(key); old != nil {
+			var rec turnRec
+			if err := json.Unmarshal(old, &rec); err != nil {
+				return fmt.Errorf("decode turn: %w", err)
+			}
+			t, existed = Turn(rec), true
+			return nil
+		}
+		mb, err := bucket(tx, bucketMessages)
+		if err != nil {
+			return err
+		}
+		cb, err := mb.CreateBucketIfNotExists(compositeKey(r.Platform, r.ChatID))
+		if err != nil {
+			return err
+		}
+		seq, err := cb.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := cb.Put(seqKey(seq), v); err != nil {
+			return err
+		}
+		t = Turn{Seq: seq, Started: utc(r.Time)}
+		return putJSON(tb, key, turnRec(t))
+	})
+	return t, existed, err
+}
+
+// changeTurn applies fn to a stored turn; ErrNotFound if there is none.
+func (s *Store) changeTurn(ctx context.Context, op, platform, chatID, msgID string, fn func(tx *bolt.Tx, t *turnRec) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	key, err := turnKey(platform, chatID, msgID)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, op, func(tx *bolt.Tx) error {
+		tb, err := bucket(tx, bucketTurns)
+		if err != nil {
+			return err
+		}
+		v := tb.Get(key)
+		if v == nil {
+			return fmt.Errorf("%w: turn of message %s in chat %s on %s", ErrNotFound, msgID, chatID, platform)
+		}
+		var rec turnRec
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode turn: %w", err)
+		}
+		if err := fn(tx, &rec); err != nil {
+			return err
+		}
+		return putJSON(tb, key, rec)
+	})
+}
+
+// AttemptReply durably notes that reply number k (from 0) of a turn is about to be sent. After a
+// crash, a reply attempted but not known to be sent is not sent again: better one reply lost
+// than one sent twice.
+func (s *Store) AttemptReply(ctx context.Context, platform, chatID, msgID string, k int) error {
+	return s.changeTurn(ctx, "attempt reply", platform, chatID, msgID, func(_ *bolt.Tx, t *turnRec) error {
+		t.Attempted = max(t.Attempted, k+1)
+		return nil
+	})
+}
+
+// ReplySent appends the outbound record of reply number k and marks it delivered, in one
+// transaction. For a message without an id it only appends.
+func (s *Store) ReplySent(ctx context.Context, msgID string, k int, out Record) error {
+	if out.Direction != Outbound {
+		return fmt.Errorf("%w: a reply is an outbound message", ErrInvalid)
+	}
+	if msgID == "" {
+		_, err := s.AppendMessage(ctx, out)
+		return err
+	}
+	if err := checkRecord(out); err != nil {
+		return err
+	}
+	v, err := json.Marshal(newMsgRec(out))
+	if err != nil {
+		return fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+	}
+	return s.changeTurn(ctx, "reply sent", out.Platform, out.ChatID, msgID, func(tx *bolt.Tx, t *turnRec) error {
+		mb, err := bucket(tx, bucketMessages)
+		if err != nil {
+			return err
+		}
+		cb, err := mb.CreateBucketIfNotExists(compositeKey(out.Platform, out.ChatID))
+		if err != nil {
+			return err
+		}
+		seq, err := cb.NextSequence()
+		if err != nil {
+			return err
+		}
+		t.Attempted, t.Sent = max(t.Attempted, k+1), max(t.Sent, k+1)
+		return cb.Put(seqKey(seq), v)
+	})
+}
+
+// FinishTurn marks a turn done: the message is answered. No-op for a message without an id.
+func (s *Store) FinishTurn(ctx context.Context, platform, chatID, msgID string) error {
+	if msgID == "" {
+		return ctx.Err()
+	}
+	return s.changeTurn(ctx, "finish turn", platform, chatID, msgID, func(_ *bolt.Tx, t *turnRec) error {
+		t.Done = true
+		return nil
+	})
+}

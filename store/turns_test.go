@@ -1,0 +1,70 @@
+package store
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestTurns(t *testing.T) {
+	s := newTestStore(t, "")
+	ctx := t.Context()
+	in := Record{Time: testTime, Platform: "telegram", ChatID: "42", Direction: Inbound, MessageID: "7", Text: "hi"}
+	first, existed, err := s.BeginTurn(ctx, in)
+	if err != nil || existed || first.Seq != 1 || first.Done {
+		t.Fatalf("BeginTurn = %+v %v %v", first, existed, err)
+	}
+	again, existed, err := s.BeginTurn(ctx, in)
+	if err != nil || !existed || again.Seq != first.Seq {
+		t.Fatalf("second BeginTurn = %+v %v %v, want the same turn", again, existed, err)
+	}
+	if recs, _ := s.RecentMessages(ctx, "telegram", "42", 10); len(recs) != 1 {
+		t.Fatalf("a repeated BeginTurn appended again: %d records", len(recs))
+	}
+	if err := s.AttemptReply(ctx, "telegram", "42", "7", 0); err != nil {
+		t.Fatal(err)
+	}
+	out := Record{Time: testTime, Platform: "telegram", ChatID: "42", Direction: Outbound, ReplyTo: "7", Text: "answer"}
+	if err := s.ReplySent(ctx, "7", 0, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AttemptReply(ctx, "telegram", "42", "7", 1); err != nil {
+		t.Fatal(err)
+	}
+	tu, _, _ := s.BeginTurn(ctx, in)
+	if tu.Sent != 1 || tu.Attempted != 2 || tu.Done {
+		t.Fatalf("turn %+v, want sent 1 attempted 2", tu)
+	}
+	if err := s.FinishTurn(ctx, "telegram", "42", "7"); err != nil {
+		t.Fatal(err)
+	}
+	if tu, _, _ = s.BeginTurn(ctx, in); !tu.Done {
+		t.Fatalf("turn %+v not done", tu)
+	}
+	recs, err := s.RecentMessages(ctx, "telegram", "42", 10)
+	if err != nil || len(recs) != 2 || recs[1].Text != "answer" {
+		t.Fatalf("log %+v %v", recs, err)
+	}
+
+	// Turns of unknown messages, bad arguments, and messages without an id.
+	if err := s.FinishTurn(ctx, "telegram", "42", "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("FinishTurn of an unknown message: %v", err)
+	}
+	if _, _, err := s.BeginTurn(ctx, out); !errors.Is(err, ErrInvalid) {
+		t.Errorf("BeginTurn with an outbound record: %v", err)
+	}
+	if err := s.ReplySent(ctx, "7", 0, in); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ReplySent with an inbound record: %v", err)
+	}
+	anon := Record{Time: testTime, Platform: "webchat", ChatID: "w", Direction: Inbound}
+	for range 2 {
+		if _, existed, err := s.BeginTurn(ctx, anon); err != nil || existed {
+			t.Fatalf("message without id: %v %v", existed, err)
+		}
+	}
+	if recs, _ := s.RecentMessages(ctx, "webchat", "w", 10); len(recs) != 2 {
+		t.Errorf("messages without an id are each logged: %d", len(recs))
+	}
+	if err := s.FinishTurn(ctx, "webchat", "w", ""); err != nil {
+		t.Errorf("FinishTurn without an id: %v", err)
+	}
+}
