@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/cropshield/cropshield/store"
@@ -42,9 +41,9 @@ func (h *Handler) handleAlbum(ctx context.Context, t *turn) {
 	combined, leaves := combine(analyses)
 	leftOut += len(analyses) - leaves
 	text, kind := h.diagnosisText(t.lang, combined)
-	head := h.loc.T(t.lang, "album.header", "count", strconv.Itoa(len(t.msg.Album)))
+	head := h.loc.TN(t.lang, "album.header", len(t.msg.Album))
 	if leftOut > 0 {
-		head += " " + h.loc.T(t.lang, "album.left_out", "count", strconv.Itoa(leftOut))
+		head += " " + h.loc.TN(t.lang, "album.left_out", leftOut)
 	}
 	r := Reply{Text: head + "\n\n" + text, Kind: kind}
 	for _, a := range analyses {

@@ -143,14 +143,14 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 			continue
 		}
 		if top.Prob < h.cfg.Threshold {
-			lines = append(lines, h.loc.T(t.lang, "history.item_unsure", "date", date, "percent", percent(top.Prob)))
+			lines = append(lines, h.loc.T(t.lang, "history.item_unsure", "date", date, "percent", h.loc.Percent(t.lang, top.Prob)))
 			continue
 		}
 		d, err := h.loc.Disease(t.lang, top.Class)
 		if err != nil {
 			continue
 		}
-		lines = append(lines, h.loc.T(t.lang, "history.item", "date", date, "crop", d.Crop, "disease", d.Name, "percent", percent(top.Prob)))
+		lines = append(lines, h.loc.T(t.lang, "history.item", "date", date, "crop", d.Crop, "disease", d.Name, "percent", h.loc.Percent(t.lang, top.Prob)))
 	}
 	if len(lines) == 0 {
 		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "history.empty"), Kind: "command"})

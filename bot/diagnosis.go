@@ -8,18 +8,6 @@ import (
 	"github.com/cropshield/cropshield/store"
 )
 
-// percent formats a probability honestly: never "100%" for a model's guess, "<1%" for crumbs.
-func percent(p float64) string {
-	switch v := p * 100; {
-	case v < 1:
-		return "<1%"
-	case v > 99:
-		return ">99%"
-	default:
-		return strconv.Itoa(int(v+0.5)) + "%"
-	}
-}
-
 // diagnosisText renders an analysis for the farmer: the top-3 with honest percentages, then
 // either the top disease's symptoms and advice, or the polite "not sure: retake it like this".
 func (h *Handler) diagnosisText(lang string, a store.Analysis) (text, kind string) {
@@ -42,12 +30,12 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (text, kind strin
 	unsure := top.Prob < h.cfg.Threshold
 	switch {
 	case unsure:
-		line(h.loc.T(lang, "unsure.header", "crop", best.Crop, "disease", best.Name, "percent", percent(top.Prob)))
+		line(h.loc.T(lang, "unsure.header", "crop", best.Crop, "disease", best.Name, "percent", h.loc.Percent(lang, top.Prob)))
 		line("")
 		line(h.loc.T(lang, "unsure.retake"))
 		line("")
 	case best.Healthy:
-		line(h.loc.T(lang, "diagnosis.healthy", "crop", best.Crop, "percent", percent(top.Prob)))
+		line(h.loc.T(lang, "diagnosis.healthy", "crop", best.Crop, "percent", h.loc.Percent(lang, top.Prob)))
 		line("")
 	}
 	line(h.loc.T(lang, "diagnosis.header"))
@@ -56,7 +44,7 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (text, kind strin
 		if err != nil {
 			continue
 		}
-		line(h.loc.T(lang, "diagnosis.line", "rank", strconv.Itoa(i+1), "crop", d.Crop, "disease", d.Name, "percent", percent(c.Prob)))
+		line(h.loc.T(lang, "diagnosis.line", "rank", strconv.Itoa(i+1), "crop", d.Crop, "disease", d.Name, "percent", h.loc.Percent(lang, c.Prob)))
 	}
 	if unsure {
 		return strings.TrimSpace(b.String()), "unsure"

@@ -3,7 +3,10 @@
 // class's name, crop, symptoms and advice. It matches a platform's language hint to a supported
 // language with golang.org/x/text/language.
 //
-// Messages use named placeholders such as {name}; Bundle.T fills them.
+// Messages use named placeholders such as {name}; Bundle.T fills them. A message whose wording
+// depends on a number is a JSON object of CLDR plural forms ("one", "few", "other", ...) and is
+// filled with Bundle.TN, which picks the form by golang.org/x/text/feature/plural's rules and
+// writes the number in the language's own digits.
 package locales
 
 import (
@@ -12,12 +15,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"math"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
 
+	"golang.org/x/text/feature/plural"
 	"golang.org/x/text/language"
+	msgprinter "golang.org/x/text/message"
+	"golang.org/x/text/number"
 )
 
 //go:embed messages/*.json diseases/*.json
@@ -56,8 +64,53 @@ type Language struct {
 
 type catalog struct {
 	lang     Language
-	messages map[string]string
+	tag      language.Tag
+	messages map[string]message
 	diseases map[string]Disease
+}
+
+// message is one catalog entry: plain text, or plural forms by CLDR category.
+type message struct {
+	text  string
+	forms map[string]string
+}
+
+func (m *message) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &m.text); err == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, &m.forms); err != nil {
+		return fmt.Errorf("a message is a string or an object of plural forms: %w", err)
+	}
+	for f := range m.forms {
+		if _, ok := pluralForms[f]; !ok {
+			return fmt.Errorf("unknown plural form %q (want zero, one, two, few, many or other)", f)
+		}
+	}
+	if _, ok := m.forms["other"]; !ok {
+		return errors.New(`plural forms need "other"`)
+	}
+	return nil
+}
+
+// main is the text, or the "other" plural form.
+func (m message) main() string {
+	if m.forms == nil {
+		return m.text
+	}
+	return m.forms["other"]
+}
+
+// variants lists the texts of a message: the text, or every plural form.
+func (m message) variants() []string {
+	if m.forms == nil {
+		return []string{m.text}
+	}
+	return slices.Sorted(maps.Values(m.forms))
+}
+
+var pluralForms = map[string]plural.Form{
+	"other": plural.Other, "zero": plural.Zero, "one": plural.One, "two": plural.Two, "few": plural.Few, "many": plural.Many,
 }
 
 // Bundle is every embedded language. It is read-only after Load and safe for concurrent use.
@@ -130,34 +183,78 @@ func readCatalog(fsys fs.FS, code string) (*catalog, error) {
 	if err := json.Unmarshal(raw, &c.diseases); err != nil {
 		return nil, fmt.Errorf("%w: diseases/%s.json: %w", ErrCatalog, code, err)
 	}
-	c.lang = Language{Code: code, Name: c.messages["language.name"], EnglishName: c.messages["language.english_name"]}
+	c.lang = Language{Code: code, Name: c.messages["language.name"].text, EnglishName: c.messages["language.english_name"].text}
+	c.tag = language.Make(code)
 	return c, nil
 }
 
-// checkMessages compares every language with the default one.
+// checkMessages compares every language with the default one: the same keys, the same
+// placeholders in every variant, plural forms where the default has them, and every plural form
+// the language's rules can ask for.
 func (b *Bundle) checkMessages() error {
 	ref := b.langs[Default].messages
 	var errs []error
 	for _, code := range b.order {
-		msgs := b.langs[code].messages
+		c := b.langs[code]
 		for key, want := range ref {
-			got, ok := msgs[key]
-			if !ok || strings.TrimSpace(got) == "" {
+			got, ok := c.messages[key]
+			if !ok || strings.TrimSpace(strings.Join(got.variants(), "")) == "" {
 				errs = append(errs, fmt.Errorf("%w: %s lacks message %q", ErrMissing, code, key))
 				continue
 			}
-			if !slices.Equal(Placeholders(got), Placeholders(want)) {
-				errs = append(errs, fmt.Errorf("%w: %s message %q has placeholders %v, %s has %v",
-					ErrCatalog, code, key, Placeholders(got), Default, Placeholders(want)))
+			if (got.forms == nil) != (want.forms == nil) {
+				errs = append(errs, fmt.Errorf("%w: %s message %q must be %s like in %s", ErrCatalog, code, key, kindOf(want), Default))
+				continue
+			}
+			// The main text ("other" for plurals) has exactly the default's placeholders; other
+			// plural forms may leave some out ("one photo" needs no {count}), never add one.
+			wantPh := Placeholders(want.main())
+			if ph := Placeholders(got.main()); !slices.Equal(ph, wantPh) {
+				errs = append(errs, fmt.Errorf("%w: %s message %q has placeholders %v, %s has %v", ErrCatalog, code, key, ph, Default, wantPh))
+			}
+			for _, v := range got.variants() {
+				for _, ph := range Placeholders(v) {
+					if !slices.Contains(wantPh, ph) {
+						errs = append(errs, fmt.Errorf("%w: %s message %q has placeholder %s that %s lacks", ErrCatalog, code, key, ph, Default))
+					}
+				}
+			}
+			if got.forms != nil {
+				for _, f := range neededForms(c.tag) {
+					if _, ok := got.forms[f]; !ok {
+						errs = append(errs, fmt.Errorf("%w: %s message %q lacks the plural form %q", ErrMissing, code, key, f))
+					}
+				}
 			}
 		}
-		for key := range msgs {
+		for key := range c.messages {
 			if _, ok := ref[key]; !ok {
 				errs = append(errs, fmt.Errorf("%w: %s has message %q that %s lacks", ErrCatalog, code, key, Default))
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func kindOf(m message) string {
+	if m.forms == nil {
+		return "a plain string"
+	}
+	return "an object of plural forms"
+}
+
+// neededForms lists the plural forms a language's rules pick for the counts a farmer may see.
+func neededForms(tag language.Tag) []string {
+	seen := map[string]bool{}
+	for n := range 1001 {
+		f := plural.Cardinal.MatchPlural(tag, n, 0, 0, 0, 0)
+		for name, form := range pluralForms {
+			if form == f {
+				seen[name] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // Placeholders lists the distinct {placeholders} of a message, sorted.
@@ -243,25 +340,87 @@ func (b *Bundle) Parse(input string) (string, bool) {
 // T returns message key in language lang (falling back to Default) with {placeholders} replaced
 // by args, given as name, value pairs: T("sw", "start", "name", "Amina").
 func (b *Bundle) T(lang, key string, args ...string) string {
+	_, m, ok := b.lookup(lang, key)
+	if !ok {
+		return key
+	}
+	text := m.text
+	if m.forms != nil {
+		text = m.forms["other"]
+	}
+	return fill(text, args)
+}
+
+// TN is T for a message with plural forms: it picks the form for count by the language's plural
+// rules and sets {count} to the number in the language's digits.
+func (b *Bundle) TN(lang, key string, count int, args ...string) string {
+	c, m, ok := b.lookup(lang, key)
+	if !ok {
+		return key
+	}
+	text := m.text
+	if m.forms != nil {
+		f := plural.Cardinal.MatchPlural(c.tag, count, 0, 0, 0, 0)
+		text = m.forms["other"]
+		for name, form := range pluralForms {
+			if form == f && m.forms[name] != "" {
+				text = m.forms[name]
+			}
+		}
+	}
+	return fill(text, append([]string{"count", b.Number(c.lang.Code, count)}, args...))
+}
+
+func (b *Bundle) lookup(lang, key string) (*catalog, message, bool) {
 	c, ok := b.langs[lang]
 	if !ok {
 		c = b.langs[Default]
 	}
-	msg, ok := c.messages[key]
-	if !ok {
-		msg, ok = b.langs[Default].messages[key]
-		if !ok {
-			return key
-		}
+	if m, ok := c.messages[key]; ok {
+		return c, m, true
 	}
+	c = b.langs[Default]
+	m, ok := c.messages[key]
+	return c, m, ok
+}
+
+func fill(text string, args []string) string {
 	if len(args) == 0 {
-		return msg
+		return text
 	}
 	pairs := make([]string, 0, len(args))
 	for i := 0; i+1 < len(args); i += 2 {
 		pairs = append(pairs, "{"+args[i]+"}", args[i+1])
 	}
-	return strings.NewReplacer(pairs...).Replace(msg)
+	return strings.NewReplacer(pairs...).Replace(text)
+}
+
+// Number writes n in the language's digits ("৩" in Bengali).
+func (b *Bundle) Number(lang string, n int) string {
+	return b.printer(lang).Sprint(number.Decimal(n))
+}
+
+// Percent writes a probability as a whole percentage the way the language does ("87 %" in
+// French), honestly at the ends: never "100 %" or "0 %" for a model's guess, but "<1 %" and
+// ">99 %".
+func (b *Bundle) Percent(lang string, p float64) string {
+	pr := b.printer(lang)
+	pct := func(v float64) string { return pr.Sprint(number.Percent(v, number.MaxFractionDigits(0))) }
+	switch {
+	case p < 0.01:
+		return "<" + pct(0.01)
+	case p > 0.99:
+		return ">" + pct(0.99)
+	}
+	return pct(math.Round(p*100) / 100)
+}
+
+func (b *Bundle) printer(lang string) *msgprinter.Printer {
+	c, ok := b.langs[lang]
+	if !ok {
+		c = b.langs[Default]
+	}
+	return msgprinter.NewPrinter(c.tag)
 }
 
 // Disease returns the texts of a class in lang, falling back to Default.
