@@ -40,16 +40,19 @@ func (h *Handler) handleAlbum(ctx context.Context, t *turn) {
 	}
 	combined, leaves := combine(analyses)
 	leftOut += len(analyses) - leaves
-	text, kind := h.diagnosisText(t.lang, combined)
+	caption, details, kind := h.diagnosisText(t.lang, combined)
 	head := h.loc.TN(t.lang, "album.header", len(t.msg.Album))
 	if leftOut > 0 {
 		head += " " + h.loc.TN(t.lang, "album.left_out", leftOut)
 	}
-	r := Reply{Text: head + "\n\n" + text, Kind: kind}
+	r := Reply{Caption: head + "\n\n" + caption, Text: details, Kind: kind}
 	for _, a := range analyses {
 		if !a.Rejected && len(a.Overlay) > 0 && len(r.Images) < maxAlbumImages {
 			r.Images = append(r.Images, a.Overlay)
 		}
+	}
+	if len(r.Images) == 0 {
+		r = Reply{Text: strings.TrimSpace(head + "\n\n" + r.FullText()), Kind: kind}
 	}
 	h.send(ctx, t, r)
 }

@@ -73,10 +73,15 @@ type Message struct {
 	Time  time.Time
 }
 
-// Reply is one outgoing message: text, and optionally a JPEG image the text belongs to.
+// Reply is one outgoing message: text, and optionally a JPEG image (or an album of them) with a
+// short caption. Channels with photo captions send Caption with the image and Text as a message
+// after it; others show FullText.
 type Reply struct {
 	Chat    ChatRef
 	ReplyTo string // the message id this answers, "" for none
+	// Caption goes with Image or Images; it is kept within Telegram's 1024-character caption
+	// limit in every language (a test checks the longest). Empty for text-only replies.
+	Caption string
 	Text    string
 	Image   []byte // JPEG, nil for a text-only reply
 	// Images are the overlays of an album reply (Image is nil then); Text belongs to them all.

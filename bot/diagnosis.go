@@ -8,67 +8,79 @@ import (
 	"github.com/cropshield/cropshield/store"
 )
 
-// diagnosisText renders an analysis for the farmer: the top-3 with honest percentages, then
-// either the top disease's symptoms and advice, or the polite "not sure: retake it like this".
-func (h *Handler) diagnosisText(lang string, a store.Analysis) (text, kind string) {
-	var b strings.Builder
-	line := func(s string) { b.WriteString(s); b.WriteByte('\n') }
-	bullets := func(items []string) {
-		for _, it := range items {
-			line("• " + it)
-		}
-	}
+// diagnosisText renders an analysis for the farmer: a caption for the overlay with the top-3 and
+// their honest percentages (or the polite "not sure: retake it like this"), and the details that
+// follow it: the top disease's symptoms and advice. A photo that is not a leaf gets only the
+// retake message.
+func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details, kind string) {
 	if a.Rejected {
-		return h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "unsure.retake"), "not_leaf"
+		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "unsure.retake"), "not_leaf"
 	}
 	top := a.Top[0]
 	best, err := h.loc.Disease(lang, top.Class)
 	if err != nil {
 		// NewHandler checked every class; an analysis of another model cannot reach here.
-		return h.loc.T(lang, "error.internal"), "error"
+		return "", h.loc.T(lang, "error.internal"), "error"
+	}
+	var c, d strings.Builder
+	line := func(b *strings.Builder, s string) { b.WriteString(s); b.WriteByte('\n') }
+	bullets := func(items []string) {
+		for _, it := range items {
+			line(&d, "• "+it)
+		}
 	}
 	unsure := top.Prob < h.cfg.Threshold
 	switch {
 	case unsure:
-		line(h.loc.T(lang, "unsure.header", "crop", best.Crop, "disease", best.Name, "percent", h.loc.Percent(lang, top.Prob)))
-		line("")
-		line(h.loc.T(lang, "unsure.retake"))
-		line("")
+		line(&c, h.loc.T(lang, "unsure.header", "crop", best.Crop, "disease", best.Name, "percent", h.loc.Percent(lang, top.Prob)))
+		line(&c, "")
+		line(&c, h.loc.T(lang, "unsure.retake"))
+		line(&c, "")
 	case best.Healthy:
-		line(h.loc.T(lang, "diagnosis.healthy", "crop", best.Crop, "percent", h.loc.Percent(lang, top.Prob)))
-		line("")
+		line(&c, h.loc.T(lang, "diagnosis.healthy", "crop", best.Crop, "percent", h.loc.Percent(lang, top.Prob)))
+		line(&c, "")
 	}
-	line(h.loc.T(lang, "diagnosis.header"))
-	for i, c := range a.Top {
-		d, err := h.loc.Disease(lang, c.Class)
+	line(&c, h.loc.T(lang, "diagnosis.header"))
+	for i, cand := range a.Top {
+		dis, err := h.loc.Disease(lang, cand.Class)
 		if err != nil {
 			continue
 		}
-		line(h.loc.T(lang, "diagnosis.line", "rank", strconv.Itoa(i+1), "crop", d.Crop, "disease", d.Name, "percent", h.loc.Percent(lang, c.Prob)))
+		line(&c, h.loc.T(lang, "diagnosis.line", "rank", strconv.Itoa(i+1), "crop", dis.Crop, "disease", dis.Name, "percent", h.loc.Percent(lang, cand.Prob)))
 	}
+	line(&c, "")
+	line(&c, h.loc.T(lang, "diagnosis.heatmap"))
 	if unsure {
-		return strings.TrimSpace(b.String()), "unsure"
+		return strings.TrimSpace(c.String()), "", "unsure"
 	}
-	line("")
 	if !best.Healthy {
-		line(h.loc.T(lang, "diagnosis.symptoms"))
+		line(&d, h.loc.T(lang, "diagnosis.symptoms"))
 		bullets(best.Symptoms)
-		line("")
+		line(&d, "")
 	}
-	line(h.loc.T(lang, "diagnosis.advice"))
+	line(&d, h.loc.T(lang, "diagnosis.advice"))
 	bullets(best.Advice)
 	if !best.Healthy {
-		line(h.loc.T(lang, "diagnosis.urgency", "text", best.Urgency))
-		line(h.loc.T(lang, "diagnosis.call_expert", "text", best.CallExpert))
-		line("")
-		line(h.loc.T(lang, "diagnosis.safety"))
+		line(&d, h.loc.T(lang, "diagnosis.urgency", "text", best.Urgency))
+		line(&d, h.loc.T(lang, "diagnosis.call_expert", "text", best.CallExpert))
+		line(&d, "")
+		line(&d, h.loc.T(lang, "diagnosis.safety"))
 	}
-	line("")
-	line(h.loc.T(lang, "diagnosis.heatmap"))
-	return strings.TrimSpace(b.String()), "diagnosis"
+	return strings.TrimSpace(c.String()), strings.TrimSpace(d.String()), "diagnosis"
+}
+
+// FullText is the caption and the text of a reply as one text, for channels without captions.
+func (r Reply) FullText() string {
+	switch {
+	case r.Caption == "":
+		return r.Text
+	case r.Text == "":
+		return r.Caption
+	}
+	return r.Caption + "\n\n" + r.Text
 }
 
 // String makes Reply readable in logs and test failures (the image as its size only).
 func (r Reply) String() string {
-	return fmt.Sprintf("Reply{%s %s/%s to %q, %d image bytes: %q}", r.Kind, r.Chat.Platform, r.Chat.ID, r.ReplyTo, len(r.Image), r.Text)
+	return fmt.Sprintf("Reply{%s %s/%s to %q, %d image bytes, %d album images: %q}", r.Kind, r.Chat.Platform, r.Chat.ID, r.ReplyTo, len(r.Image), len(r.Images), r.FullText())
 }

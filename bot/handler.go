@@ -283,7 +283,7 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		r.ReplyTo = t.msg.ID
 	}
 	rec := store.Record{Time: h.cfg.Now(), Platform: string(r.Chat.Platform), ChatID: r.Chat.ID,
-		Direction: store.Outbound, Text: r.Text, ReplyTo: r.ReplyTo}
+		Direction: store.Outbound, Text: r.FullText(), ReplyTo: r.ReplyTo}
 	if r.Image != nil || r.Images != nil {
 		rec.PhotoHash = t.rec.PhotoHash
 	}
@@ -463,10 +463,11 @@ func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Anal
 	if err := h.store.UpdateMessage(context.WithoutCancel(ctx), t.rec); err != nil {
 		t.log.Error("cannot update inbound record", "err", err)
 	}
-	text, kind := h.diagnosisText(t.lang, a)
-	r := Reply{Text: text, Image: a.Overlay, Kind: kind}
-	if a.Rejected {
-		r.Image = nil // a heat-map over a cat explains nothing to a farmer
+	caption, details, kind := h.diagnosisText(t.lang, a)
+	r := Reply{Caption: caption, Text: details, Image: a.Overlay, Kind: kind}
+	if a.Rejected || len(a.Overlay) == 0 {
+		// A heat-map over a cat explains nothing to a farmer.
+		r = Reply{Text: r.FullText(), Kind: kind}
 	}
 	h.send(ctx, t, r)
 }

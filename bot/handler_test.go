@@ -199,9 +199,12 @@ func TestPhotoIsDiagnosedStoredAndCached(t *testing.T) {
 		t.Fatalf("first reply: %v", first)
 	}
 	for _, want := range []string{"Most likely diseases:", "\n1. ", "\n2. ", "\n3. ", "What to do:", "%"} {
-		if !strings.Contains(first.Text, want) {
-			t.Errorf("reply lacks %q:\n%s", want, first.Text)
+		if !strings.Contains(first.FullText(), want) {
+			t.Errorf("reply lacks %q:\n%s", want, first.FullText())
 		}
+	}
+	if !strings.Contains(first.Caption, "Most likely diseases:") || !strings.Contains(first.Text, "What to do:") {
+		t.Errorf("caption (top-3) and details (advice) not split:\ncaption %q\ntext %q", first.Caption, first.Text)
 	}
 	img, err := jpeg.Decode(bytes.NewReader(first.Image))
 	if err != nil {
@@ -226,7 +229,7 @@ func TestPhotoIsDiagnosedStoredAndCached(t *testing.T) {
 
 	// The same photo again, from another chat: answered from the cache, no second inference.
 	again := f.photo("c2", bytesPhoto(leaf))
-	if again.Text != first.Text || !bytes.Equal(again.Image, first.Image) {
+	if again.FullText() != first.FullText() || !bytes.Equal(again.Image, first.Image) {
 		t.Error("cached answer differs from the first")
 	}
 	if f.inferences() != 1 {
@@ -244,7 +247,7 @@ func TestPhotoIsDiagnosedStoredAndCached(t *testing.T) {
 	if recs[0].Direction != store.Inbound || recs[0].PhotoHash != hash || recs[0].SenderName != "Amina" {
 		t.Errorf("inbound record %+v", recs[0])
 	}
-	if recs[1].Direction != store.Outbound || recs[1].ReplyTo != "m1" || recs[1].Text != first.Text {
+	if recs[1].Direction != store.Outbound || recs[1].ReplyTo != "m1" || recs[1].Text != first.FullText() {
 		t.Errorf("outbound record %+v", recs[1])
 	}
 }
@@ -304,10 +307,10 @@ func TestNewModelVersionDoesNotAnswerFromOldCache(t *testing.T) {
 func TestUnsureBelowThreshold(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.999}, nil)
 	r := f.photo("c1", bytesPhoto(leafJPEG(t, 320, 240, 5)))
-	if r.Kind != "unsure" || !strings.Contains(r.Text, "I am not sure") || !strings.Contains(r.Text, "one leaf, filling most of the picture") {
+	if r.Kind != "unsure" || !strings.Contains(r.FullText(), "I am not sure") || !strings.Contains(r.FullText(), "one leaf, filling most of the picture") {
 		t.Fatalf("reply: %v", r)
 	}
-	if strings.Contains(r.Text, "What to do:") {
+	if strings.Contains(r.FullText(), "What to do:") {
 		t.Error("an unsure answer must not give treatment advice")
 	}
 	if r.Image == nil {
@@ -329,10 +332,10 @@ func TestNotALeafIsNotDiagnosed(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, rejecting{model(t)})
 	cat := leafJPEG(t, 320, 240, 11)
 	r := f.photo("c1", bytesPhoto(cat))
-	if r.Kind != "not_leaf" || !strings.Contains(r.Text, "does not look like a leaf") || !strings.Contains(r.Text, "one leaf, filling most") {
+	if r.Kind != "not_leaf" || !strings.Contains(r.FullText(), "does not look like a leaf") || !strings.Contains(r.FullText(), "one leaf, filling most") {
 		t.Fatalf("reply %v", r)
 	}
-	if r.Image != nil || strings.Contains(r.Text, "Most likely") || strings.Contains(r.Text, "What to do") {
+	if r.Image != nil || strings.Contains(r.FullText(), "Most likely") || strings.Contains(r.FullText(), "What to do") {
 		t.Errorf("a non-leaf must not be diagnosed: %v", r)
 	}
 	a, err := f.store.GetAnalysis(context.Background(), hashOf(cat), "contract-v1")

@@ -113,8 +113,8 @@ func TestAlbumAnsweredOnceTogether(t *testing.T) {
 		t.Fatalf("reply %v with %d images", got, len(got.Images))
 	}
 	for _, want := range []string{"I looked at your 3 photos together.", "1 photo was left out: it is not a leaf, or I could not read it.", "Most likely diseases:"} {
-		if !strings.Contains(got.Text, want) {
-			t.Errorf("reply lacks %q:\n%s", want, got.Text)
+		if !strings.Contains(got.FullText(), want) {
+			t.Errorf("reply lacks %q:\n%s", want, got.FullText())
 		}
 	}
 	recs, err := f.store.RecentMessages(context.Background(), "telegram", "-100", 10)

@@ -284,6 +284,11 @@ func (b *Bundle) CheckClasses(classes []string) error {
 	return errors.Join(errs...)
 }
 
+// Classes lists the class ids the default language has disease texts for, sorted.
+func (b *Bundle) Classes() []string {
+	return slices.Sorted(maps.Keys(b.langs[Default].diseases))
+}
+
 // Languages lists the supported languages, the default first.
 func (b *Bundle) Languages() []Language {
 	out := make([]Language, len(b.order))

@@ -146,7 +146,7 @@ func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.chatLocked(r.Chat.ID)
-	e := a.appendLocked(c, Entry{From: "bot", Kind: r.Kind, Text: r.Text})
+	e := a.appendLocked(c, Entry{From: "bot", Kind: r.Kind, Text: r.FullText()})
 	if r.Image != nil {
 		c.images[e.Seq] = r.Image
 		c.entries[len(c.entries)-1].ImageURL = "/api/image/" + strconv.FormatUint(e.Seq, 10)
