@@ -304,10 +304,18 @@ func (b *Bundle) Has(code string) bool {
 	return ok
 }
 
-// Match maps a platform hint such as "pt-BR" or "sw" to a supported language. ok is false when
-// nothing matched with confidence; code is then Default.
+// Match maps a platform hint to a supported language: a language tag or an Accept-Language list
+// ("pt-BR", "fr-FR,sw;q=0.8"), or a phone number in E.164 form ("+254712345678", WhatsApp's
+// only hint), read by its country calling code. ok is false when nothing matched with
+// confidence; code is then Default.
 func (b *Bundle) Match(hint string) (code string, ok bool) {
 	if strings.TrimSpace(hint) == "" {
+		return Default, false
+	}
+	if strings.HasPrefix(strings.TrimSpace(hint), "+") {
+		if lang := languageOfPhone(hint); b.Has(lang) {
+			return lang, true
+		}
 		return Default, false
 	}
 	tags, _, err := language.ParseAcceptLanguage(hint)

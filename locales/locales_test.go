@@ -97,6 +97,7 @@ func TestMatchParseAndT(t *testing.T) {
 	}{
 		{"sw", "sw", true}, {"sw-KE", "sw", true}, {"pt-BR", "pt", true}, {"fr-FR,sw;q=0.8", "sw", true},
 		{"de", "en", false}, {"", "en", false}, {"!!", "en", false},
+		{"+254712345678", "sw", true}, {"+5511987654321", "pt", true}, {"+4915112345678", "en", false}, {"+919812345678", "en", false},
 	} {
 		if got, ok := b.Match(tc.hint); got != tc.want || ok != tc.ok {
 			t.Errorf("Match(%q) = %s %v, want %s %v", tc.hint, got, ok, tc.want, tc.ok)
@@ -127,5 +128,18 @@ func TestMatchParseAndT(t *testing.T) {
 	}
 	if _, err := b.Disease("en", "nope"); !errors.Is(err, ErrUnknownClass) {
 		t.Errorf("unknown class: %v", err)
+	}
+}
+
+func TestPhoneHints(t *testing.T) {
+	for _, tc := range []struct{ phone, want string }{
+		{"+254712345678", "sw"}, {"+255754000000", "sw"}, {"+2348031234567", "ha"}, {"+251911000000", "am"},
+		{"+919812345678", "hi"}, {"+8801712345678", "bn"}, {"+6281234567890", "id"}, {"+5511987654321", "pt"},
+		{"+258841234567", "pt"}, {"+221771234567", "fr"}, {"+5215512345678", "es"},
+		{"+4915112345678", ""}, {"254712345678", ""}, {"+", ""},
+	} {
+		if got := languageOfPhone(tc.phone); got != tc.want {
+			t.Errorf("languageOfPhone(%q) = %q, want %q", tc.phone, got, tc.want)
+		}
 	}
 }
