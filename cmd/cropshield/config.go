@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/cropshield/cropshield/inference"
 )
 
@@ -79,4 +81,10 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 // isSecret tells flags whose values must never be printed (tokens, passwords).
 func isSecret(name string) bool {
 	return strings.HasSuffix(name, "-token") || strings.HasSuffix(name, "password")
+}
+
+// isTerminal reports whether w is a terminal: progress bars only go there, never into logs.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

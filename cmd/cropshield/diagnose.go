@@ -50,7 +50,7 @@ func diagnoseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	files := fs.Args()
 	var bar *progressbar.ProgressBar
-	if len(files) > 1 {
+	if len(files) > 1 && isTerminal(stderr) {
 		bar = progressbar.NewOptions(len(files), progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("diagnosing"), progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(), progressbar.OptionSetItsString("photos"),

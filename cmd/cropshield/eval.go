@@ -55,7 +55,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	bar := progressbar.NewOptions(len(samples), progressbar.OptionSetWriter(stderr),
+	bar := progressbar.NewOptions(len(samples), progressbar.OptionSetWriter(stderr), progressbar.OptionSetVisibility(isTerminal(stderr)),
 		progressbar.OptionSetDescription("evaluating "+info.Version), progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(), progressbar.OptionSetItsString("photos"),
 		progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(200*time.Millisecond))
