@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -36,6 +37,15 @@ type Record struct {
 	Album      []string // photo hashes of an album, the first also in PhotoHash
 	ReplyTo    string   // the platform message id this answers, if any
 	Error      string   // set on inbound messages whose handling failed (short, user-safe)
+	// Staff names the support staff member who wrote an outbound message ("" for the bot).
+	Staff string
+	// Kind is an outbound message's reply kind (bot.Reply.Kind: "diagnosis", "unsure",
+	// "not_leaf", "command", "error", "staff").
+	Kind string
+	// Lang is the language the chat is answered in.
+	Lang string
+	// CacheHit marks an answer whose photo analyses all came from the cache.
+	CacheHit bool
 }
 
 // msgRec is the JSON stored under a big-endian Seq in a chat's nested
@@ -52,6 +62,10 @@ type msgRec struct {
 	Album      []string  `json:"album,omitempty"`
 	ReplyTo    string    `json:"reply_to,omitempty"`
 	Error      string    `json:"error,omitempty"`
+	Staff      string    `json:"staff,omitempty"`
+	Kind       string    `json:"kind,omitempty"`
+	Lang       string    `json:"lang,omitempty"`
+	CacheHit   bool      `json:"cache_hit,omitempty"`
 }
 
 func newMsgRec(r Record) msgRec {
@@ -59,6 +73,7 @@ func newMsgRec(r Record) msgRec {
 		Time: utc(r.Time), Direction: r.Direction,
 		SenderID: r.SenderID, SenderName: r.SenderName, MessageID: r.MessageID,
 		Text: r.Text, PhotoHash: r.PhotoHash, Album: r.Album, ReplyTo: r.ReplyTo, Error: r.Error,
+		Staff: r.Staff, Kind: r.Kind, Lang: r.Lang, CacheHit: r.CacheHit,
 	}
 }
 
@@ -67,6 +82,7 @@ func (m msgRec) record(platform, chatID string, seq uint64) Record {
 		Seq: seq, Time: m.Time, Platform: platform, ChatID: chatID, Direction: m.Direction,
 		SenderID: m.SenderID, SenderName: m.SenderName, MessageID: m.MessageID,
 		Text: m.Text, PhotoHash: m.PhotoHash, Album: m.Album, ReplyTo: m.ReplyTo, Error: m.Error,
+		Staff: m.Staff, Kind: m.Kind, Lang: m.Lang, CacheHit: m.CacheHit,
 	}
 }
 
@@ -108,7 +124,10 @@ func (s *Store) AppendMessage(ctx context.Context, r Record) (uint64, error) {
 		if seq, err = cb.NextSequence(); err != nil {
 			return err
 		}
-		return cb.Put(seqKey(seq), v)
+		if err := cb.Put(seqKey(seq), v); err != nil {
+			return err
+		}
+		return noteMessage(tx, r, nil) // the chat's summary, in the same transaction
 	})
 	if err != nil {
 		return 0, err
@@ -136,10 +155,18 @@ func (s *Store) UpdateMessage(ctx context.Context, r Record) error {
 			return err
 		}
 		key := seqKey(r.Seq)
-		if cb == nil || cb.Get(key) == nil {
+		var prev []byte
+		if cb != nil {
+			prev = cb.Get(key)
+		}
+		if prev == nil {
 			return fmt.Errorf("%w: message %d of chat %s on %s", ErrNotFound, r.Seq, r.ChatID, r.Platform)
 		}
-		return cb.Put(key, v)
+		prev = bytes.Clone(prev) // Put may reuse the page prev points into
+		if err := cb.Put(key, v); err != nil {
+			return err
+		}
+		return noteMessage(tx, r, prev)
 	})
 }
 

@@ -2,6 +2,10 @@
 // analyses keyed by photo hash (with their Grad-CAM overlays), the photos
 // themselves, an index from platform content ids to photo hashes, chats and
 // users with their language preferences, and one message log per chat.
+// For the review dashboard it also keeps a summary of each conversation
+// (updated in the same transaction as each message, indexed by last
+// activity), staff corrections by photo hash, daily statistics, and staff
+// accounts and sessions (summary.go, staff.go).
 //
 // Every method takes a context first and returns ctx.Err() without touching
 // the database if the context is already done. Byte slices returned by the
@@ -36,6 +40,8 @@ var (
 	// ErrInvalid reports an invalid argument: an empty hash, an empty id, an
 	// id containing NUL, a non-positive limit, an unencodable value...
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrExists reports that a record to be created exists already.
+	ErrExists = errors.New("store: already exists")
 )
 
 // SchemaVersion is the version of the on-disk layout written by this build.
@@ -65,6 +71,9 @@ func allBuckets() []string {
 	return []string{
 		bucketMeta, bucketAnalyses, bucketOverlays, bucketPhotos, bucketPhotoMeta,
 		bucketContentIDs, bucketChats, bucketUsers, bucketMessages, bucketTurns,
+		bucketInbox, bucketInboxOffsets,
+		bucketSummaries, bucketSummaryIndex, bucketCorrections, bucketStaffActions, bucketDailyStats,
+		bucketStaff, bucketStaffSessions,
 	}
 }
 
@@ -168,9 +177,15 @@ func (s *Store) init() error {
 	// Migrations from older versions go here, keyed on stored. Version 1 is
 	// the first, so a missing version means a new file.
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		newSummaries := tx.Bucket([]byte(bucketSummaries)) == nil
 		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
+			}
+		}
+		if newSummaries {
+			if err := backfillSummaries(tx); err != nil {
+				return fmt.Errorf("build conversation summaries: %w", err)
 			}
 		}
 		return tx.Bucket([]byte(bucketMeta)).Put([]byte(keySchemaVersion), seqKey(SchemaVersion))
@@ -253,7 +268,7 @@ func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) erro
 }
 
 func wrapOp(op string, err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNewerSchema) {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNewerSchema) || errors.Is(err, ErrExists) {
 		return err
 	}
 	return fmt.Errorf("store: %s: %w", op, err)

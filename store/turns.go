@@ -91,6 +91,9 @@ func (s *Store) BeginTurn(ctx context.Context, r Record) (t Turn, existed bool, 
 		if err := cb.Put(seqKey(seq), v); err != nil {
 			return err
 		}
+		if err := noteMessage(tx, r, nil); err != nil {
+			return err
+		}
 		t = Turn{Seq: seq, Started: utc(r.Time)}
 		return putJSON(tb, key, turnRec(t))
 	})
@@ -167,7 +170,10 @@ func (s *Store) ReplySent(ctx context.Context, msgID string, k int, out Record) 
 			return err
 		}
 		t.Attempted, t.Sent = max(t.Attempted, k+1), max(t.Sent, k+1)
-		return cb.Put(seqKey(seq), v)
+		if err := cb.Put(seqKey(seq), v); err != nil {
+			return err
+		}
+		return noteMessage(tx, out, nil)
 	})
 }
 

@@ -1,0 +1,997 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The review dashboard's view of the conversations. The list of conversations never reads the
+// message logs: every appended or updated message also updates its chat's summary in the same
+// transaction, and an index ordered by last activity lets the list read one page of summaries.
+// Staff corrections live apart from the model's analyses (a new model version replaces an
+// analysis, never a correction), and daily counters feed the statistics.
+const (
+	bucketSummaries    = "summaries"     // chat key → summaryRec (JSON)
+	bucketSummaryIndex = "summary_index" // big-endian last activity (µs) + chat key → nothing
+	bucketCorrections  = "corrections"   // photo hash → correctionRec (JSON)
+	bucketStaffActions = "staff_actions" // chat key → nested bucket: seq → actionRec (JSON)
+	bucketDailyStats   = "daily_stats"   // day NUL platform NUL language → dayRec (JSON)
+)
+
+// Reply kinds the summaries and statistics understand (bot.Reply.Kind).
+const (
+	kindDiagnosis = "diagnosis"
+	kindUnsure    = "unsure"
+	kindNotLeaf   = "not_leaf"
+	kindError     = "error"
+)
+
+// maxTexts and maxTextRunes bound the recent texts a summary keeps for search.
+const (
+	maxTexts     = 5
+	maxTextRunes = 200
+	maxDiseases  = 32
+)
+
+// Summary is one conversation as the dashboard lists it.
+type Summary struct {
+	Platform, ChatID string
+	Kind             string // "private" or "group"
+	Title            string // the group's title, if any
+	Name             string // the last farmer who wrote
+	SenderID         string // their platform id (a phone number on WhatsApp)
+	Language         string // the language the chat was last answered in
+	First, Last      time.Time
+	LastText         string    // the last message, shortened
+	LastDirection    Direction // who wrote the last message
+	LastStaff        string    // the staff member who acted last, if any
+	Texts            []string  // the farmers' last texts, shortened, for search
+	Messages, Photos int
+	// PhotoHash is the last photo; Disease and Prob its top-1 (or the class staff set, then
+	// Corrected); NotLeaf if the model refused it.
+	PhotoHash string
+	Disease   string
+	Prob      float64
+	Corrected bool
+	NotLeaf   bool
+	Diseases  []string // every top-1 (or corrected) class of the chat's photos
+	// LowConfidence: the last photo's answer was "not sure". NeedsAttention: the last photo got
+	// an unsure, not-a-leaf or error answer (or a reply was not delivered) and no staff acted
+	// since.
+	LowConfidence  bool
+	NeedsAttention bool
+	Resolved       bool
+	ResolvedBy     string
+	ResolvedAt     time.Time
+}
+
+type summaryRec struct {
+	Kind       string    `json:"kind,omitempty"`
+	Title      string    `json:"title,omitempty"`
+	Name       string    `json:"name,omitempty"`
+	SenderID   string    `json:"sender_id,omitempty"`
+	Language   string    `json:"lang,omitempty"`
+	First      time.Time `json:"first"`
+	Last       time.Time `json:"last"`
+	LastText   string    `json:"last_text,omitempty"`
+	LastDir    Direction `json:"last_dir,omitempty"`
+	LastStaff  string    `json:"last_staff,omitempty"`
+	Texts      []string  `json:"texts,omitempty"`
+	Messages   int       `json:"messages"`
+	Photos     int       `json:"photos,omitempty"`
+	PhotoHash  string    `json:"photo,omitempty"`
+	Disease    string    `json:"disease,omitempty"`
+	Prob       float64   `json:"prob,omitempty"`
+	Corrected  bool      `json:"corrected,omitempty"`
+	NotLeaf    bool      `json:"not_leaf,omitempty"`
+	Diseases   []string  `json:"diseases,omitempty"`
+	Low        bool      `json:"low,omitempty"`
+	Attention  bool      `json:"attention,omitempty"`
+	Resolved   bool      `json:"resolved,omitempty"`
+	ResolvedBy string    `json:"resolved_by,omitempty"`
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+}
+
+func (r summaryRec) summary(platform, chatID string) Summary {
+	return Summary{
+		Platform: platform, ChatID: chatID, Kind: r.Kind, Title: r.Title, Name: r.Name, SenderID: r.SenderID,
+		Language: r.Language, First: r.First, Last: r.Last, LastText: r.LastText, LastDirection: r.LastDir,
+		LastStaff: r.LastStaff, Texts: r.Texts, Messages: r.Messages, Photos: r.Photos, PhotoHash: r.PhotoHash,
+		Disease: r.Disease, Prob: r.Prob, Corrected: r.Corrected, NotLeaf: r.NotLeaf, Diseases: r.Diseases,
+		LowConfidence: r.Low, NeedsAttention: r.Attention, Resolved: r.Resolved, ResolvedBy: r.ResolvedBy,
+		ResolvedAt: r.ResolvedAt,
+	}
+}
+
+// summaryIndexKey orders chats by last activity: microseconds since 1970 (big-endian, clamped at
+// 0), then the chat key.
+func summaryIndexKey(last time.Time, chatKey []byte) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(chatKey)), uint64(max(0, last.UnixMicro())))
+	return append(k, chatKey...)
+}
+
+// shorten trims s to n runes on one line.
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// noteMessage updates the summary (and the daily statistics) of r's chat in the transaction
+// that appends r (prev nil) or replaces the record prev with r.
+func noteMessage(tx *bolt.Tx, r Record, prev []byte) error {
+	sb, err := bucket(tx, bucketSummaries)
+	if err != nil {
+		return err
+	}
+	key := compositeKey(r.Platform, r.ChatID)
+	var s summaryRec
+	found := false
+	if v := sb.Get(key); v != nil {
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("decode summary: %w", err)
+		}
+		found = true
+	}
+	oldLast := s.Last
+	if cb := tx.Bucket([]byte(bucketChats)); cb != nil {
+		if v := cb.Get(key); v != nil {
+			var c chatRec
+			if err := json.Unmarshal(v, &c); err == nil {
+				s.Kind, s.Title = cmpOr(c.Kind, s.Kind), cmpOr(c.Title, s.Title)
+			}
+		}
+	}
+	if r.Lang != "" {
+		s.Language = r.Lang
+	}
+	if prev != nil {
+		var old msgRec
+		if err := json.Unmarshal(prev, &old); err != nil {
+			return fmt.Errorf("decode message: %w", err)
+		}
+		if r.Direction == Inbound && r.PhotoHash != "" && old.PhotoHash == "" {
+			s.Photos += max(1, len(r.Album))
+			notePhoto(tx, &s, r.PhotoHash)
+		}
+	} else {
+		t := utc(r.Time)
+		s.Messages++
+		if !found || t.Before(s.First) {
+			s.First = t
+		}
+		if !found || t.After(s.Last) {
+			s.Last = t
+		}
+		s.LastText, s.LastDir = shorten(r.Text, maxTextRunes), r.Direction
+		switch {
+		case r.Direction == Inbound:
+			s.Name, s.SenderID = cmpOr(r.SenderName, s.Name), cmpOr(r.SenderID, s.SenderID)
+			if txt := shorten(r.Text, maxTextRunes); txt != "" {
+				s.Texts = append(s.Texts, txt)
+				if over := len(s.Texts) - maxTexts; over > 0 {
+					s.Texts = slices.Clone(s.Texts[over:])
+				}
+			}
+			s.Resolved, s.ResolvedBy, s.ResolvedAt = false, "", time.Time{} // a new message reopens
+			if r.PhotoHash != "" {
+				s.Photos += max(1, len(r.Album))
+				notePhoto(tx, &s, r.PhotoHash)
+			}
+		case r.Staff != "":
+			s.LastStaff, s.Attention = r.Staff, r.Error != ""
+		default:
+			if err := noteAnswer(tx, &s, r); err != nil {
+				return err
+			}
+		}
+	}
+	if err := putJSON(sb, key, s); err != nil {
+		return err
+	}
+	return reindex(tx, key, oldLast, found, s.Last)
+}
+
+// reindex moves a chat's index entry from its old last activity to the new one.
+func reindex(tx *bolt.Tx, chatKey []byte, oldLast time.Time, existed bool, last time.Time) error {
+	ib, err := bucket(tx, bucketSummaryIndex)
+	if err != nil {
+		return err
+	}
+	nk := summaryIndexKey(last, chatKey)
+	if existed {
+		ok := summaryIndexKey(oldLast, chatKey)
+		if bytes.Equal(ok, nk) {
+			return nil
+		}
+		if err := ib.Delete(ok); err != nil {
+			return err
+		}
+	}
+	return ib.Put(nk, nil)
+}
+
+// noteAnswer applies a bot reply to the summary and counts it in the daily statistics.
+func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
+	if r.PhotoHash != "" && r.PhotoHash != s.PhotoHash {
+		notePhoto(tx, s, r.PhotoHash)
+	}
+	switch r.Kind {
+	case kindDiagnosis:
+		s.Attention, s.Low = false, false
+	case kindUnsure:
+		s.Attention, s.Low = true, true
+	case kindNotLeaf:
+		s.Attention, s.Low = true, false
+	case kindError:
+		s.Attention = true
+	}
+	if r.Error != "" {
+		s.Attention = true // the farmer did not get the answer
+	}
+	switch r.Kind {
+	case kindDiagnosis, kindUnsure, kindNotLeaf, kindError:
+	default:
+		return nil
+	}
+	db, err := bucket(tx, bucketDailyStats)
+	if err != nil {
+		return err
+	}
+	lang := cmpOr(r.Lang, s.Language)
+	key := []byte(utc(r.Time).Format(time.DateOnly) + "\x00" + r.Platform + "\x00" + lang)
+	var d dayRec
+	if v := db.Get(key); v != nil {
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("decode daily statistics: %w", err)
+		}
+	}
+	switch r.Kind {
+	case kindError:
+		d.Errors++
+	default:
+		d.Answers++
+		if r.CacheHit {
+			d.CacheHits++
+		}
+	}
+	switch r.Kind {
+	case kindDiagnosis:
+		d.Diagnoses++
+		hash := cmpOr(r.PhotoHash, s.PhotoHash)
+		if top, _, ok := modelTop(tx, hash); ok {
+			if d.Classes == nil {
+				d.Classes = map[string]int{}
+			}
+			d.Classes[top.Class]++
+		}
+	case kindUnsure:
+		d.Unsure++
+	case kindNotLeaf:
+		d.NotLeaf++
+	}
+	return putJSON(db, key, d)
+}
+
+// notePhoto makes hash the summary's last photo, with the model's top-1 or the staff's class.
+func notePhoto(tx *bolt.Tx, s *summaryRec, hash string) {
+	s.PhotoHash, s.Disease, s.Prob, s.Corrected, s.NotLeaf = hash, "", 0, false, false
+	if top, rejected, ok := modelTop(tx, hash); ok {
+		s.Disease, s.Prob, s.NotLeaf = top.Class, top.Prob, rejected
+	}
+	if c, ok := correctionOf(tx, hash); ok {
+		s.Disease, s.Corrected, s.NotLeaf = c.Class, true, false
+	}
+	if s.Disease != "" && !s.NotLeaf {
+		addDisease(s, s.Disease)
+	}
+}
+
+func addDisease(s *summaryRec, class string) {
+	if !slices.Contains(s.Diseases, class) && len(s.Diseases) < maxDiseases {
+		s.Diseases = append(s.Diseases, class)
+	}
+}
+
+// modelTop is the stored analysis's top-1 (whatever the model version).
+func modelTop(tx *bolt.Tx, hash string) (top Candidate, rejected, ok bool) {
+	ab := tx.Bucket([]byte(bucketAnalyses))
+	if ab == nil || hash == "" {
+		return Candidate{}, false, false
+	}
+	v := ab.Get([]byte(hash))
+	if v == nil {
+		return Candidate{}, false, false
+	}
+	var rec analysisRec
+	if err := json.Unmarshal(v, &rec); err != nil || len(rec.Top) == 0 {
+		return Candidate{}, false, false
+	}
+	return rec.Top[0], rec.Rejected, true
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// backfillSummaries builds the summaries of a database written before they existed, from its
+// message logs (once, when Open adds the buckets).
+func backfillSummaries(tx *bolt.Tx) error {
+	mb := tx.Bucket([]byte(bucketMessages))
+	if mb == nil {
+		return nil
+	}
+	return mb.ForEachBucket(func(k []byte) error {
+		platform, chatID, ok := bytes.Cut(k, []byte{0})
+		if !ok {
+			return nil
+		}
+		cb := mb.Bucket(k)
+		return cb.ForEach(func(sk, v []byte) error {
+			r, err := decodeMessage(string(platform), string(chatID), sk, v)
+			if err != nil {
+				return err
+			}
+			r.Kind = "" // no statistics for old records: their answers' kinds were not kept
+			return noteMessage(tx, r, nil)
+		})
+	})
+}
+
+// ConversationFilter selects conversations; zero fields select everything.
+type ConversationFilter struct {
+	Platform string
+	Kind     string // "private" or "group"
+	Language string
+	Disease  string // a class among the chat's photos
+	// LowConfidence and NeedsAttention keep only chats with that flag.
+	LowConfidence  bool
+	NeedsAttention bool
+	Status         string    // "open", "resolved" or "" (both)
+	From, To       time.Time // last activity in [From, To); zero: unbounded
+	// Query matches, ignoring case, the title, the farmer's name, the chat and sender ids and
+	// the farmers' last texts.
+	Query string
+}
+
+// ListOptions pages through the conversations, latest activity first.
+type ListOptions struct {
+	Filter ConversationFilter
+	Limit  int    // conversations per page (50)
+	Cursor string // Page.Next of the previous page, "" for the first
+	// MaxScan bounds the summaries read for one page when filters reject most of them (5000);
+	// the page then ends early with Partial set and a cursor to go on.
+	MaxScan int
+}
+
+// Page is one page of conversations.
+type Page struct {
+	Items   []Summary
+	Next    string // cursor of the next (older) page, "" if none
+	Partial bool   // MaxScan summaries were read before the page was full
+	Scanned int    // summaries read: the page's cost (the message logs are never read)
+}
+
+func (f ConversationFilter) match(s Summary) bool {
+	switch {
+	case f.Kind != "" && s.Kind != f.Kind,
+		f.Language != "" && s.Language != f.Language,
+		f.Disease != "" && !slices.Contains(s.Diseases, f.Disease),
+		f.LowConfidence && !s.LowConfidence,
+		f.NeedsAttention && !s.NeedsAttention,
+		f.Status == "open" && s.Resolved,
+		f.Status == "resolved" && !s.Resolved:
+		return false
+	}
+	if f.Query == "" {
+		return true
+	}
+	q := strings.ToLower(f.Query)
+	for _, field := range append([]string{s.Title, s.Name, s.ChatID, s.SenderID, s.LastText}, s.Texts...) {
+		if strings.Contains(strings.ToLower(field), q) {
+			return true
+		}
+	}
+	return false
+}
+
+// ListConversations returns one page of conversation summaries, latest activity first. It walks
+// the activity index from the cursor and reads a summary only for index entries within the date
+// range and platform; it never reads a message log.
+func (s *Store) ListConversations(ctx context.Context, o ListOptions) (Page, error) {
+	if err := ctx.Err(); err != nil {
+		return Page{}, err
+	}
+	if o.Limit <= 0 {
+		o.Limit = 50
+	}
+	if o.MaxScan <= 0 {
+		o.MaxScan = 5000
+	}
+	var start []byte
+	if o.Cursor != "" {
+		k, err := base64.RawURLEncoding.DecodeString(o.Cursor)
+		if err != nil || len(k) < 8 {
+			return Page{}, fmt.Errorf("%w: cursor", ErrInvalid)
+		}
+		start = k
+	}
+	f := o.Filter
+	if !f.To.IsZero() {
+		if k := summaryIndexKey(f.To, nil); start == nil || bytes.Compare(k, start) < 0 {
+			start = k
+		}
+	}
+	var from uint64
+	if !f.From.IsZero() {
+		from = uint64(max(0, f.From.UnixMicro()))
+	}
+	page := Page{Items: []Summary{}}
+	err := s.view(ctx, "list conversations", func(tx *bolt.Tx) error {
+		ib, err := bucket(tx, bucketSummaryIndex)
+		if err != nil {
+			return err
+		}
+		sb, err := bucket(tx, bucketSummaries)
+		if err != nil {
+			return err
+		}
+		c := ib.Cursor()
+		var k []byte
+		if start == nil {
+			k, _ = c.Last()
+		} else if k, _ = c.Seek(start); k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		inRange := func(k []byte) bool { return len(k) > 8 && binary.BigEndian.Uint64(k) >= from }
+		var last []byte // the last index key visited
+		for ; inRange(k); k, _ = c.Prev() {
+			if len(page.Items) == o.Limit {
+				page.Next = base64.RawURLEncoding.EncodeToString(last)
+				return nil
+			}
+			if page.Scanned == o.MaxScan {
+				page.Next, page.Partial = base64.RawURLEncoding.EncodeToString(last), true
+				return nil
+			}
+			chatKey := k[8:]
+			platform, chatID, ok := bytes.Cut(chatKey, []byte{0})
+			last = slices.Clone(k)
+			if !ok || (f.Platform != "" && string(platform) != f.Platform) {
+				continue
+			}
+			v := sb.Get(chatKey)
+			if v == nil {
+				continue
+			}
+			page.Scanned++
+			var rec summaryRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode summary: %w", err)
+			}
+			if sum := rec.summary(string(platform), string(chatID)); f.match(sum) {
+				page.Items = append(page.Items, sum)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	return page, nil
+}
+
+// EachConversation calls fn with every summary matching f, latest activity first, reading them
+// page by page in short transactions (for exports).
+func (s *Store) EachConversation(ctx context.Context, f ConversationFilter, fn func(Summary) error) error {
+	o := ListOptions{Filter: f, Limit: 500, MaxScan: 5000}
+	for {
+		p, err := s.ListConversations(ctx, o)
+		if err != nil {
+			return err
+		}
+		for _, sum := range p.Items {
+			if err := fn(sum); err != nil {
+				return err
+			}
+		}
+		if p.Next == "" {
+			return nil
+		}
+		o.Cursor = p.Next
+	}
+}
+
+// GetSummary returns one conversation's summary, or ErrNotFound.
+func (s *Store) GetSummary(ctx context.Context, platform, chatID string) (Summary, error) {
+	if err := ctx.Err(); err != nil {
+		return Summary{}, err
+	}
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return Summary{}, err
+	}
+	var rec summaryRec
+	err := s.view(ctx, "get summary", func(tx *bolt.Tx) error {
+		return getJSON(tx, bucketSummaries, compositeKey(platform, chatID), &rec, "conversation "+chatID+" on "+platform)
+	})
+	if err != nil {
+		return Summary{}, err
+	}
+	return rec.summary(platform, chatID), nil
+}
+
+// AppendMessages appends records (of any chats) in one transaction, as AppendMessage does one by
+// one, and returns their Seqs. It is for imports and bulk loads.
+func (s *Store) AppendMessages(ctx context.Context, rs []Record) ([]uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	vals := make([][]byte, len(rs))
+	for i, r := range rs {
+		if err := checkRecord(r); err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(newMsgRec(r))
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+		}
+		vals[i] = v
+	}
+	seqs := make([]uint64, len(rs))
+	err := s.update(ctx, "append messages", func(tx *bolt.Tx) error {
+		mb, err := bucket(tx, bucketMessages)
+		if err != nil {
+			return err
+		}
+		for i, r := range rs {
+			cb, err := mb.CreateBucketIfNotExists(compositeKey(r.Platform, r.ChatID))
+			if err != nil {
+				return err
+			}
+			if seqs[i], err = cb.NextSequence(); err != nil {
+				return err
+			}
+			if err := cb.Put(seqKey(seqs[i]), vals[i]); err != nil {
+				return err
+			}
+			if err := noteMessage(tx, r, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return seqs, nil
+}
+
+// MessagesBefore returns up to limit records of a chat with Seq < beforeSeq (0: the newest),
+// oldest first, reading only those records. An unknown chat gives an empty result.
+func (s *Store) MessagesBefore(ctx context.Context, platform, chatID string, beforeSeq uint64, limit int) ([]Record, error) {
+	if beforeSeq == 0 {
+		return s.RecentMessages(ctx, platform, chatID, limit)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	out := []Record{}
+	err := s.view(ctx, "messages before", func(tx *bolt.Tx) error {
+		cb, err := chatLog(tx, platform, chatID)
+		if err != nil || cb == nil {
+			return err
+		}
+		c := cb.Cursor()
+		var k, v []byte
+		if k, _ = c.Seek(seqKey(beforeSeq)); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Prev() {
+			r, err := decodeMessage(platform, chatID, k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// StoredAnalysis returns the analysis stored for a photo whatever the model version that made
+// it, without the overlay (see Overlay), or ErrNotFound.
+func (s *Store) StoredAnalysis(ctx context.Context, photoHash string) (Analysis, error) {
+	if err := ctx.Err(); err != nil {
+		return Analysis{}, err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return Analysis{}, err
+	}
+	var rec analysisRec
+	err := s.view(ctx, "stored analysis", func(tx *bolt.Tx) error {
+		return getJSON(tx, bucketAnalyses, []byte(photoHash), &rec, "analysis of "+photoHash)
+	})
+	if err != nil {
+		return Analysis{}, err
+	}
+	return Analysis{PhotoHash: photoHash, ModelVersion: rec.ModelVersion, Top: rec.Top, NotLeaf: rec.NotLeaf,
+		Rejected: rec.Rejected, InferenceMS: rec.InferenceMS, CreatedAt: rec.CreatedAt}, nil
+}
+
+// Overlay returns a photo's stored heat-map overlay (JPEG), or ErrNotFound.
+func (s *Store) Overlay(ctx context.Context, photoHash string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := s.view(ctx, "overlay", func(tx *bolt.Tx) error {
+		ob, err := bucket(tx, bucketOverlays)
+		if err != nil {
+			return err
+		}
+		v := ob.Get([]byte(photoHash))
+		if v == nil {
+			return fmt.Errorf("%w: overlay of %s", ErrNotFound, photoHash)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Correction is a staff member's verdict on a photo: the right class, or a confirmation of the
+// model's top-1. It is kept by photo hash apart from the analysis, so a new model version does
+// not erase it.
+type Correction struct {
+	PhotoHash    string
+	Class        string // the right class
+	Confirmed    bool   // Class is the model's own top-1
+	ModelClass   string // the model's top-1 when the staff decided
+	ModelVersion string
+	By           string
+	At           time.Time
+}
+
+type correctionRec struct {
+	Class        string    `json:"class"`
+	Confirmed    bool      `json:"confirmed,omitempty"`
+	ModelClass   string    `json:"model_class,omitempty"`
+	ModelVersion string    `json:"model_version,omitempty"`
+	By           string    `json:"by"`
+	At           time.Time `json:"at"`
+}
+
+func correctionOf(tx *bolt.Tx, hash string) (Correction, bool) {
+	b := tx.Bucket([]byte(bucketCorrections))
+	if b == nil || hash == "" {
+		return Correction{}, false
+	}
+	v := b.Get([]byte(hash))
+	if v == nil {
+		return Correction{}, false
+	}
+	var rec correctionRec
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return Correction{}, false
+	}
+	return rec.correction(hash), true
+}
+
+func (r correctionRec) correction(hash string) Correction {
+	return Correction{PhotoHash: hash, Class: r.Class, Confirmed: r.Confirmed, ModelClass: r.ModelClass,
+		ModelVersion: r.ModelVersion, By: r.By, At: r.At}
+}
+
+// StaffAction is something a staff member did in a conversation: "confirm" or "correct" a photo's
+// diagnosis, "resolve" or "reopen" the conversation. (Their replies are in the message log.)
+type StaffAction struct {
+	Platform, ChatID string
+	Time             time.Time
+	Staff            string
+	Action           string
+	PhotoHash        string
+	Class            string
+}
+
+type actionRec struct {
+	Time      time.Time `json:"time"`
+	Staff     string    `json:"staff"`
+	Action    string    `json:"action"`
+	PhotoHash string    `json:"photo,omitempty"`
+	Class     string    `json:"class,omitempty"`
+}
+
+// Staff actions.
+const (
+	ActionConfirm = "confirm"
+	ActionCorrect = "correct"
+	ActionResolve = "resolve"
+	ActionReopen  = "reopen"
+)
+
+// logAction appends a staff action to its chat's action log and clears the chat's
+// needs-attention flag; the chat must have a summary.
+func logAction(tx *bolt.Tx, a StaffAction, change func(*summaryRec)) error {
+	key := compositeKey(a.Platform, a.ChatID)
+	sb, err := bucket(tx, bucketSummaries)
+	if err != nil {
+		return err
+	}
+	v := sb.Get(key)
+	if v == nil {
+		return fmt.Errorf("%w: conversation %s on %s", ErrNotFound, a.ChatID, a.Platform)
+	}
+	var s summaryRec
+	if err := json.Unmarshal(v, &s); err != nil {
+		return fmt.Errorf("decode summary: %w", err)
+	}
+	s.Attention, s.LastStaff = false, a.Staff
+	if change != nil {
+		change(&s)
+	}
+	if err := putJSON(sb, key, s); err != nil {
+		return err
+	}
+	ab, err := bucket(tx, bucketStaffActions)
+	if err != nil {
+		return err
+	}
+	cb, err := ab.CreateBucketIfNotExists(key)
+	if err != nil {
+		return err
+	}
+	seq, err := cb.NextSequence()
+	if err != nil {
+		return err
+	}
+	return putJSON(cb, seqKey(seq), actionRec{Time: utc(a.Time), Staff: a.Staff, Action: a.Action, PhotoHash: a.PhotoHash, Class: a.Class})
+}
+
+// PutCorrection stores c (replacing an earlier correction of the same photo). If platform and
+// chatID name a conversation, the action is logged there and its summary shows the class and
+// no longer needs attention, in the same transaction; the conversation must exist then.
+func (s *Store) PutCorrection(ctx context.Context, c Correction, platform, chatID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkID("photo hash", c.PhotoHash); err != nil {
+		return err
+	}
+	if err := checkIDs("class", c.Class, "staff name", c.By); err != nil {
+		return err
+	}
+	if platform != "" || chatID != "" {
+		if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+			return err
+		}
+	}
+	rec := correctionRec{Class: c.Class, Confirmed: c.Confirmed, ModelClass: c.ModelClass,
+		ModelVersion: c.ModelVersion, By: c.By, At: utc(c.At)}
+	return s.update(ctx, "put correction", func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketCorrections)
+		if err != nil {
+			return err
+		}
+		if err := putJSON(b, []byte(c.PhotoHash), rec); err != nil {
+			return err
+		}
+		if platform == "" {
+			return nil
+		}
+		action := ActionCorrect
+		if c.Confirmed {
+			action = ActionConfirm
+		}
+		a := StaffAction{Platform: platform, ChatID: chatID, Time: c.At, Staff: c.By, Action: action, PhotoHash: c.PhotoHash, Class: c.Class}
+		return logAction(tx, a, func(s *summaryRec) {
+			if s.PhotoHash == c.PhotoHash {
+				s.Disease, s.Corrected, s.NotLeaf = c.Class, true, false
+			}
+			addDisease(s, c.Class)
+		})
+	})
+}
+
+// GetCorrection returns the staff's correction of a photo, or ErrNotFound.
+func (s *Store) GetCorrection(ctx context.Context, photoHash string) (Correction, error) {
+	if err := ctx.Err(); err != nil {
+		return Correction{}, err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return Correction{}, err
+	}
+	var rec correctionRec
+	err := s.view(ctx, "get correction", func(tx *bolt.Tx) error {
+		return getJSON(tx, bucketCorrections, []byte(photoHash), &rec, "correction of "+photoHash)
+	})
+	if err != nil {
+		return Correction{}, err
+	}
+	return rec.correction(photoHash), nil
+}
+
+// Corrections returns every correction, by photo hash.
+func (s *Store) Corrections(ctx context.Context) ([]Correction, error) {
+	var out []Correction
+	err := s.view(ctx, "corrections", func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketCorrections)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var rec correctionRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode correction of %s: %w", k, err)
+			}
+			out = append(out, rec.correction(string(k)))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetResolved marks a conversation resolved (or open again) by a staff member, logging the
+// action, in one transaction. A new message from the farmer reopens it. ErrNotFound if the
+// conversation has no summary.
+func (s *Store) SetResolved(ctx context.Context, platform, chatID string, resolved bool, by string, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return err
+	}
+	if err := checkID("staff name", by); err != nil {
+		return err
+	}
+	action := ActionReopen
+	if resolved {
+		action = ActionResolve
+	}
+	return s.update(ctx, "set resolved", func(tx *bolt.Tx) error {
+		return logAction(tx, StaffAction{Platform: platform, ChatID: chatID, Time: at, Staff: by, Action: action},
+			func(s *summaryRec) {
+				s.Resolved, s.ResolvedBy, s.ResolvedAt = resolved, by, utc(at)
+				if !resolved {
+					s.ResolvedBy, s.ResolvedAt = "", time.Time{}
+				}
+			})
+	})
+}
+
+// StaffActions returns the last limit staff actions of a conversation, oldest first.
+func (s *Store) StaffActions(ctx context.Context, platform, chatID string, limit int) ([]StaffAction, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	out := []StaffAction{}
+	err := s.view(ctx, "staff actions", func(tx *bolt.Tx) error {
+		ab, err := bucket(tx, bucketStaffActions)
+		if err != nil {
+			return err
+		}
+		cb := ab.Bucket(compositeKey(platform, chatID))
+		if cb == nil {
+			return nil
+		}
+		c := cb.Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var rec actionRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode staff action: %w", err)
+			}
+			out = append(out, StaffAction{Platform: platform, ChatID: chatID, Time: rec.Time, Staff: rec.Staff,
+				Action: rec.Action, PhotoHash: rec.PhotoHash, Class: rec.Class})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// DayStats counts the bot's answers of one day (UTC) on one platform in one language.
+type DayStats struct {
+	Day                time.Time // midnight UTC
+	Platform, Language string
+	// Answers are the answers to photos (Diagnoses + Unsure + NotLeaf); CacheHits of them came
+	// from the analysis cache. Errors are error replies (failed photos and others).
+	Answers, Diagnoses, Unsure, NotLeaf, Errors, CacheHits int
+	Classes                                                map[string]int // top-1 of the confident diagnoses
+}
+
+type dayRec struct {
+	Answers   int            `json:"answers,omitempty"`
+	Diagnoses int            `json:"diagnoses,omitempty"`
+	Unsure    int            `json:"unsure,omitempty"`
+	NotLeaf   int            `json:"not_leaf,omitempty"`
+	Errors    int            `json:"errors,omitempty"`
+	CacheHits int            `json:"cache_hits,omitempty"`
+	Classes   map[string]int `json:"classes,omitempty"`
+}
+
+// Stats returns the daily statistics of the days from `from` to `to` (UTC dates, inclusive), by
+// day, platform and language. It reads one small record per day, platform and language.
+func (s *Store) Stats(ctx context.Context, from, to time.Time) ([]DayStats, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	lo := []byte(utc(from).Format(time.DateOnly))
+	hi := []byte(utc(to).Format(time.DateOnly) + "\x01")
+	out := []DayStats{}
+	err := s.view(ctx, "stats", func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketDailyStats)
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(lo); k != nil && bytes.Compare(k, hi) < 0; k, v = c.Next() {
+			parts := strings.SplitN(string(k), "\x00", 3)
+			if len(parts) != 3 {
+				continue
+			}
+			day, err := time.Parse(time.DateOnly, parts[0])
+			if err != nil {
+				continue
+			}
+			var rec dayRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode daily statistics: %w", err)
+			}
+			out = append(out, DayStats{Day: day, Platform: parts[1], Language: parts[2], Answers: rec.Answers,
+				Diagnoses: rec.Diagnoses, Unsure: rec.Unsure, NotLeaf: rec.NotLeaf, Errors: rec.Errors,
+				CacheHits: rec.CacheHits, Classes: rec.Classes})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
