@@ -38,6 +38,10 @@ func (h *Handler) handleCommand(ctx context.Context, t *turn) {
 		reply(h.loc.T(t.lang, "help"))
 	case "language", "lang":
 		h.language(ctx, t, arg)
+	case "diagnose":
+		// "/diagnose" is the caption that addresses a photo to the bot in a group; alone it
+		// needs the photo.
+		reply(h.loc.T(t.lang, "text.need_photo"))
 	case "history":
 		h.history(ctx, t)
 	default:
@@ -122,6 +126,18 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 			continue
 		}
 		date := r.Time.Format("2006-01-02")
+		if r.PhotoHash != "" {
+			// Support staff's verdict wins over the model's, whatever model made the analysis.
+			c, err := h.store.GetCorrection(ctx, r.PhotoHash)
+			if err == nil {
+				if d, err := h.loc.Disease(t.lang, c.Class); err == nil {
+					lines = append(lines, h.loc.T(t.lang, "history.item_corrected", "date", date, "crop", d.Crop, "disease", d.Name))
+					continue
+				}
+			} else if !errors.Is(err, store.ErrNotFound) {
+				t.log.Warn("history: cannot read correction", "hash", r.PhotoHash, "err", err)
+			}
+		}
 		if r.PhotoHash == "" {
 			if isCommand(r.Text) || r.Error == "rate limited" {
 				continue

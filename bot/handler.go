@@ -43,6 +43,8 @@ type Store interface {
 	ReplySent(ctx context.Context, msgID string, k int, out store.Record) error
 	FinishTurn(ctx context.Context, platform, chatID, msgID string) error
 	RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]store.Record, error)
+	// GetCorrection is support staff's verdict on a photo (store.ErrNotFound if none).
+	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
 }
 
 // Config tunes the handler; zero fields take the defaults in parentheses.
@@ -145,7 +147,9 @@ type turn struct {
 	rec     store.Record // the inbound record
 	prior   store.Turn   // what an interrupted earlier handling of the same message did
 	replies int          // replies produced so far (sent, or skipped as sent before)
-	log     *slog.Logger
+	// cacheHits and cacheMisses count the photo analyses taken from the cache or not.
+	cacheHits, cacheMisses int
+	log                    *slog.Logger
 }
 
 // Handle logs the message, answers it through out and logs the answer. A failure inside gets the
@@ -247,7 +251,7 @@ func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error)
 	}
 	t.lang = h.resolveLanguage(m, chat, user)
 	t.rec = store.Record{Time: m.Time, Platform: p, ChatID: m.Chat.ID, Direction: store.Inbound,
-		SenderID: m.Sender.ID, SenderName: m.Sender.Name, MessageID: m.ID, Text: m.Text}
+		SenderID: m.Sender.ID, SenderName: m.Sender.Name, MessageID: m.ID, Text: m.Text, Lang: t.lang}
 	t.prior, existed, err = h.store.BeginTurn(ctx, t.rec)
 	if err != nil {
 		return false, fmt.Errorf("begin turn: %w", err)
@@ -283,9 +287,16 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		r.ReplyTo = t.msg.ID
 	}
 	rec := store.Record{Time: h.cfg.Now(), Platform: string(r.Chat.Platform), ChatID: r.Chat.ID,
-		Direction: store.Outbound, Text: r.FullText(), ReplyTo: r.ReplyTo}
+		Direction: store.Outbound, Text: r.FullText(), ReplyTo: r.ReplyTo,
+		Kind: r.Kind, Lang: t.lang, CacheHit: t.cacheHits > 0 && t.cacheMisses == 0}
 	if r.Image != nil || r.Images != nil {
 		rec.PhotoHash = t.rec.PhotoHash
+	}
+	if ctx.Err() != nil {
+		// Shutting down: the message stays unfinished and is answered when it is handed in
+		// again; a reply attempted now would be suppressed then as "maybe delivered".
+		t.log.Info("not replying: interrupted", "kind", r.Kind)
+		return
 	}
 	k := t.replies
 	t.replies++
@@ -357,6 +368,7 @@ func (h *Handler) photoAnalysis(ctx context.Context, t *turn, p *Photo) (string,
 		if err == nil {
 			if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
 				h.metrics.Cache.WithLabelValues(platform, "hit").Inc()
+				t.cacheHits++
 				return hash, a, nil
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -384,9 +396,11 @@ func (h *Handler) photoAnalysis(ctx context.Context, t *turn, p *Photo) (string,
 	}
 	if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
 		h.metrics.Cache.WithLabelValues(platform, "hit").Inc()
+		t.cacheHits++
 		return hash, a, nil
 	}
 	h.metrics.Cache.WithLabelValues(platform, "miss").Inc()
+	t.cacheMisses++
 	// One analysis per distinct photo, even when a group forwards it many times at once.
 	v, err, _ := h.flight.Do(hash, func() (any, error) {
 		if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {

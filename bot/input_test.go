@@ -107,6 +107,7 @@ func TestCommands(t *testing.T) {
 		{"/language English", []string{"I will answer in English"}},
 		{"/history", []string{"You have not sent me any photos yet"}},
 		{"/frobnicate", []string{"I do not know the command /frobnicate"}},
+		{"/diagnose", []string{"Please send me a photo of a sick leaf"}},
 		{"hello there", []string{"Please send me a photo of a sick leaf"}},
 	} {
 		t.Run(tc.text, func(t *testing.T) {

@@ -125,3 +125,27 @@ func TestAlbumAnsweredOnceTogether(t *testing.T) {
 		t.Errorf("inferences %v, want 2", f.inferences())
 	}
 }
+
+// TestInterruptedByShutdownIsAnsweredLater: a message cut short by shutdown (its context
+// cancelled during the download) sends nothing, stays unfinished, and is answered in full when it
+// is handed in again.
+func TestInterruptedByShutdownIsAnsweredLater(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
+	chat := bot.ChatRef{Platform: bot.Telegram, ID: "9", Kind: bot.Private}
+	leaf := leafJPEG(t, 320, 240, 31)
+	ctx, cancel := context.WithCancel(context.Background())
+	m := bot.Message{ID: "500", Chat: chat, Sender: bot.Sender{ID: "9"}, Photo: &bot.Photo{Fetch: func(context.Context) ([]byte, error) {
+		cancel() // shutdown arrives while downloading
+		return nil, context.Canceled
+	}}}
+	if err := f.handler.Handle(ctx, m, f.out); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.out.take(); len(r) != 0 {
+		t.Fatalf("replied while shutting down: %v", r)
+	}
+	m.Photo = bytesPhoto(leaf)
+	if r := f.handle(m); len(r) != 1 || r[0].Kind != "diagnosis" {
+		t.Fatalf("handed in again after restart: %v", r)
+	}
+}

@@ -1,0 +1,55 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cropshield/cropshield/store"
+)
+
+// StaffLog is what a staff reply needs from the store; *store.Store implements it.
+type StaffLog interface {
+	AppendMessage(ctx context.Context, r store.Record) (uint64, error)
+}
+
+// Errors of staff replies.
+var (
+	// ErrEmptyReply: a staff reply has no text.
+	ErrEmptyReply = errors.New("bot: empty staff reply")
+	// ErrNotDelivered: the platform did not take the staff reply (it is logged as not delivered).
+	ErrNotDelivered = errors.New("bot: staff reply not delivered")
+)
+
+// MaxStaffReply is the longest staff reply in runes (Telegram's message limit).
+const MaxStaffReply = 4096
+
+// SendStaffReply sends text written by the support staff member staff to a conversation through
+// out, the adapter the conversation came from, and logs it in the conversation as an outbound
+// message of kind "staff" marked with who wrote it. A reply the adapter refuses is logged as not
+// delivered and the error wraps ErrNotDelivered.
+func SendStaffReply(ctx context.Context, log StaffLog, out Responder, chat ChatRef, staff, text string, now time.Time) error {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return ErrEmptyReply
+	}
+	if n := len([]rune(text)); n > MaxStaffReply {
+		return fmt.Errorf("bot: staff reply of %d characters, at most %d", n, MaxStaffReply)
+	}
+	if staff == "" {
+		return errors.New("bot: a staff reply needs the staff member's name")
+	}
+	rec := store.Record{Time: now, Platform: string(chat.Platform), ChatID: chat.ID, Direction: store.Outbound,
+		Text: text, Kind: "staff", Staff: staff}
+	sendErr := out.Send(ctx, Reply{Chat: chat, Text: text, Kind: "staff"})
+	if sendErr != nil {
+		rec.Error = "not delivered"
+		sendErr = fmt.Errorf("%w: %w", ErrNotDelivered, sendErr)
+	}
+	if _, err := log.AppendMessage(context.WithoutCancel(ctx), rec); err != nil {
+		return errors.Join(sendErr, fmt.Errorf("bot: log staff reply: %w", err))
+	}
+	return sendErr
+}
