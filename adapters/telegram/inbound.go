@@ -1,0 +1,332 @@
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/inference"
+)
+
+// imageMIME lists the document types handed over as photos.
+var imageMIME = []string{"image/jpeg", "image/png", "image/webp"}
+
+// update is one received update: its raw JSON (what the inbox keeps) and its message.
+type update struct {
+	id  int64
+	raw []byte
+	msg *tgbotapi.Message
+}
+
+// isGroup tells group chats (basic and super) apart.
+func isGroup(c *tgbotapi.Chat) bool {
+	return c != nil && (c.Type == "group" || c.Type == "supergroup")
+}
+
+// imageOf returns the message's image: the photo sizes or an image document.
+func imageOf(m *tgbotapi.Message) (sizes []tgbotapi.PhotoSize, doc *tgbotapi.Document) {
+	if len(m.Photo) > 0 {
+		return m.Photo, nil
+	}
+	if d := m.Document; d != nil && slices.Contains(imageMIME, strings.ToLower(d.MimeType)) {
+		return nil, d
+	}
+	return nil, nil
+}
+
+func hasImage(m *tgbotapi.Message) bool {
+	sizes, doc := imageOf(m)
+	return sizes != nil || doc != nil
+}
+
+// wanted decides, from the message alone, whether an update is kept: everything in private
+// chats; in groups, photos addressed to the bot (or all, if so configured), the photos of
+// albums (decided as a whole when the album is complete), and commands for this bot. Channels,
+// edits and other update kinds are not kept.
+func (a *Adapter) wanted(m *tgbotapi.Message) bool {
+	if m == nil || m.Chat == nil {
+		return false
+	}
+	switch {
+	case m.Chat.Type == "private":
+		return true
+	case !isGroup(m.Chat):
+		return false
+	case hasImage(m):
+		return m.MediaGroupID != "" || a.opts.GroupPhotos == GroupPhotosAll || a.addressed(m)
+	default:
+		return a.commandForMe(m.Text)
+	}
+}
+
+// addressed tells whether a group photo is meant for the bot: a caption starting with /diagnose
+// (for this bot), a caption mentioning @botname, or a reply to one of the bot's messages.
+func (a *Adapter) addressed(m *tgbotapi.Message) bool {
+	me := a.self.Load()
+	if me == nil {
+		return false
+	}
+	if name, _, ok := command(m.Caption); ok && name == "diagnose" && a.commandForMe(m.Caption) {
+		return true
+	}
+	if mentions(m.Caption, me.UserName) {
+		return true
+	}
+	r := m.ReplyToMessage
+	return r != nil && r.From != nil && r.From.ID == me.ID
+}
+
+// command splits "/language@CropShieldBot sw" into "language", "CropShieldBot"; ok is false if
+// text is not a command.
+func command(text string) (name, at string, ok bool) {
+	t := strings.TrimSpace(text)
+	if len(t) < 2 || t[0] != '/' {
+		return "", "", false
+	}
+	head, _, _ := strings.Cut(t[1:], " ")
+	head, _, _ = strings.Cut(head, "\n")
+	name, at, _ = strings.Cut(head, "@")
+	if name == "" || !isWordByte(name[0]) {
+		return "", "", false
+	}
+	return strings.ToLower(name), at, true
+}
+
+// commandForMe: a command without @ (which the bot sees only if privacy mode lets it) or with
+// @ this bot's name.
+func (a *Adapter) commandForMe(text string) bool {
+	_, at, ok := command(text)
+	if !ok {
+		return false
+	}
+	if at == "" {
+		return true
+	}
+	me := a.self.Load()
+	return me != nil && strings.EqualFold(at, me.UserName)
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// mentions reports whether text holds @name as a whole word (Telegram usernames are
+// case-insensitive).
+func mentions(text, name string) bool {
+	if name == "" {
+		return false
+	}
+	lt, at := strings.ToLower(text), "@"+strings.ToLower(name)
+	for i := 0; ; {
+		j := strings.Index(lt[i:], at)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(at)
+		if end == len(lt) || !isWordByte(lt[end]) {
+			return true
+		}
+		i = end
+	}
+}
+
+// choosePhoto picks the smallest size whose shorter side reaches minSide, else the largest.
+func choosePhoto(sizes []tgbotapi.PhotoSize, minSide int) tgbotapi.PhotoSize {
+	area := func(p tgbotapi.PhotoSize) int { return p.Width * p.Height }
+	var best, largest *tgbotapi.PhotoSize
+	for i := range sizes {
+		p := &sizes[i]
+		if largest == nil || area(*p) > area(*largest) {
+			largest = p
+		}
+		if min(p.Width, p.Height) >= minSide && (best == nil || area(*p) < area(*best)) {
+			best = p
+		}
+	}
+	if best != nil {
+		return *best
+	}
+	if largest != nil {
+		return *largest
+	}
+	return tgbotapi.PhotoSize{}
+}
+
+// chatRef builds the handler's view of a chat.
+func chatRef(c *tgbotapi.Chat) bot.ChatRef {
+	r := bot.ChatRef{Platform: bot.Telegram, ID: strconv.FormatInt(c.ID, 10), Kind: bot.Private}
+	if isGroup(c) {
+		r.Kind, r.Title = bot.Group, c.Title
+	}
+	return r
+}
+
+// sender builds the handler's view of who wrote m. An anonymous group admin writes as the group
+// itself (sender_chat = the chat) and is an admin by definition.
+func sender(m *tgbotapi.Message) bot.Sender {
+	if c := m.SenderChat; c != nil {
+		return bot.Sender{ID: strconv.FormatInt(c.ID, 10), Name: c.Title, IsAdmin: m.Chat != nil && c.ID == m.Chat.ID}
+	}
+	u := m.From
+	if u == nil {
+		return bot.Sender{}
+	}
+	name := strings.TrimSpace(u.FirstName + " " + u.LastName)
+	if name == "" {
+		name = u.UserName
+	}
+	return bot.Sender{ID: strconv.FormatInt(u.ID, 10), Name: name, LangHint: u.LanguageCode}
+}
+
+// message translates one Telegram message (no album) into the handler's Message.
+func (a *Adapter) message(m *tgbotapi.Message) bot.Message {
+	text := m.Text
+	if text == "" {
+		text = m.Caption
+	}
+	return bot.Message{
+		ID:     strconv.Itoa(m.MessageID),
+		Chat:   chatRef(m.Chat),
+		Sender: sender(m),
+		Text:   text,
+		Photo:  a.photo(m),
+		Time:   time.Unix(int64(m.Date), 0),
+	}
+}
+
+// photo is the message's image as the handler sees it, nil if it has none.
+func (a *Adapter) photo(m *tgbotapi.Message) *bot.Photo {
+	sizes, doc := imageOf(m)
+	var fileID, uniqueID, mime string
+	var size int
+	switch {
+	case sizes != nil:
+		p := choosePhoto(sizes, a.opts.MinPhotoSide)
+		fileID, uniqueID, size, mime = p.FileID, p.FileUniqueID, p.FileSize, "image/jpeg"
+	case doc != nil:
+		fileID, uniqueID, size, mime = doc.FileID, doc.FileUniqueID, doc.FileSize, strings.ToLower(doc.MimeType)
+	default:
+		return nil
+	}
+	chat := m.Chat.ID
+	return &bot.Photo{
+		ContentID: uniqueID,
+		Size:      int64(size),
+		MIME:      mime,
+		Fetch:     func(ctx context.Context) ([]byte, error) { return a.download(ctx, chat, fileID, int64(size)) },
+	}
+}
+
+// tooLarge is the handler's error for a file over the download limit.
+func tooLarge(size int64) error {
+	return &inference.PhotoError{Kind: inference.ErrTooLarge, Bytes: size, Limit: inference.Limits{MaxBytes: MaxDownloadBytes}}
+}
+
+// download gets a file: getFile for its path, then the bytes from the file URL built from the
+// configured endpoint (File.Link would ignore it), reading at most MaxDownloadBytes.
+func (a *Adapter) download(ctx context.Context, chat int64, fileID string, size int64) ([]byte, error) {
+	if size > MaxDownloadBytes {
+		return nil, tooLarge(size)
+	}
+	resp, err := a.call(ctx, 0, "getFile", retryIdempotent, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
+		return api.Request(tgbotapi.FileConfig{FileID: fileID})
+	})
+	if err != nil {
+		var te *tgbotapi.Error
+		if errors.As(err, &te) && strings.Contains(strings.ToLower(te.Message), "too big") {
+			return nil, tooLarge(max(size, MaxDownloadBytes+1))
+		}
+		return nil, err
+	}
+	var f tgbotapi.File
+	if err := decodeResult(resp, &f); err != nil {
+		return nil, fmt.Errorf("%w: getFile: %w", ErrAPI, err)
+	}
+	if int64(f.FileSize) > MaxDownloadBytes {
+		return nil, tooLarge(int64(f.FileSize))
+	}
+	if f.FilePath == "" {
+		return nil, fmt.Errorf("%w: getFile returned no file path", ErrAPI)
+	}
+	var data []byte
+	err = a.retry(ctx, "download", func(ctx context.Context) (bool, error) {
+		var transient bool
+		data, transient, err = a.fetchFile(ctx, f.FilePath)
+		return transient, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.log.Debug("telegram: photo downloaded", "chat", chat, "bytes", len(data))
+	return data, nil
+}
+
+// fetchFile downloads one file; transient tells a failure worth retrying.
+func (a *Adapter) fetchFile(ctx context.Context, filePath string) (data []byte, transient bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
+	defer cancel()
+	u := a.opts.APIEndpoint + "/file/bot" + a.opts.Token + "/" + strings.TrimLeft(filePath, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("telegram download: %w", redact(err, a.opts.Token))
+	}
+	resp, err := a.opts.HTTPClient.Do(req)
+	if err != nil {
+		return nil, true, fmt.Errorf("telegram download: %w", redact(err, a.opts.Token))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, resp.StatusCode >= 500, fmt.Errorf("%w: download: HTTP %s", ErrAPI, resp.Status)
+	}
+	if resp.ContentLength > MaxDownloadBytes {
+		return nil, false, tooLarge(resp.ContentLength)
+	}
+	data, err = io.ReadAll(io.LimitReader(resp.Body, MaxDownloadBytes+1))
+	if err != nil {
+		return nil, true, fmt.Errorf("telegram download: %w", redact(err, a.opts.Token))
+	}
+	if len(data) > MaxDownloadBytes {
+		return nil, false, tooLarge(int64(len(data)))
+	}
+	return data, false, nil
+}
+
+// retry runs fn until it succeeds, fails for good, or has failed Options.Retries times.
+func (a *Adapter) retry(ctx context.Context, what string, fn func(context.Context) (transient bool, err error)) error {
+	for failures := 0; ; failures++ {
+		transient, err := fn(ctx)
+		if err == nil || !transient || failures >= a.opts.Retries || ctx.Err() != nil {
+			return err
+		}
+		delay := min(a.opts.RetryDelay<<failures, 30*time.Second)
+		a.log.Warn("telegram: "+what+" failed, retrying", "attempt", failures+1, "in", delay, "err", err)
+		if err := sleep(ctx, delay); err != nil {
+			return fmt.Errorf("telegram %s: %w", what, err)
+		}
+	}
+}
+
+// isAdmin asks Telegram whether user is the creator or an administrator of the group.
+func (a *Adapter) isAdmin(ctx context.Context, chat, user int64) (bool, error) {
+	resp, err := a.call(ctx, chat, "getChatMember", retryIdempotent, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
+		return api.Request(tgbotapi.GetChatMemberConfig{ChatConfigWithUser: tgbotapi.ChatConfigWithUser{ChatID: chat, UserID: user}})
+	})
+	if err != nil {
+		return false, err
+	}
+	var cm tgbotapi.ChatMember
+	if err := decodeResult(resp, &cm); err != nil {
+		return false, fmt.Errorf("%w: getChatMember: %w", ErrAPI, err)
+	}
+	return cm.Status == "creator" || cm.Status == "administrator", nil
+}

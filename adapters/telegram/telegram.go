@@ -1,0 +1,343 @@
+// Package telegram is CropShield's Telegram channel: it turns Bot API updates into bot.Message
+// values for the shared handler and bot.Reply values back into sendPhoto, sendMediaGroup and
+// sendMessage calls. It holds no business logic (languages, commands, caching and inference are
+// the handler's); it translates, and it makes delivery reliable:
+//
+//   - Crash safety. Every update is saved in the durable inbox (store.SaveInbox) together with
+//     the getUpdates offset that will confirm it, in one bbolt transaction, before that offset is
+//     sent to Telegram. An update leaves the inbox only when the handler returned nil for it. On
+//     start the pending updates are handed to the handler again; the handler answers each
+//     message once (a delivered-again message gets no second reply, an interrupted one resumes).
+//   - Modes. Long polling by default (deleteWebhook first); a webhook when a public URL is set
+//     (setWebhook with a random secret_token checked on every request). A 409 Conflict, another
+//     instance receiving this bot's updates, stops Run with ErrConflict.
+//   - Flood control. A 429 is waited out for its retry_after, per chat for a chat's calls and
+//     for the whole bot otherwise (or when several chats are throttled at once); a reply is
+//     retried until its context ends, never dropped.
+//   - Work. Updates are handled by a bounded pool of workers, never on the polling goroutine or
+//     the webhook request, in order within each chat; a panic is recovered per update.
+//   - Photos. The smallest size whose shorter side reaches Options.MinPhotoSide is downloaded,
+//     from a URL built from File.FilePath and the configured endpoint; images sent as files
+//     (JPEG, PNG, WebP) count as photos; the photos of an album (media group) are collected for
+//     Options.AlbumWait and handed over as one message.
+//   - Groups. Only photos addressed to the bot (a /diagnose caption, an @mention, a reply to the
+//     bot) or every photo (GroupPhotosAll), and commands for this bot, reach the handler; other
+//     group chatter is neither handled, stored nor logged.
+//   - Secrecy. The bot token is in every request URL; it never appears in an error or a log line
+//     of this package (net/url errors are redacted).
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/store"
+)
+
+// Errors of this package, to be checked with errors.Is.
+var (
+	// ErrConflict: Telegram answered 409 Conflict: another process polls this bot's updates, or
+	// a webhook was set behind our back. Two instances must not share a token.
+	ErrConflict = errors.New("telegram: another instance is receiving this bot's updates (409 Conflict)")
+	// ErrUnauthorized: Telegram refused the token (401).
+	ErrUnauthorized = errors.New("telegram: the bot token was refused (401 Unauthorized)")
+	// ErrAPI: the Bot API refused a request (a 4xx other than 429, or a failure that was not
+	// retried).
+	ErrAPI = errors.New("telegram: Bot API error")
+	// ErrConfig: the options are unusable.
+	ErrConfig = errors.New("telegram: bad configuration")
+)
+
+// GroupPhotos says which photos in groups the bot answers.
+type GroupPhotos string
+
+// Group photo policies.
+const (
+	// GroupPhotosAddressed: photos with a /diagnose caption, an @mention of the bot, or sent as a
+	// reply to one of the bot's messages (the default).
+	GroupPhotosAddressed GroupPhotos = "addressed"
+	// GroupPhotosAll: every photo in the group (the bot must see them: admin or privacy off).
+	GroupPhotosAll GroupPhotos = "all"
+)
+
+// ParseGroupPhotos parses a GroupPhotos value ("addressed" or "all").
+func ParseGroupPhotos(s string) (GroupPhotos, error) {
+	switch g := GroupPhotos(strings.ToLower(strings.TrimSpace(s))); g {
+	case GroupPhotosAddressed, GroupPhotosAll:
+		return g, nil
+	}
+	return "", fmt.Errorf("%w: group photos %q: want addressed or all", ErrConfig, s)
+}
+
+// Inbox is the durable update inbox; *store.Store implements it.
+type Inbox interface {
+	SaveInbox(ctx context.Context, platform string, updates []store.InboxUpdate, offset int64) error
+	PendingInbox(ctx context.Context, platform string) ([]store.InboxUpdate, error)
+	DoneInbox(ctx context.Context, platform string, ids ...int64) error
+	InboxOffset(ctx context.Context, platform string) (int64, error)
+}
+
+// DefaultAPIEndpoint is Telegram's Bot API server.
+const DefaultAPIEndpoint = "https://api.telegram.org"
+
+// MaxDownloadBytes is the Bot API's getFile limit: larger files cannot be downloaded by a bot.
+const MaxDownloadBytes = 20 << 20
+
+// Options configure the adapter; zero fields take the defaults in parentheses.
+type Options struct {
+	// Token is the bot token from @BotFather (required). It is never logged.
+	Token string
+	// APIEndpoint is the Bot API server's base URL (DefaultAPIEndpoint); a local Bot API server
+	// or a test fake goes here. Methods are called at {APIEndpoint}/bot{token}/{method} and files
+	// downloaded from {APIEndpoint}/file/bot{token}/{file_path}.
+	APIEndpoint string
+	// HTTPClient makes the requests (a client of its own). Requests carry their own deadlines.
+	HTTPClient *http.Client
+	// Inbox is the durable update inbox (required).
+	Inbox Inbox
+
+	// WebhookURL switches to webhook mode: the public HTTPS URL Telegram posts updates to. Its
+	// path is the path served. Empty: long polling.
+	WebhookURL string
+	// WebhookAddr is the listen address of the webhook server, usually behind a TLS proxy
+	// (127.0.0.1:8443).
+	WebhookAddr string
+	// WebhookListener, if set, is used instead of listening on WebhookAddr.
+	WebhookListener net.Listener
+
+	// PollTimeout is the long-polling timeout of getUpdates (50 s).
+	PollTimeout time.Duration
+	// RequestTimeout bounds every other Bot API request and each file download (60 s).
+	RequestTimeout time.Duration
+	// Workers is how many updates are handled at once (8); the handler bounds the analyses.
+	Workers int
+	// MaxQueued is how many received updates may wait for a worker before polling pauses (1000).
+	MaxQueued int
+	// MinPhotoSide: the smallest photo size whose shorter side reaches it is downloaded, the
+	// largest if none does (320 px; the model needs about 256).
+	MinPhotoSide int
+	// AlbumWait is how long the photos of an album are collected after the last one arrived
+	// (1.5 s).
+	AlbumWait time.Duration
+	// GroupPhotos: which photos in groups are answered (GroupPhotosAddressed).
+	GroupPhotos GroupPhotos
+	// DrainTimeout: after Run's context ends, updates being handled get this long to finish
+	// before their context is cancelled (10 s). Updates not started stay in the inbox.
+	DrainTimeout time.Duration
+	// RetryDelay is the first wait after a network error or a 5xx; it doubles up to 30 s (1 s).
+	RetryDelay time.Duration
+	// Retries: how many times a failed idempotent request is retried (5). 429s are retried
+	// until the context ends, whatever this says.
+	Retries int
+	// ConflictRetries: consecutive 409 answers tolerated (another instance shutting down)
+	// before Run gives up with ErrConflict (3).
+	ConflictRetries int
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.APIEndpoint == "" {
+		o.APIEndpoint = DefaultAPIEndpoint
+	}
+	o.APIEndpoint = strings.TrimRight(o.APIEndpoint, "/")
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{}
+	}
+	if o.WebhookAddr == "" {
+		o.WebhookAddr = "127.0.0.1:8443"
+	}
+	if o.PollTimeout <= 0 {
+		o.PollTimeout = 50 * time.Second
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 60 * time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = 1000
+	}
+	if o.MinPhotoSide <= 0 {
+		o.MinPhotoSide = 320
+	}
+	if o.AlbumWait <= 0 {
+		o.AlbumWait = 1500 * time.Millisecond
+	}
+	if o.GroupPhotos == "" {
+		o.GroupPhotos = GroupPhotosAddressed
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 10 * time.Second
+	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = time.Second
+	}
+	if o.Retries <= 0 {
+		o.Retries = 5
+	}
+	if o.ConflictRetries <= 0 {
+		o.ConflictRetries = 3
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// platform is the inbox's and the store's name for this channel.
+const platform = string(bot.Telegram)
+
+// Adapter is the Telegram channel. Send and Typing work before and after Run (staff replies).
+type Adapter struct {
+	opts  Options
+	log   *slog.Logger
+	base  *tgbotapi.BotAPI // never used directly: api(ctx) binds a copy to a context
+	flood *flood
+
+	self    atomic.Pointer[tgbotapi.User] // set by Run from getMe
+	running atomic.Bool
+
+	mu      sync.Mutex // guards what follows: the intake side of Run
+	albums  map[albumKey]*album
+	active  map[int64]bool // update ids queued or being handled
+	stopped bool
+	pool    *pool
+	marker  *marker
+
+	drainHook func() // tests: called once intake has stopped, before draining
+}
+
+var (
+	_ bot.Adapter = (*Adapter)(nil)
+	_ bot.Typist  = (*Adapter)(nil)
+)
+
+// New checks the options and builds the adapter. It does no I/O: Run asks Telegram who the bot
+// is.
+func New(log *slog.Logger, opts Options) (*Adapter, error) {
+	opts = opts.withDefaults()
+	if opts.Token == "" {
+		return nil, fmt.Errorf("%w: no bot token", ErrConfig)
+	}
+	if strings.ContainsAny(opts.Token, "/?#% \t\r\n") {
+		return nil, fmt.Errorf("%w: the bot token has characters a token never has (a stray space or newline?)", ErrConfig)
+	}
+	if opts.Inbox == nil {
+		return nil, fmt.Errorf("%w: no inbox", ErrConfig)
+	}
+	if _, err := url.Parse(opts.APIEndpoint); err != nil || !strings.HasPrefix(opts.APIEndpoint, "http") {
+		return nil, fmt.Errorf("%w: API endpoint %q is not an http(s) URL", ErrConfig, opts.APIEndpoint)
+	}
+	if opts.WebhookURL != "" {
+		u, err := url.Parse(opts.WebhookURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("%w: webhook URL %q is not an absolute https URL", ErrConfig, opts.WebhookURL)
+		}
+	}
+	if _, err := ParseGroupPhotos(string(opts.GroupPhotos)); err != nil {
+		return nil, err
+	}
+	// The struct is built by hand rather than with NewBotAPI, which calls getMe without a
+	// context. The endpoint format is the library's: %s token, %s method.
+	base := &tgbotapi.BotAPI{Token: opts.Token, Client: opts.HTTPClient, Buffer: 0}
+	base.SetAPIEndpoint(opts.APIEndpoint + "/bot%s/%s")
+	return &Adapter{opts: opts, log: log, base: base, flood: newFlood(opts.Now)}, nil
+}
+
+// Platform is bot.Telegram.
+func (a *Adapter) Platform() bot.Platform { return bot.Telegram }
+
+// Run receives updates until ctx ends, then lets the updates being handled finish (up to
+// Options.DrainTimeout) and returns nil. It returns an error if the token is refused, another
+// instance holds the updates (ErrConflict), or the inbox fails.
+func (a *Adapter) Run(ctx context.Context, h bot.MessageHandler) error {
+	if !a.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("%w: Run is already running", ErrConfig)
+	}
+	defer a.running.Store(false)
+	var me tgbotapi.User
+	err := a.persist(ctx, "getMe", func() (err error) {
+		me, err = a.getMe(ctx)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	a.self.Store(&me)
+	log := a.log.With("bot", "@"+me.UserName)
+
+	// Handling continues for DrainTimeout after ctx ends, so that a reply being sent is not cut.
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	p := newPool(a.opts.Workers, func(j job) { a.handleJob(jobCtx, h, j) })
+	mk := newMarker(a.opts.Inbox, a.log)
+	defer mk.close() // after the workers are done: their updates are marked before Run returns
+	a.mu.Lock()
+	a.albums, a.active, a.stopped, a.pool, a.marker = map[albumKey]*album{}, map[int64]bool{}, false, p, mk
+	a.mu.Unlock()
+
+	var runErr error
+	if a.opts.WebhookURL != "" {
+		log.Info("telegram: receiving updates by webhook", "url", a.opts.WebhookURL)
+		runErr = a.runWebhook(ctx, p)
+	} else {
+		log.Info("telegram: receiving updates by long polling")
+		runErr = a.runPolling(ctx, p)
+	}
+
+	a.stopIntake()
+	if a.drainHook != nil {
+		a.drainHook()
+	}
+	drained := make(chan struct{})
+	go func() { p.wait(); close(drained) }()
+	timer := time.NewTimer(a.opts.DrainTimeout)
+	defer timer.Stop()
+	select {
+	case <-drained:
+	case <-timer.C:
+		log.Warn("telegram: updates still being handled after the drain timeout: interrupting them; they are resumed at the next start",
+			"drain_timeout", a.opts.DrainTimeout)
+		cancelJobs()
+		<-drained
+	}
+	log.Info("telegram: stopped")
+	if runErr != nil && ctx.Err() != nil && !errors.Is(runErr, ErrConflict) && !errors.Is(runErr, ErrUnauthorized) {
+		return nil // the error is the stop itself
+	}
+	return runErr
+}
+
+func (a *Adapter) getMe(ctx context.Context) (tgbotapi.User, error) {
+	var me tgbotapi.User
+	resp, err := a.call(ctx, 0, "getMe", retryIdempotent, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
+		return api.MakeRequest("getMe", nil)
+	})
+	if err != nil {
+		return me, err
+	}
+	if err := decodeResult(resp, &me); err != nil {
+		return me, fmt.Errorf("%w: getMe: %w", ErrAPI, err)
+	}
+	if me.UserName == "" {
+		return me, fmt.Errorf("%w: getMe returned a bot without a username", ErrAPI)
+	}
+	return me, nil
+}
