@@ -1,0 +1,353 @@
+package whatsapp
+
+// These tests run the adapter with the real bot.Handler, the real bbolt store and the contract
+// model: the exactly-once contract is the handler's and the adapter's together.
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/internal/testenv"
+	"github.com/cropshield/cropshield/locales"
+	"github.com/cropshield/cropshield/store"
+)
+
+// sharedModel is loaded once for the package's tests, as production shares one session.
+var sharedModel struct {
+	once sync.Once
+	m    *inference.Model
+	err  error
+}
+
+func contractModel(t testing.TB) *inference.Model {
+	t.Helper()
+	lib := testenv.ORTLib(t)
+	sharedModel.once.Do(func() {
+		sharedModel.m, sharedModel.err = inference.Load(context.Background(), testenv.ContractModel(t),
+			inference.Options{LibraryPath: lib, Device: inference.DeviceCPU})
+	})
+	if sharedModel.err != nil {
+		t.Fatal(sharedModel.err)
+	}
+	return sharedModel.m
+}
+
+// realBot is the real handler on a bbolt file; reopen it to simulate a restart.
+type realBot struct {
+	path    string
+	st      *store.Store
+	handler *bot.Handler
+	metrics *bot.Metrics
+}
+
+func openBot(t testing.TB, path string) *realBot {
+	t.Helper()
+	st, err := store.Open(context.Background(), path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &realBot{path: path, st: st, metrics: bot.NewMetrics(prometheus.NewRegistry())}
+	b.handler, err = bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100}, testLogger, st, contractModel(t), loc, b.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.close() })
+	return b
+}
+
+func (b *realBot) close() error {
+	if b.st == nil {
+		return nil
+	}
+	err := b.st.Close()
+	b.st = nil
+	return err
+}
+
+// leafJPEG draws a green leaf with brown spots; seed varies it.
+func leafJPEG(t testing.TB, w, h, seed int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	cx, cy := float64(w)/2, float64(h)/2
+	for y := range h {
+		for x := range w {
+			dx, dy := (float64(x)-cx)/(0.45*float64(w)), (float64(y)-cy)/(0.3*float64(h))
+			c := color.RGBA{225, 225, 215, 255}
+			if dx*dx+dy*dy < 1 {
+				c = color.RGBA{40, uint8(120 + (x*7+seed)%60), 40, 255}
+				if math.Sin(float64(x+seed)/9)*math.Cos(float64(y)/7) > 0.8 {
+					c = color.RGBA{110, 70, 30, 255}
+				}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// recording wraps a handler: it keeps the bot.Reply values the handler sends and reports each
+// Handle that returned.
+type recording struct {
+	h       bot.MessageHandler
+	mu      sync.Mutex
+	replies []bot.Reply
+	done    chan string
+}
+
+func newRecording(h bot.MessageHandler) *recording {
+	return &recording{h: h, done: make(chan string, 16)}
+}
+
+func (r *recording) Handle(ctx context.Context, m bot.Message, out bot.Responder) error {
+	err := r.h.Handle(ctx, m, responderFunc(func(ctx context.Context, rep bot.Reply) error {
+		r.mu.Lock()
+		r.replies = append(r.replies, rep)
+		r.mu.Unlock()
+		return out.Send(ctx, rep)
+	}))
+	r.done <- m.ID
+	return err
+}
+
+type responderFunc func(ctx context.Context, r bot.Reply) error
+
+func (f responderFunc) Send(ctx context.Context, r bot.Reply) error { return f(ctx, r) }
+
+// TestRealHandlerPhoto: a farmer's photo in a private chat gets the real diagnosis as WhatsApp
+// messages: the overlay with the caption, then the details, quoting the photo.
+func TestRealHandlerPhoto(t *testing.T) {
+	b := openBot(t, filepath.Join(t.TempDir(), "cropshield.db"))
+	rec := newRecording(b.handler)
+	r := startRig(t, openTestStore(t, ""), rec, testOptions())
+	leaf := leafJPEG(t, 320, 240, 1)
+	evt := imageEvent("3EB0B1", farmerPN, farmerPN, farmerLID, photoOf(r.client, "/v/t62/leaf", leaf))
+	r.client.emit(evt)
+	<-rec.done
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.replies) != 1 || rec.replies[0].Kind != "diagnosis" || rec.replies[0].Image == nil {
+		t.Fatalf("replies %v", rec.replies)
+	}
+	rep := rec.replies[0]
+	s := r.client.sentMessages()
+	if len(s) != 2 {
+		t.Fatalf("sent %d messages, want the image and the details", len(s))
+	}
+	im, txt := s[0].msg.GetImageMessage(), s[1].msg.GetExtendedTextMessage()
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(rep.Image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The farmer's +254 number chose Swahili.
+	if im.GetCaption() != rep.Caption || !strings.Contains(im.GetCaption(), "Magonjwa yanayowezekana zaidi:") ||
+		int(im.GetWidth()) != cfg.Width || int(im.GetHeight()) != cfg.Height || im.GetFileLength() != uint64(len(rep.Image)) ||
+		!bytes.Equal(r.client.uploads[0], rep.Image) || im.GetMimetype() != "image/jpeg" || len(im.GetJPEGThumbnail()) == 0 {
+		t.Errorf("image message %v for reply %v", im, rep)
+	}
+	if txt.GetText() != rep.Text || !strings.Contains(txt.GetText(), "La kufanya:") {
+		t.Errorf("text %q, want %q", txt.GetText(), rep.Text)
+	}
+	for _, ci := range []*waE2E.ContextInfo{im.GetContextInfo(), txt.GetContextInfo()} {
+		if ci.GetStanzaID() != "3EB0B1" || ci.GetParticipant() != farmerPN.String() || !proto.Equal(ci.GetQuotedMessage(), evt.Message) {
+			t.Errorf("quote %v", ci)
+		}
+	}
+	// The conversation log is keyed by the canonical ids.
+	recs, err := b.st.RecentMessages(context.Background(), "whatsapp", farmerPN.String(), 10)
+	if err != nil || len(recs) != 2 || recs[0].SenderID != farmerPN.String() || recs[0].MessageID != "3EB0B1" {
+		t.Fatalf("log %+v %v", recs, err)
+	}
+}
+
+// TestKnownPhotoIsNotDownloaded: the same photo (WhatsApp file hash) from another chat is
+// answered from the analysis cache without a download.
+func TestKnownPhotoIsNotDownloaded(t *testing.T) {
+	b := openBot(t, filepath.Join(t.TempDir(), "cropshield.db"))
+	rec := newRecording(b.handler)
+	r := startRig(t, openTestStore(t, ""), rec, testOptions())
+	leaf := leafJPEG(t, 320, 240, 2)
+	r.client.emit(imageEvent("K1", farmerPN, farmerPN, types.EmptyJID, photoOf(r.client, "/v/t62/k1", leaf)))
+	<-rec.done
+	// Forwarded into a group with a mention: a new direct path, the same file hash.
+	img := photoOf(r.client, "/v/t62/k2", leaf)
+	img.ContextInfo = &waE2E.ContextInfo{MentionedJID: []string{botPN.String()}, IsForwarded: proto.Bool(true)}
+	r.client.emit(imageEvent("K2", groupJID, otherPN, types.EmptyJID, img))
+	<-rec.done
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.client.downloaded(); len(d) != 1 || d[0] != "/v/t62/k1" {
+		t.Errorf("downloads %v, want only the first", d)
+	}
+	if len(rec.replies) != 2 || rec.replies[1].Kind != "diagnosis" || rec.replies[0].Caption != rec.replies[1].Caption {
+		t.Errorf("replies %v", rec.replies)
+	}
+}
+
+// TestRealHandlerAnswersOnce: a message delivered again, while pending or after it was
+// answered, gets no second reply.
+func TestRealHandlerAnswersOnce(t *testing.T) {
+	b := openBot(t, filepath.Join(t.TempDir(), "cropshield.db"))
+	rec := newRecording(b.handler)
+	st := openTestStore(t, "")
+	r := startRig(t, st, rec, testOptions())
+	evt := imageEvent("T1", farmerPN, farmerPN, types.EmptyJID, photoOf(r.client, "/v/t62/t1", leafJPEG(t, 320, 240, 3)))
+	r.client.emit(evt)
+	r.client.emit(evt) // redelivered at once
+	<-rec.done
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Redelivered much later, after the inbox forgot it: the handler knows it was answered.
+	if _, err := st.db.Exec(`DELETE FROM cropshield_wa_inbox`); err != nil {
+		t.Fatal(err)
+	}
+	c2 := newFakeClient()
+	c2.files = r.client.files
+	r2 := startRigOn(t, c2, st, rec, testOptions())
+	r2.client.emit(evt)
+	<-rec.done
+	if err := r2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.client.sentMessages()) + len(r2.client.sentMessages()); n != 2 {
+		t.Errorf("%d messages sent, want one reply (image and details)", n)
+	}
+	if len(rec.replies) != 1 {
+		t.Errorf("handler replies %v", rec.replies)
+	}
+}
+
+// crashing simulates a process that dies while a message is being handled: the inner handler's
+// context ends at the chosen moment (the handler stops there as it would on a kill), then the
+// adapter is stopped with its drain timeout already over, so the message stays in the inbox.
+type crashing struct {
+	inner  bot.MessageHandler // nil: die before the handler saw the message
+	cancel chan context.CancelFunc
+	died   chan struct{}
+}
+
+func (c *crashing) Handle(ctx context.Context, m bot.Message, out bot.Responder) error {
+	if c.inner == nil {
+		close(c.died)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.cancel <- cancel
+	err := c.inner.Handle(hctx, m, out)
+	<-ctx.Done() // the process is gone: the adapter never learns the outcome
+	return err
+}
+
+func TestRestartInTheMiddleAnswersOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		during bool // crash during the handling (after the reply went out), else before it began
+	}{
+		{"before the handler saw the message", false},
+		{"after the reply went out, before the adapter marked it answered", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			waPath := filepath.Join(dir, "whatsapp.db")
+			b := openBot(t, filepath.Join(dir, "cropshield.db"))
+			st := openTestStore(t, waPath)
+			c := &crashing{cancel: make(chan context.CancelFunc, 1), died: make(chan struct{})}
+			if tc.during {
+				c.inner = b.handler
+			}
+			opts := testOptions()
+			opts.DrainTimeout = time.Nanosecond
+			r := startRig(t, st, c, opts)
+			leaf := leafJPEG(t, 320, 240, 4)
+			evt := imageEvent("R1", farmerPN, farmerPN, types.EmptyJID, photoOf(r.client, "/v/t62/r1", leaf))
+			if tc.during {
+				r.client.onSend = func(n int) {
+					if n == 1 { // the overlay reached WhatsApp; the process dies now
+						(<-c.cancel)()
+						close(c.died)
+					}
+				}
+			}
+			r.client.emit(evt)
+			<-c.died
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := st.PendingCount(context.Background()); err != nil || n != 1 {
+				t.Fatalf("pending after the crash: %d %v", n, err)
+			}
+			first := len(r.client.sentMessages())
+			if tc.during {
+				// The handler's own record: the reply went out, the turn was not finished.
+				tr, existed, err := b.st.BeginTurn(context.Background(), store.Record{Time: time.Unix(1700000000, 0), Platform: "whatsapp",
+					ChatID: farmerPN.String(), Direction: store.Inbound, SenderID: farmerPN.String(), MessageID: "R1"})
+				if err != nil || !existed || tr.Sent != 1 || tr.Done {
+					t.Fatalf("turn after the crash %+v existed %v: %v", tr, existed, err)
+				}
+			}
+
+			// Restart: a new handler on the reopened bbolt file, a new adapter on the same
+			// WhatsApp database. WhatsApp also delivers the message again (it may not have had
+			// the receipt).
+			if err := b.close(); err != nil {
+				t.Fatal(err)
+			}
+			b2 := openBot(t, b.path)
+			rec := newRecording(b2.handler)
+			c2 := newFakeClient()
+			c2.files = r.client.files
+			r2 := startRigOn(t, c2, st, rec, testOptions())
+			r2.client.emit(evt)
+			<-rec.done
+			if err := r2.stop(); err != nil {
+				t.Fatal(err)
+			}
+			var images, texts int
+			for _, s := range append(r.client.sentMessages(), r2.client.sentMessages()...) {
+				switch {
+				case s.msg.GetImageMessage() != nil:
+					images++
+				case s.msg.GetExtendedTextMessage() != nil:
+					texts++
+				}
+			}
+			if images != 1 || texts != 1 {
+				t.Errorf("sent %d images and %d texts over both runs (%d before the crash), want the reply once", images, texts, first)
+			}
+			if n, err := st.PendingCount(context.Background()); err != nil || n != 0 {
+				t.Errorf("pending after the restart: %d %v", n, err)
+			}
+			if len(rec.done) != 0 {
+				t.Error("handed in more than once after the restart")
+			}
+		})
+	}
+}

@@ -1,0 +1,114 @@
+package whatsapp
+
+import (
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/types"
+)
+
+func TestQueueKeepsEachChatInOrder(t *testing.T) {
+	q := newQueue()
+	msg := func(chat, id string) inboxRow { return inboxRow{MsgID: id, Meta: meta{ChatID: chat}} }
+	for _, r := range []inboxRow{msg("a", "a1"), msg("a", "a2"), msg("b", "b1"), msg("a", "a3")} {
+		if !q.push(r) {
+			t.Fatal("push refused")
+		}
+	}
+	// a1 and b1 may run together; a2 only once a1 is done.
+	take := func(want string) {
+		t.Helper()
+		r, ok := q.next()
+		if !ok || r.MsgID != want {
+			t.Fatalf("next = %s %v, want %s", r.MsgID, ok, want)
+		}
+	}
+	take("a1")
+	take("b1")
+	if len(q.ready) != 0 {
+		t.Fatalf("chat a is ready while a1 runs: %v", q.ready)
+	}
+	q.done("b")
+	q.done("a")
+	take("a2")
+	q.done("a")
+	take("a3")
+	q.close()
+	if q.push(msg("c", "c1")) {
+		t.Error("push accepted after close")
+	}
+	if _, ok := q.next(); ok {
+		t.Error("next after close")
+	}
+	q.done("a")
+	if len(q.chats) != 0 {
+		t.Errorf("chats left %v", q.chats)
+	}
+}
+
+func TestPacer(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	p := newPacer(time.Second, 300*time.Millisecond, func() time.Time { return now })
+	for i, tc := range []struct {
+		chat    string
+		advance time.Duration // clock moves before the reservation
+		want    time.Duration
+	}{
+		{"a", 0, 0},
+		{"a", 0, time.Second},             // the same chat: a second after the first
+		{"b", 0, 1300 * time.Millisecond}, // another chat: after the global gap behind a's second message
+		{"c", 2 * time.Second, 0},         // everything has passed
+		{"c", 100 * time.Millisecond, 900 * time.Millisecond}, // per chat wins over global
+		{"d", 0, 1200 * time.Millisecond},                     // the global gap behind the slot booked for c at 3 s
+	} {
+		now = now.Add(tc.advance)
+		if got := p.reserve(tc.chat); got != tc.want {
+			t.Errorf("reservation %d (%s): wait %v, want %v", i, tc.chat, got, tc.want)
+		}
+	}
+}
+
+func TestTextHelpers(t *testing.T) {
+	for _, tc := range []struct{ text, command string }{
+		{"/help", "help"}, {"/Language@CropShield sw", "language"}, {"/lang\nsw", "lang"},
+		{"// comment", ""}, {"/ x", ""}, {"hello /help", ""}, {"/", ""},
+	} {
+		if got := commandName(tc.text); got != tc.command {
+			t.Errorf("commandName(%q) = %q, want %q", tc.text, got, tc.command)
+		}
+	}
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{"/diagnose", true}, {"/DIAGNOSE please", true}, {"/diagnose\nmaize", true}, {"/diagnosed", false}, {"diagnose", false}, {"", false},
+	} {
+		if got := startsWithWord(tc.text, "/diagnose"); got != tc.want {
+			t.Errorf("startsWithWord(%q) = %v", tc.text, got)
+		}
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"@254700000001 /language sw", "/language sw"},
+		{"@111111111111111 @254700000001  hi", "hi"},
+		{"hi @254700000001", "hi @254700000001"},
+		{"@2547000000012 hi", "@2547000000012 hi"}, // another number
+	} {
+		if got := stripMentions(tc.text, botPN, botLID); got != tc.want {
+			t.Errorf("stripMentions(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		jid  string
+		want bool
+	}{
+		{"254700000001@s.whatsapp.net", true}, {"254700000001:12@s.whatsapp.net", true}, {"111111111111111@lid", true},
+		{"254700000001@lid", false}, {"254712345678@s.whatsapp.net", false}, {"garbage@@", false},
+	} {
+		if got := isOwn(tc.jid, botPN, botLID); got != tc.want {
+			t.Errorf("isOwn(%q) = %v", tc.jid, got)
+		}
+	}
+	if isOwn(botPN.String(), types.EmptyJID, types.EmptyJID) {
+		t.Error("an unlinked bot is mentioned")
+	}
+}

@@ -1,0 +1,397 @@
+// Package whatsapp is CropShield's WhatsApp channel, built on go.mau.fi/whatsmeow: the bot runs as
+// a linked device of the operator's WhatsApp account (like WhatsApp Web) and answers the photos
+// farmers send it in private chats, and in groups when it is addressed.
+//
+// Receiving: whatsmeow delivers events one at a time on its own goroutine. The adapter only
+// decides there whether a message is for the bot and records it in its inbox table (in the same
+// SQL database as whatsmeow's device store); WhatsApp gets its receipt only after that, so a crash
+// loses nothing: an unacknowledged message is delivered again, and a recorded one not yet answered
+// is handed to the handler at the next start. The slow work (download, analysis, replies) runs on
+// a bounded pool of workers, one message of a chat at a time.
+//
+// Sending: replies only ever go to chats that wrote to the bot (never a broadcast: numbers that
+// broadcast get banned), quote the farmer's message and are paced per chat and overall.
+//
+// Permanent disconnects (logged out, stream replaced by another client, temporary ban, client
+// outdated) stop Run with an error that says what happened and what to do; whatsmeow itself
+// reconnects after transient drops.
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mau.fi/whatsmeow/types/events"
+
+	"github.com/cropshield/cropshield/bot"
+)
+
+// Errors returned by the adapter, to be checked with errors.Is.
+var (
+	// ErrNotLinked: the device store holds no linked device.
+	ErrNotLinked = errors.New("whatsapp: no phone linked")
+	// ErrLoggedOut: the phone removed the linked device, or it stayed offline too long.
+	ErrLoggedOut = errors.New("whatsapp: logged out")
+	// ErrStreamReplaced: another client connected with the same device keys.
+	ErrStreamReplaced = errors.New("whatsapp: session taken over by another client")
+	// ErrTemporaryBan: WhatsApp banned the number for a while.
+	ErrTemporaryBan = errors.New("whatsapp: number temporarily banned")
+	// ErrClientOutdated: WhatsApp refuses this whatsmeow version.
+	ErrClientOutdated = errors.New("whatsapp: client version outdated")
+	// ErrConnectRefused: WhatsApp refused the connection for another reason and will not be retried.
+	ErrConnectRefused = errors.New("whatsapp: connection refused")
+	// ErrStore: the SQL database failed.
+	ErrStore = errors.New("whatsapp store")
+	// ErrNotRunning: a reply while the adapter is not connected.
+	ErrNotRunning = errors.New("whatsapp: adapter not running")
+	// ErrNoConversation: a reply to a chat that has not written to the bot within the reply window.
+	ErrNoConversation = errors.New("whatsapp: the chat has not written to the bot")
+	// ErrMediaExpired: the photo left WhatsApp's servers and the sender's phone did not upload it again.
+	ErrMediaExpired = errors.New("whatsapp: photo no longer downloadable")
+)
+
+// Options tune the adapter; zero fields take the defaults in parentheses.
+type Options struct {
+	// Workers bounds the messages handled at once (4). The handler bounds the analyses itself.
+	Workers int
+	// GroupAllPhotos answers every photo in a group, not only those that mention the bot or
+	// whose caption starts with DiagnoseWord.
+	GroupAllPhotos bool
+	// DiagnoseWord at the start of a caption asks for a diagnosis in a group ("/diagnose").
+	DiagnoseWord string
+	// GroupCommands are the commands answered in groups without a mention of the bot
+	// (start, help, language, lang, history).
+	GroupCommands []string
+	// ChatInterval is the least time between two messages to one chat (1 s).
+	ChatInterval time.Duration
+	// GlobalInterval is the least time between any two messages the bot sends (300 ms).
+	GlobalInterval time.Duration
+	// MediaRetryTimeout is how long to wait for the sender's phone to upload an expired photo
+	// again (20 s); keep it under the handler's fetch timeout.
+	MediaRetryTimeout time.Duration
+	// DrainTimeout is how long a stop waits for the messages being handled before interrupting
+	// them (15 s); interrupted ones are handed in again at the next start.
+	DrainTimeout time.Duration
+	// ReplyWindow: replies go only to chats that wrote to the bot within it (7 days).
+	ReplyWindow time.Duration
+	// InboxRetention: answered messages are kept this long for quoting staff replies (30 days).
+	InboxRetention time.Duration
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.DiagnoseWord == "" {
+		o.DiagnoseWord = "/diagnose"
+	}
+	if o.GroupCommands == nil {
+		o.GroupCommands = []string{"start", "help", "language", "lang", "history"}
+	}
+	if o.ChatInterval <= 0 {
+		o.ChatInterval = time.Second
+	}
+	if o.GlobalInterval <= 0 {
+		o.GlobalInterval = 300 * time.Millisecond
+	}
+	if o.MediaRetryTimeout <= 0 {
+		o.MediaRetryTimeout = 20 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 15 * time.Second
+	}
+	if o.ReplyWindow <= 0 {
+		o.ReplyWindow = 7 * 24 * time.Hour
+	}
+	if o.InboxRetention <= 0 {
+		o.InboxRetention = 30 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Adapter is the WhatsApp channel.
+type Adapter struct {
+	opts    Options
+	log     *slog.Logger
+	client  Client
+	st      *Store
+	pace    *pacer
+	retries retryWaiters
+	groups  groupCache
+
+	running atomic.Bool
+	lastSeq atomic.Int64 // the receive order given to the last message
+	mu      sync.Mutex
+	run     *runState // nil while not running
+}
+
+// runState is one Run.
+type runState struct {
+	h         bot.MessageHandler
+	q         *queue
+	accepting bool // new messages go to the queue (else they wait in the inbox for the next start)
+	fatal     chan error
+	online    chan struct{} // closed at the first logged-in connection: workers start then
+	onlineSet sync.Once
+}
+
+var (
+	_ bot.Adapter = (*Adapter)(nil)
+	_ bot.Typist  = (*Adapter)(nil)
+)
+
+// New builds the adapter on a client (WrapClient(NewWhatsmeowClient(...)) in production) and the
+// store that holds its device.
+func New(log *slog.Logger, client Client, st *Store, opts Options) *Adapter {
+	opts = opts.withDefaults()
+	return &Adapter{opts: opts, log: log, client: client, st: st,
+		pace: newPacer(opts.ChatInterval, opts.GlobalInterval, opts.Now)}
+}
+
+// Platform is bot.WhatsApp.
+func (a *Adapter) Platform() bot.Platform { return bot.WhatsApp }
+
+// Run connects and answers messages until ctx ends (nil) or WhatsApp ends the session for good
+// (an error saying what happened and what to do). On the way out it stops taking new messages,
+// lets those being handled finish for up to DrainTimeout and disconnects.
+func (a *Adapter) Run(ctx context.Context, h bot.MessageHandler) error {
+	if !a.running.CompareAndSwap(false, true) {
+		return errors.New("whatsapp: already running")
+	}
+	defer a.running.Store(false)
+	pn, _ := a.client.OwnID()
+	if pn.IsEmpty() {
+		return fmt.Errorf("%w: run `cropshield whatsapp link` to link the bot's phone", ErrNotLinked)
+	}
+	if n, err := a.st.pruneInbox(ctx, a.opts.Now().Add(-a.opts.InboxRetention)); err != nil {
+		a.log.Warn("cannot prune the WhatsApp inbox", "err", err)
+	} else if n > 0 {
+		a.log.Debug("pruned answered WhatsApp messages", "count", n)
+	}
+	pending, err := a.st.pendingInbox(ctx)
+	if err != nil {
+		return err
+	}
+
+	rs := &runState{h: h, q: newQueue(), accepting: true, fatal: make(chan error, 1), online: make(chan struct{})}
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	var workers sync.WaitGroup
+	for range a.opts.Workers {
+		workers.Go(func() { a.work(jobCtx, rs) })
+	}
+	for _, r := range pending {
+		rs.q.push(r)
+	}
+	a.mu.Lock()
+	a.run = rs
+	a.mu.Unlock()
+	hid := a.client.AddEventHandlerWithSuccessStatus(a.onEvent)
+
+	stop := func(drain bool) {
+		a.mu.Lock()
+		rs.accepting = false
+		a.mu.Unlock()
+		rs.q.close()
+		rs.onlineSet.Do(func() { close(rs.online) }) // workers still waiting for it find the queue closed
+		if drain && !waitTimeout(&workers, a.opts.DrainTimeout) {
+			a.log.Warn("messages still being handled after the drain timeout: interrupting them; they are handed in again at the next start")
+		}
+		cancelJobs()
+		workers.Wait()
+		a.client.RemoveEventHandler(hid)
+		a.client.Disconnect()
+		a.mu.Lock()
+		a.run = nil
+		a.mu.Unlock()
+	}
+	if err := a.client.Connect(); err != nil {
+		stop(false)
+		return fmt.Errorf("whatsapp: connect: %w", err)
+	}
+	groupPhotos := "when the bot is mentioned or the caption starts with " + a.opts.DiagnoseWord
+	if a.opts.GroupAllPhotos {
+		groupPhotos = "all"
+	}
+	a.log.Info("WhatsApp adapter running", "account", "+"+pn.User, "pending", len(pending), "group_photos", groupPhotos)
+
+	select {
+	case <-ctx.Done():
+		stop(true)
+		a.log.Info("WhatsApp adapter stopped")
+		return nil
+	case err := <-rs.fatal:
+		a.log.Error("WHATSAPP ADAPTER STOPPED: the rest of the bot keeps serving", "err", err)
+		stop(false)
+		return err
+	}
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// current is the running Run's state, or nil.
+func (a *Adapter) current() *runState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run
+}
+
+// onEvent is whatsmeow's event handler: quick, and true once an event may be acknowledged.
+func (a *Adapter) onEvent(evt any) (ack bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			// Acknowledged anyway: a message that makes us panic would otherwise be delivered
+			// again at every reconnect.
+			a.log.Error("panic in the WhatsApp event handler", "event", fmt.Sprintf("%T", evt), "panic", p, "stack", string(debug.Stack()))
+			ack = true
+		}
+	}()
+	switch e := evt.(type) {
+	case *events.Message:
+		return a.receive(e)
+	case *events.MediaRetry:
+		if !a.retries.deliver(e) {
+			a.log.Debug("media retry for a download no longer waiting", "msg", e.MessageID)
+		}
+	case *events.LoggedOut:
+		a.fatal(fmt.Errorf("%w (%s): the phone removed this linked device, or it stayed offline too long; "+
+			"run `cropshield whatsapp link` to link the phone again, then restart", ErrLoggedOut, e.Reason))
+	case *events.StreamReplaced:
+		a.fatal(fmt.Errorf("%w: another program connected with this device's keys (a second cropshield on the same "+
+			"WhatsApp database?); stop the other one and restart this one", ErrStreamReplaced))
+	case *events.TemporaryBan:
+		a.fatal(fmt.Errorf("%w: %s; do not relink or retry before it ends, answer only farmers who write first, "+
+			"and slow the pacing (--whatsapp-chat-interval, --whatsapp-global-interval)", ErrTemporaryBan, e))
+	case *events.ClientOutdated:
+		a.fatal(fmt.Errorf("%w: WhatsApp no longer accepts this build; update go.mau.fi/whatsmeow, rebuild cropshield "+
+			"and restart", ErrClientOutdated))
+	case *events.ConnectFailure:
+		a.fatal(fmt.Errorf("%w: %s %s; restart later, or relink with `cropshield whatsapp link` if it persists",
+			ErrConnectRefused, e.Reason, e.Message))
+	case *events.Connected:
+		a.log.Info("WhatsApp connected")
+		if rs := a.current(); rs != nil {
+			rs.onlineSet.Do(func() { close(rs.online) })
+		}
+	case *events.Disconnected:
+		a.log.Warn("WhatsApp disconnected; reconnecting")
+	case *events.KeepAliveTimeout:
+		a.log.Warn("WhatsApp keep-alive timed out", "errors", e.ErrorCount)
+	case *events.KeepAliveRestored:
+		a.log.Info("WhatsApp keep-alive restored")
+	case *events.OfflineSyncCompleted:
+		a.log.Info("WhatsApp delivered the messages received while offline", "count", e.Count)
+	case *events.UndecryptableMessage:
+		a.log.Warn("undecryptable WhatsApp message; the sender's phone is asked to send it again",
+			"chat", e.Info.Chat, "msg", e.Info.ID, "unavailable", e.IsUnavailable)
+	case *events.GroupInfo:
+		a.groups.forget(e.JID)
+	}
+	return true
+}
+
+// fatal ends Run with err (the first one wins).
+func (a *Adapter) fatal(err error) {
+	rs := a.current()
+	if rs == nil {
+		a.log.Error("WhatsApp session ended", "err", err)
+		return
+	}
+	select {
+	case rs.fatal <- err:
+	default:
+	}
+}
+
+// enqueue hands a recorded message to the workers if Run is taking new work.
+func (a *Adapter) enqueue(r inboxRow) {
+	a.mu.Lock()
+	rs := a.run
+	ok := rs != nil && rs.accepting
+	a.mu.Unlock()
+	if !ok || !rs.q.push(r) {
+		a.log.Info("message recorded while stopping; it is answered after the next start", "chat", r.Meta.ChatID, "msg", r.MsgID)
+	}
+}
+
+// work runs messages from the queue until it closes, once WhatsApp is connected (the replies
+// to messages left from the last run need the connection).
+func (a *Adapter) work(ctx context.Context, rs *runState) {
+	select {
+	case <-rs.online:
+	case <-ctx.Done():
+		return
+	}
+	for {
+		r, ok := rs.q.next()
+		if !ok {
+			return
+		}
+		a.process(ctx, rs.h, r)
+		rs.q.done(r.Meta.ChatID)
+	}
+}
+
+// process hands one recorded message to the handler and marks it answered.
+func (a *Adapter) process(ctx context.Context, h bot.MessageHandler, r inboxRow) {
+	log := a.log.With("chat", r.Meta.ChatID, "msg", r.MsgID)
+	wctx := context.WithoutCancel(ctx)
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("panic while handling a WhatsApp message; it is not retried", "panic", p, "stack", string(debug.Stack()))
+			if err := a.st.setInboxState(wctx, r.ChatJID, r.MsgID, stateFailed); err != nil {
+				log.Error("cannot mark message failed", "err", err)
+			}
+		}
+	}()
+	msg, err := a.message(ctx, r)
+	if err != nil {
+		log.Error("cannot read a recorded WhatsApp message; it is not retried", "err", err)
+		if err := a.st.setInboxState(wctx, r.ChatJID, r.MsgID, stateFailed); err != nil {
+			log.Error("cannot mark message failed", "err", err)
+		}
+		return
+	}
+	a.markRead(ctx, r)
+	err = h.Handle(ctx, msg, a)
+	switch {
+	case ctx.Err() != nil:
+		log.Info("interrupted while handling; handed in again at the next start")
+		return
+	case err != nil:
+		log.Error("the handler could not record the message; it stays in the inbox and is handed in again at the next start", "err", err)
+		return
+	}
+	if err := a.st.setInboxState(wctx, r.ChatJID, r.MsgID, stateDone); err != nil {
+		// Harmless: handed in again at the next start, the handler knows it was answered.
+		log.Warn("cannot mark message answered", "err", err)
+	}
+}
+
+// isGroupCommand tells the commands answered in groups without a mention.
+func (a *Adapter) isGroupCommand(name string) bool {
+	return slices.Contains(a.opts.GroupCommands, name)
+}
