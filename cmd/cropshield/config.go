@@ -80,7 +80,8 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 
 // isSecret tells flags whose values must never be printed (tokens, passwords).
 func isSecret(name string) bool {
-	return strings.HasSuffix(name, "-token") || strings.HasSuffix(name, "password")
+	// --whatsapp-db may be a postgres:// URL with a password.
+	return strings.HasSuffix(name, "-token") || strings.HasSuffix(name, "password") || name == "whatsapp-db"
 }
 
 // isTerminal reports whether w is a terminal: progress bars only go there, never into logs.

@@ -3,6 +3,8 @@
 //	cropshield serve              start every configured adapter (the web chat always), /healthz, /metrics
 //	cropshield diagnose FILE...   print the top-3 of each photo and write FILE.overlay.jpg
 //	cropshield eval DIR           measure the model on labelled photos (folder per class id)
+//	cropshield staff add NAME     add a review dashboard account (also: staff list, staff remove NAME)
+//	cropshield whatsapp link      link the bot's WhatsApp phone (also: whatsapp status, whatsapp unlink)
 //	cropshield version            print the build's versions
 //
 // Every flag has a CROPSHIELD_* environment variable (flag --model ↔ CROPSHIELD_MODEL); a flag
@@ -28,9 +30,13 @@ func main() {
 const usage = `usage: cropshield <command> [flags]
 
 commands:
-  serve              run the bot: web chat on --addr (default 127.0.0.1:8080), /healthz, /metrics
+  serve              run the bot: web chat on --addr (default 127.0.0.1:8080), /healthz, /metrics;
+                     the staff review dashboard on --review-addr (default 127.0.0.1:8081)
   diagnose FILE...   diagnose photos, print the top-3 and write FILE.overlay.jpg next to each
   eval DIR           measure the model on labelled photos (one folder per class id)
+  staff add NAME     add a review dashboard account (--role viewer|agent); staff list; staff remove NAME
+  whatsapp link      link the bot's WhatsApp phone: a QR code to scan, or --phone +254... for a pairing code;
+                     whatsapp status; whatsapp unlink
   version            print versions
 
 Run 'cropshield <command> -h' for the flags of a command.
@@ -52,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = diagnoseCmd(ctx, rest, stdout, stderr)
 	case "eval":
 		err = evalCmd(ctx, rest, stdout, stderr)
+	case "staff":
+		err = staffCmd(ctx, rest, os.Stdin, stdout, stderr)
+	case "whatsapp":
+		err = whatsappCmd(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCmd(stdout)
 	case "help", "-h", "--help":

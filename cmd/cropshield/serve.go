@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cropshield/cropshield/adapters/telegram"
 	"github.com/cropshield/cropshield/adapters/webchat"
 	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/inference"
@@ -34,6 +35,9 @@ type serveConfig struct {
 	threshold    float64
 	workers      int
 	drainTimeout time.Duration
+	telegram     telegramConfig
+	whatsapp     whatsappConfig
+	review       reviewConfig
 	// ready, if set, is called with the listen address once the server accepts connections.
 	ready func(addr string)
 }
@@ -47,6 +51,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Float64Var(&c.threshold, "threshold", 0.5, "below this top-1 probability the bot says it is not sure and asks for a new photo")
 	fs.IntVar(&c.workers, "workers", 2, "photos analysed at once")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 20*time.Second, "how long shutdown waits for messages being handled")
+	c.telegram.register(fs)
+	c.whatsapp.register(fs)
+	c.review.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -68,6 +75,13 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		return err
 	}
 	opts.Logger = log
+	tgOpts, withTelegram, err := c.telegram.options()
+	if err != nil {
+		return err
+	}
+	if _, err := c.whatsapp.options(); c.whatsapp.enabled && err != nil {
+		return err
+	}
 	loc, err := locales.Load()
 	if err != nil {
 		return fmt.Errorf("locales: %w", err)
@@ -102,10 +116,30 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		return err
 	}
 	adapters := []bot.Adapter{web}
+	if withTelegram {
+		tgOpts.Inbox, tgOpts.DrainTimeout = st, c.drainTimeout
+		tg, err := telegram.New(log.With("adapter", "telegram"), tgOpts)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errUsage, err)
+		}
+		adapters = append(adapters, tg)
+	}
+	if c.whatsapp.enabled {
+		wa, closeWA, waErr := c.whatsapp.adapter(ctx, log, c.db, c.drainTimeout)
+		if waErr != nil {
+			return waErr
+		}
+		// Closed after the adapters stopped (deferred calls run after the shutdown below).
+		defer func() { err = errors.Join(err, closeLogged(log, "WhatsApp database", closeWA)) }()
+		adapters = append(adapters, wa)
+	}
 
 	mux := http.NewServeMux()
 	web.Routes(mux)
 	health := &healthState{}
+	for _, a := range adapters {
+		health.set(string(a.Platform()), "running") // before the first /healthz can be asked
+	}
 	mux.Handle("GET /healthz", health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	ln, err := net.Listen("tcp", c.addr)
@@ -121,15 +155,18 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	}
 	log.Info("CropShield serving", "web_chat", "http://"+ln.Addr().String()+"/", "metrics", "/metrics", "healthz", "/healthz",
 		"db", c.db, "provider", model.Info().Provider)
+	review, err := startReview(c.review, log, st, loc, model.Info(), adapters)
+	if err != nil {
+		return errors.Join(err, srv.Close())
+	}
 
 	adapterCtx, stopAdapters := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAdapters()
 	var wg sync.WaitGroup
 	for _, a := range adapters {
-		health.set(string(a.Platform()), "running")
 		wg.Go(func() {
 			if err := a.Run(adapterCtx, handler); err != nil {
-				log.Error("adapter stopped with an error", "adapter", a.Platform(), "err", err)
+				logAdapterError(log, string(a.Platform()), err)
 				health.set(string(a.Platform()), "failed: "+err.Error())
 				return
 			}
@@ -142,6 +179,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		log.Info("shutting down")
 	case err := <-httpDone:
 		log.Error("HTTP server failed", "err", err)
+	case err := <-review.failed():
+		log.Error("review dashboard server failed", "err", err)
 	}
 	stopAdapters()
 	wg.Wait()
@@ -151,6 +190,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		log.Warn("shutdown: messages still in progress", "err", err)
 	}
 	if err := srv.Shutdown(dctx); err != nil {
+		log.Warn("shutdown: HTTP", "err", err)
+	}
+	if err := review.shutdown(dctx); err != nil {
 		log.Warn("shutdown: HTTP", "err", err)
 	}
 	log.Info("stopped")

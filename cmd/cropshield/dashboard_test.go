@@ -1,0 +1,338 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/cropshield/cropshield/internal/testenv"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// chromium returns Debian's Chromium, or skips the test where it is not installed (except under
+// CI, where a missing browser is a broken install step).
+func chromium(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		msg := chromiumPath + " is absent: install Debian's chromium (apt-get install chromium) to run the dashboard's browser test"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return chromiumPath
+}
+
+// lockedBuffer collects serve's log for a failing test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServeWithReview runs `cropshield serve` in-process with the web chat and the review
+// dashboard on free 127.0.0.1 ports, over an existing database.
+func startServeWithReview(t *testing.T, db string) (chatURL, reviewURL string) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	c := serveConfig{
+		modelConfig:  modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 2},
+		addr:         "127.0.0.1:0",
+		db:           db,
+		threshold:    0.01,
+		workers:      2,
+		drainTimeout: 10 * time.Second,
+	}
+	chat, review := make(chan string, 1), make(chan string, 1)
+	c.ready = func(a string) { chat <- a }
+	c.review = reviewConfig{addr: "127.0.0.1:0", ready: func(a string) { review <- a }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, c, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}()
+	for chatURL == "" || reviewURL == "" {
+		select {
+		case a := <-chat:
+			chatURL = "http://" + a
+		case a := <-review:
+			reviewURL = "http://" + a
+		case err := <-done:
+			t.Fatalf("serve stopped early: %v\n%s", err, logs)
+		}
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("serve's log:\n%s", logs)
+		}
+	})
+	return chatURL, reviewURL
+}
+
+// leafPhoto draws a leaf; seed makes distinct photos.
+func leafPhoto(t *testing.T, seed int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 800, 600))
+	for y := range 600 {
+		for x := range 800 {
+			c := color.RGBA{228, 226, 218, 255}
+			dx, dy := float64(x-400)/340, float64(y-300)/220
+			if dx*dx+dy*dy < 1 {
+				c = color.RGBA{uint8(40 + seed*20), uint8(100 + (x/5+y/9+seed*13)%80), 40, 255}
+				if (x/23+y/17+seed)%7 == 0 {
+					c = color.RGBA{120, 80, 30, 255}
+				}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 88}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// newBrowser starts headless Chromium with a fresh profile. Its network is limited to
+// 127.0.0.1: every other address goes to a proxy that does not exist.
+func newBrowser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	exe := chromium(t)
+	profile, err := os.MkdirTemp("", "cropshield-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("metrics-recording-only", true),
+		chromedp.Flag("no-pings", true),
+		chromedp.Flag("proxy-server", "127.0.0.1:9"), // loopback is never proxied
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+		// Chromium's helpers may write in the profile for a moment after the browser exits.
+		var err error
+		for range 50 {
+			if err = os.RemoveAll(profile); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("profile %s not removed: %v", profile, err)
+	})
+	if err := chromedp.Do(bctx); err != nil { // start the browser, bound to ctx
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	return bctx
+}
+
+func must(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func do[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	must(t, what, err)
+	return v
+}
+
+// poll waits for a JavaScript condition, checking every 100 ms, for as long as the test runs.
+func poll(expr string) chromedp.Action[bool] {
+	return chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
+}
+
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png := do(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
+	path := filepath.Join(t.ArtifactDir(), name)
+	must(t, "save screenshot", os.WriteFile(path, png, 0o644))
+	t.Logf("screenshot: %s", path)
+}
+
+// TestDashboardInBrowser drives the whole review workflow in headless Chromium against the real
+// `serve` (contract model): farmers' photos sent in the web chat appear in the dashboard; an
+// agent logs in, opens the conversation and sees the overlays, corrects a diagnosis (which the
+// farmer's /history then shows), replies (the reply arrives in the open web chat page) and
+// downloads the dataset.
+func TestDashboardInBrowser(t *testing.T) {
+	chromium(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute) // a safety net, not a measurement
+	defer cancel()
+	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
+	const password = "browser test passphrase"
+	var out bytes.Buffer
+	must(t, "staff add", staffCmd(ctx, []string{"add", "alice", "--role", "agent", "--db", db}, strings.NewReader(password+"\n"), &out, io.Discard))
+	chatURL, reviewURL := startServeWithReview(t, db)
+
+	bctx := newBrowser(t, ctx)
+	chatTab := bctx
+	reviewTab, closeReview := chromedp.NewContext(bctx)
+	defer closeReview()
+
+	// A farmer sends two leaves and a file that is not a photo in the web chat.
+	dir := t.TempDir()
+	files := map[string][]byte{"leaf1.jpg": leafPhoto(t, 1), "leaf2.jpg": leafPhoto(t, 2), "notes.jpg": []byte("shopping list")}
+	for name, data := range files {
+		must(t, "write "+name, os.WriteFile(filepath.Join(dir, name), data, 0o600))
+	}
+	must(t, "open the web chat", chromedp.Do(chatTab, chromedp.Navigate(chatURL+"/"), chromedp.WaitVisible(chromedp.ID("composer"))))
+	for i, name := range []string{"leaf1.jpg", "leaf2.jpg", "notes.jpg"} {
+		must(t, "upload "+name, chromedp.Do(chatTab, chromedp.SetUploadFiles(chromedp.ID("photo"), []string{filepath.Join(dir, name)})))
+		want := []string{`.msg.bot.diagnosis img`, `.msg.bot.diagnosis img`, `.msg.bot.error`}[i]
+		count := []int{1, 2, 1}[i]
+		do(t, chatTab, "reply to "+name, poll(`document.querySelectorAll("`+want+`").length >= `+strconv.Itoa(count)))
+	}
+
+	// The agent logs in and finds the conversation, flagged for attention.
+	must(t, "open the dashboard", chromedp.Do(reviewTab, chromedp.Navigate(reviewURL+"/"), chromedp.WaitVisible(chromedp.ID("password"))))
+	must(t, "fill the login form", chromedp.Do(reviewTab,
+		chromedp.SendKeys(chromedp.ID("name"), "alice"), chromedp.SendKeys(chromedp.ID("password"), password)))
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.ID("login"))); err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	row := do(t, reviewTab, "conversation row", chromedp.Text(chromedp.CSS("table.conversations tbody tr")))
+	if !strings.Contains(row, "Web visitor") || !strings.Contains(row, "webchat") || !strings.Contains(row, "needs attention") {
+		t.Fatalf("conversation row %q", row)
+	}
+
+	// The thread shows the photos with their overlays and top-3.
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.CSS("a.conv"))); err != nil {
+		t.Fatalf("open the conversation: %v", err)
+	}
+	do(t, reviewTab, "overlays loaded", poll(`(() => { const o = [...document.querySelectorAll("img.overlay")];
+		return o.length === 2 && o.every(i => i.complete && i.naturalWidth >= 600); })()`))
+	if n := do(t, reviewTab, "top-3 entries", chromedp.Evaluate[int](`document.querySelectorAll("ol.top3 li").length`)); n != 6 {
+		t.Errorf("top-3 entries: %d, want 6", n)
+	}
+
+	// Correct the first photo's diagnosis.
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.CSS("a.photo-link"))); err != nil {
+		t.Fatalf("open the photo: %v", err)
+	}
+	href := do(t, reviewTab, "photo URL", chromedp.Location())
+	hash := strings.TrimPrefix(strings.SplitN(href, "?", 2)[0], reviewURL+"/photos/")
+	other := do(t, reviewTab, "another class", chromedp.Evaluate[string](
+		`[...document.querySelectorAll("#class option")].map(o => o.value).find(v => v !== document.querySelector("#class").value)`))
+	must(t, "choose the class", chromedp.Do(reviewTab, chromedp.SetValue(chromedp.ID("class"), other)))
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.ID("correct"))); err != nil {
+		t.Fatalf("save the correction: %v", err)
+	}
+	verdict := do(t, reviewTab, "verdict", chromedp.Text(chromedp.CSS("p.verdict")))
+	if !strings.Contains(verdict, "Corrected to") || !strings.Contains(verdict, "by alice") {
+		t.Fatalf("verdict %q", verdict)
+	}
+
+	// Reply to the farmer from the thread.
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.ID("back"))); err != nil {
+		t.Fatalf("back to the thread: %v", err)
+	}
+	const reply = "Our agronomist looked at your leaf: please remove the spotted leaves and keep the plants dry."
+	must(t, "type the reply", chromedp.Do(reviewTab, chromedp.SendKeys(chromedp.ID("reply-text"), reply)))
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.ID("reply-send"))); err != nil {
+		t.Fatalf("send the reply: %v", err)
+	}
+	if got := do(t, reviewTab, "staff message", chromedp.Text(chromedp.CSS("li.item.staff"))); !strings.Contains(got, reply) || !strings.Contains(got, "staff: alice") {
+		t.Fatalf("staff message in the thread: %q", got)
+	}
+	saveScreenshot(t, reviewTab, "dashboard-thread.png")
+	must(t, "statistics", chromedp.Do(reviewTab, chromedp.Navigate(reviewURL+"/stats"), chromedp.WaitVisible(chromedp.CSS("figure.chart svg rect"))))
+	saveScreenshot(t, reviewTab, "dashboard-stats.png")
+	must(t, "conversations", chromedp.Do(reviewTab, chromedp.Navigate(reviewURL+"/conversations"), chromedp.WaitVisible(chromedp.CSS("a.conv"))))
+	saveScreenshot(t, reviewTab, "dashboard-list.png")
+
+	// The reply arrives in the farmer's open web chat page (it polls its outbox).
+	do(t, chatTab, "staff reply in the web chat", poll(`[...document.querySelectorAll(".msg.staff")].some(m => m.textContent.includes("agronomist looked at your leaf"))`))
+	// The farmer's /history shows the corrected label.
+	must(t, "ask /history", chromedp.Do(chatTab, chromedp.SendKeys(chromedp.ID("text"), "/history"), chromedp.Click(chromedp.ID("send"))))
+	do(t, chatTab, "/history answer", poll(`[...document.querySelectorAll(".msg.bot.command")].some(m => m.textContent.includes("checked by our support team"))`))
+	saveScreenshot(t, chatTab, "webchat.png")
+
+	// Export the dataset: a real download.
+	dl := t.TempDir()
+	events := true
+	_, err := chromedp.CallBrowser(reviewTab, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dl, EventsEnabled: &events})
+	must(t, "allow downloads", err)
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Navigate(reviewURL+"/export")); err != nil {
+		t.Fatalf("open the export page: %v", err)
+	}
+	progress := chromedp.BrowserEvents(reviewTab, cdpbrowser.DownloadProgress)
+	must(t, "click the dataset link", chromedp.Do(reviewTab, chromedp.Click(chromedp.ID("export-dataset"))))
+	var file string
+	for ev, err := range progress {
+		must(t, "download", err)
+		if ev.State == cdpbrowser.DownloadProgressStateCanceled {
+			t.Fatal("the download was cancelled")
+		}
+		if ev.State == cdpbrowser.DownloadProgressStateCompleted {
+			file = filepath.Join(dl, ev.GUID)
+			break
+		}
+	}
+	zr, err := zip.OpenReader(file)
+	must(t, "open the downloaded zip", err)
+	defer zr.Close()
+	var names []string
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+	}
+	want := "staff-labels/" + other + "/" + hash + ".jpg"
+	found := false
+	for _, n := range names {
+		found = found || n == want
+	}
+	if !found {
+		t.Fatalf("dataset zip has %v, want %s", names, want)
+	}
+}

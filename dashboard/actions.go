@@ -1,0 +1,139 @@
+package dashboard
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/store"
+)
+
+func platformOf(p string) bot.Platform { return bot.Platform(p) }
+
+// reply sends a staff reply through the adapter the conversation came from.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
+	id := r.PathValue("id")
+	platform, chatID, ok := parseConversationID(id)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	sum, err := s.st.GetSummary(r.Context(), platform, chatID)
+	if errors.Is(err, store.ErrNotFound) {
+		http.NotFound(w, r) // staff only answer conversations that exist: never a broadcast
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	back := "/conversations/" + id
+	out, ok := s.opts.Responders[platformOf(platform)]
+	if !ok {
+		http.Redirect(w, r, back+"?done=no_channel", http.StatusSeeOther)
+		return
+	}
+	chat := bot.ChatRef{Platform: platformOf(platform), ID: chatID, Kind: bot.ChatKind(sum.Kind), Title: sum.Title}
+	err = bot.SendStaffReply(r.Context(), s.st, out, chat, sess.name, r.PostFormValue("text"), s.opts.Now())
+	switch {
+	case errors.Is(err, bot.ErrEmptyReply):
+		http.Redirect(w, r, back, http.StatusSeeOther)
+	case errors.Is(err, bot.ErrNotDelivered):
+		s.log.Warn("dashboard: staff reply not delivered", "staff", sess.name, "platform", platform, "chat", chatID, "err", err)
+		http.Redirect(w, r, back+"?done=not_sent", http.StatusSeeOther)
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		s.log.Info("dashboard: staff reply sent", "staff", sess.name, "platform", platform, "chat", chatID)
+		http.Redirect(w, r, back+"?done=reply", http.StatusSeeOther)
+	}
+}
+
+// resolve marks a conversation resolved (resolved=1) or open again (resolved=0).
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request, sess *session) {
+	id := r.PathValue("id")
+	platform, chatID, ok := parseConversationID(id)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	resolved := r.PostFormValue("resolved") == "1"
+	err := s.st.SetResolved(r.Context(), platform, chatID, resolved, sess.name, s.opts.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	done := "reopened"
+	if resolved {
+		done = "resolved"
+	}
+	s.log.Info("dashboard: conversation "+done, "staff", sess.name, "platform", platform, "chat", chatID)
+	http.Redirect(w, r, "/conversations/"+id+"?done="+done, http.StatusSeeOther)
+}
+
+// correct stores a staff verdict on a photo: action=confirm takes the model's top-1, otherwise
+// class is one of the model's classes.
+func (s *Server) correct(w http.ResponseWriter, r *http.Request, sess *session) {
+	hash := r.PathValue("hash")
+	if !hashRegexp.MatchString(hash) {
+		http.NotFound(w, r)
+		return
+	}
+	a, err := s.st.StoredAnalysis(r.Context(), hash)
+	if errors.Is(err, store.ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c := store.Correction{PhotoHash: hash, ModelVersion: a.ModelVersion, By: sess.name, At: s.opts.Now()}
+	if len(a.Top) > 0 {
+		c.ModelClass = a.Top[0].Class
+	}
+	if r.PostFormValue("action") == "confirm" {
+		if c.ModelClass == "" || a.Rejected {
+			http.Error(w, "there is no diagnosis to confirm: choose the right class", http.StatusBadRequest)
+			return
+		}
+		c.Class, c.Confirmed = c.ModelClass, true
+	} else {
+		c.Class = r.PostFormValue("class")
+		if !slices.Contains(s.opts.Classes, c.Class) {
+			http.Error(w, "unknown class", http.StatusBadRequest)
+			return
+		}
+		c.Confirmed = c.Class == c.ModelClass && !a.Rejected
+	}
+	convID := r.PostFormValue("c")
+	platform, chatID, ok := parseConversationID(convID)
+	if !ok {
+		platform, chatID, convID = "", "", ""
+	}
+	err = s.st.PutCorrection(r.Context(), c, platform, chatID)
+	if errors.Is(err, store.ErrNotFound) { // the conversation is unknown: keep the verdict anyway
+		convID = ""
+		err = s.st.PutCorrection(r.Context(), c, "", "")
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	done := "corrected"
+	if c.Confirmed {
+		done = "confirmed"
+	}
+	s.log.Info("dashboard: diagnosis "+done, "staff", sess.name, "photo", hash, "class", c.Class, "model_class", c.ModelClass)
+	q := url.Values{"done": {done}}
+	if convID != "" {
+		q.Set("c", convID)
+	}
+	http.Redirect(w, r, "/photos/"+hash+"?"+q.Encode(), http.StatusSeeOther)
+}

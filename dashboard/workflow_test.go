@@ -1,0 +1,201 @@
+package dashboard
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/csv"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestAgentWorkflow: an agent finds the conversation with the filters, opens the thread (photo,
+// overlay, top-3), corrects the diagnosis, replies through the adapter, resolves, reads the
+// statistics and exports the dataset and the CSVs.
+func TestAgentWorkflow(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.client()
+	token := e.login(c, "alice", agentPass)
+	ctx := t.Context()
+
+	for _, tt := range []struct {
+		query string
+		found bool
+	}{
+		{"", true},
+		{"attention=1", true},
+		{"low=1&platform=webchat&lang=en&kind=private", true},
+		{"disease=tomato__late_blight", true},
+		{"q=amina", true},
+		{"q=sick", true},
+		{"q=web-1", true},
+		{"from=2025-06-01&to=2025-06-01", true},
+		{"from=2025-06-02", false},
+		{"platform=telegram", false},
+		{"status=resolved", false},
+	} {
+		code, body, _ := e.page(c, "/conversations?"+tt.query)
+		if code != http.StatusOK || strings.Contains(body, `/conversations/`+e.convID) != tt.found {
+			t.Errorf("list ?%s: %d, found %v, want %v", tt.query, code, !tt.found, tt.found)
+		}
+	}
+
+	code, body, _ := e.page(c, "/conversations/"+e.convID)
+	for _, want := range []string{`src="/photos/` + e.hash + `/image"`, `class="overlay" src="/photos/` + e.hash + `/overlay"`,
+		"Tomato: Late blight", "41%", "my tomato is sick", "I am not sure about this photo.", "needs attention", `id="reply-text"`} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("thread page (%d) lacks %q", code, want)
+		}
+	}
+
+	// Correct the diagnosis.
+	resp := e.post(c, "/photos/"+e.hash+"/correction", url.Values{"csrf": {token}, "action": {"correct"}, "class": {"tomato__early_blight"}, "c": {e.convID}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "done=corrected") {
+		t.Fatalf("correction: %s %s", resp.Status, resp.Header.Get("Location"))
+	}
+	corr, err := e.st.GetCorrection(ctx, e.hash)
+	if err != nil || corr.Class != "tomato__early_blight" || corr.By != "alice" || corr.ModelClass != e.class || corr.Confirmed {
+		t.Fatalf("stored correction %+v %v", corr, err)
+	}
+	if resp := e.post(c, "/photos/"+e.hash+"/correction", url.Values{"csrf": {token}, "class": {"no_such_class"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown class: %s", resp.Status)
+	}
+	_, body, _ = e.page(c, "/photos/"+e.hash+"?c="+e.convID)
+	if !strings.Contains(body, "Corrected to <strong>Tomato: Early blight</strong> by alice") {
+		t.Errorf("photo page does not show the correction")
+	}
+
+	// Reply through the adapter.
+	resp = e.post(c, "/conversations/"+e.convID+"/reply", url.Values{"csrf": {token}, "text": {"Please send a closer photo of one leaf."}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "done=reply") {
+		t.Fatalf("reply: %s %s", resp.Status, resp.Header.Get("Location"))
+	}
+	sent := e.out.sent()
+	if len(sent) != 1 || sent[0].Kind != "staff" || sent[0].Chat.ID != "web-1" || sent[0].Text != "Please send a closer photo of one leaf." {
+		t.Fatalf("sent %v", sent)
+	}
+	// Resolve.
+	if resp := e.post(c, "/conversations/"+e.convID+"/resolve", url.Values{"csrf": {token}, "resolved": {"1"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("resolve: %s", resp.Status)
+	}
+	sum, err := e.st.GetSummary(ctx, "webchat", "web-1")
+	if err != nil || !sum.Resolved || sum.NeedsAttention || !sum.Corrected || sum.Disease != "tomato__early_blight" || sum.LastStaff != "alice" {
+		t.Fatalf("summary after the actions %+v %v", sum, err)
+	}
+	_, body, _ = e.page(c, "/conversations/"+e.convID+"?done=reply")
+	for _, want := range []string{"Reply sent.", "staff: alice", "Please send a closer photo", "Corrected the diagnosis of photo", "Marked the conversation resolved", `id="reopen"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("thread after the actions lacks %q", want)
+		}
+	}
+
+	// Statistics: server-rendered SVG.
+	code, body, _ = e.page(c, "/stats?days=7")
+	if code != http.StatusOK || !strings.Contains(body, "<svg") || !strings.Contains(body, "<rect class=\"s0\"") || strings.Contains(body, "<script") {
+		t.Errorf("stats page %d", code)
+	}
+
+	// Exports.
+	zipBytes := e.download(c, "/export/dataset.zip", "application/zip")
+	zr, err := zip.NewReader(bytes.NewReader(zipBytes), int64(len(zipBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	if got := files[DatasetFolder+"/tomato__early_blight/"+e.hash+".jpg"]; !bytes.Equal(got, e.photo) {
+		t.Errorf("dataset zip: files %v", keys(files))
+	}
+	if m := string(files[DatasetFolder+".csv"]); !strings.Contains(m, "tomato__early_blight,false,tomato__late_blight,v1,alice") {
+		t.Errorf("manifest %q", m)
+	}
+	for path, want := range map[string]string{
+		"/export/conversations.csv": "webchat,web-1,private,,Amina,web-1,en",
+		"/export/messages.csv":      "in,web-1,Amina,,,en,my tomato is sick," + e.hash + ",tomato__late_blight,0.4100,tomato__early_blight,",
+	} {
+		b := e.download(c, path, "text/csv; charset=utf-8")
+		if _, err := csv.NewReader(bytes.NewReader(b)).ReadAll(); err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %v\n%s", path, err, b)
+		}
+	}
+	if code, _, _ := e.page(c, "/conversations/"+conversationID("webchat", "nobody")); code != http.StatusNotFound {
+		t.Errorf("unknown conversation: %d", code)
+	}
+	if code, _, _ := e.page(c, "/photos/nothex/image"); code != http.StatusNotFound {
+		t.Errorf("bad hash: %d", code)
+	}
+}
+
+func (e *env) download(c *http.Client, path, ctype string) []byte {
+	e.t.Helper()
+	resp, err := c.Get(e.web.URL + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != ctype || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+		e.t.Fatalf("%s: %s %s %s", path, resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"))
+	}
+	return b
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestCSVCellDefusesFormulas(t *testing.T) {
+	for in, want := range map[string]string{"=1+1": "'=1+1", "+254700": "'+254700", "-2": "'-2", "@SUM": "'@SUM", "hello": "hello", "": ""} {
+		if got := csvCell(in); got != want {
+			t.Errorf("csvCell(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestStackedBarsAxis(t *testing.T) {
+	tests := []struct {
+		sums  []float64
+		yMax  float64
+		ticks []string
+		empty bool
+	}{
+		{[]float64{0, 2}, 0, []string{"0", "1", "2", "3", "4"}, false},
+		{[]float64{7, 13}, 0, []string{"0", "5", "10", "15", "20"}, false},
+		{[]float64{0, 0}, 0, nil, true},
+		{[]float64{0, 0}, 1, []string{"0%", "25%", "50%", "75%", "100%"}, false},
+	}
+	for _, tt := range tests {
+		format := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+		if tt.yMax == 1 {
+			format = func(v float64) string { return strconv.Itoa(int(v*100)) + "%" }
+		}
+		c := stackedBars("t", []string{"a", "b"}, []series{{"", tt.sums}}, tt.yMax, format)
+		var ticks []string
+		for _, x := range c.Texts {
+			if x.Anchor == "end" {
+				ticks = append(ticks, x.Text)
+			}
+		}
+		if c.Empty != tt.empty || !slices.Equal(ticks, tt.ticks) {
+			t.Errorf("sums %v: empty %v ticks %v, want %v %v", tt.sums, c.Empty, ticks, tt.empty, tt.ticks)
+		}
+	}
+}
