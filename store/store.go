@@ -117,6 +117,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	bo := *bolt.DefaultOptions
 	bo.Timeout = timeout
+	// The freelist is rebuilt from the pages on open instead of written with every commit: fewer
+	// pages per fsync on the message path (etcd runs bbolt this way).
+	bo.NoFreelistSync = true
+	bo.FreelistType = bolt.FreelistMapType
 	db, err := bolt.Open(path, 0o600, &bo)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
