@@ -24,8 +24,8 @@ type modelConfig struct {
 	logLevel  string
 }
 
-// defaultModel is the model `make run` uses until a trained model ships.
-const defaultModel = "models/contract/contract.onnx"
+// defaultModel is the trained model `make run` uses (see models/MODEL_CARD.md).
+const defaultModel = "models/cropshield-v1.onnx"
 
 func (c *modelConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.model, "model", defaultModel, "ONNX model file following the CropShield model contract")

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,7 +100,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		return fmt.Errorf("load model: %w", err)
 	}
 	defer func() { err = errors.Join(err, closeLogged(log, "model session", model.Close)) }()
-	if c.model == defaultModel {
+	if strings.HasPrefix(model.Info().Version, "contract-") {
 		log.Warn("using the contract TEST model: its diagnoses are not reliable; pass --model for a trained one",
 			"model", c.model, "model_version", model.Info().Version)
 	}
