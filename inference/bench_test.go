@@ -8,9 +8,11 @@ import (
 	"image/color"
 	"image/jpeg"
 	"math"
+	"path/filepath"
 	"testing"
 
 	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/internal/testenv"
 )
 
 // benchPhoto is a phone-like JPEG: a leaf with texture on a cluttered background.
@@ -96,4 +98,35 @@ func BenchmarkStages(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkShippedModel measures the trained model: inference alone on one preprocessed photo, and
+// Analyze on a 1280x960 JPEG.
+func BenchmarkShippedModel(b *testing.B) {
+	m, err := inference.Load(context.Background(), filepath.Join(testenv.Root(b), "models", "cropshield-v1.onnx"), inference.Options{
+		LibraryPath: testenv.ORTLib(b), Device: inference.DeviceCPU})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = m.Close() }()
+	data := benchPhoto(b, 1280, 960)
+	photo, err := inference.Decode(data, inference.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	input, _ := m.Info().Tensor(nil, inference.FitForOverlay(photo.Image, 1024))
+	b.Run("inference", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.Predict(context.Background(), input, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("1280x960/analyze", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.Analyze(context.Background(), data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
