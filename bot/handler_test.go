@@ -28,27 +28,6 @@ import (
 	"github.com/cropshield/cropshield/store"
 )
 
-// sharedModel is loaded once for the package's tests: loading is the slow part, and one session
-// shared by many handlers is exactly how production runs.
-var sharedModel struct {
-	once sync.Once
-	m    *inference.Model
-	err  error
-}
-
-func model(t testing.TB) *inference.Model {
-	t.Helper()
-	lib := testenv.ORTLib(t)
-	sharedModel.once.Do(func() {
-		sharedModel.m, sharedModel.err = inference.Load(context.Background(), testenv.ContractModel(t),
-			inference.Options{LibraryPath: lib, Device: inference.DeviceCPU})
-	})
-	if sharedModel.err != nil {
-		t.Fatal(sharedModel.err)
-	}
-	return sharedModel.m
-}
-
 // versioned makes the shared model report another model version.
 type versioned struct {
 	*inference.Model
@@ -117,7 +96,7 @@ func newFixture(t testing.TB, cfg bot.Config, analyzer bot.Analyzer) *fixture {
 func (f *fixture) build(cfg bot.Config, analyzer bot.Analyzer) {
 	f.t.Helper()
 	if analyzer == nil {
-		analyzer = model(f.t)
+		analyzer = testenv.ContractSession(f.t)
 	}
 	loc, err := locales.Load()
 	if err != nil {
@@ -294,7 +273,7 @@ func TestNewModelVersionDoesNotAnswerFromOldCache(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
 	leaf := leafJPEG(t, 320, 240, 4)
 	f.photo("c1", bytesPhoto(leaf))
-	f.build(bot.Config{Threshold: 0.01}, versioned{model(t), "contract-v2"})
+	f.build(bot.Config{Threshold: 0.01}, versioned{testenv.ContractSession(t), "contract-v2"})
 	f.photo("c1", bytesPhoto(leaf))
 	if f.inferences() != 1 { // the new handler's own counter
 		t.Fatalf("inferences with the new model = %v, want 1 (no answer from the old model's cache)", f.inferences())
@@ -329,7 +308,7 @@ func (r rejecting) Analyze(ctx context.Context, photo []byte) (inference.Result,
 }
 
 func TestNotALeafIsNotDiagnosed(t *testing.T) {
-	f := newFixture(t, bot.Config{Threshold: 0.01}, rejecting{model(t)})
+	f := newFixture(t, bot.Config{Threshold: 0.01}, rejecting{testenv.ContractSession(t)})
 	cat := leafJPEG(t, 320, 240, 11)
 	r := f.photo("c1", bytesPhoto(cat))
 	if r.Kind != "not_leaf" || !strings.Contains(r.FullText(), "does not look like a leaf") || !strings.Contains(r.FullText(), "one leaf, filling most") {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/cropshield/cropshield/adapters/telegram"
 	"github.com/cropshield/cropshield/bot"
-	"github.com/cropshield/cropshield/inference"
 	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
@@ -107,27 +106,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// sharedModel is the contract model, loaded once for the package (as production shares one
-// session between every chat).
-var sharedModel struct {
-	once sync.Once
-	m    *inference.Model
-	err  error
-}
-
-func model(tb testing.TB) *inference.Model {
-	tb.Helper()
-	lib := testenv.ORTLib(tb)
-	sharedModel.once.Do(func() {
-		sharedModel.m, sharedModel.err = inference.Load(context.Background(), testenv.ContractModel(tb),
-			inference.Options{LibraryPath: lib, Device: inference.DeviceCPU})
-	})
-	if sharedModel.err != nil {
-		tb.Fatal(sharedModel.err)
-	}
-	return sharedModel.m
-}
-
 // env is one bot: the fake Bot API server, a real bbolt store in a temp dir, the real handler
 // with the contract model, and the adapter under test.
 type env struct {
@@ -196,7 +174,7 @@ func (e *env) close() {
 // start builds a handler and an adapter on the current store and runs the adapter.
 func (e *env) start() {
 	e.t.Helper()
-	h, err := bot.NewHandler(e.cfg, sink.logger(e.t), e.st, model(e.t), e.loc, bot.NewMetrics(prometheus.NewRegistry()))
+	h, err := bot.NewHandler(e.cfg, sink.logger(e.t), e.st, testenv.ContractSession(e.t), e.loc, bot.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -22,31 +22,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cropshield/cropshield/bot"
-	"github.com/cropshield/cropshield/inference"
 	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
 )
-
-// sharedModel is loaded once for the package's tests, as production shares one session.
-var sharedModel struct {
-	once sync.Once
-	m    *inference.Model
-	err  error
-}
-
-func contractModel(t testing.TB) *inference.Model {
-	t.Helper()
-	lib := testenv.ORTLib(t)
-	sharedModel.once.Do(func() {
-		sharedModel.m, sharedModel.err = inference.Load(context.Background(), testenv.ContractModel(t),
-			inference.Options{LibraryPath: lib, Device: inference.DeviceCPU})
-	})
-	if sharedModel.err != nil {
-		t.Fatal(sharedModel.err)
-	}
-	return sharedModel.m
-}
 
 // realBot is the real handler on a bbolt file; reopen it to simulate a restart.
 type realBot struct {
@@ -67,7 +46,7 @@ func openBot(t testing.TB, path string) *realBot {
 		t.Fatal(err)
 	}
 	b := &realBot{path: path, st: st, metrics: bot.NewMetrics(prometheus.NewRegistry())}
-	b.handler, err = bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100}, testLogger, st, contractModel(t), loc, b.metrics)
+	b.handler, err = bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100}, testLogger, st, testenv.ContractSession(t), loc, b.metrics)
 	if err != nil {
 		t.Fatal(err)
 	}

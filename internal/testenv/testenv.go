@@ -1,12 +1,17 @@
-// Package testenv finds what CropShield's tests need on disk: the repository root, the ONNX
-// Runtime library that `make deps` installs, the contract test model and ../shared/datasets.
+// Package testenv finds what CropShield's tests need on disk — the repository root, the ONNX
+// Runtime library that `make deps` installs, the contract test model and ../shared/datasets — and
+// shares one session of the contract model between a package's tests.
 package testenv
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
+
+	"github.com/cropshield/cropshield/inference"
 )
 
 // Root is the repository root (the directory holding go.mod).
@@ -53,4 +58,27 @@ func Datasets(tb testing.TB) string {
 		tb.Skip("../shared/datasets is absent beside the repository: skipping the test that needs real leaf photos")
 	}
 	return p
+}
+
+// contract is the contract model, loaded once per test binary: production shares one session
+// between every chat, and loading is the slow part of a test.
+var contract struct {
+	once sync.Once
+	m    *inference.Model
+	err  error
+}
+
+// ContractSession returns the contract model loaded on the CPU, shared by the tests of one
+// package (it is closed when the test binary exits).
+func ContractSession(tb testing.TB) *inference.Model {
+	tb.Helper()
+	lib, path := ORTLib(tb), ContractModel(tb)
+	contract.once.Do(func() {
+		contract.m, contract.err = inference.Load(context.Background(), path,
+			inference.Options{LibraryPath: lib, Device: inference.DeviceCPU})
+	})
+	if contract.err != nil {
+		tb.Fatal(contract.err)
+	}
+	return contract.m
 }
