@@ -32,13 +32,13 @@ type Store interface {
 	PutPhoto(ctx context.Context, photoHash string, data []byte, mime string) error
 	PutContentID(ctx context.Context, platform, contentID, photoHash string) error
 	LookupContentID(ctx context.Context, platform, contentID string) (string, error)
-	TouchChat(ctx context.Context, c store.Chat, seen time.Time) (store.Chat, error)
-	TouchUser(ctx context.Context, u store.User, seen time.Time) (store.User, error)
+	GetChat(ctx context.Context, platform, id string) (store.Chat, error)
+	GetUser(ctx context.Context, platform, id string) (store.User, error)
+	RecordInbound(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error)
 	SetChatLanguage(ctx context.Context, platform, id, lang string) error
 	SetUserLanguage(ctx context.Context, platform, id, lang string) error
 	AppendMessage(ctx context.Context, r store.Record) (uint64, error)
 	UpdateMessage(ctx context.Context, r store.Record) error
-	BeginTurn(ctx context.Context, r store.Record) (store.Turn, bool, error)
 	AttemptReply(ctx context.Context, platform, chatID, msgID string, k int) error
 	ReplySent(ctx context.Context, msgID string, k int, out store.Record) error
 	FinishTurn(ctx context.Context, platform, chatID, msgID string) error
@@ -238,24 +238,28 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error) {
 	m := t.msg
 	p := string(m.Chat.Platform)
-	chat, err := h.store.TouchChat(ctx, store.Chat{Platform: p, ID: m.Chat.ID, Kind: string(m.Chat.Kind), Title: m.Chat.Title}, m.Time)
-	if err != nil {
-		return false, fmt.Errorf("touch chat: %w", err)
+	// Read (no fsync) what the language depends on, then write everything in one transaction.
+	chat, err := h.store.GetChat(ctx, p, m.Chat.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, fmt.Errorf("read chat: %w", err)
 	}
 	var user store.User
+	var touchUser *store.User
 	if m.Sender.ID != "" {
-		user, err = h.store.TouchUser(ctx, store.User{Platform: p, ID: m.Sender.ID, Name: m.Sender.Name, LangHint: m.Sender.LangHint}, m.Time)
-		if err != nil {
-			return false, fmt.Errorf("touch user: %w", err)
+		if user, err = h.store.GetUser(ctx, p, m.Sender.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, fmt.Errorf("read user: %w", err)
 		}
+		touchUser = &store.User{Platform: p, ID: m.Sender.ID, Name: m.Sender.Name, LangHint: m.Sender.LangHint}
 	}
 	t.lang = h.resolveLanguage(m, chat, user)
 	t.rec = store.Record{Time: m.Time, Platform: p, ChatID: m.Chat.ID, Direction: store.Inbound,
 		SenderID: m.Sender.ID, SenderName: m.Sender.Name, MessageID: m.ID, Text: m.Text, Lang: t.lang}
-	t.prior, existed, err = h.store.BeginTurn(ctx, t.rec)
+	arrival, err := h.store.RecordInbound(ctx, t.rec,
+		&store.Chat{Platform: p, ID: m.Chat.ID, Kind: string(m.Chat.Kind), Title: m.Chat.Title}, touchUser)
 	if err != nil {
-		return false, fmt.Errorf("begin turn: %w", err)
+		return false, fmt.Errorf("record inbound: %w", err)
 	}
+	t.prior, existed = arrival.Turn, arrival.Existed
 	t.rec.Seq = t.prior.Seq
 	if !existed {
 		t.prior = store.Turn{}

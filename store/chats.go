@@ -57,39 +57,44 @@ func (s *Store) TouchChat(ctx context.Context, c Chat, seen time.Time) (Chat, er
 	if err := checkIDs("platform", c.Platform, "chat id", c.ID); err != nil {
 		return Chat{}, err
 	}
-	seen = utc(seen)
-	key := compositeKey(c.Platform, c.ID)
 	var out Chat
-	err := s.update(ctx, "touch chat", func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketChats)
-		if err != nil {
-			return err
-		}
-		rec := chatRec{Kind: c.Kind, Title: c.Title, Language: c.Language, FirstSeen: seen, LastSeen: seen}
-		if v := b.Get(key); v != nil {
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("decode chat: %w", err)
-			}
-			if c.Kind != "" {
-				rec.Kind = c.Kind
-			}
-			if c.Title != "" {
-				rec.Title = c.Title
-			}
-			if seen.After(rec.LastSeen) {
-				rec.LastSeen = seen
-			}
-		}
-		if err := putJSON(b, key, rec); err != nil {
-			return err
-		}
-		out = rec.chat(c.Platform, c.ID)
-		return nil
+	err := s.update(ctx, "touch chat", func(tx *bolt.Tx) (err error) {
+		out, err = touchChatTx(tx, c, seen)
+		return err
 	})
 	if err != nil {
 		return Chat{}, err
 	}
 	return out, nil
+}
+
+// touchChatTx is TouchChat inside a transaction (ids already checked).
+func touchChatTx(tx *bolt.Tx, c Chat, seen time.Time) (Chat, error) {
+	seen = utc(seen)
+	key := compositeKey(c.Platform, c.ID)
+	b, err := bucket(tx, bucketChats)
+	if err != nil {
+		return Chat{}, err
+	}
+	rec := chatRec{Kind: c.Kind, Title: c.Title, Language: c.Language, FirstSeen: seen, LastSeen: seen}
+	if v := b.Get(key); v != nil {
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return Chat{}, fmt.Errorf("decode chat: %w", err)
+		}
+		if c.Kind != "" {
+			rec.Kind = c.Kind
+		}
+		if c.Title != "" {
+			rec.Title = c.Title
+		}
+		if seen.After(rec.LastSeen) {
+			rec.LastSeen = seen
+		}
+	}
+	if err := putJSON(b, key, rec); err != nil {
+		return Chat{}, err
+	}
+	return rec.chat(c.Platform, c.ID), nil
 }
 
 // TouchUser is TouchChat for users: an existing user keeps FirstSeen and
@@ -101,39 +106,44 @@ func (s *Store) TouchUser(ctx context.Context, u User, seen time.Time) (User, er
 	if err := checkIDs("platform", u.Platform, "user id", u.ID); err != nil {
 		return User{}, err
 	}
-	seen = utc(seen)
-	key := compositeKey(u.Platform, u.ID)
 	var out User
-	err := s.update(ctx, "touch user", func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketUsers)
-		if err != nil {
-			return err
-		}
-		rec := userRec{Name: u.Name, Language: u.Language, LangHint: u.LangHint, FirstSeen: seen, LastSeen: seen}
-		if v := b.Get(key); v != nil {
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("decode user: %w", err)
-			}
-			if u.Name != "" {
-				rec.Name = u.Name
-			}
-			if u.LangHint != "" {
-				rec.LangHint = u.LangHint
-			}
-			if seen.After(rec.LastSeen) {
-				rec.LastSeen = seen
-			}
-		}
-		if err := putJSON(b, key, rec); err != nil {
-			return err
-		}
-		out = rec.user(u.Platform, u.ID)
-		return nil
+	err := s.update(ctx, "touch user", func(tx *bolt.Tx) (err error) {
+		out, err = touchUserTx(tx, u, seen)
+		return err
 	})
 	if err != nil {
 		return User{}, err
 	}
 	return out, nil
+}
+
+// touchUserTx is TouchUser inside a transaction (ids already checked).
+func touchUserTx(tx *bolt.Tx, u User, seen time.Time) (User, error) {
+	seen = utc(seen)
+	key := compositeKey(u.Platform, u.ID)
+	b, err := bucket(tx, bucketUsers)
+	if err != nil {
+		return User{}, err
+	}
+	rec := userRec{Name: u.Name, Language: u.Language, LangHint: u.LangHint, FirstSeen: seen, LastSeen: seen}
+	if v := b.Get(key); v != nil {
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return User{}, fmt.Errorf("decode user: %w", err)
+		}
+		if u.Name != "" {
+			rec.Name = u.Name
+		}
+		if u.LangHint != "" {
+			rec.LangHint = u.LangHint
+		}
+		if seen.After(rec.LastSeen) {
+			rec.LastSeen = seen
+		}
+	}
+	if err := putJSON(b, key, rec); err != nil {
+		return User{}, err
+	}
+	return rec.user(u.Platform, u.ID), nil
 }
 
 // GetChat returns a stored chat, or ErrNotFound.

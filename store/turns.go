@@ -42,39 +42,78 @@ func turnKey(platform, chatID, msgID string) ([]byte, error) {
 // the same platform, chat and r.MessageID exists, nothing is written and that turn is returned
 // with existed true. A message without a MessageID is only appended (no turn is kept).
 func (s *Store) BeginTurn(ctx context.Context, r Record) (t Turn, existed bool, err error) {
+	in, err := s.RecordInbound(ctx, r, nil, nil)
+	return in.Turn, in.Existed, err
+}
+
+// Arrival is what RecordInbound returns: the chat and sender as stored, and the message's turn.
+type Arrival struct {
+	Chat    Chat
+	User    User
+	Turn    Turn
+	Existed bool // the message was recorded before (a second delivery, or a resumed one)
+}
+
+// RecordInbound is the first write of every incoming message, in ONE transaction (one fsync):
+// it upserts the chat and the sender (each optional, as TouchChat and TouchUser would, seen at
+// r.Time) and begins the message's turn as BeginTurn does.
+func (s *Store) RecordInbound(ctx context.Context, r Record, chat *Chat, user *User) (Arrival, error) {
 	if err := ctx.Err(); err != nil {
-		return Turn{}, false, err
+		return Arrival{}, err
 	}
 	if r.Direction != Inbound {
-		return Turn{}, false, fmt.Errorf("%w: a turn begins with an inbound message", ErrInvalid)
-	}
-	if r.MessageID == "" {
-		seq, err := s.AppendMessage(ctx, r)
-		return Turn{Seq: seq, Started: utc(r.Time)}, false, err
+		return Arrival{}, fmt.Errorf("%w: a turn begins with an inbound message", ErrInvalid)
 	}
 	if err := checkRecord(r); err != nil {
-		return Turn{}, false, err
+		return Arrival{}, err
 	}
-	key, err := turnKey(r.Platform, r.ChatID, r.MessageID)
-	if err != nil {
-		return Turn{}, false, err
+	if chat != nil {
+		if err := checkIDs("platform", chat.Platform, "chat id", chat.ID); err != nil {
+			return Arrival{}, err
+		}
+	}
+	if user != nil {
+		if err := checkIDs("platform", user.Platform, "user id", user.ID); err != nil {
+			return Arrival{}, err
+		}
+	}
+	var key []byte
+	if r.MessageID != "" {
+		var err error
+		if key, err = turnKey(r.Platform, r.ChatID, r.MessageID); err != nil {
+			return Arrival{}, err
+		}
 	}
 	v, err := json.Marshal(newMsgRec(r))
 	if err != nil {
-		return Turn{}, false, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+		return Arrival{}, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
 	}
-	err = s.update(ctx, "begin turn", func(tx *bolt.Tx) error {
+	var in Arrival
+	err = s.update(ctx, "record inbound", func(tx *bolt.Tx) error {
+		in = Arrival{}
+		if chat != nil {
+			if in.Chat, err = touchChatTx(tx, *chat, r.Time); err != nil {
+				return err
+			}
+		}
+		if user != nil {
+			if in.User, err = touchUserTx(tx, *user, r.Time); err != nil {
+				return err
+			}
+		}
 		tb, err := bucket(tx, bucketTurns)
 		if err != nil {
 			return err
 		}
-		if old := tb.Get(key); old != nil {
-			var rec turnRec
-			if err := json.Unmarshal(old, &rec); err != nil {
-				return fmt.Errorf("decode turn: %w", err)
+		if key != nil {
+			if old := tb.Get(key); old != nil {
+				var rec turnRec
+				if err := json.Unmarshal(old, &rec); err != nil {
+					return fmt.Errorf("decode turn: %w", err)
+				}
+				in.Turn, in.Existed = Turn(rec), true
+				return nil
 			}
-			t, existed = Turn(rec), true
-			return nil
 		}
 		mb, err := bucket(tx, bucketMessages)
 		if err != nil {
@@ -94,10 +133,16 @@ func (s *Store) BeginTurn(ctx context.Context, r Record) (t Turn, existed bool, 
 		if err := noteMessage(tx, r, nil); err != nil {
 			return err
 		}
-		t = Turn{Seq: seq, Started: utc(r.Time)}
-		return putJSON(tb, key, turnRec(t))
+		in.Turn = Turn{Seq: seq, Started: utc(r.Time)}
+		if key == nil {
+			return nil
+		}
+		return putJSON(tb, key, turnRec(in.Turn))
 	})
-	return t, existed, err
+	if err != nil {
+		return Arrival{}, err
+	}
+	return in, nil
 }
 
 // changeTurn applies fn to a stored turn; ErrNotFound if there is none.

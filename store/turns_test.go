@@ -68,3 +68,30 @@ func TestTurns(t *testing.T) {
 		t.Errorf("FinishTurn without an id: %v", err)
 	}
 }
+
+// TestRecordInbound: the chat, the sender and the turn in one call; a second delivery changes
+// nothing in the log.
+func TestRecordInbound(t *testing.T) {
+	s := newTestStore(t, "")
+	ctx := t.Context()
+	r := Record{Time: testTime, Platform: "telegram", ChatID: "-5", Direction: Inbound, SenderID: "7", MessageID: "1", Text: "/help"}
+	chat := &Chat{Platform: "telegram", ID: "-5", Kind: "group", Title: "Growers"}
+	user := &User{Platform: "telegram", ID: "7", Name: "Juma", LangHint: "sw"}
+	in, err := s.RecordInbound(ctx, r, chat, user)
+	if err != nil || in.Existed || in.Turn.Seq != 1 || in.Chat.Title != "Growers" || in.User.LangHint != "sw" || !in.Chat.FirstSeen.Equal(testTime) {
+		t.Fatalf("RecordInbound = %+v, %v", in, err)
+	}
+	if err := s.SetChatLanguage(ctx, "telegram", "-5", "sw"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.RecordInbound(ctx, r, chat, user)
+	if err != nil || !again.Existed || again.Turn.Seq != 1 || again.Chat.Language != "sw" {
+		t.Fatalf("second delivery = %+v, %v", again, err)
+	}
+	if recs, _ := s.RecentMessages(ctx, "telegram", "-5", 10); len(recs) != 1 {
+		t.Errorf("%d records after a second delivery, want 1", len(recs))
+	}
+	if _, err := s.RecordInbound(ctx, r, &Chat{Platform: "telegram"}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("chat without id: %v", err)
+	}
+}
