@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -212,36 +211,7 @@ func (s *Store) Messages(ctx context.Context, platform, chatID string, afterSeq 
 // reads only those records, walking a cursor back from the end. An unknown
 // chat gives an empty result; limit must be positive.
 func (s *Store) RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]Record, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
-	}
-	out := []Record{}
-	err := s.view(ctx, "recent messages", func(tx *bolt.Tx) error {
-		cb, err := chatLog(tx, platform, chatID)
-		if err != nil || cb == nil {
-			return err
-		}
-		c := cb.Cursor()
-		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
-			r, err := decodeMessage(platform, chatID, k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	slices.Reverse(out)
-	return out, nil
+	return s.MessagesBefore(ctx, platform, chatID, 0, limit)
 }
 
 // chatLog returns a chat's nested message bucket, or nil if the chat has

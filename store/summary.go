@@ -587,9 +587,6 @@ func (s *Store) AppendMessages(ctx context.Context, rs []Record) ([]uint64, erro
 // MessagesBefore returns up to limit records of a chat with Seq < beforeSeq (0: the newest),
 // oldest first, reading only those records. An unknown chat gives an empty result.
 func (s *Store) MessagesBefore(ctx context.Context, platform, chatID string, beforeSeq uint64, limit int) ([]Record, error) {
-	if beforeSeq == 0 {
-		return s.RecentMessages(ctx, platform, chatID, limit)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -600,14 +597,16 @@ func (s *Store) MessagesBefore(ctx context.Context, platform, chatID string, bef
 		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
 	}
 	out := []Record{}
-	err := s.view(ctx, "messages before", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "read chat log", func(tx *bolt.Tx) error {
 		cb, err := chatLog(tx, platform, chatID)
 		if err != nil || cb == nil {
 			return err
 		}
 		c := cb.Cursor()
 		var k, v []byte
-		if k, _ = c.Seek(seqKey(beforeSeq)); k == nil {
+		if beforeSeq == 0 {
+			k, v = c.Last()
+		} else if k, _ = c.Seek(seqKey(beforeSeq)); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()

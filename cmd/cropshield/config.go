@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -43,6 +44,25 @@ func (c *modelConfig) options() (inference.Options, error) {
 		return inference.Options{}, fmt.Errorf("%w: --device: %w", errUsage, err)
 	}
 	return inference.Options{LibraryPath: c.ortLib, Device: d, CUDADevice: c.cudaDev, Threads: c.threads}, nil
+}
+
+// load builds the command's logger and loads the model (for the one-shot commands: diagnose,
+// eval); the caller closes it.
+func (c *modelConfig) load(ctx context.Context, stderr io.Writer) (*inference.Model, error) {
+	log, err := newLogger(stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = log
+	model, err := inference.Load(ctx, c.model, opts)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	return model, nil
 }
 
 // parseFlags parses args after applying CROPSHIELD_* environment variables as defaults, so that a

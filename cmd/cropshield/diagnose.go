@@ -17,7 +17,7 @@ import (
 // diagnoseCmd prints the top-3 of each file and writes FILE.overlay.jpg beside it. A file that
 // cannot be read or diagnosed is reported and the others go on; the exit status says whether any
 // failed.
-func diagnoseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func diagnoseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var c modelConfig
 	fs := flag.NewFlagSet("diagnose", flag.ContinueOnError)
 	c.register(fs)
@@ -33,18 +33,9 @@ func diagnoseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return fmt.Errorf("%w: no files given", errUsage)
 	}
-	log, err := newLogger(stderr, c.logFormat, c.logLevel)
+	model, err := c.load(ctx, stderr)
 	if err != nil {
 		return err
-	}
-	opts, err := c.options()
-	if err != nil {
-		return err
-	}
-	opts.Logger = log
-	model, err := inference.Load(ctx, c.model, opts)
-	if err != nil {
-		return fmt.Errorf("load model: %w", err)
 	}
 	defer func() { err = errors.Join(err, model.Close()) }()
 

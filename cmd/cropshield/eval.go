@@ -12,7 +12,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/cropshield/cropshield/inference"
 	"github.com/cropshield/cropshield/inference/eval"
 )
 
@@ -36,18 +35,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		fs.Usage()
 		return fmt.Errorf("%w: eval takes one folder", errUsage)
 	}
-	log, err := newLogger(stderr, c.logFormat, c.logLevel)
+	model, err := c.load(ctx, stderr)
 	if err != nil {
 		return err
-	}
-	opts, err := c.options()
-	if err != nil {
-		return err
-	}
-	opts.Logger = log
-	model, err := inference.Load(ctx, c.model, opts)
-	if err != nil {
-		return fmt.Errorf("load model: %w", err)
 	}
 	defer func() { err = errors.Join(err, model.Close()) }()
 	info := model.Info()
