@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/internal/testenv"
 )
 
 // withComment returns the JPEG with a comment segment after SOI: the same pixels, a new hash,
@@ -24,7 +25,7 @@ func withComment(jpg []byte, n int) []byte {
 // same photo again (hash and cache), and a known platform content id (no download at all).
 func BenchmarkHandler(b *testing.B) {
 	for _, sz := range []struct{ w, h int }{{1280, 960}, {4000, 3000}} {
-		leaf := leafJPEG(b, sz.w, sz.h, 9)
+		leaf := testenv.LeafJPEG(b, sz.w, sz.h, 9)
 		name := fmt.Sprintf("%dx%d", sz.w, sz.h)
 		b.Run(name+"/new-photo", func(b *testing.B) {
 			f := newFixture(b, bot.Config{Threshold: 0.01, Burst: 1 << 30}, nil)
@@ -54,7 +55,7 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	b.Run("known-content-id", func(b *testing.B) {
 		f := newFixture(b, bot.Config{Threshold: 0.01, Burst: 1 << 30}, nil)
-		leaf := leafJPEG(b, 1280, 960, 10)
+		leaf := testenv.LeafJPEG(b, 1280, 960, 10)
 		p := &bot.Photo{ContentID: "AgADbench", Fetch: func(context.Context) ([]byte, error) { return leaf, nil }}
 		f.benchSend(b, p)
 		p.Fetch = func(context.Context) ([]byte, error) { b.Fatal("downloaded a known photo"); return nil, nil }

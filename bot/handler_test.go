@@ -6,12 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"io"
 	"log/slog"
-	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -139,31 +136,6 @@ func bytesPhoto(data []byte) *bot.Photo {
 	return &bot.Photo{Fetch: func(context.Context) ([]byte, error) { return data, nil }}
 }
 
-// leafJPEG draws a green leaf with brown spots; seed varies it.
-func leafJPEG(t testing.TB, w, h, seed int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	cx, cy := float64(w)/2, float64(h)/2
-	for y := range h {
-		for x := range w {
-			dx, dy := (float64(x)-cx)/(0.45*float64(w)), (float64(y)-cy)/(0.3*float64(h))
-			c := color.RGBA{225, 225, 215, 255}
-			if dx*dx+dy*dy < 1 {
-				c = color.RGBA{40, uint8(120 + (x*7+seed)%60), 40, 255}
-				if math.Sin(float64(x+seed)/9)*math.Cos(float64(y)/7) > 0.8 {
-					c = color.RGBA{110, 70, 30, 255}
-				}
-			}
-			img.Set(x, y, c)
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func hashOf(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -171,7 +143,7 @@ func hashOf(b []byte) string {
 
 func TestPhotoIsDiagnosedStoredAndCached(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
-	leaf := leafJPEG(t, 640, 480, 1)
+	leaf := testenv.LeafJPEG(t, 640, 480, 1)
 
 	first := f.photo("c1", bytesPhoto(leaf))
 	if first.Kind != "diagnosis" || first.ReplyTo != "m1" {
@@ -233,7 +205,7 @@ func TestPhotoIsDiagnosedStoredAndCached(t *testing.T) {
 
 func TestKnownContentIDNeedsNoDownload(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
-	leaf := leafJPEG(t, 320, 240, 2)
+	leaf := testenv.LeafJPEG(t, 320, 240, 2)
 	f.photo("c1", &bot.Photo{ContentID: "AgADfile1", Fetch: func(context.Context) ([]byte, error) { return leaf, nil }})
 	downloads := 0
 	r := f.photo("c1", &bot.Photo{ContentID: "AgADfile1", Fetch: func(context.Context) ([]byte, error) {
@@ -249,7 +221,7 @@ func TestKnownContentIDNeedsNoDownload(t *testing.T) {
 // inference.
 func TestSamePhotoAtOnceRunsOnce(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100}, nil)
-	leaf := leafJPEG(t, 800, 600, 3)
+	leaf := testenv.LeafJPEG(t, 800, 600, 3)
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
@@ -271,7 +243,7 @@ func TestSamePhotoAtOnceRunsOnce(t *testing.T) {
 
 func TestNewModelVersionDoesNotAnswerFromOldCache(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
-	leaf := leafJPEG(t, 320, 240, 4)
+	leaf := testenv.LeafJPEG(t, 320, 240, 4)
 	f.photo("c1", bytesPhoto(leaf))
 	f.build(bot.Config{Threshold: 0.01}, versioned{testenv.ContractSession(t), "contract-v2"})
 	f.photo("c1", bytesPhoto(leaf))
@@ -285,7 +257,7 @@ func TestNewModelVersionDoesNotAnswerFromOldCache(t *testing.T) {
 
 func TestUnsureBelowThreshold(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.999}, nil)
-	r := f.photo("c1", bytesPhoto(leafJPEG(t, 320, 240, 5)))
+	r := f.photo("c1", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 5)))
 	if r.Kind != "unsure" || !strings.Contains(r.FullText(), "I am not sure") || !strings.Contains(r.FullText(), "one leaf, filling most of the picture") {
 		t.Fatalf("reply: %v", r)
 	}
@@ -309,7 +281,7 @@ func (r rejecting) Analyze(ctx context.Context, photo []byte) (inference.Result,
 
 func TestNotALeafIsNotDiagnosed(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, rejecting{testenv.ContractSession(t)})
-	cat := leafJPEG(t, 320, 240, 11)
+	cat := testenv.LeafJPEG(t, 320, 240, 11)
 	r := f.photo("c1", bytesPhoto(cat))
 	if r.Kind != "not_leaf" || !strings.Contains(r.FullText(), "does not look like a leaf") || !strings.Contains(r.FullText(), "one leaf, filling most") {
 		t.Fatalf("reply %v", r)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -46,7 +47,7 @@ func animatedGIF(t *testing.T) []byte {
 // nothing panics, and the bot keeps answering good photos afterwards.
 func TestBadInputs(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100}, nil)
-	leaf := leafJPEG(t, 400, 300, 7)
+	leaf := testenv.LeafJPEG(t, 400, 300, 7)
 	huge := append([]byte("\xff\xd8\xff\xe0"), make([]byte, 25<<20)...)
 	for _, tc := range []struct {
 		name   string
@@ -123,7 +124,7 @@ func TestCommands(t *testing.T) {
 		})
 	}
 	// /history lists the photos of this chat, newest first.
-	f.send(chat, me, "", bytesPhoto(leafJPEG(t, 300, 200, 8)))
+	f.send(chat, me, "", bytesPhoto(testenv.LeafJPEG(t, 300, 200, 8)))
 	f.send(chat, me, "", bytesPhoto([]byte("not a photo")))
 	h := f.send(chat, me, "/history", nil)
 	if len(h) != 1 || !strings.Contains(h[0].Text, "Your last photos:") || strings.Count(h[0].Text, "\n") != 2 ||

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 )
 
@@ -45,7 +46,7 @@ func TestLanguageChoice(t *testing.T) {
 		t.Fatalf("after reopening, /help: %v", r)
 	}
 	// A photo's answer comes in Hindi too, with Hindi disease names.
-	r := f.send(chat, amina, "", bytesPhoto(leafJPEG(t, 320, 240, 21)))
+	r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 21)))
 	if len(r) != 1 || !strings.Contains(r[0].Caption, l.T("hi", "diagnosis.header")) {
 		t.Fatalf("photo answer not in Hindi: %v", r)
 	}

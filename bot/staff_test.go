@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
 )
@@ -17,7 +18,7 @@ import (
 func TestHistoryShowsCorrection(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
 	ctx := t.Context()
-	leaf := leafJPEG(t, 640, 480, 1)
+	leaf := testenv.LeafJPEG(t, 640, 480, 1)
 	f.photo("c1", bytesPhoto(leaf))
 	again := f.photo("c1", bytesPhoto(leaf))
 	if again.Kind != "diagnosis" {

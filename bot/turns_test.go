@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -38,7 +39,7 @@ func (f *fixture) inbound(chat string) int {
 func TestEachMessageAnsweredOnce(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100}, nil)
 	chat := bot.ChatRef{Platform: bot.Telegram, ID: "42", Kind: bot.Private}
-	leaf := leafJPEG(t, 320, 240, 12)
+	leaf := testenv.LeafJPEG(t, 320, 240, 12)
 	msg := func(id string) bot.Message {
 		return bot.Message{ID: id, Chat: chat, Sender: bot.Sender{ID: "7"}, Photo: bytesPhoto(leaf), Time: time.Unix(1700000000, 0)}
 	}
@@ -102,7 +103,7 @@ func TestAlbumAnsweredOnceTogether(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
 	chat := bot.ChatRef{Platform: bot.Telegram, ID: "-100", Kind: bot.Group}
 	album := []*bot.Photo{
-		bytesPhoto(leafJPEG(t, 320, 240, 13)), bytesPhoto([]byte("not a photo")), bytesPhoto(leafJPEG(t, 320, 240, 14)),
+		bytesPhoto(testenv.LeafJPEG(t, 320, 240, 13)), bytesPhoto([]byte("not a photo")), bytesPhoto(testenv.LeafJPEG(t, 320, 240, 14)),
 	}
 	r := f.handle(bot.Message{ID: "55", Chat: chat, Sender: bot.Sender{ID: "7"}, Album: album})
 	if len(r) != 1 {
@@ -132,7 +133,7 @@ func TestAlbumAnsweredOnceTogether(t *testing.T) {
 func TestInterruptedByShutdownIsAnsweredLater(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, nil)
 	chat := bot.ChatRef{Platform: bot.Telegram, ID: "9", Kind: bot.Private}
-	leaf := leafJPEG(t, 320, 240, 31)
+	leaf := testenv.LeafJPEG(t, 320, 240, 31)
 	ctx, cancel := context.WithCancel(context.Background())
 	m := bot.Message{ID: "500", Chat: chat, Sender: bot.Sender{ID: "9"}, Photo: &bot.Photo{Fetch: func(context.Context) ([]byte, error) {
 		cancel() // shutdown arrives while downloading

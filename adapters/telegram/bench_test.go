@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cropshield/cropshield/internal/testenv"
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkPhotos(b *testing.B) {
 	for _, load := range []struct{ chats, photos int }{{1, 8}, {8, 4}, {32, 2}} {
 		b.Run(fmt.Sprintf("chats=%d/photos=%d", load.chats, load.photos), func(b *testing.B) {
 			e := newEnv(b, nil)
-			base := leafJPEG(b, 800, 600, 7)
+			base := testenv.LeafJPEG(b, 800, 600, 7)
 			e.start()
 			var latencies []time.Duration
 			n, total := 0, time.Duration(0)

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"image/png"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -249,7 +245,7 @@ func (e *env) photoSizes(seed int) []tgbotapi.PhotoSize {
 	e.t.Helper()
 	var out []tgbotapi.PhotoSize
 	for _, s := range [][2]int{{90, 68}, {320, 240}, {800, 600}, {1280, 960}} {
-		data := leafJPEG(e.t, s[0], s[1], seed)
+		data := testenv.LeafJPEG(e.t, s[0], s[1], seed)
 		uid := fmt.Sprintf("AQAD%d-%dx%d", seed, s[0], s[1])
 		out = append(out, tgbotapi.PhotoSize{FileID: e.api.addFile(uid, data), FileUniqueID: uid,
 			Width: s[0], Height: s[1], FileSize: len(data)})
@@ -260,7 +256,7 @@ func (e *env) photoSizes(seed int) []tgbotapi.PhotoSize {
 // onePhotoSize registers a photo in a single 800x600 size (cheaper, for albums and loads).
 func (e *env) onePhotoSize(seed int) []tgbotapi.PhotoSize {
 	e.t.Helper()
-	data := leafJPEG(e.t, 800, 600, seed)
+	data := testenv.LeafJPEG(e.t, 800, 600, seed)
 	uid := fmt.Sprintf("AQAD%d-single", seed)
 	return []tgbotapi.PhotoSize{{FileID: e.api.addFile(uid, data), FileUniqueID: uid, Width: 800, Height: 600, FileSize: len(data)}}
 }
@@ -306,40 +302,11 @@ func (e *env) isHelp(s sent) bool {
 	return s.Method == "sendMessage" && strings.HasPrefix(strings.TrimSpace(e.helpText()), s.Text)
 }
 
-// leafJPEG draws a green leaf with brown spots; seed varies it.
-func leafJPEG(tb testing.TB, w, h, seed int) []byte {
-	tb.Helper()
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, leaf(w, h, seed), &jpeg.Options{Quality: 85}); err != nil {
-		tb.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func leafPNG(tb testing.TB, w, h, seed int) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, leaf(w, h, seed)); err != nil {
+	if err := png.Encode(&buf, testenv.Leaf(w, h, seed)); err != nil {
 		tb.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-func leaf(w, h, seed int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	cx, cy := float64(w)/2, float64(h)/2
-	for y := range h {
-		for x := range w {
-			dx, dy := (float64(x)-cx)/(0.45*float64(w)), (float64(y)-cy)/(0.3*float64(h))
-			c := color.RGBA{225, 225, 215, 255}
-			if dx*dx+dy*dy < 1 {
-				c = color.RGBA{40, uint8(120 + (x*7+seed)%60), 40, 255}
-				if math.Sin(float64(x+seed)/9)*math.Cos(float64(y)/7) > 0.8 {
-					c = color.RGBA{110, 70, 30, 255}
-				}
-			}
-			img.SetRGBA(x, y, c)
-		}
-	}
-	return img
 }

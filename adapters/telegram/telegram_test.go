@@ -20,6 +20,7 @@ import (
 
 	"github.com/cropshield/cropshield/adapters/telegram"
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -153,7 +154,7 @@ func TestDocuments(t *testing.T) {
 		downloads int
 	}{
 		{name: "png", mime: "image/png", data: func(t *testing.T) []byte { return leafPNG(t, 640, 480, 3) }, wantPhoto: true, downloads: 1},
-		{name: "jpeg", mime: "image/jpeg", data: func(t *testing.T) []byte { return leafJPEG(t, 640, 480, 4) }, wantPhoto: true, downloads: 1},
+		{name: "jpeg", mime: "image/jpeg", data: func(t *testing.T) []byte { return testenv.LeafJPEG(t, 640, 480, 4) }, wantPhoto: true, downloads: 1},
 		{name: "pdf", mime: "application/pdf", data: func(*testing.T) []byte { return []byte("%PDF-1.4") }, wantText: "text.need_photo"},
 		{name: "too large", mime: "image/jpeg", data: func(*testing.T) []byte { return []byte{0xff, 0xd8} }, size: 25 << 20, wantText: "error.too_large"},
 	}
@@ -226,7 +227,7 @@ func TestAlbum(t *testing.T) {
 // in a group every part quotes the farmer's message.
 func TestSendSplits(t *testing.T) {
 	e := newEnv(t, nil) // Send works without Run
-	img := leafJPEG(t, 64, 48, 1)
+	img := testenv.LeafJPEG(t, 64, 48, 1)
 	var images [][]byte
 	for range 11 {
 		images = append(images, img)

@@ -6,10 +6,7 @@ package whatsapp
 import (
 	"bytes"
 	"context"
-	"image"
-	"image/color"
 	"image/jpeg"
-	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,31 +60,6 @@ func (b *realBot) close() error {
 	return err
 }
 
-// leafJPEG draws a green leaf with brown spots; seed varies it.
-func leafJPEG(t testing.TB, w, h, seed int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	cx, cy := float64(w)/2, float64(h)/2
-	for y := range h {
-		for x := range w {
-			dx, dy := (float64(x)-cx)/(0.45*float64(w)), (float64(y)-cy)/(0.3*float64(h))
-			c := color.RGBA{225, 225, 215, 255}
-			if dx*dx+dy*dy < 1 {
-				c = color.RGBA{40, uint8(120 + (x*7+seed)%60), 40, 255}
-				if math.Sin(float64(x+seed)/9)*math.Cos(float64(y)/7) > 0.8 {
-					c = color.RGBA{110, 70, 30, 255}
-				}
-			}
-			img.Set(x, y, c)
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // recording wraps a handler: it keeps the bot.Reply values the handler sends and reports each
 // Handle that returned.
 type recording struct {
@@ -122,7 +94,7 @@ func TestRealHandlerPhoto(t *testing.T) {
 	b := openBot(t, filepath.Join(t.TempDir(), "cropshield.db"))
 	rec := newRecording(b.handler)
 	r := startRig(t, openTestStore(t, ""), rec, testOptions())
-	leaf := leafJPEG(t, 320, 240, 1)
+	leaf := testenv.LeafJPEG(t, 320, 240, 1)
 	evt := imageEvent("3EB0B1", farmerPN, farmerPN, farmerLID, photoOf(r.client, "/v/t62/leaf", leaf))
 	r.client.emit(evt)
 	<-rec.done
@@ -169,7 +141,7 @@ func TestKnownPhotoIsNotDownloaded(t *testing.T) {
 	b := openBot(t, filepath.Join(t.TempDir(), "cropshield.db"))
 	rec := newRecording(b.handler)
 	r := startRig(t, openTestStore(t, ""), rec, testOptions())
-	leaf := leafJPEG(t, 320, 240, 2)
+	leaf := testenv.LeafJPEG(t, 320, 240, 2)
 	r.client.emit(imageEvent("K1", farmerPN, farmerPN, types.EmptyJID, photoOf(r.client, "/v/t62/k1", leaf)))
 	<-rec.done
 	// Forwarded into a group with a mention: a new direct path, the same file hash.
@@ -195,7 +167,7 @@ func TestRealHandlerAnswersOnce(t *testing.T) {
 	rec := newRecording(b.handler)
 	st := openTestStore(t, "")
 	r := startRig(t, st, rec, testOptions())
-	evt := imageEvent("T1", farmerPN, farmerPN, types.EmptyJID, photoOf(r.client, "/v/t62/t1", leafJPEG(t, 320, 240, 3)))
+	evt := imageEvent("T1", farmerPN, farmerPN, types.EmptyJID, photoOf(r.client, "/v/t62/t1", testenv.LeafJPEG(t, 320, 240, 3)))
 	r.client.emit(evt)
 	r.client.emit(evt) // redelivered at once
 	<-rec.done
@@ -265,7 +237,7 @@ func TestRestartInTheMiddleAnswersOnce(t *testing.T) {
 			opts := testOptions()
 			opts.DrainTimeout = time.Nanosecond
 			r := startRig(t, st, c, opts)
-			leaf := leafJPEG(t, 320, 240, 4)
+			leaf := testenv.LeafJPEG(t, 320, 240, 4)
 			evt := imageEvent("R1", farmerPN, farmerPN, types.EmptyJID, photoOf(r.client, "/v/t62/r1", leaf))
 			if tc.during {
 				r.client.onSend = func(n int) {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"io"
 	"log/slog"
@@ -144,24 +142,8 @@ func metric(t *testing.T, text, name string) float64 {
 	return v
 }
 
-func testLeaf(t *testing.T) []byte {
-	img := image.NewRGBA(image.Rect(0, 0, 1280, 960))
-	for y := range 960 {
-		for x := range 1280 {
-			c := color.RGBA{230, 228, 220, 255}
-			dx, dy := float64(x-640)/560, float64(y-480)/360
-			if dx*dx+dy*dy < 1 {
-				c = color.RGBA{50, uint8(110 + (x/7+y/11)%70), 45, 255}
-			}
-			img.Set(x, y, c)
-		}
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 88}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+// testLeaf is a 1280x960 leaf photo, the size Telegram delivers.
+func testLeaf(t *testing.T) []byte { return testenv.LeafJPEG(t, 1280, 960, 0) }
 
 // TestServeWebChatEndToEnd is the README's promise: serve answers a leaf photo in the web chat
 // with the top-3 and an overlay, answers the same photo again from the cache (visible in

@@ -4,7 +4,12 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -81,4 +86,35 @@ func ContractSession(tb testing.TB) *inference.Model {
 		tb.Fatal(contract.err)
 	}
 	return contract.m
+}
+
+// Leaf draws a synthetic green leaf with brown spots on a pale background, w x h pixels; seed
+// varies the texture, so that different seeds give different photos (and hashes).
+func Leaf(w, h, seed int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	cx, cy := float64(w)/2, float64(h)/2
+	for y := range h {
+		for x := range w {
+			dx, dy := (float64(x)-cx)/(0.45*float64(w)), (float64(y)-cy)/(0.3*float64(h))
+			c := color.RGBA{225, 225, 215, 255}
+			if dx*dx+dy*dy < 1 {
+				c = color.RGBA{40, uint8(120 + (x*7+seed)%60), 40, 255}
+				if math.Sin(float64(x+seed)/9)*math.Cos(float64(y)/7) > 0.8 {
+					c = color.RGBA{110, 70, 30, 255}
+				}
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+// LeafJPEG is Leaf encoded as a JPEG photo.
+func LeafJPEG(tb testing.TB, w, h, seed int) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, Leaf(w, h, seed), &jpeg.Options{Quality: 90}); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
 }
