@@ -61,12 +61,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request, sess *session) 
 	}
 	resolved := r.PostFormValue("resolved") == "1"
 	err := s.st.SetResolved(r.Context(), platform, chatID, resolved, sess.name, s.opts.Now())
-	if errors.Is(err, store.ErrNotFound) {
-		http.NotFound(w, r)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	done := "reopened"
@@ -80,18 +75,12 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request, sess *session) 
 // correct stores a staff verdict on a photo: action=confirm takes the model's top-1, otherwise
 // class is one of the model's classes.
 func (s *Server) correct(w http.ResponseWriter, r *http.Request, sess *session) {
-	hash := r.PathValue("hash")
-	if !hashRegexp.MatchString(hash) {
-		http.NotFound(w, r)
+	hash, ok := photoHash(w, r)
+	if !ok {
 		return
 	}
 	a, err := s.st.StoredAnalysis(r.Context(), hash)
-	if errors.Is(err, store.ErrNotFound) {
-		http.NotFound(w, r)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	c := store.Correction{PhotoHash: hash, ModelVersion: a.ModelVersion, By: sess.name, At: s.opts.Now()}

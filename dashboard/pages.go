@@ -194,12 +194,7 @@ func (s *Server) thread(w http.ResponseWriter, r *http.Request, sess *session) {
 	}
 	ctx := r.Context()
 	sum, err := s.st.GetSummary(ctx, platform, chatID)
-	if errors.Is(err, store.ErrNotFound) {
-		http.NotFound(w, r)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	before, _ := strconv.ParseUint(r.URL.Query().Get("before"), 10, 64)
@@ -279,9 +274,8 @@ type photoPageView struct {
 }
 
 func (s *Server) photoPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	hash := r.PathValue("hash")
-	if !hashRegexp.MatchString(hash) {
-		http.NotFound(w, r)
+	hash, ok := photoHash(w, r)
+	if !ok {
 		return
 	}
 	pv, err := s.photoView(r, hash)
@@ -312,36 +306,24 @@ func (s *Server) photoPage(w http.ResponseWriter, r *http.Request, sess *session
 
 // photoImage serves a farmer's photo, only with a session (the route requires one).
 func (s *Server) photoImage(w http.ResponseWriter, r *http.Request, _ *session) {
-	hash := r.PathValue("hash")
-	if !hashRegexp.MatchString(hash) {
-		http.NotFound(w, r)
+	hash, ok := photoHash(w, r)
+	if !ok {
 		return
 	}
 	data, mime, err := s.st.GetPhoto(r.Context(), hash)
-	if errors.Is(err, store.ErrNotFound) {
-		http.NotFound(w, r)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	serveImage(w, data, mime)
 }
 
 func (s *Server) overlayImage(w http.ResponseWriter, r *http.Request, _ *session) {
-	hash := r.PathValue("hash")
-	if !hashRegexp.MatchString(hash) {
-		http.NotFound(w, r)
+	hash, ok := photoHash(w, r)
+	if !ok {
 		return
 	}
 	data, err := s.st.Overlay(r.Context(), hash)
-	if errors.Is(err, store.ErrNotFound) {
-		http.NotFound(w, r)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	serveImage(w, data, "image/jpeg")
@@ -358,4 +340,28 @@ func serveImage(w http.ResponseWriter, data []byte, mime string) {
 	w.Header().Set("Cache-Control", "private, max-age=600")
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	_, _ = w.Write(data)
+}
+
+// photoHash reads the {hash} path value, answering 404 for anything that is not a photo hash.
+func photoHash(w http.ResponseWriter, r *http.Request) (string, bool) {
+	hash := r.PathValue("hash")
+	if !hashRegexp.MatchString(hash) {
+		http.NotFound(w, r)
+		return "", false
+	}
+	return hash, true
+}
+
+// failed answers a store error: 404 for store.ErrNotFound, the error page otherwise. It
+// reports whether it answered (err != nil).
+func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrNotFound):
+		http.NotFound(w, r)
+	default:
+		s.fail(w, r, err)
+	}
+	return true
 }
