@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,15 +129,22 @@ type Report struct {
 	Photos int      `json:"photos"`
 	Failed []string `json:"failed,omitempty"` // paths that could not be read
 	// Over the photos of class folders:
-	Top1          Counts        `json:"top1"`
-	Top3          Counts        `json:"top3"`
-	CropTop1      Counts        `json:"crop_top1"` // argmax among the classes of the photo's crop
-	CropTop3      Counts        `json:"crop_top3"`
-	FalseRejected Counts        `json:"false_rejected"` // leaf photos refused as not a leaf
-	ECE           float64       `json:"ece"`            // expected calibration error of top-1, 15 bins
-	PerClass      []ClassReport `json:"per_class"`      // classes with photos, in model order
-	Classes       []string      `json:"classes"`
-	Confusion     [][]int       `json:"confusion"` // [true][predicted], model order
+	Top1          Counts  `json:"top1"`
+	Top3          Counts  `json:"top3"`
+	CropTop1      Counts  `json:"crop_top1"` // argmax among the classes of the photo's crop
+	CropTop3      Counts  `json:"crop_top3"`
+	FalseRejected Counts  `json:"false_rejected"` // leaf photos refused as not a leaf
+	ECE           float64 `json:"ece"`            // expected calibration error of top-1, 15 bins
+	// ECEInterval is the 90 % basic bootstrap interval of ECE (photos resampled with replacement;
+	// "basic" because ECE is biased upwards, and so is its resampled value).
+	ECEInterval [2]float64 `json:"ece_interval_90"`
+	// ECEFloor is the ECE a perfectly calibrated model with the same confidences would show on
+	// this many photos, from sampling noise alone: a measured ECE near it cannot be told apart
+	// from perfect calibration.
+	ECEFloor  float64       `json:"ece_floor"`
+	PerClass  []ClassReport `json:"per_class"` // classes with photos, in model order
+	Classes   []string      `json:"classes"`
+	Confusion [][]int       `json:"confusion"` // [true][predicted], model order
 	// Over the photos of other folders:
 	Rejected Counts        `json:"rejected"`
 	Others   []OtherFolder `json:"others,omitempty"`
@@ -169,8 +177,8 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 		per[i].Class = c
 	}
 	others := map[string]*OtherFolder{}
-	var binConf, binAcc [ECEBins]float64
-	var binN [ECEBins]int
+	var confs []float64
+	var rights []bool
 	var lat []float64
 	for i, s := range samples {
 		o, err := outcomes[i], errs[i]
@@ -210,19 +218,10 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 			pair.one.add(pair.hit)
 		}
 		r.Confusion[s.Class][ranked[0]]++
-		conf := o.Probs[ranked[0]]
-		b := min(int(conf*ECEBins), ECEBins-1)
-		binN[b]++
-		binConf[b] += conf
-		if top1 {
-			binAcc[b]++
-		}
+		confs = append(confs, o.Probs[ranked[0]])
+		rights = append(rights, top1)
 	}
-	for b := range ECEBins {
-		if binN[b] > 0 && r.Top1.N > 0 {
-			r.ECE += math.Abs(binAcc[b]-binConf[b]) / float64(r.Top1.N)
-		}
-	}
+	r.ECE, r.ECEInterval, r.ECEFloor = calibration(confs, rights)
 	for _, c := range []*Counts{&r.Top1, &r.Top3, &r.CropTop1, &r.CropTop3, &r.FalseRejected, &r.Rejected} {
 		c.finish()
 	}
@@ -241,6 +240,62 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 	}
 	r.Latency = summarize(lat)
 	return r, nil
+}
+
+// eceDraws is the number of resamples behind ECEInterval and ECEFloor; the draws are seeded, so
+// a report is reproducible.
+const eceDraws = 1000
+
+// ece is the expected calibration error of top-1 confidences and whether each top-1 was right:
+// the photo-weighted mean over ECEBins equal-width bins of |accuracy - mean confidence|.
+func ece(confs []float64, rights []bool, idx []int) float64 {
+	var conf, acc [ECEBins]float64
+	for _, i := range idx {
+		b := min(int(confs[i]*ECEBins), ECEBins-1)
+		conf[b] += confs[i]
+		if rights[i] {
+			acc[b]++
+		}
+	}
+	e := 0.0
+	for b := range ECEBins {
+		e += math.Abs(acc[b] - conf[b])
+	}
+	return e / float64(len(idx))
+}
+
+// calibration returns the ECE, its 90 % bootstrap interval and its noise floor: the mean ECE
+// when each top-1 is right with exactly its stated confidence.
+func calibration(confs []float64, rights []bool) (e float64, interval [2]float64, floor float64) {
+	n := len(confs)
+	if n == 0 {
+		return 0, interval, 0
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	e = ece(confs, rights, all)
+	rng := rand.New(rand.NewPCG(20251125, uint64(n)))
+	boot := make([]float64, eceDraws)
+	idx := make([]int, n)
+	for d := range boot {
+		for i := range idx {
+			idx[i] = rng.IntN(n)
+		}
+		boot[d] = ece(confs, rights, idx)
+	}
+	slices.Sort(boot)
+	clamp := func(v float64) float64 { return min(max(v, 0), 1) }
+	interval = [2]float64{clamp(2*e - boot[eceDraws*95/100-1]), clamp(2*e - boot[eceDraws*5/100])}
+	drawn := make([]bool, n)
+	for range eceDraws {
+		for i, c := range confs {
+			drawn[i] = rng.Float64() < c
+		}
+		floor += ece(confs, drawn, all) / eceDraws
+	}
+	return e, interval, floor
 }
 
 // runAll classifies every sample on a pool of workers, keeping results in sample order.

@@ -37,7 +37,8 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "top-1 within crop:      %s\n", pct(r.CropTop1))
 		fmt.Fprintf(&b, "top-3 within crop:      %s\n", pct(r.CropTop3))
 		fmt.Fprintf(&b, "falsely rejected:       %s\n", pct(r.FalseRejected))
-		fmt.Fprintf(&b, "calibration error:      %.2f%% (ECE, %d bins)\n", 100*r.ECE, ECEBins)
+		fmt.Fprintf(&b, "calibration error:      %.2f%% (ECE, %d bins; 90%% interval %.1f-%.1f%%; perfectly calibrated would measure %.1f%% on %d photos)\n",
+			100*r.ECE, ECEBins, 100*r.ECEInterval[0], 100*r.ECEInterval[1], 100*r.ECEFloor, r.Top1.N)
 	}
 	if r.Rejected.N > 0 {
 		fmt.Fprintf(&b, "not-a-leaf rejected:    %s\n", pct(r.Rejected))
