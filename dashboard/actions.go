@@ -12,7 +12,8 @@ import (
 
 func platformOf(p string) bot.Platform { return bot.Platform(p) }
 
-// reply sends a staff reply through the adapter the conversation came from.
+// reply sends a staff reply through the adapter the conversation came from, to the chat the
+// conversation continues in if it moved.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
 	id := r.PathValue("id")
 	platform, chatID, ok := parseConversationID(id)
@@ -28,6 +29,14 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if sum.MovedTo != "" {
+		// The chat continues under a new id (a Telegram group became a supergroup): the reply
+		// goes there and is logged in that conversation.
+		chatID, id = sum.MovedTo, conversationID(platform, sum.MovedTo)
+		if sum, err = s.st.GetSummary(r.Context(), platform, chatID); s.failed(w, r, err) {
+			return
+		}
 	}
 	back := "/conversations/" + id
 	out, ok := s.opts.Responders[platformOf(platform)]

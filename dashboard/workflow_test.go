@@ -11,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/store"
 )
 
 // TestAgentWorkflow: an agent finds the conversation with the filters, opens the thread (photo,
@@ -196,6 +200,49 @@ func TestStackedBarsAxis(t *testing.T) {
 		}
 		if c.Empty != tt.empty || !slices.Equal(ticks, tt.ticks) {
 			t.Errorf("sums %v: empty %v ticks %v, want %v %v", tt.sums, c.Empty, ticks, tt.empty, tt.ticks)
+		}
+	}
+}
+
+// TestMovedConversation: a Telegram group that became a supergroup shows, on each thread, a link
+// to the other; a staff reply from the old thread goes to the supergroup and is logged there.
+func TestMovedConversation(t *testing.T) {
+	tg := &responder{}
+	e := newEnv(t, func(o *Options) { o.Responders[bot.Telegram] = tg })
+	ctx := t.Context()
+	const from, to = "-4001", "-1004001"
+	now := e.clock.now()
+	in := store.Record{Time: now, Platform: "telegram", ChatID: from, Direction: store.Inbound, SenderID: "31",
+		SenderName: "Amina", MessageID: "7", Text: "/language sw"}
+	if _, err := e.st.RecordInbound(ctx, in, &store.Chat{Platform: "telegram", ID: from, Kind: "group", Title: "Mbeya growers"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.MigrateChat(ctx, "telegram", from, to, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	oldID, newID := conversationID("telegram", from), conversationID("telegram", to)
+	c := e.client()
+	token := e.login(c, "alice", agentPass)
+	for _, tt := range []struct{ conv, want string }{
+		{oldID, `id="moved-to">Moved to a new chat id: the conversation continues in <a href="/conversations/` + newID + `">` + to},
+		{newID, `id="moved-from">Continued from <a href="/conversations/` + oldID + `">` + from},
+	} {
+		if code, body, _ := e.page(c, "/conversations/"+tt.conv); code != http.StatusOK || !strings.Contains(body, tt.want) {
+			t.Errorf("thread %s (%d) lacks %q", tt.conv, code, tt.want)
+		}
+	}
+
+	resp := e.post(c, "/conversations/"+oldID+"/reply", url.Values{"csrf": {token}, "text": {"Spray in the evening."}})
+	if want := "/conversations/" + newID + "?done=reply"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+		t.Fatalf("reply: %s to %s, want a redirect to %s", resp.Status, resp.Header.Get("Location"), want)
+	}
+	sent := tg.sent()
+	if len(sent) != 1 || sent[0].Chat.ID != to || sent[0].Chat.Kind != bot.Group {
+		t.Fatalf("sent %+v, want one reply to the supergroup", sent)
+	}
+	for id, n := range map[string]int{from: 1, to: 1} {
+		if recs, err := e.st.Messages(ctx, "telegram", id, 0, 10); err != nil || len(recs) != n {
+			t.Errorf("chat %s logs %d messages (%v), want %d", id, len(recs), err, n)
 		}
 	}
 }

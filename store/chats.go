@@ -16,6 +16,10 @@ type Chat struct {
 	Title               string
 	Language            string // stored preference, "" if none
 	FirstSeen, LastSeen time.Time
+	// MovedTo is the id the chat continues under since the platform gave it a new one (a
+	// Telegram group upgraded to a supergroup); MovedFrom is the id it had before. See
+	// MigrateChat.
+	MovedTo, MovedFrom string
 }
 
 // User is a person on one platform.
@@ -34,6 +38,8 @@ type chatRec struct {
 	Language  string    `json:"language,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
+	MovedTo   string    `json:"moved_to,omitempty"`
+	MovedFrom string    `json:"moved_from,omitempty"`
 }
 
 // userRec is the JSON stored under platform NUL id in bucketUsers.
@@ -222,11 +228,75 @@ func (s *Store) SetUserLanguage(ctx context.Context, platform, id, lang string) 
 	})
 }
 
+// MigrateChat records, in one transaction, that chat from continues as chat to on the same
+// platform (Telegram gives a group upgraded to a supergroup a new chat id). The new chat takes
+// over the old one's preferences: its language unless one was chosen in the new chat already,
+// its kind and title unless it has its own, and the earlier first-seen time; it is created if
+// it was never seen. The old chat records MovedTo and the new one MovedFrom. The message logs
+// stay where they are; the conversations' summaries show the link both ways (the new chat's is
+// created if it has none, so that staff can open and answer it). Migrating again, or from the
+// other side's notice, changes nothing more. It returns the new chat as stored; ErrNotFound if
+// the old chat was never seen (nothing is written then: there is nothing to carry over).
+func (s *Store) MigrateChat(ctx context.Context, platform, from, to string, at time.Time) (Chat, error) {
+	if err := ctx.Err(); err != nil {
+		return Chat{}, err
+	}
+	if err := checkIDs("platform", platform, "chat id", from); err != nil {
+		return Chat{}, err
+	}
+	if err := checkID("new chat id", to); err != nil {
+		return Chat{}, err
+	}
+	if from == to {
+		return Chat{}, fmt.Errorf("%w: chat %s moved to itself", ErrInvalid, from)
+	}
+	at = utc(at)
+	var out Chat
+	err := s.update(ctx, "migrate chat", func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketChats)
+		if err != nil {
+			return err
+		}
+		oldKey, newKey := compositeKey(platform, from), compositeKey(platform, to)
+		var old, moved chatRec
+		if err := getJSON(tx, bucketChats, oldKey, &old, "chat "+from+" on "+platform); err != nil {
+			return err
+		}
+		if v := b.Get(newKey); v != nil {
+			if err := json.Unmarshal(v, &moved); err != nil {
+				return fmt.Errorf("decode chat: %w", err)
+			}
+		}
+		// A language is only ever stored by an explicit choice: one made in the new chat wins.
+		moved.Kind, moved.Title, moved.Language = cmpOr(moved.Kind, old.Kind), cmpOr(moved.Title, old.Title), cmpOr(moved.Language, old.Language)
+		if moved.FirstSeen.IsZero() || old.FirstSeen.Before(moved.FirstSeen) {
+			moved.FirstSeen = old.FirstSeen
+		}
+		if at.After(moved.LastSeen) {
+			moved.LastSeen = at
+		}
+		moved.MovedFrom, old.MovedTo = from, to
+		if err := putJSON(b, oldKey, old); err != nil {
+			return err
+		}
+		if err := putJSON(b, newKey, moved); err != nil {
+			return err
+		}
+		out = moved.chat(platform, to)
+		return linkMigration(tx, platform, from, to, moved, at)
+	})
+	if err != nil {
+		return Chat{}, err
+	}
+	return out, nil
+}
+
 func (r chatRec) chat(platform, id string) Chat {
 	return Chat{
 		Platform: platform, ID: id,
 		Kind: r.Kind, Title: r.Title, Language: r.Language,
 		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen,
+		MovedTo: r.MovedTo, MovedFrom: r.MovedFrom,
 	}
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -201,5 +202,154 @@ func TestClearLanguage(t *testing.T) {
 		if u.Language != lang {
 			t.Errorf("Language = %q, want %q", u.Language, lang)
 		}
+	}
+}
+
+// TestMigrateChat: a Telegram group upgraded to a supergroup continues under a new chat id. The
+// new chat takes the group's language (unless one was chosen there), kind, title and first-seen
+// time; both chats and both summaries name the other; the message logs stay where they are.
+func TestMigrateChat(t *testing.T) {
+	t0, t1, t2 := testTime, testTime.Add(time.Hour), testTime.Add(2*time.Hour)
+	const from, to = "-4001", "-1004001"
+	// group records a message from a group chat and sets its language if lang is not empty.
+	group := func(t *testing.T, s *Store, id, title, lang string, seen time.Time) {
+		t.Helper()
+		r := Record{Time: seen, Platform: "telegram", ChatID: id, Direction: Inbound, SenderID: "7", MessageID: "1", Text: "/help"}
+		if _, err := s.RecordInbound(t.Context(), r, &Chat{Platform: "telegram", ID: id, Kind: "group", Title: title}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if lang != "" {
+			if err := s.SetChatLanguage(t.Context(), "telegram", id, lang); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, s *Store)
+		times   int  // MigrateChat calls (a repeated notice, or both sides' notices)
+		want    Chat // the new chat
+		logs    int  // messages in the new chat's log
+		wantErr error
+	}{
+		{
+			name:  "language carried over",
+			setup: func(t *testing.T, s *Store) { group(t, s, from, "Growers", "sw", t0) },
+			times: 1,
+			want: Chat{Platform: "telegram", ID: to, Kind: "group", Title: "Growers", Language: "sw",
+				FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+		},
+		{
+			name: "new chat keeps the language chosen there",
+			setup: func(t *testing.T, s *Store) {
+				group(t, s, from, "Growers", "sw", t0)
+				group(t, s, to, "Growers (supergroup)", "fr", t1)
+			},
+			times: 1,
+			want: Chat{Platform: "telegram", ID: to, Kind: "group", Title: "Growers (supergroup)", Language: "fr",
+				FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+			logs: 1,
+		},
+		{
+			name: "new chat seen before without a language takes the group's",
+			setup: func(t *testing.T, s *Store) {
+				group(t, s, from, "Growers", "ha", t0)
+				group(t, s, to, "", "", t1)
+			},
+			times: 1,
+			want: Chat{Platform: "telegram", ID: to, Kind: "group", Title: "Growers", Language: "ha",
+				FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+			logs: 1,
+		},
+		{
+			name:  "repeated migration is idempotent",
+			setup: func(t *testing.T, s *Store) { group(t, s, from, "Growers", "sw", t0) },
+			times: 3,
+			want: Chat{Platform: "telegram", ID: to, Kind: "group", Title: "Growers", Language: "sw",
+				FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+		},
+		{
+			name:    "unknown old chat",
+			setup:   func(*testing.T, *Store) {},
+			times:   1,
+			wantErr: ErrNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestStore(t, "")
+			ctx := t.Context()
+			tt.setup(t, s)
+			var first Summary
+			for i := range tt.times {
+				got, err := s.MigrateChat(ctx, "telegram", from, to, t2)
+				if tt.wantErr != nil {
+					if !errors.Is(err, tt.wantErr) {
+						t.Fatalf("MigrateChat: %v, want %v", err, tt.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("MigrateChat #%d: %v", i+1, err)
+				}
+				if got != tt.want {
+					t.Errorf("MigrateChat #%d = %+v, want %+v", i+1, got, tt.want)
+				}
+				sum, err := s.GetSummary(ctx, "telegram", to)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					first = sum
+				} else if !reflect.DeepEqual(sum, first) {
+					t.Errorf("summary after migration #%d = %+v, after the first %+v", i+1, sum, first)
+				}
+			}
+			page, err := s.ListConversations(ctx, ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != nil {
+				// Nothing was written.
+				if _, err := s.GetChat(ctx, "telegram", to); !errors.Is(err, ErrNotFound) {
+					t.Errorf("GetChat of the new chat: %v, want ErrNotFound", err)
+				}
+				if len(page.Items) != 0 {
+					t.Errorf("conversations %+v, want none", page.Items)
+				}
+				return
+			}
+			stored, err := s.GetChat(ctx, "telegram", to)
+			if err != nil || stored != tt.want {
+				t.Errorf("GetChat(new) = %+v, %v; want %+v", stored, err, tt.want)
+			}
+			old, err := s.GetChat(ctx, "telegram", from)
+			if err != nil || old.MovedTo != to || old.MovedFrom != "" || old.Language == "" {
+				t.Errorf("GetChat(old) = %+v, %v; want MovedTo %s and its language kept", old, err, to)
+			}
+			// Each conversation is listed once (no stale index entries), each naming the other.
+			if len(page.Items) != 2 {
+				t.Fatalf("%d conversations listed, want 2: %+v", len(page.Items), page.Items)
+			}
+			for _, sum := range page.Items {
+				switch sum.ChatID {
+				case from:
+					if sum.MovedTo != to || sum.MovedFrom != "" || sum.Messages != 1 {
+						t.Errorf("old summary %+v, want MovedTo %s and its 1 message", sum, to)
+					}
+				case to:
+					if sum.MovedFrom != from || sum.MovedTo != "" || sum.Messages != tt.logs || sum.Kind != "group" || sum.Title != tt.want.Title {
+						t.Errorf("new summary %+v, want MovedFrom %s, %d messages, the group's kind and title", sum, from, tt.logs)
+					}
+				}
+			}
+			// The logs are not copied.
+			for id, n := range map[string]int{from: 1, to: tt.logs} {
+				recs, err := s.Messages(ctx, "telegram", id, 0, 10)
+				if err != nil || len(recs) != n {
+					t.Errorf("chat %s has %d messages (%v), want %d", id, len(recs), err, n)
+				}
+			}
+		})
 	}
 }

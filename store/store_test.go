@@ -301,6 +301,10 @@ func cancelledCalls(s *Store, newPath string) map[string]func(context.Context) e
 			_, err := s.RecentMessages(ctx, "telegram", "1", 10)
 			return err
 		},
+		"MigrateChat": func(ctx context.Context) error {
+			_, err := s.MigrateChat(ctx, "telegram", "1", "2", testTime)
+			return err
+		},
 	}
 }
 
@@ -367,6 +371,8 @@ func TestInvalidArguments(t *testing.T) {
 		{"GetUser NUL id", func() error { _, err := s.GetUser(ctx, "telegram", "\x00"); return err }},
 		{"SetChatLanguage NUL id", func() error { return s.SetChatLanguage(ctx, "telegram", "1\x002", "fr") }},
 		{"SetUserLanguage empty id", func() error { return s.SetUserLanguage(ctx, "telegram", "", "fr") }},
+		{"MigrateChat to itself", func() error { _, err := s.MigrateChat(ctx, "telegram", "1", "1", testTime); return err }},
+		{"MigrateChat empty new id", func() error { _, err := s.MigrateChat(ctx, "telegram", "1", "", testTime); return err }},
 		{"AppendMessage empty chat", func() error {
 			_, err := s.AppendMessage(ctx, withRec(func(r *Record) { r.ChatID = "" }))
 			return err

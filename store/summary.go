@@ -73,6 +73,9 @@ type Summary struct {
 	Resolved       bool
 	ResolvedBy     string
 	ResolvedAt     time.Time
+	// MovedTo: the chat continues under this id (Store.MigrateChat); MovedFrom: it continues
+	// the chat of that id.
+	MovedTo, MovedFrom string
 }
 
 type summaryRec struct {
@@ -100,6 +103,8 @@ type summaryRec struct {
 	Resolved   bool      `json:"resolved,omitempty"`
 	ResolvedBy string    `json:"resolved_by,omitempty"`
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+	MovedTo    string    `json:"moved_to,omitempty"`
+	MovedFrom  string    `json:"moved_from,omitempty"`
 }
 
 func (r summaryRec) summary(platform, chatID string) Summary {
@@ -109,7 +114,7 @@ func (r summaryRec) summary(platform, chatID string) Summary {
 		LastStaff: r.LastStaff, Texts: r.Texts, Messages: r.Messages, Photos: r.Photos, PhotoHash: r.PhotoHash,
 		Disease: r.Disease, Prob: r.Prob, Corrected: r.Corrected, NotLeaf: r.NotLeaf, Diseases: r.Diseases,
 		LowConfidence: r.Low, NeedsAttention: r.Attention, Resolved: r.Resolved, ResolvedBy: r.ResolvedBy,
-		ResolvedAt: r.ResolvedAt,
+		ResolvedAt: r.ResolvedAt, MovedTo: r.MovedTo, MovedFrom: r.MovedFrom,
 	}
 }
 
@@ -222,6 +227,47 @@ func reindex(tx *bolt.Tx, chatKey []byte, oldLast time.Time, existed bool, last 
 		}
 	}
 	return ib.Put(nk, nil)
+}
+
+// linkMigration marks the summaries of a chat that moved (Store.MigrateChat), the old one with
+// MovedTo and the new one with MovedFrom. The new chat's summary is created if it has none, with
+// its activity at the move.
+func linkMigration(tx *bolt.Tx, platform, from, to string, chat chatRec, at time.Time) error {
+	sb, err := bucket(tx, bucketSummaries)
+	if err != nil {
+		return err
+	}
+	oldKey, newKey := compositeKey(platform, from), compositeKey(platform, to)
+	if v := sb.Get(oldKey); v != nil {
+		var s summaryRec
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("decode summary: %w", err)
+		}
+		s.MovedTo = to
+		if err := putJSON(sb, oldKey, s); err != nil {
+			return err
+		}
+	}
+	s := summaryRec{First: at, Last: at}
+	v := sb.Get(newKey)
+	found := v != nil
+	if found {
+		s = summaryRec{}
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("decode summary: %w", err)
+		}
+	}
+	// As noteMessage does: the chat record's kind and title win; the language the chat was last
+	// answered in, else the one it will be answered in.
+	s.Kind, s.Title, s.Language = cmpOr(chat.Kind, s.Kind), cmpOr(chat.Title, s.Title), cmpOr(s.Language, chat.Language)
+	s.MovedFrom = from
+	if err := putJSON(sb, newKey, s); err != nil {
+		return err
+	}
+	if found {
+		return nil
+	}
+	return reindex(tx, newKey, time.Time{}, false, at)
 }
 
 // noteAnswer applies a bot reply to the summary and counts it in the daily statistics.

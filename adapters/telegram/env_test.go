@@ -175,7 +175,7 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	opts := e.opts
-	opts.Inbox = e.st
+	opts.Inbox, opts.Chats = e.st, e.st
 	a, err := telegram.New(sink.logger(e.t), opts)
 	if err != nil {
 		e.t.Fatal(err)

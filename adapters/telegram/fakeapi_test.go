@@ -53,8 +53,8 @@ type queued struct {
 // fakeAPI is a Bot API server on 127.0.0.1 speaking just enough of the protocol for the real
 // tgbotapi client: getMe, getUpdates with offsets and long polling, getFile and file downloads,
 // sendMessage, sendPhoto and sendMediaGroup (multipart), sendChatAction, getChatMember,
-// setWebhook and deleteWebhook, 409 conflicts and 429 flood control. It records what the bot
-// did.
+// setWebhook and deleteWebhook, 409 conflicts, 429 flood control and groups moved to a
+// supergroup (400 with migrate_to_chat_id). It records what the bot did.
 type fakeAPI struct {
 	t   testing.TB
 	srv *httptest.Server
@@ -84,13 +84,15 @@ type fakeAPI struct {
 	holdSend    func(method string, chat int64) bool
 	released    chan struct{}
 	deliveredAt map[string]time.Time // "chat/message" → when getUpdates handed it out
+	moved       map[int64]int64      // chat → the supergroup it became: sends to it are refused
+	refused     []string             // "method/chat" of the sends refused because the chat moved
 }
 
 func newFakeAPI(t testing.TB) *fakeAPI {
 	f := &fakeAPI{t: t, changed: make(chan struct{}), nextID: 100, nextMsg: 5000,
 		files: map[string]fakeFile{}, downloads: map[string]int{}, members: map[int64]string{},
 		floodPlan: map[string]int{}, floodGiven: map[string]int{}, floodAt: map[int64]time.Time{},
-		released: make(chan struct{}), deliveredAt: map[string]time.Time{}}
+		released: make(chan struct{}), deliveredAt: map[string]time.Time{}, moved: map[int64]int64{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(func() {
 		f.release()
@@ -204,6 +206,19 @@ func (f *fakeAPI) flood(method string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.floodPlan[method] = n
+}
+
+// move turns group chat from into supergroup to: from then refuses messages, naming to.
+func (f *fakeAPI) move(from, to int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moved[from] = to
+}
+
+func (f *fakeAPI) refusals() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.refused...)
 }
 
 func (f *fakeAPI) setConflicts(n int) {
@@ -342,8 +357,17 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hold := f.holdSend != nil && f.holdSend(method, chat)
+	movedTo, moved := f.moved[chat]
+	moved = moved && strings.HasPrefix(method, "send")
+	if moved {
+		f.refused = append(f.refused, fmt.Sprintf("%s/%d", method, chat))
+	}
 	f.changedLocked()
 	f.mu.Unlock()
+	if moved {
+		fail(w, http.StatusBadRequest, "Bad Request: group chat was upgraded to a supergroup chat", map[string]any{"migrate_to_chat_id": movedTo})
+		return
+	}
 
 	if hold {
 		select {

@@ -50,8 +50,8 @@ func hasImage(m *tgbotapi.Message) bool {
 
 // wanted decides, from the message alone, whether an update is kept: everything in private
 // chats; in groups, photos addressed to the bot (or all, if so configured), the photos of
-// albums (decided as a whole when the album is complete), and commands for this bot. Channels,
-// edits and other update kinds are not kept.
+// albums (decided as a whole when the album is complete), commands for this bot, and the notice
+// that the group moved to a new chat id. Channels, edits and other update kinds are not kept.
 func (a *Adapter) wanted(m *tgbotapi.Message) bool {
 	if m == nil || m.Chat == nil {
 		return false
@@ -61,6 +61,8 @@ func (a *Adapter) wanted(m *tgbotapi.Message) bool {
 		return true
 	case !isGroup(m.Chat):
 		return false
+	case isMigration(m):
+		return true
 	case hasImage(m):
 		return m.MediaGroupID != "" || a.opts.GroupPhotos == GroupPhotosAll || a.addressed(m)
 	default:

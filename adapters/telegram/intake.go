@@ -218,6 +218,12 @@ func (a *Adapter) accept(us []update) {
 		}
 		a.active[u.id] = true
 		m := u.msg
+		if _, to, ok := migration(m); ok {
+			// In the supergroup's queue: the group's language is carried over before the
+			// supergroup's next message is handled.
+			a.submitLocked(job{chat: to, updates: []update{u}})
+			continue
+		}
 		if m.MediaGroupID != "" && hasImage(m) {
 			k := albumKey{chat: m.Chat.ID, group: m.MediaGroupID}
 			al := a.albums[k]
@@ -342,6 +348,21 @@ func (a *Adapter) handleJob(ctx context.Context, h bot.MessageHandler, j job) {
 		a.mu.Unlock()
 	}()
 
+	if m := j.updates[0].msg; isMigration(m) {
+		// A service message, not a farmer's: recorded here, never handed to the handler (no
+		// reply, no turn against the chat's rate limit).
+		from, to, _ := migration(m)
+		at := a.opts.Now()
+		if m.Date != 0 {
+			at = time.Unix(int64(m.Date), 0)
+		}
+		if err := a.migrate(ctx, from, to, at); err != nil {
+			log.Error("telegram: the group's move not recorded; it stays in the inbox and is handed over again at the next start", "err", err)
+			return
+		}
+		done = true
+		return
+	}
 	msg, ok := a.jobMessage(j)
 	if !ok {
 		done = true // a group album nobody addressed to the bot

@@ -100,7 +100,7 @@ func testAdapter(t *testing.T, opts Options) *Adapter {
 	if opts.Token == "" {
 		opts.Token = "42:secret-token-for-unit-tests"
 	}
-	opts.Inbox = nopInbox{}
+	opts.Inbox, opts.Chats = nopInbox{}, nopChats{}
 	a, err := New(slog.New(slog.DiscardHandler), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +117,12 @@ func (nopInbox) PendingInbox(context.Context, string) ([]store.InboxUpdate, erro
 }
 func (nopInbox) DoneInbox(context.Context, string, ...int64) error  { return nil }
 func (nopInbox) InboxOffset(context.Context, string) (int64, error) { return 0, nil }
+
+type nopChats struct{}
+
+func (nopChats) MigrateChat(context.Context, string, string, string, time.Time) (store.Chat, error) {
+	return store.Chat{}, nil
+}
 
 func TestWanted(t *testing.T) {
 	private := &tgbotapi.Chat{ID: 1, Type: "private"}
@@ -158,6 +164,9 @@ func TestWanted(t *testing.T) {
 		{"group chatter", false, &tgbotapi.Message{Chat: group, Text: "rain tomorrow"}, false},
 		{"group mention without photo", false, &tgbotapi.Message{Chat: group, Text: "@CropShieldBot hi"}, false},
 		{"group path is not a command", false, &tgbotapi.Message{Chat: group, Text: "/ etc"}, false},
+		{"group moved to a supergroup", false, &tgbotapi.Message{Chat: group, MigrateToChatID: -1005}, true},
+		{"supergroup moved from a group", false, &tgbotapi.Message{Chat: super, MigrateFromChatID: -5}, true},
+		{"channel with a migration id", false, &tgbotapi.Message{Chat: channel, MigrateFromChatID: -5}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,12 +328,13 @@ func TestNewChecksOptions(t *testing.T) {
 		name string
 		opts Options
 	}{
-		{"no token", Options{Inbox: nopInbox{}}},
-		{"token with a newline", Options{Token: "1:abc\n", Inbox: nopInbox{}}},
-		{"no inbox", Options{Token: "1:abc"}},
-		{"endpoint not http", Options{Token: "1:abc", Inbox: nopInbox{}, APIEndpoint: "ftp://x"}},
-		{"webhook not absolute", Options{Token: "1:abc", Inbox: nopInbox{}, WebhookURL: "/hook"}},
-		{"group photos", Options{Token: "1:abc", Inbox: nopInbox{}, GroupPhotos: "some"}},
+		{"no token", Options{Inbox: nopInbox{}, Chats: nopChats{}}},
+		{"token with a newline", Options{Token: "1:abc\n", Inbox: nopInbox{}, Chats: nopChats{}}},
+		{"no inbox", Options{Token: "1:abc", Chats: nopChats{}}},
+		{"no chats", Options{Token: "1:abc", Inbox: nopInbox{}}},
+		{"endpoint not http", Options{Token: "1:abc", Inbox: nopInbox{}, Chats: nopChats{}, APIEndpoint: "ftp://x"}},
+		{"webhook not absolute", Options{Token: "1:abc", Inbox: nopInbox{}, Chats: nopChats{}, WebhookURL: "/hook"}},
+		{"group photos", Options{Token: "1:abc", Inbox: nopInbox{}, Chats: nopChats{}, GroupPhotos: "some"}},
 	}
 	for _, tt := range tests {
 		if _, err := New(slog.New(slog.DiscardHandler), tt.opts); !errors.Is(err, ErrConfig) {

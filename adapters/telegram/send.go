@@ -27,8 +27,8 @@ const (
 // (sendMediaGroup, the caption on the first), then the text as messages (sendMessage); a reply
 // without images is its full text. Text beyond Telegram's limits (1024 characters for a caption,
 // 4096 for a message) follows in further messages, cut at line breaks. In groups every part
-// quotes the farmer's message. A 429 is waited out and retried until ctx ends; no part is sent
-// twice.
+// quotes the farmer's message. A 429 is waited out and retried until ctx ends; a group that
+// became a supergroup is followed to its new id; no part is sent twice.
 func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
 	chat, err := chatID(r.Chat)
 	if err != nil {
@@ -49,7 +49,7 @@ func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
 		if caption == "" { // no caption of its own: the text begins in it
 			caption, rest = splitText(rest, maxCaption)
 		}
-		if err := a.sendImages(ctx, chat, replyTo, images, caption); err != nil {
+		if err := a.sendImages(ctx, &chat, replyTo, images, caption); err != nil {
 			return err
 		}
 	} else {
@@ -58,7 +58,7 @@ func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
 	for rest != "" {
 		var part string
 		part, rest = splitText(rest, maxText)
-		if err := a.sendText(ctx, chat, replyTo, part); err != nil {
+		if err := a.sendText(ctx, &chat, replyTo, part); err != nil {
 			return err
 		}
 	}
@@ -75,24 +75,22 @@ func joinText(a, b string) string {
 	return a + "\n\n" + b
 }
 
-func (a *Adapter) sendText(ctx context.Context, chat int64, replyTo int, text string) error {
-	cfg := tgbotapi.NewMessage(chat, text)
-	cfg.ReplyToMessageID, cfg.AllowSendingWithoutReply = replyTo, replyTo != 0
-	cfg.DisableWebPagePreview = true
-	_, err := a.call(ctx, chat, "sendMessage", retrySend, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
+func (a *Adapter) sendText(ctx context.Context, chat *int64, replyTo int, text string) error {
+	return a.send(ctx, chat, "sendMessage", func(api *tgbotapi.BotAPI, chat int64) (*tgbotapi.APIResponse, error) {
+		cfg := tgbotapi.NewMessage(chat, text)
+		cfg.ReplyToMessageID, cfg.AllowSendingWithoutReply = replyTo, replyTo != 0
+		cfg.DisableWebPagePreview = true
 		return api.Request(cfg)
 	})
-	return err
 }
 
-func (a *Adapter) sendPhoto(ctx context.Context, chat int64, replyTo int, img []byte, caption string) error {
-	cfg := tgbotapi.NewPhoto(chat, tgbotapi.FileBytes{Name: "cropshield.jpg", Bytes: img})
-	cfg.Caption = caption
-	cfg.ReplyToMessageID, cfg.AllowSendingWithoutReply = replyTo, replyTo != 0
-	_, err := a.call(ctx, chat, "sendPhoto", retrySend, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
+func (a *Adapter) sendPhoto(ctx context.Context, chat *int64, replyTo int, img []byte, caption string) error {
+	return a.send(ctx, chat, "sendPhoto", func(api *tgbotapi.BotAPI, chat int64) (*tgbotapi.APIResponse, error) {
+		cfg := tgbotapi.NewPhoto(chat, tgbotapi.FileBytes{Name: "cropshield.jpg", Bytes: img})
+		cfg.Caption = caption
+		cfg.ReplyToMessageID, cfg.AllowSendingWithoutReply = replyTo, replyTo != 0
 		return api.Request(cfg)
 	})
-	return err
 }
 
 // inputPhoto is an InputMediaPhoto as sendMediaGroup takes it. (The library's type always
@@ -105,7 +103,7 @@ type inputPhoto struct {
 
 // sendImages sends one image with sendPhoto, more as albums of up to ten; the caption goes on
 // the first.
-func (a *Adapter) sendImages(ctx context.Context, chat int64, replyTo int, images [][]byte, caption string) error {
+func (a *Adapter) sendImages(ctx context.Context, chat *int64, replyTo int, images [][]byte, caption string) error {
 	for start := 0; start < len(images); start += maxMediaGroup {
 		chunk := images[start:min(start+maxMediaGroup, len(images))]
 		if len(chunk) == 1 {
@@ -127,12 +125,13 @@ func (a *Adapter) sendImages(ctx context.Context, chat int64, replyTo int, image
 		if err != nil {
 			return fmt.Errorf("telegram sendMediaGroup: %w", err)
 		}
-		params := tgbotapi.Params{"chat_id": strconv.FormatInt(chat, 10), "media": string(mj)}
+		params := tgbotapi.Params{"media": string(mj)}
 		if replyTo != 0 {
 			params["reply_to_message_id"] = strconv.Itoa(replyTo)
 			params["allow_sending_without_reply"] = "true"
 		}
-		_, err = a.call(ctx, chat, "sendMediaGroup", retrySend, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
+		err = a.send(ctx, chat, "sendMediaGroup", func(api *tgbotapi.BotAPI, chat int64) (*tgbotapi.APIResponse, error) {
+			params["chat_id"] = strconv.FormatInt(chat, 10)
 			return api.UploadFiles("sendMediaGroup", params, files)
 		})
 		if err != nil {

@@ -23,6 +23,11 @@
 //   - Groups. Only photos addressed to the bot (a /diagnose caption, an @mention, a reply to the
 //     bot) or every photo (GroupPhotosAll), and commands for this bot, reach the handler; other
 //     group chatter is neither handled, stored nor logged.
+//   - Migrations. When a group is upgraded to a supergroup Telegram gives it a new chat id. The
+//     notice of the move (migrate_to_chat_id in the group, migrate_from_chat_id in the
+//     supergroup) is recorded with Options.Chats, which carries the group's language and record
+//     over; it never reaches the handler. A reply to the old id that Telegram refuses with
+//     migrate_to_chat_id is recorded the same way and sent once more, to the new id.
 //   - Secrecy. The bot token is in every request URL; it never appears in an error or a log line
 //     of this package (net/url errors are redacted).
 package telegram
@@ -107,6 +112,8 @@ type Options struct {
 	HTTPClient *http.Client
 	// Inbox is the durable update inbox (required).
 	Inbox Inbox
+	// Chats records groups that moved to a new chat id (required).
+	Chats Chats
 
 	// WebhookURL switches to webhook mode: the public HTTPS URL Telegram posts updates to. Its
 	// path is the path served. Empty: long polling.
@@ -238,6 +245,9 @@ func New(log *slog.Logger, opts Options) (*Adapter, error) {
 	}
 	if opts.Inbox == nil {
 		return nil, fmt.Errorf("%w: no inbox", ErrConfig)
+	}
+	if opts.Chats == nil {
+		return nil, fmt.Errorf("%w: no chats store", ErrConfig)
 	}
 	if _, err := url.Parse(opts.APIEndpoint); err != nil || !strings.HasPrefix(opts.APIEndpoint, "http") {
 		return nil, fmt.Errorf("%w: API endpoint %q is not an http(s) URL", ErrConfig, opts.APIEndpoint)

@@ -273,7 +273,7 @@ func squash(s string) string { return strings.Join(strings.Fields(s), " ") }
 func (e *env) a2() *telegram.Adapter {
 	e.t.Helper()
 	opts := e.opts
-	opts.Inbox = e.st
+	opts.Inbox, opts.Chats = e.st, e.st
 	a, err := telegram.New(sink.logger(e.t), opts)
 	if err != nil {
 		e.t.Fatal(err)

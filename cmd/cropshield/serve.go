@@ -118,7 +118,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	}
 	adapters := []bot.Adapter{web}
 	if withTelegram {
-		tgOpts.Inbox, tgOpts.DrainTimeout = st, c.drainTimeout
+		tgOpts.Inbox, tgOpts.Chats, tgOpts.DrainTimeout = st, st, c.drainTimeout
 		tg, err := telegram.New(log.With("adapter", "telegram"), tgOpts)
 		if err != nil {
 			return fmt.Errorf("%w: %w", errUsage, err)
