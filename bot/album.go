@@ -34,10 +34,7 @@ func (h *Handler) handleAlbum(ctx context.Context, t *turn) {
 		h.photoError(ctx, t, firstErr)
 		return
 	}
-	t.rec.PhotoHash, t.rec.Album = hashes[0], hashes
-	if err := h.store.UpdateMessage(context.WithoutCancel(ctx), t.rec); err != nil {
-		t.log.Error("cannot update inbound record", "err", err)
-	}
+	t.rec.PhotoHash, t.rec.Album, t.recChanged = hashes[0], hashes, true
 	combined, leaves := combine(analyses)
 	leftOut += len(analyses) - leaves
 	caption, details, kind := h.diagnosisText(t.lang, combined)

@@ -28,8 +28,7 @@ type Analyzer interface {
 // Store is the persistence the handler needs; *store.Store implements it.
 type Store interface {
 	GetAnalysis(ctx context.Context, photoHash, modelVersion string) (store.Analysis, error)
-	PutAnalysis(ctx context.Context, a store.Analysis) error
-	PutPhoto(ctx context.Context, photoHash string, data []byte, mime string) error
+	PutAnalysis(ctx context.Context, a store.Analysis, photo []byte, mime string) error
 	PutContentID(ctx context.Context, platform, contentID, photoHash string) error
 	LookupContentID(ctx context.Context, platform, contentID string) (string, error)
 	GetChat(ctx context.Context, platform, id string) (store.Chat, error)
@@ -39,9 +38,9 @@ type Store interface {
 	SetUserLanguage(ctx context.Context, platform, id, lang string) error
 	AppendMessage(ctx context.Context, r store.Record) (uint64, error)
 	UpdateMessage(ctx context.Context, r store.Record) error
-	AttemptReply(ctx context.Context, platform, chatID, msgID string, k int) error
-	ReplySent(ctx context.Context, msgID string, k int, out store.Record) error
-	FinishTurn(ctx context.Context, platform, chatID, msgID string) error
+	AttemptReply(ctx context.Context, platform, chatID, msgID string, k int, inbound *store.Record) error
+	ReplySent(ctx context.Context, msgID string, k int, out store.Record, finish bool) error
+	FinishTurn(ctx context.Context, platform, chatID, msgID string, inbound *store.Record) error
 	RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]store.Record, error)
 	// GetCorrection is support staff's verdict on a photo (store.ErrNotFound if none).
 	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
@@ -141,15 +140,35 @@ func (h *Handler) Wait(ctx context.Context) error {
 
 // turn is one message being handled.
 type turn struct {
-	msg     Message
-	out     Responder
-	lang    string
-	rec     store.Record // the inbound record
-	prior   store.Turn   // what an interrupted earlier handling of the same message did
-	replies int          // replies produced so far (sent, or skipped as sent before)
+	msg  Message
+	out  Responder
+	lang string
+	rec  store.Record // the inbound record
+	// recChanged: rec holds what handling found (photo hash, error) and is not yet written; it
+	// goes with the next write of the turn.
+	recChanged bool
+	prior      store.Turn // what an interrupted earlier handling of the same message did
+	replies    int        // replies produced so far (sent, or skipped as sent before)
+	// sent is the last reply delivered but not yet recorded: it is recorded with the next reply's
+	// attempt or, finishing the turn, when the handling ends.
+	sent *sentReply
 	// cacheHits and cacheMisses count the photo analyses taken from the cache or not.
 	cacheHits, cacheMisses int
 	log                    *slog.Logger
+}
+
+type sentReply struct {
+	k   int
+	rec store.Record
+}
+
+// inbound is the inbound record to write with the turn's next write, if it changed.
+func (t *turn) inbound() *store.Record {
+	if !t.recChanged {
+		return nil
+	}
+	t.recChanged = false
+	return &t.rec
 }
 
 // Handle logs the message, answers it through out and logs the answer. A failure inside gets the
@@ -172,6 +191,7 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 				return
 			}
 			h.fail(ctx, t, "error.internal", "internal error")
+			h.endTurn(ctx, t)
 		}
 	}()
 	kind := "text"
@@ -201,14 +221,7 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	if existed {
 		t.log.Warn("resuming a message whose handling was interrupted", "replies_sent", t.prior.Sent, "replies_attempted", t.prior.Attempted)
 	}
-	defer func() {
-		if ctx.Err() != nil {
-			return // interrupted: the adapter hands it in again and the turn resumes
-		}
-		if err := h.store.FinishTurn(context.WithoutCancel(ctx), string(m.Chat.Platform), m.Chat.ID, m.ID); err != nil {
-			t.log.Error("cannot finish turn", "err", err)
-		}
-	}()
+	defer h.endTurn(ctx, t)
 	if !h.limiter.allow(m.Chat.Platform, m.Chat.ID, m.Time) {
 		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "rate_limited").Inc()
 		if h.limiter.shouldWarn(m.Chat.Platform, m.Chat.ID) {
@@ -283,6 +296,38 @@ func (h *Handler) resolveLanguage(m Message, chat store.Chat, user store.User) s
 	return code
 }
 
+// endTurn writes what the turn still owes the store, in one transaction where it can: the last
+// reply's record, the inbound record's changes and, unless handling was interrupted (then the
+// adapter hands the message in again and the turn resumes), that the turn is done.
+func (h *Handler) endTurn(ctx context.Context, t *turn) {
+	done := ctx.Err() == nil
+	wctx := context.WithoutCancel(ctx)
+	p, chat, id := string(t.msg.Chat.Platform), t.msg.Chat.ID, t.msg.ID
+	if in := t.inbound(); in != nil && (t.sent != nil || !done) {
+		if err := h.store.UpdateMessage(wctx, *in); err != nil {
+			t.log.Error("cannot update inbound record", "err", err)
+		}
+	} else if in != nil || (done && t.sent == nil) {
+		if err := h.store.FinishTurn(wctx, p, chat, id, in); err != nil {
+			t.log.Error("cannot finish turn", "err", err)
+		}
+	}
+	h.recordSent(wctx, t, done)
+}
+
+// recordSent records the reply delivered last, if it is not recorded yet; finish also marks the
+// turn done.
+func (h *Handler) recordSent(ctx context.Context, t *turn, finish bool) {
+	if t.sent == nil {
+		return
+	}
+	s := t.sent
+	t.sent = nil
+	if err := h.store.ReplySent(ctx, t.msg.ID, s.k, s.rec, finish); err != nil {
+		t.log.Error("cannot record reply", "err", err)
+	}
+}
+
 // send delivers a reply and logs it; a failed send is logged, not retried here (adapters retry
 // what their platform allows).
 func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
@@ -315,8 +360,9 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		return
 	}
 	wctx := context.WithoutCancel(ctx)
+	h.recordSent(wctx, t, false)
 	if t.msg.ID != "" {
-		if err := h.store.AttemptReply(wctx, string(r.Chat.Platform), r.Chat.ID, t.msg.ID, k); err != nil {
+		if err := h.store.AttemptReply(wctx, string(r.Chat.Platform), r.Chat.ID, t.msg.ID, k, t.inbound()); err != nil {
 			t.log.Error("cannot note reply attempt; not sending", "err", err)
 			return
 		}
@@ -331,9 +377,7 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		return
 	}
 	h.metrics.Replies.WithLabelValues(string(r.Chat.Platform), r.Kind).Inc()
-	if err := h.store.ReplySent(wctx, t.msg.ID, k, rec); err != nil {
-		t.log.Error("cannot record reply", "err", err)
-	}
+	t.sent = &sentReply{k: k, rec: rec}
 }
 
 // fail replies with an error message and notes the error on the inbound record.
@@ -342,14 +386,12 @@ func (h *Handler) fail(ctx context.Context, t *turn, key, reason string, args ..
 	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, key, args...), Kind: "error"})
 }
 
-func (h *Handler) markError(ctx context.Context, t *turn, reason string) {
+func (h *Handler) markError(_ context.Context, t *turn, reason string) {
 	if t.rec.Seq == 0 {
 		return
 	}
 	t.rec.Error = reason
-	if err := h.store.UpdateMessage(context.WithoutCancel(ctx), t.rec); err != nil {
-		t.log.Error("cannot update inbound record", "err", err)
-	}
+	t.recChanged = true
 }
 
 // handlePhoto answers one photo.
@@ -464,12 +506,8 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 	for _, c := range res.Top {
 		a.Top = append(a.Top, store.Candidate{Class: c.ID, Prob: c.Prob})
 	}
-	// Store the photo for staff first: an analysis without its photo would be useless to them.
-	wctx := context.WithoutCancel(ctx)
-	if err := h.store.PutPhoto(wctx, hash, data, res.MIME); err != nil {
-		return store.Analysis{}, fmt.Errorf("store photo: %w", err)
-	}
-	if err := h.store.PutAnalysis(wctx, a); err != nil {
+	// The photo with its analysis, in one transaction: staff need both.
+	if err := h.store.PutAnalysis(context.WithoutCancel(ctx), a, data, res.MIME); err != nil {
 		return store.Analysis{}, fmt.Errorf("store analysis: %w", err)
 	}
 	return a, nil
@@ -477,10 +515,7 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 
 // answer sends the diagnosis of an analysis and notes the photo hash on the inbound record.
 func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Analysis) {
-	t.rec.PhotoHash = hash
-	if err := h.store.UpdateMessage(context.WithoutCancel(ctx), t.rec); err != nil {
-		t.log.Error("cannot update inbound record", "err", err)
-	}
+	t.rec.PhotoHash, t.recChanged = hash, true
 	caption, details, kind := h.diagnosisText(t.lang, a)
 	r := Reply{Caption: caption, Text: details, Image: a.Overlay, Kind: kind}
 	if a.Rejected || len(a.Overlay) == 0 {

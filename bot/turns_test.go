@@ -2,13 +2,18 @@ package bot_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/internal/testenv"
+	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func (f *fixture) handle(m bot.Message) []bot.Reply {
@@ -69,14 +74,14 @@ func TestEachMessageAnsweredOnce(t *testing.T) {
 		{"crashed after recording, before replying", func(id string) { begin(id) }, true},
 		{"crashed while sending (delivery unknown)", func(id string) {
 			begin(id)
-			if err := f.store.AttemptReply(ctx, "telegram", "42", id, 0); err != nil {
+			if err := f.store.AttemptReply(ctx, "telegram", "42", id, 0, nil); err != nil {
 				t.Fatal(err)
 			}
 		}, false},
 		{"crashed after the reply was sent", func(id string) {
 			begin(id)
 			if err := f.store.ReplySent(ctx, id, 0, store.Record{Time: time.Now(), Platform: "telegram", ChatID: "42",
-				Direction: store.Outbound, Text: "sent before the crash", ReplyTo: id}); err != nil {
+				Direction: store.Outbound, Text: "sent before the crash", ReplyTo: id}, false); err != nil {
 				t.Fatal(err)
 			}
 		}, false},
@@ -148,5 +153,106 @@ func TestInterruptedByShutdownIsAnsweredLater(t *testing.T) {
 	m.Photo = bytesPhoto(leaf)
 	if r := f.handle(m); len(r) != 1 || r[0].Kind != "diagnosis" {
 		t.Fatalf("handed in again after restart: %v", r)
+	}
+}
+
+// countingStore counts the write transactions the handler asks for.
+type countingStore struct {
+	*store.Store
+	writes []string
+}
+
+func (c *countingStore) RecordInbound(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error) {
+	c.writes = append(c.writes, "RecordInbound")
+	return c.Store.RecordInbound(ctx, r, chat, user)
+}
+func (c *countingStore) PutAnalysis(ctx context.Context, a store.Analysis, photo []byte, mime string) error {
+	c.writes = append(c.writes, "PutAnalysis")
+	return c.Store.PutAnalysis(ctx, a, photo, mime)
+}
+func (c *countingStore) PutContentID(ctx context.Context, platform, id, hash string) error {
+	c.writes = append(c.writes, "PutContentID")
+	return c.Store.PutContentID(ctx, platform, id, hash)
+}
+func (c *countingStore) UpdateMessage(ctx context.Context, r store.Record) error {
+	c.writes = append(c.writes, "UpdateMessage")
+	return c.Store.UpdateMessage(ctx, r)
+}
+func (c *countingStore) AppendMessage(ctx context.Context, r store.Record) (uint64, error) {
+	c.writes = append(c.writes, "AppendMessage")
+	return c.Store.AppendMessage(ctx, r)
+}
+func (c *countingStore) AttemptReply(ctx context.Context, platform, chat, id string, k int, in *store.Record) error {
+	c.writes = append(c.writes, "AttemptReply")
+	return c.Store.AttemptReply(ctx, platform, chat, id, k, in)
+}
+func (c *countingStore) ReplySent(ctx context.Context, id string, k int, out store.Record, finish bool) error {
+	c.writes = append(c.writes, "ReplySent")
+	return c.Store.ReplySent(ctx, id, k, out, finish)
+}
+func (c *countingStore) FinishTurn(ctx context.Context, platform, chat, id string, in *store.Record) error {
+	c.writes = append(c.writes, "FinishTurn")
+	return c.Store.FinishTurn(ctx, platform, chat, id, in)
+}
+
+// TestWritesPerMessage: each durable write is a disk sync, and they bound how many photos a
+// second the bot answers; what handling finds (photo hash, error) rides with the reply attempt,
+// and the last reply's record finishes the turn. The end state is complete all the same.
+func TestWritesPerMessage(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100}, nil)
+	cs := &countingStore{Store: f.store}
+	loc, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		cs, testenv.ContractSession(t), loc, bot.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := bot.ChatRef{Platform: bot.Telegram, ID: "42", Kind: bot.Private}
+	leaf := testenv.LeafJPEG(t, 320, 240, 3)
+	for _, tc := range []struct {
+		name       string
+		msg        bot.Message
+		wantWrites []string
+		wantHash   string
+		wantError  bool
+	}{
+		{"new photo", bot.Message{ID: "1", Photo: bytesPhoto(leaf)},
+			[]string{"RecordInbound", "PutAnalysis", "AttemptReply", "ReplySent"}, hashOf(leaf), false},
+		{"the same photo again", bot.Message{ID: "2", Photo: bytesPhoto(leaf)},
+			[]string{"RecordInbound", "AttemptReply", "ReplySent"}, hashOf(leaf), false},
+		{"a command", bot.Message{ID: "3", Text: "/help"},
+			[]string{"RecordInbound", "AttemptReply", "ReplySent"}, "", false},
+		{"not a photo", bot.Message{ID: "4", Photo: bytesPhoto([]byte("not a jpeg"))},
+			[]string{"RecordInbound", "AttemptReply", "ReplySent"}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs.writes = nil
+			m := tc.msg
+			m.Chat, m.Sender, m.Time = chat, bot.Sender{ID: "7"}, time.Unix(1700000000, 0)
+			if err := h.Handle(context.Background(), m, f.out); err != nil {
+				t.Fatal(err)
+			}
+			if r := f.out.take(); len(r) != 1 {
+				t.Fatalf("replies %v", r)
+			}
+			if !slices.Equal(cs.writes, tc.wantWrites) {
+				t.Errorf("writes %v, want %v", cs.writes, tc.wantWrites)
+			}
+			recs, err := f.store.RecentMessages(context.Background(), "telegram", "42", 2)
+			if err != nil || len(recs) != 2 {
+				t.Fatalf("log %v %v", recs, err)
+			}
+			in, out := recs[0], recs[1]
+			if in.MessageID != m.ID || in.PhotoHash != tc.wantHash || (in.Error != "") != tc.wantError || out.ReplyTo != m.ID {
+				t.Errorf("inbound %+v, outbound %+v", in, out)
+			}
+			turn, existed, err := f.store.BeginTurn(context.Background(), in)
+			if err != nil || !existed || !turn.Done || turn.Sent != 1 {
+				t.Errorf("turn %+v existed %v %v, want done with one reply sent", turn, existed, err)
+			}
+		})
 	}
 }

@@ -131,12 +131,9 @@ func (e *env) seed() {
 		t.Fatal(err)
 	}
 	in.Seq = turn.Seq
-	if err := e.st.PutPhoto(ctx, e.hash, e.photo, "image/jpeg"); err != nil {
-		t.Fatal(err)
-	}
 	a := store.Analysis{PhotoHash: e.hash, ModelVersion: "v1", Overlay: []byte("\xff\xd8 overlay"), CreatedAt: now,
 		Top: []store.Candidate{{Class: e.class, Prob: 0.41}, {Class: "tomato__early_blight", Prob: 0.3}, {Class: "tomato__leaf_mold", Prob: 0.1}}}
-	if err := e.st.PutAnalysis(ctx, a); err != nil {
+	if err := e.st.PutAnalysis(ctx, a, e.photo, "image/jpeg"); err != nil {
 		t.Fatal(err)
 	}
 	in.PhotoHash = e.hash
@@ -145,7 +142,7 @@ func (e *env) seed() {
 	}
 	out := store.Record{Time: now.Add(time.Second), Platform: "webchat", ChatID: "web-1", Direction: store.Outbound,
 		Text: "I am not sure about this photo.", PhotoHash: e.hash, Kind: "unsure", Lang: "en"}
-	if err := e.st.ReplySent(ctx, "m1", 0, out); err != nil {
+	if err := e.st.ReplySent(ctx, "m1", 0, out, false); err != nil {
 		t.Fatal(err)
 	}
 	e.convID = conversationID("webchat", "web-1")

@@ -46,9 +46,11 @@ type photoRec struct {
 	MIME string `json:"mime"`
 }
 
-// PutAnalysis stores a, replacing any earlier analysis of the same photo
-// (whatever its model version). An empty Overlay removes a stored one.
-func (s *Store) PutAnalysis(ctx context.Context, a Analysis) error {
+// PutAnalysis stores a, replacing any earlier analysis of the same photo (whatever its model
+// version), and, when photo is not empty, the photo's bytes and MIME type, all in one
+// transaction. A photo is stored once: if its hash is already stored, the first copy is kept.
+// An empty Overlay removes a stored one.
+func (s *Store) PutAnalysis(ctx context.Context, a Analysis, photo []byte, mime string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -69,8 +71,30 @@ func (s *Store) PutAnalysis(ctx context.Context, a Analysis) error {
 	if err != nil {
 		return fmt.Errorf("%w: encode analysis of %s: %w", ErrInvalid, a.PhotoHash, err)
 	}
+	meta, err := json.Marshal(photoRec{MIME: mime})
+	if err != nil {
+		return fmt.Errorf("%w: encode photo metadata: %w", ErrInvalid, err)
+	}
 	key := []byte(a.PhotoHash)
 	return s.update(ctx, "put analysis "+a.PhotoHash, func(tx *bolt.Tx) error {
+		if len(photo) > 0 {
+			pb, err := bucket(tx, bucketPhotos)
+			if err != nil {
+				return err
+			}
+			mb, err := bucket(tx, bucketPhotoMeta)
+			if err != nil {
+				return err
+			}
+			if pb.Get(key) == nil {
+				if err := pb.Put(key, photo); err != nil {
+					return err
+				}
+				if err := mb.Put(key, meta); err != nil {
+					return err
+				}
+			}
+		}
 		ab, err := bucket(tx, bucketAnalyses)
 		if err != nil {
 			return err
@@ -158,42 +182,6 @@ func (s *Store) CountAnalyses(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return n, nil
-}
-
-// PutPhoto stores a photo's bytes and MIME type under its hash. It is
-// idempotent: if the hash is already stored, the first copy is kept.
-func (s *Store) PutPhoto(ctx context.Context, photoHash string, data []byte, mime string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := checkID("photo hash", photoHash); err != nil {
-		return err
-	}
-	if len(data) == 0 {
-		return fmt.Errorf("%w: empty photo %s", ErrInvalid, photoHash)
-	}
-	meta, err := json.Marshal(photoRec{MIME: mime})
-	if err != nil {
-		return fmt.Errorf("%w: encode photo metadata: %w", ErrInvalid, err)
-	}
-	key := []byte(photoHash)
-	return s.update(ctx, "put photo "+photoHash, func(tx *bolt.Tx) error {
-		pb, err := bucket(tx, bucketPhotos)
-		if err != nil {
-			return err
-		}
-		mb, err := bucket(tx, bucketPhotoMeta)
-		if err != nil {
-			return err
-		}
-		if pb.Get(key) != nil {
-			return nil
-		}
-		if err := pb.Put(key, data); err != nil {
-			return err
-		}
-		return mb.Put(key, meta)
-	})
 }
 
 // GetPhoto returns a stored photo and its MIME type, or ErrNotFound.

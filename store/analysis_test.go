@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestAnalysisRoundTrip(t *testing.T) {
 	s := newTestStore(t, "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := s.PutAnalysis(t.Context(), tt.a); err != nil {
+			if err := s.PutAnalysis(t.Context(), tt.a, nil, ""); err != nil {
 				t.Fatal(err)
 			}
 			got, err := s.GetAnalysis(t.Context(), tt.a.PhotoHash, tt.a.ModelVersion)
@@ -70,11 +71,11 @@ func TestAnalysisReplaceRemovesOverlay(t *testing.T) {
 	s := newTestStore(t, "")
 	ctx := t.Context()
 	a := Analysis{PhotoHash: "h", ModelVersion: "v1", Overlay: []byte("jpeg")}
-	if err := s.PutAnalysis(ctx, a); err != nil {
+	if err := s.PutAnalysis(ctx, a, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	a.Overlay = nil
-	if err := s.PutAnalysis(ctx, a); err != nil {
+	if err := s.PutAnalysis(ctx, a, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetAnalysis(ctx, "h", "v1")
@@ -107,7 +108,7 @@ func TestAnalysisModelVersion(t *testing.T) {
 			s := newTestStore(t, "")
 			for i, v := range tt.puts {
 				a := Analysis{PhotoHash: "h", ModelVersion: v, Top: []Candidate{{v, float64(i)}}}
-				if err := s.PutAnalysis(t.Context(), a); err != nil {
+				if err := s.PutAnalysis(t.Context(), a, nil, ""); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -137,10 +138,12 @@ func TestPhoto(t *testing.T) {
 	}{
 		{"first copy", []byte("first"), "image/jpeg", []byte("first"), "image/jpeg"},
 		{"second copy is ignored", []byte("second"), "image/png", []byte("first"), "image/jpeg"},
+		{"an analysis without photo keeps it", nil, "", []byte("first"), "image/jpeg"},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := s.PutPhoto(ctx, "h", tt.data, tt.mime); err != nil {
+			version := fmt.Sprintf("v%d", i)
+			if err := s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: version}, tt.data, tt.mime); err != nil {
 				t.Fatal(err)
 			}
 			data, mime, err := s.GetPhoto(ctx, "h")
@@ -149,6 +152,9 @@ func TestPhoto(t *testing.T) {
 			}
 			if !bytes.Equal(data, tt.wantData) || mime != tt.wantMIME {
 				t.Errorf("GetPhoto = %q, %q; want %q, %q", data, mime, tt.wantData, tt.wantMIME)
+			}
+			if _, err := s.GetAnalysis(ctx, "h", version); err != nil {
+				t.Errorf("the analysis stored with the photo: %v", err)
 			}
 		})
 	}
@@ -197,10 +203,7 @@ func TestReturnedBytesAreCopies(t *testing.T) {
 	ctx := t.Context()
 	photo := []byte("original photo bytes")
 	overlay := []byte("original overlay bytes")
-	if err := s.PutPhoto(ctx, "h", photo, "image/jpeg"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: "v1", Overlay: overlay}); err != nil {
+	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: "v1", Overlay: overlay}, photo, "image/jpeg"); err != nil {
 		t.Fatal(err)
 	}
 	wantPhoto, wantOverlay := bytes.Clone(photo), bytes.Clone(overlay)
@@ -241,7 +244,7 @@ func TestReturnedBytesAreCopies(t *testing.T) {
 	// Grow the file well past its initial mapping so bbolt remaps it; slices
 	// aliasing the old map would now fault or read garbage.
 	big := bytes.Repeat([]byte{7}, 8<<20)
-	if err := s.PutPhoto(ctx, "big", big, "image/jpeg"); err != nil {
+	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: "big", ModelVersion: "v1"}, big, "image/jpeg"); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(again, wantPhoto) || !bytes.Equal(a.Overlay, wantOverlay) {

@@ -19,7 +19,7 @@ func BenchmarkGetAnalysis(b *testing.B) {
 		InferenceMS:  41,
 		CreatedAt:    testTime,
 	}
-	if err := s.PutAnalysis(b.Context(), a); err != nil {
+	if err := s.PutAnalysis(b.Context(), a, nil, ""); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(a.Overlay)))

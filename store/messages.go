@@ -141,32 +141,51 @@ func (s *Store) UpdateMessage(ctx context.Context, r Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := checkRecord(r); err != nil {
+	v, err := encodeUpdate(&r)
+	if err != nil {
 		return err
 	}
-	v, err := json.Marshal(newMsgRec(r))
-	if err != nil {
-		return fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+	return s.update(ctx, "update message", func(tx *bolt.Tx) error { return applyUpdate(tx, &r, v) })
+}
+
+// encodeUpdate checks and encodes a record that replaces a stored one (nil for nil).
+func encodeUpdate(r *Record) ([]byte, error) {
+	if r == nil {
+		return nil, nil
 	}
-	return s.update(ctx, "update message", func(tx *bolt.Tx) error {
-		cb, err := chatLog(tx, r.Platform, r.ChatID)
-		if err != nil {
-			return err
-		}
-		key := seqKey(r.Seq)
-		var prev []byte
-		if cb != nil {
-			prev = cb.Get(key)
-		}
-		if prev == nil {
-			return fmt.Errorf("%w: message %d of chat %s on %s", ErrNotFound, r.Seq, r.ChatID, r.Platform)
-		}
-		prev = bytes.Clone(prev) // Put may reuse the page prev points into
-		if err := cb.Put(key, v); err != nil {
-			return err
-		}
-		return noteMessage(tx, r, prev)
-	})
+	if err := checkRecord(*r); err != nil {
+		return nil, err
+	}
+	v, err := json.Marshal(newMsgRec(*r))
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+	}
+	return v, nil
+}
+
+// applyUpdate replaces the stored record r.Seq of r's chat with v (encodeUpdate(r)) and
+// keeps the chat's summary in step; nothing for a nil r.
+func applyUpdate(tx *bolt.Tx, r *Record, v []byte) error {
+	if r == nil {
+		return nil
+	}
+	cb, err := chatLog(tx, r.Platform, r.ChatID)
+	if err != nil {
+		return err
+	}
+	key := seqKey(r.Seq)
+	var prev []byte
+	if cb != nil {
+		prev = cb.Get(key)
+	}
+	if prev == nil {
+		return fmt.Errorf("%w: message %d of chat %s on %s", ErrNotFound, r.Seq, r.ChatID, r.Platform)
+	}
+	prev = bytes.Clone(prev) // Put may reuse the page prev points into
+	if err := cb.Put(key, v); err != nil {
+		return err
+	}
+	return noteMessage(tx, *r, prev)
 }
 
 // Messages returns up to limit records of a chat with Seq > afterSeq,

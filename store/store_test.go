@@ -274,13 +274,15 @@ func cancelledCalls(s *Store, newPath string) map[string]func(context.Context) e
 		},
 		"Backup": func(ctx context.Context) error { _, err := s.Backup(ctx, new(bytes.Buffer)); return err },
 		"PutAnalysis": func(ctx context.Context) error {
-			return s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: "v1"})
+			return s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: "v1"}, nil, "")
 		},
 		"GetAnalysis":   func(ctx context.Context) error { _, err := s.GetAnalysis(ctx, "h", "v1"); return err },
 		"CountAnalyses": func(ctx context.Context) error { _, err := s.CountAnalyses(ctx); return err },
-		"PutPhoto":      func(ctx context.Context) error { return s.PutPhoto(ctx, "h", []byte{1}, "image/jpeg") },
-		"GetPhoto":      func(ctx context.Context) error { _, _, err := s.GetPhoto(ctx, "h"); return err },
-		"PutContentID":  func(ctx context.Context) error { return s.PutContentID(ctx, "telegram", "c", "h") },
+		"PutAnalysis with photo": func(ctx context.Context) error {
+			return s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: "v1"}, []byte{1}, "image/jpeg")
+		},
+		"GetPhoto":     func(ctx context.Context) error { _, _, err := s.GetPhoto(ctx, "h"); return err },
+		"PutContentID": func(ctx context.Context) error { return s.PutContentID(ctx, "telegram", "c", "h") },
 		"LookupContentID": func(ctx context.Context) error {
 			_, err := s.LookupContentID(ctx, "telegram", "c")
 			return err
@@ -322,7 +324,7 @@ func TestCancelledContext(t *testing.T) {
 	}
 	// Nothing was written.
 	if _, _, err := s.GetPhoto(t.Context(), "h"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("GetPhoto after cancelled PutPhoto: %v, want ErrNotFound", err)
+		t.Errorf("GetPhoto after cancelled PutAnalysis: %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetChat(t.Context(), "telegram", "1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetChat after cancelled TouchChat: %v, want ErrNotFound", err)
@@ -344,15 +346,16 @@ func TestInvalidArguments(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"PutAnalysis empty hash", func() error { return s.PutAnalysis(ctx, Analysis{ModelVersion: "v1"}) }},
-		{"PutAnalysis empty model", func() error { return s.PutAnalysis(ctx, Analysis{PhotoHash: "h"}) }},
+		{"PutAnalysis empty hash", func() error { return s.PutAnalysis(ctx, Analysis{ModelVersion: "v1"}, nil, "") }},
+		{"PutAnalysis empty model", func() error { return s.PutAnalysis(ctx, Analysis{PhotoHash: "h"}, nil, "") }},
 		{"PutAnalysis NaN prob", func() error {
-			return s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: "v1", Top: []Candidate{{"x", math.NaN()}}})
+			return s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: "v1", Top: []Candidate{{"x", math.NaN()}}}, nil, "")
 		}},
 		{"GetAnalysis empty hash", func() error { _, err := s.GetAnalysis(ctx, "", "v1"); return err }},
 		{"GetAnalysis empty model", func() error { _, err := s.GetAnalysis(ctx, "h", ""); return err }},
-		{"PutPhoto empty hash", func() error { return s.PutPhoto(ctx, "", []byte{1}, "image/jpeg") }},
-		{"PutPhoto empty data", func() error { return s.PutPhoto(ctx, "h", nil, "image/jpeg") }},
+		{"PutAnalysis with photo, empty hash", func() error {
+			return s.PutAnalysis(ctx, Analysis{ModelVersion: "v1"}, []byte{1}, "image/jpeg")
+		}},
 		{"GetPhoto empty hash", func() error { _, _, err := s.GetPhoto(ctx, ""); return err }},
 		{"PutContentID empty platform", func() error { return s.PutContentID(ctx, "", "c", "h") }},
 		{"PutContentID NUL content id", func() error { return s.PutContentID(ctx, "telegram", "a\x00b", "h") }},
@@ -427,10 +430,7 @@ func populate(t *testing.T, s *Store) fixture {
 		},
 		photo: bytes.Repeat([]byte("photo"), 500),
 	}
-	if err := s.PutAnalysis(ctx, f.analysis); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutPhoto(ctx, f.analysis.PhotoHash, f.photo, "image/jpeg"); err != nil {
+	if err := s.PutAnalysis(ctx, f.analysis, f.photo, "image/jpeg"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutContentID(ctx, "telegram", "AQADuniq", f.analysis.PhotoHash); err != nil {

@@ -29,7 +29,7 @@ func photoTurn(t testing.TB, s *Store, platform, chat string, at time.Time, hash
 		t.Fatal(err)
 	}
 	in.Seq = turn.Seq
-	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: hash, ModelVersion: "v1", Top: []Candidate{top}, Rejected: kind == kindNotLeaf, CreatedAt: at}); err != nil {
+	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: hash, ModelVersion: "v1", Top: []Candidate{top}, Rejected: kind == kindNotLeaf, CreatedAt: at}, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	in.PhotoHash = hash
@@ -38,7 +38,7 @@ func photoTurn(t testing.TB, s *Store, platform, chat string, at time.Time, hash
 	}
 	out := Record{Time: at.Add(time.Second), Platform: platform, ChatID: chat, Direction: Outbound, Text: "answer",
 		PhotoHash: hash, Kind: kind, Lang: "sw"}
-	if err := s.ReplySent(ctx, in.MessageID, 0, out); err != nil {
+	if err := s.ReplySent(ctx, in.MessageID, 0, out, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -255,7 +255,7 @@ func TestCorrectionSurvivesNewModel(t *testing.T) {
 	if err := s.PutCorrection(ctx, c, "telegram", "42"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: hashOf(1), ModelVersion: "v2", Top: []Candidate{{"tomato__leaf_mold", 0.7}}}); err != nil {
+	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: hashOf(1), ModelVersion: "v2", Top: []Candidate{{"tomato__leaf_mold", 0.7}}}, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetCorrection(ctx, hashOf(1))
@@ -410,7 +410,7 @@ func TestStoredAnalysisAndOverlay(t *testing.T) {
 	s := newTestStore(t, "")
 	ctx := t.Context()
 	a := Analysis{PhotoHash: hashOf(1), ModelVersion: "old", Top: []Candidate{{"x", 0.5}}, Overlay: []byte{0xff, 0xd8}}
-	if err := s.PutAnalysis(ctx, a); err != nil {
+	if err := s.PutAnalysis(ctx, a, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.StoredAnalysis(ctx, hashOf(1))

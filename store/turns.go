@@ -176,17 +176,22 @@ func (s *Store) changeTurn(ctx context.Context, op, platform, chatID, msgID stri
 
 // AttemptReply durably notes that reply number k (from 0) of a turn is about to be sent. After a
 // crash, a reply attempted but not known to be sent is not sent again: better one reply lost
-// than one sent twice.
-func (s *Store) AttemptReply(ctx context.Context, platform, chatID, msgID string, k int) error {
-	return s.changeTurn(ctx, "attempt reply", platform, chatID, msgID, func(_ *bolt.Tx, t *turnRec) error {
+// than one sent twice. A non-nil inbound replaces the turn's inbound record (with the photo hash
+// or the error found while handling it) in the same transaction.
+func (s *Store) AttemptReply(ctx context.Context, platform, chatID, msgID string, k int, inbound *Record) error {
+	v, err := encodeUpdate(inbound)
+	if err != nil {
+		return err
+	}
+	return s.changeTurn(ctx, "attempt reply", platform, chatID, msgID, func(tx *bolt.Tx, t *turnRec) error {
 		t.Attempted = max(t.Attempted, k+1)
-		return nil
+		return applyUpdate(tx, inbound, v)
 	})
 }
 
-// ReplySent appends the outbound record of reply number k and marks it delivered, in one
-// transaction. For a message without an id it only appends.
-func (s *Store) ReplySent(ctx context.Context, msgID string, k int, out Record) error {
+// ReplySent appends the outbound record of reply number k and marks it delivered, and with
+// finish the turn done, in one transaction. For a message without an id it only appends.
+func (s *Store) ReplySent(ctx context.Context, msgID string, k int, out Record, finish bool) error {
 	if out.Direction != Outbound {
 		return fmt.Errorf("%w: a reply is an outbound message", ErrInvalid)
 	}
@@ -215,6 +220,7 @@ func (s *Store) ReplySent(ctx context.Context, msgID string, k int, out Record) 
 			return err
 		}
 		t.Attempted, t.Sent = max(t.Attempted, k+1), max(t.Sent, k+1)
+		t.Done = t.Done || finish
 		if err := cb.Put(seqKey(seq), v); err != nil {
 			return err
 		}
@@ -222,13 +228,22 @@ func (s *Store) ReplySent(ctx context.Context, msgID string, k int, out Record) 
 	})
 }
 
-// FinishTurn marks a turn done: the message is answered. No-op for a message without an id.
-func (s *Store) FinishTurn(ctx context.Context, platform, chatID, msgID string) error {
+// FinishTurn marks a turn done: the message is answered. A non-nil inbound replaces the turn's
+// inbound record in the same transaction. For a message without an id there is no turn: only
+// the inbound record is replaced.
+func (s *Store) FinishTurn(ctx context.Context, platform, chatID, msgID string, inbound *Record) error {
 	if msgID == "" {
-		return ctx.Err()
+		if inbound == nil {
+			return ctx.Err()
+		}
+		return s.UpdateMessage(ctx, *inbound)
 	}
-	return s.changeTurn(ctx, "finish turn", platform, chatID, msgID, func(_ *bolt.Tx, t *turnRec) error {
+	v, err := encodeUpdate(inbound)
+	if err != nil {
+		return err
+	}
+	return s.changeTurn(ctx, "finish turn", platform, chatID, msgID, func(tx *bolt.Tx, t *turnRec) error {
 		t.Done = true
-		return nil
+		return applyUpdate(tx, inbound, v)
 	})
 }

@@ -20,21 +20,21 @@ func TestTurns(t *testing.T) {
 	if recs, _ := s.RecentMessages(ctx, "telegram", "42", 10); len(recs) != 1 {
 		t.Fatalf("a repeated BeginTurn appended again: %d records", len(recs))
 	}
-	if err := s.AttemptReply(ctx, "telegram", "42", "7", 0); err != nil {
+	if err := s.AttemptReply(ctx, "telegram", "42", "7", 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := Record{Time: testTime, Platform: "telegram", ChatID: "42", Direction: Outbound, ReplyTo: "7", Text: "answer"}
-	if err := s.ReplySent(ctx, "7", 0, out); err != nil {
+	if err := s.ReplySent(ctx, "7", 0, out, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AttemptReply(ctx, "telegram", "42", "7", 1); err != nil {
+	if err := s.AttemptReply(ctx, "telegram", "42", "7", 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	tu, _, _ := s.BeginTurn(ctx, in)
 	if tu.Sent != 1 || tu.Attempted != 2 || tu.Done {
 		t.Fatalf("turn %+v, want sent 1 attempted 2", tu)
 	}
-	if err := s.FinishTurn(ctx, "telegram", "42", "7"); err != nil {
+	if err := s.FinishTurn(ctx, "telegram", "42", "7", nil); err != nil {
 		t.Fatal(err)
 	}
 	if tu, _, _ = s.BeginTurn(ctx, in); !tu.Done {
@@ -46,13 +46,13 @@ func TestTurns(t *testing.T) {
 	}
 
 	// Turns of unknown messages, bad arguments, and messages without an id.
-	if err := s.FinishTurn(ctx, "telegram", "42", "nope"); !errors.Is(err, ErrNotFound) {
+	if err := s.FinishTurn(ctx, "telegram", "42", "nope", nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("FinishTurn of an unknown message: %v", err)
 	}
 	if _, _, err := s.BeginTurn(ctx, out); !errors.Is(err, ErrInvalid) {
 		t.Errorf("BeginTurn with an outbound record: %v", err)
 	}
-	if err := s.ReplySent(ctx, "7", 0, in); !errors.Is(err, ErrInvalid) {
+	if err := s.ReplySent(ctx, "7", 0, in, false); !errors.Is(err, ErrInvalid) {
 		t.Errorf("ReplySent with an inbound record: %v", err)
 	}
 	anon := Record{Time: testTime, Platform: "webchat", ChatID: "w", Direction: Inbound}
@@ -64,8 +64,81 @@ func TestTurns(t *testing.T) {
 	if recs, _ := s.RecentMessages(ctx, "webchat", "w", 10); len(recs) != 2 {
 		t.Errorf("messages without an id are each logged: %d", len(recs))
 	}
-	if err := s.FinishTurn(ctx, "webchat", "w", ""); err != nil {
+	if err := s.FinishTurn(ctx, "webchat", "w", "", nil); err != nil {
 		t.Errorf("FinishTurn without an id: %v", err)
+	}
+}
+
+// TestTurnWritesCarryTheInboundRecord: the inbound record's update (photo hash, error) rides in
+// the transaction of the reply attempt or of the turn's end, and the last reply's record finishes
+// the turn; a failing part (unknown turn, bad record) leaves every part unwritten.
+func TestTurnWritesCarryTheInboundRecord(t *testing.T) {
+	tests := []struct {
+		name      string
+		msgID     string
+		write     func(s *Store, in *Record) error
+		wantErr   error
+		wantHash  string // the inbound record's photo hash afterwards
+		wantDone  bool
+		wantSent  int
+		wantTried int
+		wantLog   int // records in the chat's log
+	}{
+		{"attempt with inbound", "7", func(s *Store, in *Record) error {
+			return s.AttemptReply(t.Context(), "telegram", "42", "7", 0, in)
+		}, nil, "abc", false, 0, 1, 1},
+		{"finish with inbound", "7", func(s *Store, in *Record) error {
+			return s.FinishTurn(t.Context(), "telegram", "42", "7", in)
+		}, nil, "abc", true, 0, 0, 1},
+		{"finish without an id updates the record", "", func(s *Store, in *Record) error {
+			return s.FinishTurn(t.Context(), "telegram", "42", "", in)
+		}, nil, "abc", false, 0, 0, 1},
+		{"last reply sent finishes", "7", func(s *Store, in *Record) error {
+			if err := s.AttemptReply(t.Context(), "telegram", "42", "7", 0, in); err != nil {
+				return err
+			}
+			out := Record{Time: testTime, Platform: "telegram", ChatID: "42", Direction: Outbound, ReplyTo: "7", Text: "answer"}
+			return s.ReplySent(t.Context(), "7", 0, out, true)
+		}, nil, "abc", true, 1, 1, 2},
+		{"unknown turn writes no inbound", "7", func(s *Store, in *Record) error {
+			return s.AttemptReply(t.Context(), "telegram", "42", "8", 0, in)
+		}, ErrNotFound, "", false, 0, 0, 1},
+		{"bad inbound writes no attempt", "7", func(s *Store, in *Record) error {
+			bad := *in
+			bad.Platform = ""
+			return s.AttemptReply(t.Context(), "telegram", "42", "7", 0, &bad)
+		}, ErrInvalid, "", false, 0, 0, 1},
+		{"inbound of a record not stored", "7", func(s *Store, in *Record) error {
+			gone := *in
+			gone.Seq = 99
+			return s.FinishTurn(t.Context(), "telegram", "42", "7", &gone)
+		}, ErrNotFound, "", false, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestStore(t, "")
+			in := Record{Time: testTime, Platform: "telegram", ChatID: "42", Direction: Inbound, MessageID: tt.msgID, Text: "photo"}
+			tu, _, err := s.BeginTurn(t.Context(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Seq, in.PhotoHash = tu.Seq, "abc"
+			if err := tt.write(s, &in); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+			recs, err := s.RecentMessages(t.Context(), "telegram", "42", 10)
+			if err != nil || len(recs) != tt.wantLog || recs[0].PhotoHash != tt.wantHash {
+				t.Fatalf("log %+v %v; want %d records, inbound photo hash %q", recs, err, tt.wantLog, tt.wantHash)
+			}
+			if tt.msgID == "" {
+				return
+			}
+			in.PhotoHash = ""
+			got, _, err := s.BeginTurn(t.Context(), in)
+			if err != nil || got.Done != tt.wantDone || got.Sent != tt.wantSent || got.Attempted != tt.wantTried {
+				t.Errorf("turn %+v %v; want done %v sent %d attempted %d", got, err, tt.wantDone, tt.wantSent, tt.wantTried)
+			}
+		})
 	}
 }
 
