@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/inference/eval"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -123,6 +126,21 @@ func TestAgentWorkflow(t *testing.T) {
 	}
 	if m := string(files[DatasetFolder+".csv"]); !strings.Contains(m, "tomato__early_blight,false,tomato__late_blight,v1,alice") {
 		t.Errorf("manifest %q", m)
+	}
+	// The export unzipped is a folder `cropshield eval` reads: one sub-folder per class id.
+	dir := t.TempDir()
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	samples, err := eval.Scan(filepath.Join(dir, DatasetFolder), []string{e.class, "tomato__early_blight"})
+	if err != nil || len(samples) != 1 || samples[0].Label != "tomato__early_blight" || samples[0].Class != 1 {
+		t.Errorf("eval.Scan of the unzipped export: %+v %v", samples, err)
 	}
 	for path, want := range map[string]string{
 		"/export/conversations.csv": "webchat,web-1,private,,Amina,web-1,en",
