@@ -135,13 +135,11 @@ type Report struct {
 	CropTop3      Counts  `json:"crop_top3"`
 	FalseRejected Counts  `json:"false_rejected"` // leaf photos refused as not a leaf
 	ECE           float64 `json:"ece"`            // expected calibration error of top-1, 15 bins
-	// ECEInterval is the 90 % basic bootstrap interval of ECE (photos resampled with replacement;
-	// "basic" because ECE is biased upwards, and so is its resampled value).
-	ECEInterval [2]float64 `json:"ece_interval_90"`
-	// ECEFloor is the ECE a perfectly calibrated model with the same confidences would show on
-	// this many photos, from sampling noise alone: a measured ECE near it cannot be told apart
-	// from perfect calibration.
-	ECEFloor  float64       `json:"ece_floor"`
+	// ECEFloor is what sampling noise alone makes of ECE on this many photos: the ECE a perfectly
+	// calibrated model with the same confidences measures on average (Mean) and in 95 % of
+	// draws at most (P95). A measured ECE above P95 is miscalibration, not noise; one below it
+	// cannot be told apart from perfect calibration with this many photos.
+	ECEFloor  ECEFloor      `json:"ece_floor"`
 	PerClass  []ClassReport `json:"per_class"` // classes with photos, in model order
 	Classes   []string      `json:"classes"`
 	Confusion [][]int       `json:"confusion"` // [true][predicted], model order
@@ -221,7 +219,7 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 		confs = append(confs, o.Probs[ranked[0]])
 		rights = append(rights, top1)
 	}
-	r.ECE, r.ECEInterval, r.ECEFloor = calibration(confs, rights)
+	r.ECE, r.ECEFloor = calibration(confs, rights)
 	for _, c := range []*Counts{&r.Top1, &r.Top3, &r.CropTop1, &r.CropTop3, &r.FalseRejected, &r.Rejected} {
 		c.finish()
 	}
@@ -242,17 +240,23 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 	return r, nil
 }
 
-// eceDraws is the number of resamples behind ECEInterval and ECEFloor; the draws are seeded, so
-// a report is reproducible.
+// ECEFloor describes the calibration error of a perfectly calibrated model (see Report.ECEFloor).
+type ECEFloor struct {
+	Mean float64 `json:"mean"`
+	P95  float64 `json:"p95"`
+}
+
+// eceDraws is the number of simulated label sets behind ECEFloor; the draws are seeded, so a
+// report is reproducible.
 const eceDraws = 1000
 
 // ece is the expected calibration error of top-1 confidences and whether each top-1 was right:
 // the photo-weighted mean over ECEBins equal-width bins of |accuracy - mean confidence|.
-func ece(confs []float64, rights []bool, idx []int) float64 {
+func ece(confs []float64, rights []bool) float64 {
 	var conf, acc [ECEBins]float64
-	for _, i := range idx {
-		b := min(int(confs[i]*ECEBins), ECEBins-1)
-		conf[b] += confs[i]
+	for i, c := range confs {
+		b := min(int(c*ECEBins), ECEBins-1)
+		conf[b] += c
 		if rights[i] {
 			acc[b]++
 		}
@@ -261,41 +265,29 @@ func ece(confs []float64, rights []bool, idx []int) float64 {
 	for b := range ECEBins {
 		e += math.Abs(acc[b] - conf[b])
 	}
-	return e / float64(len(idx))
+	return e / float64(len(confs))
 }
 
-// calibration returns the ECE, its 90 % bootstrap interval and its noise floor: the mean ECE
-// when each top-1 is right with exactly its stated confidence.
-func calibration(confs []float64, rights []bool) (e float64, interval [2]float64, floor float64) {
-	n := len(confs)
-	if n == 0 {
-		return 0, interval, 0
+// calibration returns the ECE and its noise floor, found by drawing each top-1's rightness with
+// exactly its stated confidence, eceDraws times.
+func calibration(confs []float64, rights []bool) (float64, ECEFloor) {
+	if len(confs) == 0 {
+		return 0, ECEFloor{}
 	}
-	all := make([]int, n)
-	for i := range all {
-		all[i] = i
-	}
-	e = ece(confs, rights, all)
-	rng := rand.New(rand.NewPCG(20251125, uint64(n)))
-	boot := make([]float64, eceDraws)
-	idx := make([]int, n)
-	for d := range boot {
-		for i := range idx {
-			idx[i] = rng.IntN(n)
-		}
-		boot[d] = ece(confs, rights, idx)
-	}
-	slices.Sort(boot)
-	clamp := func(v float64) float64 { return min(max(v, 0), 1) }
-	interval = [2]float64{clamp(2*e - boot[eceDraws*95/100-1]), clamp(2*e - boot[eceDraws*5/100])}
-	drawn := make([]bool, n)
-	for range eceDraws {
+	rng := rand.New(rand.NewPCG(20251125, uint64(len(confs))))
+	sims := make([]float64, eceDraws)
+	drawn := make([]bool, len(confs))
+	var floor ECEFloor
+	for d := range sims {
 		for i, c := range confs {
 			drawn[i] = rng.Float64() < c
 		}
-		floor += ece(confs, drawn, all) / eceDraws
+		sims[d] = ece(confs, drawn)
+		floor.Mean += sims[d] / eceDraws
 	}
-	return e, interval, floor
+	slices.Sort(sims)
+	floor.P95 = sims[eceDraws*95/100-1]
+	return ece(confs, rights), floor
 }
 
 // runAll classifies every sample on a pool of workers, keeping results in sample order.

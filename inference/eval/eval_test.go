@@ -85,8 +85,10 @@ func TestEvaluateExact(t *testing.T) {
 	if math.Abs(r.ECE-0.35) > 1e-12 {
 		t.Errorf("ECE = %v, want 0.35", r.ECE)
 	}
-	if lo, hi := r.ECEInterval[0], r.ECEInterval[1]; lo > r.ECE || hi < r.ECE || lo < 0 || hi > 1 {
-		t.Errorf("ECE interval %v does not hold ECE %v", r.ECEInterval, r.ECE)
+	// Noise floor: each photo alone in its bin is off by E|Bernoulli(c) - c| = 2c(1-c) on average:
+	// (0.18 + 0.5 + 0.48 + 0.48) / 4 = 0.41.
+	if math.Abs(r.ECEFloor.Mean-0.41) > 0.01 || r.ECEFloor.P95 < r.ECEFloor.Mean || r.ECEFloor.P95 > 1 {
+		t.Errorf("ECE floor %+v, want mean 0.41", r.ECEFloor)
 	}
 	want := map[[2]int]int{{2, 2}: 1, {2, 0}: 1, {3, 0}: 1, {1, 1}: 1}
 	for i := range classes {
@@ -132,43 +134,38 @@ func TestEvaluateExact(t *testing.T) {
 	}
 }
 
+// TestCalibration: the ECE, and its noise floor against the exact distribution of a perfectly
+// calibrated model's ECE when every photo has the same confidence c: |Binomial(n, c)/n - c|.
 func TestCalibration(t *testing.T) {
 	confs := func(n int, c float64) []float64 { return slices.Repeat([]float64{c}, n) }
 	rights := func(n int, r bool) []bool { return slices.Repeat([]bool{r}, n) }
 	for _, tc := range []struct {
-		name          string
-		confs         []float64
-		rights        []bool
-		ece, floor    float64
-		floorTol      float64
-		intervalWidth bool // the bootstrap interval has a width
+		name      string
+		confs     []float64
+		rights    []bool
+		ece       float64
+		mean, tol float64 // the floor's exact mean, and the Monte Carlo tolerance
+		p95       float64 // the floor's exact 95th percentile
 	}{
-		// Certain and right: nothing to miscalibrate, no noise.
-		{"certain and right", confs(20, 1), rights(20, true), 0, 0, 0, false},
-		// Always 0.9 and always wrong: ECE 0.9; a calibrated model at 0.9 over 50 photos is off by
-		// E|Binomial(50, 0.9)/50 - 0.9| = 0.0333 on average.
-		{"confident and wrong", confs(50, 0.9), rights(50, false), 0.9, 0.0333, 0.004, false},
-		// Four photos at 0.5, two right: ECE 0; noise E|Binomial(4, 0.5)/4 - 0.5| = 12/64.
-		{"coin flips", confs(4, 0.5), []bool{true, false, true, false}, 0, 0.1875, 0.01, false},
-		// Ten photos at 0.8, seven right: ECE 0.1 and an interval around it; noise
-		// E|Binomial(10, 0.8)/10 - 0.8| = 0.0966.
-		{"a little over-confident", confs(10, 0.8), append(rights(7, true), rights(3, false)...), 0.1, 0.0966, 0.006, true},
-		{"no photos", nil, nil, 0, 0, 0, false},
+		{"certain and right", confs(20, 1), rights(20, true), 0, 0, 0, 0},
+		// E|Binomial(50, 0.9)/50 - 0.9| = 0.0333; P(|.| <= 0.06) = 0.908, P(|.| <= 0.08) = 0.970.
+		{"confident and wrong", confs(50, 0.9), rights(50, false), 0.9, 0.0333, 0.004, 0.08},
+		// E|Binomial(10, 0.8)/10 - 0.8| = 0.0966; P(|.| <= 0.1) = 0.772, P(|.| <= 0.2) = 0.967.
+		{"a little over-confident", confs(10, 0.8), append(rights(7, true), rights(3, false)...), 0.1, 0.0966, 0.006, 0.2},
+		// E|Binomial(4, 0.5)/4 - 0.5| = 12/64; P(|.| <= 0.25) = 0.875.
+		{"coin flips", confs(4, 0.5), []bool{true, false, true, false}, 0, 0.1875, 0.01, 0.5},
+		{"no photos", nil, nil, 0, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, interval, floor := calibration(tc.confs, tc.rights)
+			e, floor := calibration(tc.confs, tc.rights)
 			if math.Abs(e-tc.ece) > 1e-12 {
 				t.Errorf("ECE = %v, want %v", e, tc.ece)
 			}
-			if math.Abs(floor-tc.floor) > tc.floorTol+1e-12 {
-				t.Errorf("floor = %.4f, want %.4f ± %.4f", floor, tc.floor, tc.floorTol)
+			if math.Abs(floor.Mean-tc.mean) > tc.tol+1e-12 || math.Abs(floor.P95-tc.p95) > 1e-9 {
+				t.Errorf("floor = %+v, want mean %.4f ± %.4f, p95 %v", floor, tc.mean, tc.tol, tc.p95)
 			}
-			if interval[0] > e || interval[1] < e || (interval[1] > interval[0]) != tc.intervalWidth {
-				t.Errorf("interval %v for ECE %v", interval, e)
-			}
-			e2, interval2, floor2 := calibration(tc.confs, tc.rights)
-			if e2 != e || interval2 != interval || floor2 != floor {
-				t.Errorf("second run differs: %v %v %v", e2, interval2, floor2)
+			if e2, floor2 := calibration(tc.confs, tc.rights); e2 != e || floor2 != floor {
+				t.Errorf("second run differs: %v %+v", e2, floor2)
 			}
 		})
 	}

@@ -37,8 +37,8 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "top-1 within crop:      %s\n", pct(r.CropTop1))
 		fmt.Fprintf(&b, "top-3 within crop:      %s\n", pct(r.CropTop3))
 		fmt.Fprintf(&b, "falsely rejected:       %s\n", pct(r.FalseRejected))
-		fmt.Fprintf(&b, "calibration error:      %.2f%% (ECE, %d bins; 90%% interval %.1f-%.1f%%; perfectly calibrated would measure %.1f%% on %d photos)\n",
-			100*r.ECE, ECEBins, 100*r.ECEInterval[0], 100*r.ECEInterval[1], 100*r.ECEFloor, r.Top1.N)
+		fmt.Fprintf(&b, "calibration error:      %.2f%% (ECE, %d bins; from noise alone a perfectly calibrated model would measure %.1f%% here, 95%% of the time at most %.1f%%)\n",
+			100*r.ECE, ECEBins, 100*r.ECEFloor.Mean, 100*r.ECEFloor.P95)
 	}
 	if r.Rejected.N > 0 {
 		fmt.Fprintf(&b, "not-a-leaf rejected:    %s\n", pct(r.Rejected))
