@@ -149,9 +149,11 @@ type turn struct {
 	recChanged bool
 	prior      store.Turn // what an interrupted earlier handling of the same message did
 	replies    int        // replies produced so far (sent, or skipped as sent before)
-	// sent is the last reply delivered but not yet recorded: it is recorded with the next reply's
-	// attempt or, finishing the turn, when the handling ends.
+	// sent is the last reply delivered but not yet recorded: it is recorded before the next
+	// reply's attempt or, finishing the turn in the same transaction, when handling ends.
 	sent *sentReply
+	// begun: the turn is being handled (recorded, not a duplicate), so its end must be written.
+	begun bool
 	// cacheHits and cacheMisses count the photo analyses taken from the cache or not.
 	cacheHits, cacheMisses int
 	log                    *slog.Logger
@@ -162,12 +164,12 @@ type sentReply struct {
 	rec store.Record
 }
 
-// inbound is the inbound record to write with the turn's next write, if it changed.
+// inbound is the inbound record to write with the turn's next write if it changed (nil if not);
+// recChanged is cleared once that write succeeds.
 func (t *turn) inbound() *store.Record {
 	if !t.recChanged {
 		return nil
 	}
-	t.recChanged = false
 	return &t.rec
 }
 
@@ -182,6 +184,8 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	}
 	t := &turn{msg: m, out: out, lang: locales.Default,
 		log: h.log.With("platform", m.Chat.Platform, "chat", m.Chat.ID, "msg", m.ID)}
+	// One deferred function, so that after a panic the error reply goes out before the turn is
+	// written as done (in the same transaction as that reply's record).
 	defer func() {
 		if p := recover(); p != nil {
 			t.log.Error("panic while handling message", "panic", p, "stack", string(debug.Stack()))
@@ -191,6 +195,8 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 				return
 			}
 			h.fail(ctx, t, "error.internal", "internal error")
+		}
+		if t.begun || t.sent != nil {
 			h.endTurn(ctx, t)
 		}
 	}()
@@ -221,7 +227,7 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	if existed {
 		t.log.Warn("resuming a message whose handling was interrupted", "replies_sent", t.prior.Sent, "replies_attempted", t.prior.Attempted)
 	}
-	defer h.endTurn(ctx, t)
+	t.begun = true
 	if !h.limiter.allow(m.Chat.Platform, m.Chat.ID, m.Time) {
 		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "rate_limited").Inc()
 		if h.limiter.shouldWarn(m.Chat.Platform, m.Chat.ID) {
@@ -298,18 +304,24 @@ func (h *Handler) resolveLanguage(m Message, chat store.Chat, user store.User) s
 
 // endTurn writes what the turn still owes the store, in one transaction where it can: the last
 // reply's record, the inbound record's changes and, unless handling was interrupted (then the
-// adapter hands the message in again and the turn resumes), that the turn is done.
+// adapter hands the message in again and the turn resumes), that the turn is done. If a write
+// fails the turn stays unfinished: a new delivery resumes it and sends nothing twice.
 func (h *Handler) endTurn(ctx context.Context, t *turn) {
-	done := ctx.Err() == nil
+	done := t.begun && ctx.Err() == nil
 	wctx := context.WithoutCancel(ctx)
 	p, chat, id := string(t.msg.Chat.Platform), t.msg.Chat.ID, t.msg.ID
 	if in := t.inbound(); in != nil && (t.sent != nil || !done) {
+		// Rare: an error noted after the last reply went out, or an interruption.
 		if err := h.store.UpdateMessage(wctx, *in); err != nil {
 			t.log.Error("cannot update inbound record", "err", err)
+		} else {
+			t.recChanged = false
 		}
 	} else if in != nil || (done && t.sent == nil) {
 		if err := h.store.FinishTurn(wctx, p, chat, id, in); err != nil {
 			t.log.Error("cannot finish turn", "err", err)
+		} else {
+			t.recChanged = false
 		}
 	}
 	h.recordSent(wctx, t, done)
@@ -366,6 +378,7 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 			t.log.Error("cannot note reply attempt; not sending", "err", err)
 			return
 		}
+		t.recChanged = false
 	}
 	if err := t.out.Send(ctx, r); err != nil {
 		h.metrics.Errors.WithLabelValues(string(r.Chat.Platform), "send").Inc()

@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/inference"
 	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
@@ -156,10 +158,12 @@ func TestInterruptedByShutdownIsAnsweredLater(t *testing.T) {
 	}
 }
 
-// countingStore counts the write transactions the handler asks for.
+// countingStore counts the write transactions the handler asks for; failAttempt makes every
+// AttemptReply fail as a full disk would.
 type countingStore struct {
 	*store.Store
-	writes []string
+	writes      []string
+	failAttempt bool
 }
 
 func (c *countingStore) RecordInbound(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error) {
@@ -184,6 +188,9 @@ func (c *countingStore) AppendMessage(ctx context.Context, r store.Record) (uint
 }
 func (c *countingStore) AttemptReply(ctx context.Context, platform, chat, id string, k int, in *store.Record) error {
 	c.writes = append(c.writes, "AttemptReply")
+	if c.failAttempt {
+		return errors.New("no space left on device")
+	}
 	return c.Store.AttemptReply(ctx, platform, chat, id, k, in)
 }
 func (c *countingStore) ReplySent(ctx context.Context, id string, k int, out store.Record, finish bool) error {
@@ -195,63 +202,122 @@ func (c *countingStore) FinishTurn(ctx context.Context, platform, chat, id strin
 	return c.Store.FinishTurn(ctx, platform, chat, id, in)
 }
 
+// panicky is a model that panics.
+type panicky struct{ bot.Analyzer }
+
+func (panicky) Analyze(context.Context, []byte) (inference.Result, error) { panic("model bug") }
+
+// cancelling is a chat that delivers a reply and then the process starts shutting down.
+type cancelling struct {
+	outbox
+	cancel context.CancelFunc
+}
+
+func (c *cancelling) Send(ctx context.Context, r bot.Reply) error {
+	defer c.cancel()
+	return c.outbox.Send(ctx, r)
+}
+
 // TestWritesPerMessage: each durable write is a disk sync, and they bound how many photos a
 // second the bot answers; what handling finds (photo hash, error) rides with the reply attempt,
-// and the last reply's record finishes the turn. The end state is complete all the same.
+// and the last reply's record finishes the turn. The end state is complete all the same, also
+// when a write fails, the model panics or shutdown begins right after the reply went out.
 func TestWritesPerMessage(t *testing.T) {
-	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100}, nil)
-	cs := &countingStore{Store: f.store}
-	loc, err := locales.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		cs, testenv.ContractSession(t), loc, bot.NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chat := bot.ChatRef{Platform: bot.Telegram, ID: "42", Kind: bot.Private}
 	leaf := testenv.LeafJPEG(t, 320, 240, 3)
+	other := testenv.LeafJPEG(t, 320, 240, 4)
+	cfg := bot.Config{Threshold: 0.01, Burst: 100}
 	for _, tc := range []struct {
-		name       string
-		msg        bot.Message
-		wantWrites []string
-		wantHash   string
-		wantError  bool
+		name        string
+		photo       []byte // nil: the text /help
+		panics      bool
+		failAttempt bool
+		interrupt   bool
+		wantWrites  []string
+		wantReplies int
+		wantHash    string // on the inbound record afterwards
+		wantError   bool   // an error noted on the inbound record
+		wantDone    bool
+		wantSent    int
 	}{
-		{"new photo", bot.Message{ID: "1", Photo: bytesPhoto(leaf)},
-			[]string{"RecordInbound", "PutAnalysis", "AttemptReply", "ReplySent"}, hashOf(leaf), false},
-		{"the same photo again", bot.Message{ID: "2", Photo: bytesPhoto(leaf)},
-			[]string{"RecordInbound", "AttemptReply", "ReplySent"}, hashOf(leaf), false},
-		{"a command", bot.Message{ID: "3", Text: "/help"},
-			[]string{"RecordInbound", "AttemptReply", "ReplySent"}, "", false},
-		{"not a photo", bot.Message{ID: "4", Photo: bytesPhoto([]byte("not a jpeg"))},
-			[]string{"RecordInbound", "AttemptReply", "ReplySent"}, "", true},
+		{name: "new photo", photo: leaf, wantWrites: []string{"RecordInbound", "PutAnalysis", "AttemptReply", "ReplySent"},
+			wantReplies: 1, wantHash: hashOf(leaf), wantDone: true, wantSent: 1},
+		{name: "a command", wantWrites: []string{"RecordInbound", "AttemptReply", "ReplySent"},
+			wantReplies: 1, wantDone: true, wantSent: 1},
+		{name: "not a photo", photo: []byte("not a jpeg"), wantWrites: []string{"RecordInbound", "AttemptReply", "ReplySent"},
+			wantReplies: 1, wantError: true, wantDone: true, wantSent: 1},
+		// The reply is not sent when its attempt cannot be noted; what was found is kept anyway.
+		{name: "the reply attempt cannot be written", photo: other, failAttempt: true,
+			wantWrites: []string{"RecordInbound", "PutAnalysis", "AttemptReply", "FinishTurn"},
+			wantHash:   hashOf(other), wantDone: true},
+		// The error reply goes out first, the turn ends with its record.
+		{name: "the model panics", photo: other, panics: true, wantWrites: []string{"RecordInbound", "AttemptReply", "ReplySent"},
+			wantReplies: 1, wantError: true, wantDone: true, wantSent: 1},
+		// Sent but not finished: a new delivery must resume the turn and send nothing twice.
+		{name: "shutdown right after the reply", photo: leaf, interrupt: true,
+			wantWrites:  []string{"RecordInbound", "PutAnalysis", "AttemptReply", "ReplySent"},
+			wantReplies: 1, wantHash: hashOf(leaf), wantSent: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cs.writes = nil
-			m := tc.msg
-			m.Chat, m.Sender, m.Time = chat, bot.Sender{ID: "7"}, time.Unix(1700000000, 0)
-			if err := h.Handle(context.Background(), m, f.out); err != nil {
+			f := newFixture(t, cfg, nil)
+			cs := &countingStore{Store: f.store, failAttempt: tc.failAttempt}
+			loc, err := locales.Load()
+			if err != nil {
 				t.Fatal(err)
 			}
-			if r := f.out.take(); len(r) != 1 {
-				t.Fatalf("replies %v", r)
+			var model bot.Analyzer = testenv.ContractSession(t)
+			if tc.panics {
+				model = panicky{model}
+			}
+			h, err := bot.NewHandler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), cs, model, loc, bot.NewMetrics(prometheus.NewRegistry()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := bot.Message{ID: "1", Chat: bot.ChatRef{Platform: bot.Telegram, ID: "42", Kind: bot.Private},
+				Sender: bot.Sender{ID: "7"}, Time: time.Unix(1700000000, 0), Text: "/help"}
+			if tc.photo != nil {
+				m.Text, m.Photo = "", bytesPhoto(tc.photo)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			out := &cancelling{cancel: func() {}}
+			if tc.interrupt {
+				out.cancel = cancel
+			}
+			if err := h.Handle(ctx, m, out); err != nil {
+				t.Fatal(err)
+			}
+			if r := out.take(); len(r) != tc.wantReplies {
+				t.Fatalf("replies %v, want %d", r, tc.wantReplies)
 			}
 			if !slices.Equal(cs.writes, tc.wantWrites) {
 				t.Errorf("writes %v, want %v", cs.writes, tc.wantWrites)
 			}
-			recs, err := f.store.RecentMessages(context.Background(), "telegram", "42", 2)
-			if err != nil || len(recs) != 2 {
-				t.Fatalf("log %v %v", recs, err)
+			recs, err := f.store.RecentMessages(context.Background(), "telegram", "42", 5)
+			if err != nil || len(recs) != 1+tc.wantSent {
+				t.Fatalf("log %+v %v, want the message and %d replies", recs, err, tc.wantSent)
 			}
-			in, out := recs[0], recs[1]
-			if in.MessageID != m.ID || in.PhotoHash != tc.wantHash || (in.Error != "") != tc.wantError || out.ReplyTo != m.ID {
-				t.Errorf("inbound %+v, outbound %+v", in, out)
+			in := recs[0]
+			if in.MessageID != m.ID || in.PhotoHash != tc.wantHash || (in.Error != "") != tc.wantError {
+				t.Errorf("inbound record %+v", in)
+			}
+			if tc.wantSent == 1 && recs[1].ReplyTo != m.ID {
+				t.Errorf("reply record %+v", recs[1])
 			}
 			turn, existed, err := f.store.BeginTurn(context.Background(), in)
-			if err != nil || !existed || !turn.Done || turn.Sent != 1 {
-				t.Errorf("turn %+v existed %v %v, want done with one reply sent", turn, existed, err)
+			if err != nil || !existed || turn.Done != tc.wantDone || turn.Sent != tc.wantSent {
+				t.Errorf("turn %+v existed %v %v, want done %v with %d replies sent", turn, existed, err, tc.wantDone, tc.wantSent)
+			}
+			if tc.interrupt {
+				// Handed in again after the restart: nothing sent twice, and now finished.
+				if err := h.Handle(context.Background(), m, out); err != nil {
+					t.Fatal(err)
+				}
+				if r := out.take(); len(r) != 0 {
+					t.Errorf("resumed turn sent again: %v", r)
+				}
+				if turn, _, _ := f.store.BeginTurn(context.Background(), in); !turn.Done {
+					t.Errorf("resumed turn not finished: %+v", turn)
+				}
 			}
 		})
 	}
