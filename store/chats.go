@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,6 +30,10 @@ type User struct {
 	Language            string // stored preference, "" if none
 	LangHint            string // last platform hint seen
 	FirstSeen, LastSeen time.Time
+	// MovedTo is the id the user continues under since the platform revealed a better one (a
+	// WhatsApp farmer's phone number, after their LID); MovedFrom is the user's alternate id, the
+	// one they had before. See MigrateUser.
+	MovedTo, MovedFrom string
 }
 
 // chatRec is the JSON stored under platform NUL id in bucketChats.
@@ -49,6 +54,8 @@ type userRec struct {
 	LangHint  string    `json:"lang_hint,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
+	MovedTo   string    `json:"moved_to,omitempty"`
+	MovedFrom string    `json:"moved_from,omitempty"`
 }
 
 // TouchChat records that chat c was seen at seen. A new chat is stored as
@@ -235,8 +242,9 @@ func (s *Store) SetUserLanguage(ctx context.Context, platform, id, lang string) 
 // it was never seen. The old chat records MovedTo and the new one MovedFrom. The message logs
 // stay where they are; the conversations' summaries show the link both ways (the new chat's is
 // created if it has none, so that staff can open and answer it). Migrating again, or from the
-// other side's notice, changes nothing more. It returns the new chat as stored; ErrNotFound if
-// the old chat was never seen (nothing is written then: there is nothing to carry over).
+// other side's notice, changes nothing more than the new chat's last-seen time. It returns the
+// new chat as stored; ErrNotFound if the old chat was never seen (nothing is written then:
+// there is nothing to carry over).
 func (s *Store) MigrateChat(ctx context.Context, platform, from, to string, at time.Time) (Chat, error) {
 	if err := ctx.Err(); err != nil {
 		return Chat{}, err
@@ -250,45 +258,136 @@ func (s *Store) MigrateChat(ctx context.Context, platform, from, to string, at t
 	if from == to {
 		return Chat{}, fmt.Errorf("%w: chat %s moved to itself", ErrInvalid, from)
 	}
-	at = utc(at)
 	var out Chat
-	err := s.update(ctx, "migrate chat", func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketChats)
-		if err != nil {
-			return err
-		}
-		oldKey, newKey := compositeKey(platform, from), compositeKey(platform, to)
-		var old, moved chatRec
-		if err := getJSON(tx, bucketChats, oldKey, &old, "chat "+from+" on "+platform); err != nil {
-			return err
-		}
-		if v := b.Get(newKey); v != nil {
-			if err := json.Unmarshal(v, &moved); err != nil {
-				return fmt.Errorf("decode chat: %w", err)
-			}
-		}
-		// A language is only ever stored by an explicit choice: one made in the new chat wins.
-		moved.Kind, moved.Title, moved.Language = cmpOr(moved.Kind, old.Kind), cmpOr(moved.Title, old.Title), cmpOr(moved.Language, old.Language)
-		if moved.FirstSeen.IsZero() || old.FirstSeen.Before(moved.FirstSeen) {
-			moved.FirstSeen = old.FirstSeen
-		}
-		if at.After(moved.LastSeen) {
-			moved.LastSeen = at
-		}
-		moved.MovedFrom, old.MovedTo = from, to
-		if err := putJSON(b, oldKey, old); err != nil {
-			return err
-		}
-		if err := putJSON(b, newKey, moved); err != nil {
-			return err
-		}
-		out = moved.chat(platform, to)
-		return linkMigration(tx, platform, from, to, moved, at)
+	err := s.update(ctx, "migrate chat", func(tx *bolt.Tx) (err error) {
+		out, err = migrateChatTx(tx, platform, from, to, at)
+		return err
 	})
 	if err != nil {
 		return Chat{}, err
 	}
 	return out, nil
+}
+
+// migrateChatTx is MigrateChat inside a transaction (ids already checked). It writes nothing
+// before it finds the old chat.
+func migrateChatTx(tx *bolt.Tx, platform, from, to string, at time.Time) (Chat, error) {
+	at = utc(at)
+	b, err := bucket(tx, bucketChats)
+	if err != nil {
+		return Chat{}, err
+	}
+	oldKey, newKey := compositeKey(platform, from), compositeKey(platform, to)
+	var old, moved chatRec
+	if err := getJSON(tx, bucketChats, oldKey, &old, "chat "+from+" on "+platform); err != nil {
+		return Chat{}, err
+	}
+	if v := b.Get(newKey); v != nil {
+		if err := json.Unmarshal(v, &moved); err != nil {
+			return Chat{}, fmt.Errorf("decode chat: %w", err)
+		}
+	}
+	// A language is only ever stored by an explicit choice: one made in the new chat wins.
+	moved.Kind, moved.Title, moved.Language = cmpOr(moved.Kind, old.Kind), cmpOr(moved.Title, old.Title), cmpOr(moved.Language, old.Language)
+	mergeSeen(&moved.FirstSeen, &moved.LastSeen, old.FirstSeen, at)
+	moved.MovedFrom, old.MovedTo = from, to
+	if err := putJSON(b, oldKey, old); err != nil {
+		return Chat{}, err
+	}
+	if err := putJSON(b, newKey, moved); err != nil {
+		return Chat{}, err
+	}
+	if err := linkMigration(tx, platform, from, to, moved, at); err != nil {
+		return Chat{}, err
+	}
+	return moved.chat(platform, to), nil
+}
+
+// MigrateUser records, in one transaction, that user from continues as user to on the same
+// platform (WhatsApp reveals the phone number of a farmer known until then only by a privacy id,
+// a LID), and so does the user's private chat: a private chat has its user's id on every
+// platform. The new user takes over the old one's language unless one was chosen under the new id
+// already, its name and language hint unless the new id has its own, and the earlier first-seen
+// time; it is created if it was never seen. The old user records MovedTo and the new one
+// MovedFrom, its alternate id. A private chat under the old id moves as MigrateChat moves a chat
+// (with the conversations' summaries linked both ways); groups have ids of their own and stay.
+// Migrating again changes nothing more. It returns the new user as stored; ErrNotFound if the old
+// user was never seen (nothing is written then: there is nothing to carry over).
+func (s *Store) MigrateUser(ctx context.Context, platform, from, to string, at time.Time) (User, error) {
+	if err := ctx.Err(); err != nil {
+		return User{}, err
+	}
+	if err := checkIDs("platform", platform, "user id", from); err != nil {
+		return User{}, err
+	}
+	if err := checkID("new user id", to); err != nil {
+		return User{}, err
+	}
+	if from == to {
+		return User{}, fmt.Errorf("%w: user %s moved to itself", ErrInvalid, from)
+	}
+	var out User
+	err := s.update(ctx, "migrate user", func(tx *bolt.Tx) (err error) {
+		if out, err = migrateUserTx(tx, platform, from, to, at); err != nil {
+			return err
+		}
+		var chat chatRec
+		err = getJSON(tx, bucketChats, compositeKey(platform, from), &chat, "chat "+from+" on "+platform)
+		switch {
+		case errors.Is(err, ErrNotFound) || err == nil && chat.Kind == "group":
+			return nil // no private chat: the user wrote in groups only
+		case err != nil:
+			return err
+		}
+		_, err = migrateChatTx(tx, platform, from, to, at)
+		return err
+	})
+	if err != nil {
+		return User{}, err
+	}
+	return out, nil
+}
+
+// migrateUserTx is the user's part of MigrateUser inside a transaction (ids already checked). It
+// writes nothing before it finds the old user.
+func migrateUserTx(tx *bolt.Tx, platform, from, to string, at time.Time) (User, error) {
+	at = utc(at)
+	b, err := bucket(tx, bucketUsers)
+	if err != nil {
+		return User{}, err
+	}
+	oldKey, newKey := compositeKey(platform, from), compositeKey(platform, to)
+	var old, moved userRec
+	if err := getJSON(tx, bucketUsers, oldKey, &old, "user "+from+" on "+platform); err != nil {
+		return User{}, err
+	}
+	if v := b.Get(newKey); v != nil {
+		if err := json.Unmarshal(v, &moved); err != nil {
+			return User{}, fmt.Errorf("decode user: %w", err)
+		}
+	}
+	// As for chats: a language chosen under the new id wins.
+	moved.Name, moved.Language, moved.LangHint = cmpOr(moved.Name, old.Name), cmpOr(moved.Language, old.Language), cmpOr(moved.LangHint, old.LangHint)
+	mergeSeen(&moved.FirstSeen, &moved.LastSeen, old.FirstSeen, at)
+	moved.MovedFrom, old.MovedTo = from, to
+	if err := putJSON(b, oldKey, old); err != nil {
+		return User{}, err
+	}
+	if err := putJSON(b, newKey, moved); err != nil {
+		return User{}, err
+	}
+	return moved.user(platform, to), nil
+}
+
+// mergeSeen gives a record that takes over an older one's (a migration's new chat or user) the
+// earlier first-seen time, and the migration's time as last seen if that is later.
+func mergeSeen(first, last *time.Time, oldFirst, at time.Time) {
+	if first.IsZero() || oldFirst.Before(*first) {
+		*first = oldFirst
+	}
+	if at.After(*last) {
+		*last = at
+	}
 }
 
 func (r chatRec) chat(platform, id string) Chat {
@@ -305,6 +404,7 @@ func (r userRec) user(platform, id string) User {
 		Platform: platform, ID: id,
 		Name: r.Name, Language: r.Language, LangHint: r.LangHint,
 		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen,
+		MovedTo: r.MovedTo, MovedFrom: r.MovedFrom,
 	}
 }
 

@@ -353,3 +353,177 @@ func TestMigrateChat(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateUser: a WhatsApp farmer known only by a LID is later seen with their phone number.
+// The user and their private chat continue under the phone-number id, with the language chosen
+// under the LID, in one transaction; groups keep their ids.
+func TestMigrateUser(t *testing.T) {
+	t0, t1, t2 := testTime, testTime.Add(time.Hour), testTime.Add(2*time.Hour)
+	const (
+		from  = "222222222222222@lid"
+		to    = "2348031234567@s.whatsapp.net"
+		group = "120363000000000001@g.us"
+	)
+	// write records a message from user id in chat (a private chat when chat is id) and sets
+	// the user's language if lang is not empty.
+	write := func(t *testing.T, s *Store, chat, id, name, hint, lang string, seen time.Time) {
+		t.Helper()
+		kind := "private"
+		if chat != id {
+			kind = "group"
+		}
+		r := Record{Time: seen, Platform: "whatsapp", ChatID: chat, Direction: Inbound, SenderID: id, MessageID: id + "@" + chat, Text: "/help"}
+		if _, err := s.RecordInbound(t.Context(), r, &Chat{Platform: "whatsapp", ID: chat, Kind: kind},
+			&User{Platform: "whatsapp", ID: id, Name: name, LangHint: hint}); err != nil {
+			t.Fatal(err)
+		}
+		if lang != "" {
+			if err := s.SetUserLanguage(t.Context(), "whatsapp", id, lang); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, s *Store)
+		times    int  // MigrateUser calls
+		want     User // the new user
+		wantChat bool // the private chat moved too
+		wantErr  error
+	}{
+		{
+			name:     "language carried over",
+			setup:    func(t *testing.T, s *Store) { write(t, s, from, from, "Amina", "", "sw", t0) },
+			times:    1,
+			want:     User{Platform: "whatsapp", ID: to, Name: "Amina", Language: "sw", FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+			wantChat: true,
+		},
+		{
+			name: "new id already has a language",
+			setup: func(t *testing.T, s *Store) {
+				write(t, s, from, from, "Amina", "", "sw", t0)
+				write(t, s, to, to, "Amina B.", "+2348031234567", "fr", t1)
+			},
+			times: 1,
+			want: User{Platform: "whatsapp", ID: to, Name: "Amina B.", Language: "fr", LangHint: "+2348031234567",
+				FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+			wantChat: true,
+		},
+		{
+			name: "new id seen without a language takes the old one's",
+			setup: func(t *testing.T, s *Store) {
+				write(t, s, from, from, "Amina", "", "ha", t0)
+				write(t, s, to, to, "", "+2348031234567", "", t1)
+			},
+			times: 1,
+			want: User{Platform: "whatsapp", ID: to, Name: "Amina", Language: "ha", LangHint: "+2348031234567",
+				FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+			wantChat: true,
+		},
+		{
+			name:     "repeated migration is idempotent",
+			setup:    func(t *testing.T, s *Store) { write(t, s, from, from, "Amina", "", "sw", t0) },
+			times:    3,
+			want:     User{Platform: "whatsapp", ID: to, Name: "Amina", Language: "sw", FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+			wantChat: true,
+		},
+		{
+			name:  "seen in a group only: the group keeps its id",
+			setup: func(t *testing.T, s *Store) { write(t, s, group, from, "Amina", "", "sw", t0) },
+			times: 1,
+			want:  User{Platform: "whatsapp", ID: to, Name: "Amina", Language: "sw", FirstSeen: t0, LastSeen: t2, MovedFrom: from},
+		},
+		{
+			name:    "unknown old user",
+			setup:   func(*testing.T, *Store) {},
+			times:   1,
+			wantErr: ErrNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestStore(t, "")
+			ctx := t.Context()
+			tt.setup(t, s)
+			before, err := s.ListConversations(ctx, ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var first Page
+			for i := range tt.times {
+				got, err := s.MigrateUser(ctx, "whatsapp", from, to, t2)
+				if tt.wantErr != nil {
+					if !errors.Is(err, tt.wantErr) {
+						t.Fatalf("MigrateUser: %v, want %v", err, tt.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("MigrateUser #%d: %v", i+1, err)
+				}
+				if got != tt.want {
+					t.Errorf("MigrateUser #%d = %+v, want %+v", i+1, got, tt.want)
+				}
+				page, err := s.ListConversations(ctx, ListOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					first = page
+				} else if !reflect.DeepEqual(page, first) {
+					t.Errorf("conversations after migration #%d = %+v, after the first %+v", i+1, page, first)
+				}
+			}
+			after, err := s.ListConversations(ctx, ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != nil {
+				// Nothing was written.
+				if _, err := s.GetUser(ctx, "whatsapp", to); !errors.Is(err, ErrNotFound) {
+					t.Errorf("GetUser of the new id: %v, want ErrNotFound", err)
+				}
+				if !reflect.DeepEqual(after, before) {
+					t.Errorf("conversations %+v, want %+v", after, before)
+				}
+				return
+			}
+			if stored, err := s.GetUser(ctx, "whatsapp", to); err != nil || stored != tt.want {
+				t.Errorf("GetUser(new) = %+v, %v; want %+v", stored, err, tt.want)
+			}
+			if old, err := s.GetUser(ctx, "whatsapp", from); err != nil || old.MovedTo != to || old.MovedFrom != "" || old.Language == "" {
+				t.Errorf("GetUser(old) = %+v, %v; want MovedTo %s and its language kept", old, err, to)
+			}
+			// The private chat moved with its user; a group never does.
+			chat, err := s.GetChat(ctx, "whatsapp", to)
+			switch {
+			case tt.wantChat && (err != nil || chat.MovedFrom != from || chat.Kind != "private"):
+				t.Errorf("GetChat(new) = %+v, %v; want the private chat moved from %s", chat, err, from)
+			case !tt.wantChat && !errors.Is(err, ErrNotFound):
+				t.Errorf("GetChat(new) = %+v, %v; want ErrNotFound: there was no private chat", chat, err)
+			}
+			if g, err := s.GetChat(ctx, "whatsapp", group); err == nil && (g.MovedTo != "" || g.MovedFrom != "") {
+				t.Errorf("group chat %+v moved", g)
+			}
+			summaries := map[string]Summary{}
+			for _, sum := range after.Items {
+				if _, dup := summaries[sum.ChatID]; dup {
+					t.Errorf("conversation %s listed twice", sum.ChatID)
+				}
+				summaries[sum.ChatID] = sum
+			}
+			if !tt.wantChat {
+				if !reflect.DeepEqual(after, before) {
+					t.Errorf("conversations %+v, want them untouched %+v", after, before)
+				}
+				return
+			}
+			if old := summaries[from]; old.MovedTo != to || old.Messages != 1 {
+				t.Errorf("LID conversation %+v, want MovedTo %s and its message", old, to)
+			}
+			if moved := summaries[to]; moved.MovedFrom != from || moved.Kind != "private" {
+				t.Errorf("phone-number conversation %+v, want MovedFrom %s", moved, from)
+			}
+		})
+	}
+}

@@ -307,6 +307,10 @@ func cancelledCalls(s *Store, newPath string) map[string]func(context.Context) e
 			_, err := s.MigrateChat(ctx, "telegram", "1", "2", testTime)
 			return err
 		},
+		"MigrateUser": func(ctx context.Context) error {
+			_, err := s.MigrateUser(ctx, "whatsapp", "1@lid", "2@s.whatsapp.net", testTime)
+			return err
+		},
 	}
 }
 
@@ -376,6 +380,12 @@ func TestInvalidArguments(t *testing.T) {
 		{"SetUserLanguage empty id", func() error { return s.SetUserLanguage(ctx, "telegram", "", "fr") }},
 		{"MigrateChat to itself", func() error { _, err := s.MigrateChat(ctx, "telegram", "1", "1", testTime); return err }},
 		{"MigrateChat empty new id", func() error { _, err := s.MigrateChat(ctx, "telegram", "1", "", testTime); return err }},
+		{"MigrateUser to itself", func() error { _, err := s.MigrateUser(ctx, "whatsapp", "1@lid", "1@lid", testTime); return err }},
+		{"MigrateUser NUL new id", func() error {
+			_, err := s.MigrateUser(ctx, "whatsapp", "1@lid", "2\x00", testTime)
+			return err
+		}},
+		{"MigrateUser empty old id", func() error { _, err := s.MigrateUser(ctx, "whatsapp", "", "2", testTime); return err }},
 		{"AppendMessage empty chat", func() error {
 			_, err := s.AppendMessage(ctx, withRec(func(r *Record) { r.ChatID = "" }))
 			return err

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"image/jpeg"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/store"
 )
 
 // wantReply is the exact reply the scripted handler's diagnosis becomes on WhatsApp: the overlay
@@ -521,6 +524,101 @@ func TestReplyShapes(t *testing.T) {
 			}
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Errorf("sent\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+// fakeUsers records the moves asked of the bot's store and answers them with errs in turn (then
+// with success).
+type fakeUsers struct {
+	mu    sync.Mutex
+	errs  []error
+	calls []string // "from>to at"
+}
+
+func (f *fakeUsers) MigrateUser(_ context.Context, platform, from, to string, at time.Time) (store.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("%s:%s>%s@%d", platform, from, to, at.Unix()))
+	if len(f.errs) > 0 {
+		err := f.errs[0]
+		f.errs = f.errs[1:]
+		if err != nil {
+			return store.User{}, err
+		}
+	}
+	return store.User{Platform: platform, ID: to, MovedFrom: from}, nil
+}
+
+// TestLIDFarmerMovedOnce: the adapter asks the bot's store to move a farmer from their LID to
+// their phone-number id when it learns the pair, from a message or from whatsmeow, and then
+// never again. A failed move is logged; the message is handed over all the same, under the
+// phone-number id, and the next message carrying the pair tries again.
+func TestLIDFarmerMovedOnce(t *testing.T) {
+	boom := errors.New("disk full")
+	text := func(id string, sender, alt types.JID) *events.Message {
+		return messageEvent(id, sender, sender, alt, &waE2E.Message{Conversation: proto.String("/help")})
+	}
+	farmerMove := "whatsapp:" + farmerLID.String() + ">" + farmerPN.String() + "@1700000000"
+	for _, tc := range []struct {
+		name      string
+		errs      []error
+		events    []*events.Message
+		wantID    string // the canonical id of every message
+		wantCalls []string
+	}{
+		{
+			name:      "moved once",
+			events:    []*events.Message{text("M1", farmerLID, farmerPN), text("M2", farmerLID, farmerPN), text("M3", farmerLID, types.EmptyJID), text("M4", farmerPN, farmerLID)},
+			wantID:    farmerPN.String(),
+			wantCalls: []string{farmerMove},
+		},
+		{
+			name:      "nothing under the LID",
+			errs:      []error{fmt.Errorf("migrate: %w", store.ErrNotFound)},
+			events:    []*events.Message{text("M1", farmerPN, farmerLID), text("M2", farmerLID, farmerPN)},
+			wantID:    farmerPN.String(),
+			wantCalls: []string{farmerMove},
+		},
+		{
+			name:      "failed move tried again with the next message",
+			errs:      []error{boom},
+			events:    []*events.Message{text("M1", farmerLID, farmerPN), text("M2", farmerLID, farmerPN), text("M3", farmerLID, farmerPN)},
+			wantID:    farmerPN.String(),
+			wantCalls: []string{farmerMove, farmerMove},
+		},
+		{
+			name:      "pair known to whatsmeow",
+			events:    []*events.Message{text("M1", otherLID, types.EmptyJID), text("M2", otherLID, types.EmptyJID)},
+			wantID:    otherPN.String(),
+			wantCalls: []string{"whatsapp:" + otherLID.String() + ">" + otherPN.String() + "@1700000000"},
+		},
+		{
+			name:   "phone number only",
+			events: []*events.Message{text("M1", farmerPN, types.EmptyJID)},
+			wantID: farmerPN.String(),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newScripted(t)
+			users := &fakeUsers{errs: tc.errs}
+			opts := testOptions()
+			opts.Users = users
+			r := startRig(t, openTestStore(t, ""), h, opts)
+			for _, e := range tc.events {
+				if !r.client.emit(e) {
+					t.Fatalf("message %s not acknowledged", e.Info.ID)
+				}
+				if m := h.next(t).msg; m.ID != e.Info.ID || m.Sender.ID != tc.wantID || m.Chat.ID != tc.wantID {
+					t.Errorf("message %s handed over from %q in chat %q, want %q", e.Info.ID, m.Sender.ID, m.Chat.ID, tc.wantID)
+				}
+			}
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(users.calls, tc.wantCalls) {
+				t.Errorf("moves %q, want %q", users.calls, tc.wantCalls)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cropshield/cropshield/bot"
@@ -298,6 +299,83 @@ func TestRestartInTheMiddleAnswersOnce(t *testing.T) {
 			}
 			if len(rec.done) != 0 {
 				t.Error("handed in more than once after the restart")
+			}
+		})
+	}
+}
+
+// TestLIDFarmerMovesToPhoneNumber: a farmer first seen only by LID chooses Swahili; a later
+// message carries their phone number too, a +234 number whose hint would be Hausa. Before that
+// message is handed over, the farmer (and their private chat) move to the phone-number id: the
+// reply to it is in Swahili, and the dashboard's summary of the LID conversation points to the
+// phone-number one. In a group the group keeps its id; only the farmer moves.
+func TestLIDFarmerMovesToPhoneNumber(t *testing.T) {
+	lid := types.NewJID("555555555555555", types.HiddenUserServer)
+	pn := types.NewJID("2348031234567", types.DefaultUserServer)
+	text := func(id string, chat, sender, alt types.JID, s string) *events.Message {
+		return messageEvent(id, chat, sender, alt, &waE2E.Message{Conversation: proto.String(s)})
+	}
+	loc, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc.T("sw", "help") == loc.T("ha", "help") {
+		t.Fatal("the help texts in Swahili and Hausa are the same: the test cannot tell them apart")
+	}
+	for _, tc := range []struct {
+		name string
+		chat types.JID // where the message that reveals the phone number is written
+		want string    // the conversation it is logged in
+	}{
+		{"private chat", lid, pn.String()},
+		{"group", groupJID, groupJID.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			b := openBot(t, filepath.Join(t.TempDir(), "cropshield.db"))
+			rec := newRecording(b.handler)
+			opts := testOptions()
+			opts.Users = b.st
+			r := startRig(t, openTestStore(t, ""), rec, opts)
+			r.client.emit(text("L1", lid, lid, types.EmptyJID, "/language sw"))
+			<-rec.done
+			if u, err := b.st.GetUser(ctx, "whatsapp", lid.String()); err != nil || u.Language != "sw" {
+				t.Fatalf("user under the LID %+v, %v: want language sw", u, err)
+			}
+			r.client.emit(text("L2", tc.chat, lid, pn, "/help"))
+			<-rec.done
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			rec.mu.Lock()
+			last := rec.replies[len(rec.replies)-1]
+			rec.mu.Unlock()
+			if last.ReplyTo != "L2" || last.Chat.ID != tc.want || last.Text != loc.T("sw", "help") {
+				t.Errorf("reply to the message with the phone number: %+v, want the help text in Swahili in %s", last, tc.want)
+			}
+			sent := r.client.sentMessages()
+			if got := sent[len(sent)-1].msg.GetExtendedTextMessage().GetText(); got != loc.T("sw", "help") {
+				t.Errorf("sent %q, want the help text in Swahili", got)
+			}
+			if u, err := b.st.GetUser(ctx, "whatsapp", pn.String()); err != nil || u.Language != "sw" || u.MovedFrom != lid.String() {
+				t.Errorf("user under the phone number %+v, %v: want language sw, moved from %s", u, err, lid)
+			}
+			if s, err := b.st.GetSummary(ctx, "whatsapp", lid.String()); err != nil || s.MovedTo != pn.String() {
+				t.Errorf("summary of the LID conversation %+v, %v: want MovedTo %s", s, err, pn)
+			}
+			if s, err := b.st.GetSummary(ctx, "whatsapp", pn.String()); err != nil || s.MovedFrom != lid.String() {
+				t.Errorf("summary of the phone-number conversation %+v, %v: want MovedFrom %s", s, err, lid)
+			}
+			if tc.chat == groupJID {
+				if s, err := b.st.GetSummary(ctx, "whatsapp", groupJID.String()); err != nil || s.MovedTo != "" || s.MovedFrom != "" {
+					t.Errorf("group summary %+v, %v: the group keeps its id", s, err)
+				}
+			}
+			// The message that revealed the phone number is logged there, answered in Swahili.
+			recs, err := b.st.RecentMessages(ctx, "whatsapp", tc.want, 10)
+			if err != nil || len(recs) != 2 || recs[0].MessageID != "L2" || recs[0].SenderID != pn.String() || recs[0].Lang != "sw" {
+				t.Errorf("log of %s: %+v, %v; want L2 from %s in Swahili and its reply", tc.want, recs, err, pn)
 			}
 		})
 	}

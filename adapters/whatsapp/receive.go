@@ -198,7 +198,10 @@ func startsWithWord(text, word string) bool {
 }
 
 // identify sets the sender's canonical id (the phone-number JID when known, else the LID), phone
-// number and the canonical chat id, and keeps the sender's LID↔phone pair.
+// number and the canonical chat id, and keeps the sender's LID↔phone pair. When it learns the pair
+// of a LID, what the bot kept under the LID (the farmer's language, private chat and conversation)
+// first moves to the phone-number id, so that this message is already answered in the farmer's
+// language and logged in the phone-number conversation.
 func (a *Adapter) identify(ctx context.Context, info types.MessageInfo, m *meta) error {
 	var pn, lid types.JID
 	for _, j := range []types.JID{info.Sender.ToNonAD(), info.SenderAlt.ToNonAD()} {
@@ -210,21 +213,34 @@ func (a *Adapter) identify(ctx context.Context, info types.MessageInfo, m *meta)
 		}
 	}
 	if !lid.IsEmpty() {
+		known, err := a.st.phoneOf(ctx, lid)
+		if err != nil {
+			return err
+		}
+		known = known.ToNonAD()
 		if pn.IsEmpty() {
-			known, err := a.st.phoneOf(ctx, lid)
-			if err != nil {
-				return err
+			pn = known
+		}
+		if pn.IsEmpty() {
+			// whatsmeow learns pairs from more places than messages (group member lists).
+			if pn, err = a.client.PhoneOf(ctx, lid); err != nil {
+				a.log.Warn("cannot look up a LID's phone number", "lid", lid, "err", err)
+				pn = types.EmptyJID
 			}
-			if known.IsEmpty() {
-				// whatsmeow learns pairs from more places than messages (group member lists).
-				if known, err = a.client.PhoneOf(ctx, lid); err != nil {
-					a.log.Warn("cannot look up a LID's phone number", "lid", lid, "err", err)
-					known = types.EmptyJID
+			pn = pn.ToNonAD()
+		}
+		if !pn.IsEmpty() && pn != known {
+			at := m.Time
+			if at.IsZero() {
+				at = a.opts.Now()
+			}
+			// A pair new to the adapter: the LID may have been the farmer's id until now. A
+			// failed move leaves the pair unremembered, so that the next message tries again.
+			if !known.IsEmpty() || a.moveUser(ctx, lid, pn, at) {
+				if err := a.st.rememberPair(ctx, lid, pn, a.opts.Now()); err != nil {
+					return err
 				}
 			}
-			pn = known.ToNonAD()
-		} else if err := a.st.rememberPair(ctx, lid, pn, a.opts.Now()); err != nil {
-			return err
 		}
 	}
 	m.Sender = info.Sender.ToNonAD().String()

@@ -12,6 +12,11 @@
 // Sending: replies only ever go to chats that wrote to the bot (never a broadcast: numbers that
 // broadcast get banned), quote the farmer's message and are paced per chat and overall.
 //
+// Ids: a farmer is keyed by the phone-number JID when it is known, else by the LID (WhatsApp's
+// privacy id), and a private chat by its farmer's id. When the adapter learns the phone number of
+// a LID, what the bot kept under the LID (language, private chat, conversation) moves to the
+// phone-number id through Options.Users before the message is handed over.
+//
 // Permanent disconnects (logged out, stream replaced by another client, temporary ban, client
 // outdated) stop Run with an error that says what happened and what to do; whatsmeow itself
 // reconnects after transient drops.
@@ -83,6 +88,10 @@ type Options struct {
 	ReplyWindow time.Duration
 	// InboxRetention: answered messages are kept this long for quoting staff replies (30 days).
 	InboxRetention time.Duration
+	// Users moves a farmer known until then only by a LID (their language, private chat and
+	// conversation) to the phone-number id once the adapter learns the pair; *store.Store. Nil:
+	// nothing is moved, and such a farmer starts afresh under the phone number.
+	Users Users
 	// Now is the clock (time.Now).
 	Now func() time.Time
 }

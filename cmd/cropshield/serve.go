@@ -126,7 +126,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		adapters = append(adapters, tg)
 	}
 	if c.whatsapp.enabled {
-		wa, closeWA, waErr := c.whatsapp.adapter(ctx, log, c.db, c.drainTimeout)
+		wa, closeWA, waErr := c.whatsapp.adapter(ctx, log, c.db, st, c.drainTimeout)
 		if waErr != nil {
 			return waErr
 		}

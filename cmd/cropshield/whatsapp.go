@@ -71,15 +71,16 @@ func (c *whatsappConfig) options() (whatsapp.Options, error) {
 	return opts, nil
 }
 
-// adapter opens the WhatsApp store and builds the adapter; closeStore closes the store after the
+// adapter opens the WhatsApp store and builds the adapter; users (the bot's store) is where a
+// farmer known by LID moves to their phone-number id. closeStore closes the store after the
 // adapter stopped. An unlinked device is not an error here: the adapter's Run reports it, so
 // /healthz says what to do and the other channels keep serving.
-func (c *whatsappConfig) adapter(ctx context.Context, log *slog.Logger, bboltPath string, drain time.Duration) (a *whatsapp.Adapter, closeStore func() error, err error) {
+func (c *whatsappConfig) adapter(ctx context.Context, log *slog.Logger, bboltPath string, users whatsapp.Users, drain time.Duration) (a *whatsapp.Adapter, closeStore func() error, err error) {
 	opts, err := c.options()
 	if err != nil {
 		return nil, nil, err
 	}
-	opts.DrainTimeout = drain
+	opts.Users, opts.DrainTimeout = users, drain
 	loc := whatsappDBLocation(c.db, bboltPath)
 	wlog := log.With("adapter", "whatsapp")
 	st, err := whatsapp.OpenStore(ctx, loc, wlog)
