@@ -154,6 +154,9 @@ type turn struct {
 	sent *sentReply
 	// begun: the turn is being handled (recorded, not a duplicate), so its end must be written.
 	begun bool
+	// unwritten: a write the turn needed failed (a reply attempt, say), so the turn must not be
+	// finished: the adapter keeps the message and hands it in again, and the turn resumes.
+	unwritten bool
 	// cacheHits and cacheMisses count the photo analyses taken from the cache or not.
 	cacheHits, cacheMisses int
 	log                    *slog.Logger
@@ -196,8 +199,12 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 			}
 			h.fail(ctx, t, "error.internal", "internal error")
 		}
-		if t.begun || t.sent != nil {
-			h.endTurn(ctx, t)
+		if !t.begun && t.sent == nil {
+			return
+		}
+		if e := h.endTurn(ctx, t); e != nil && err == nil {
+			// Not finished: the adapter must keep the message and hand it in again.
+			err = e
 		}
 	}()
 	kind := "text"
@@ -303,41 +310,55 @@ func (h *Handler) resolveLanguage(m Message, chat store.Chat, user store.User) s
 }
 
 // endTurn writes what the turn still owes the store, in one transaction where it can: the last
-// reply's record, the inbound record's changes and, unless handling was interrupted (then the
-// adapter hands the message in again and the turn resumes), that the turn is done. If a write
-// fails the turn stays unfinished: a new delivery resumes it and sends nothing twice.
-func (h *Handler) endTurn(ctx context.Context, t *turn) {
-	done := t.begun && ctx.Err() == nil
+// reply's record, the inbound record's changes and, unless handling was interrupted or a write
+// failed, that the turn is done. It returns an error when the turn could not be finished: the
+// adapter then keeps the message and hands it in again, the turn resumes and sends nothing twice.
+func (h *Handler) endTurn(ctx context.Context, t *turn) error {
+	done := t.begun && ctx.Err() == nil && !t.unwritten
 	wctx := context.WithoutCancel(ctx)
 	p, chat, id := string(t.msg.Chat.Platform), t.msg.Chat.ID, t.msg.ID
+	var errs []error
 	if in := t.inbound(); in != nil && (t.sent != nil || !done) {
-		// Rare: an error noted after the last reply went out, or an interruption.
+		// Rare: an error noted after the last reply went out, or an unfinished turn.
 		if err := h.store.UpdateMessage(wctx, *in); err != nil {
 			t.log.Error("cannot update inbound record", "err", err)
+			errs, done = append(errs, err), false
 		} else {
 			t.recChanged = false
 		}
 	} else if in != nil || (done && t.sent == nil) {
 		if err := h.store.FinishTurn(wctx, p, chat, id, in); err != nil {
 			t.log.Error("cannot finish turn", "err", err)
+			errs = append(errs, err)
 		} else {
 			t.recChanged = false
 		}
 	}
-	h.recordSent(wctx, t, done)
+	errs = append(errs, h.recordSent(wctx, t, done))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("turn not finished: %w", err)
+	}
+	if t.unwritten && ctx.Err() == nil {
+		return errTurnUnwritten
+	}
+	return nil
 }
+
+var errTurnUnwritten = errors.New("turn not finished: a write failed, the message is to be handed in again")
 
 // recordSent records the reply delivered last, if it is not recorded yet; finish also marks the
 // turn done.
-func (h *Handler) recordSent(ctx context.Context, t *turn, finish bool) {
+func (h *Handler) recordSent(ctx context.Context, t *turn, finish bool) error {
 	if t.sent == nil {
-		return
+		return nil
 	}
 	s := t.sent
 	t.sent = nil
 	if err := h.store.ReplySent(ctx, t.msg.ID, s.k, s.rec, finish); err != nil {
 		t.log.Error("cannot record reply", "err", err)
+		return err
 	}
+	return nil
 }
 
 // send delivers a reply and logs it; a failed send is logged, not retried here (adapters retry
@@ -372,10 +393,13 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		return
 	}
 	wctx := context.WithoutCancel(ctx)
-	h.recordSent(wctx, t, false)
+	if err := h.recordSent(wctx, t, false); err != nil {
+		t.unwritten = true
+	}
 	if t.msg.ID != "" {
 		if err := h.store.AttemptReply(wctx, string(r.Chat.Platform), r.Chat.ID, t.msg.ID, k, t.inbound()); err != nil {
-			t.log.Error("cannot note reply attempt; not sending", "err", err)
+			t.log.Error("cannot note reply attempt; not sending it now, the message is handed in again", "err", err)
+			t.unwritten = true
 			return
 		}
 		t.recChanged = false
