@@ -380,3 +380,62 @@ func TestLIDFarmerMovesToPhoneNumber(t *testing.T) {
 		})
 	}
 }
+
+// gated holds back the handling of one message until released.
+type gated struct {
+	bot.MessageHandler
+	id      string
+	release chan struct{}
+}
+
+func (g gated) Handle(ctx context.Context, m bot.Message, out bot.Responder) error {
+	if m.ID == g.id {
+		<-g.release
+	}
+	return g.MessageHandler.Handle(ctx, m, out)
+}
+
+// TestLIDMessageQueuedBeforeThePair: a farmer's /language, sent by LID, is still waiting when
+// their next message reveals the phone number (and the farmer record moves). Handled afterwards,
+// it sets the language of the farmer under the phone number, not of the LID left behind.
+func TestLIDMessageQueuedBeforeThePair(t *testing.T) {
+	lid := types.NewJID("555555555555556", types.HiddenUserServer)
+	pn := types.NewJID("2348031234568", types.DefaultUserServer)
+	ctx := t.Context()
+	b := openBot(t, filepath.Join(t.TempDir(), "cropshield.db"))
+	rec := newRecording(b.handler)
+	g := gated{MessageHandler: rec, id: "Q1", release: make(chan struct{})}
+	opts := testOptions()
+	opts.Users = b.st
+	st := openTestStore(t, "")
+	r := startRig(t, st, g, opts)
+	r.client.emit(messageEvent("Q1", lid, lid, types.EmptyJID, &waE2E.Message{Conversation: proto.String("/language sw")}))
+	r.client.emit(messageEvent("Q2", pn, lid, pn, &waE2E.Message{Conversation: proto.String("/help")}))
+	deadline := time.Now().Add(10 * time.Second)
+	for inboxRows(t, st) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second message was not recorded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(g.release)
+	for range 2 {
+		<-rec.done
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := b.st.GetUser(ctx, "whatsapp", pn.String()); err != nil || u.Language != "sw" {
+		t.Errorf("farmer under the phone number %+v, %v: want language sw", u, err)
+	}
+	if u, err := b.st.GetUser(ctx, "whatsapp", lid.String()); err == nil && u.Language != "" {
+		t.Errorf("the language landed on the LID left behind: %+v", u)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, rep := range rec.replies {
+		if rep.ReplyTo == "Q1" && rep.Chat.ID != lid.String() {
+			t.Errorf("reply to the LID message went to %s, want the chat it was written in (%s)", rep.Chat.ID, lid)
+		}
+	}
+}

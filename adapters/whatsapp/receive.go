@@ -260,6 +260,28 @@ func (a *Adapter) identify(ctx context.Context, info types.MessageInfo, m *meta)
 	return nil
 }
 
+// followPair hands a message recorded from a farmer's LID over as sent by their phone-number id
+// when the pair was learnt after the message arrived (it waited in the inbox or its chat's
+// queue): the farmer's record moved there (identify), so the reply's language is theirs and a
+// /language sent before the move lands where it is read. The chat stays the one the message was
+// recorded in: replies go where the farmer wrote from. A failed lookup changes nothing.
+func (a *Adapter) followPair(ctx context.Context, msg *bot.Message) {
+	lid, err := types.ParseJID(msg.Sender.ID)
+	if err != nil || lid.Server != types.HiddenUserServer {
+		return
+	}
+	pn, err := a.st.phoneOf(ctx, lid)
+	if err != nil {
+		a.log.Warn("cannot look up a LID's phone number; the message is handled under the LID", "lid", lid, "msg", msg.ID, "err", err)
+		return
+	}
+	if pn.IsEmpty() {
+		return
+	}
+	pn = pn.ToNonAD()
+	msg.Sender.ID, msg.Sender.LangHint = pn.String(), "+"+pn.User
+}
+
 // message rebuilds the bot.Message of a recorded message.
 func (a *Adapter) message(ctx context.Context, r inboxRow) (bot.Message, error) {
 	var wm waE2E.Message
@@ -274,6 +296,7 @@ func (a *Adapter) message(ctx context.Context, r inboxRow) (bot.Message, error) 
 		Text:   m.Text,
 		Time:   m.Time,
 	}
+	a.followPair(ctx, &msg)
 	if m.Group {
 		msg.Chat.Kind = bot.Group
 		chat, err := types.ParseJID(r.ChatJID)
