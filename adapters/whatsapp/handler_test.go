@@ -395,31 +395,33 @@ func (g gated) Handle(ctx context.Context, m bot.Message, out bot.Responder) err
 	return g.MessageHandler.Handle(ctx, m, out)
 }
 
-// TestLIDMessageQueuedBeforeThePair: a farmer's /language, sent by LID, is still waiting when
-// their next message reveals the phone number (and the farmer record moves). Handled afterwards,
-// it sets the language of the farmer under the phone number, not of the LID left behind.
+// TestLIDMessageQueuedBeforeThePair: a farmer's /language, sent by LID, is still waiting in its
+// chat's queue (behind an earlier message being handled) when their next message reveals the
+// phone number. Handled afterwards, it sets the language of the farmer under the phone number,
+// not of the LID left behind.
 func TestLIDMessageQueuedBeforeThePair(t *testing.T) {
 	lid := types.NewJID("555555555555556", types.HiddenUserServer)
 	pn := types.NewJID("2348031234568", types.DefaultUserServer)
 	ctx := t.Context()
 	b := openBot(t, filepath.Join(t.TempDir(), "cropshield.db"))
 	rec := newRecording(b.handler)
-	g := gated{MessageHandler: rec, id: "Q1", release: make(chan struct{})}
+	g := gated{MessageHandler: rec, id: "Q0", release: make(chan struct{})}
 	opts := testOptions()
 	opts.Users = b.st
 	st := openTestStore(t, "")
 	r := startRig(t, st, g, opts)
+	r.client.emit(messageEvent("Q0", lid, lid, types.EmptyJID, &waE2E.Message{Conversation: proto.String("/help")}))
 	r.client.emit(messageEvent("Q1", lid, lid, types.EmptyJID, &waE2E.Message{Conversation: proto.String("/language sw")}))
 	r.client.emit(messageEvent("Q2", pn, lid, pn, &waE2E.Message{Conversation: proto.String("/help")}))
 	deadline := time.Now().Add(10 * time.Second)
-	for inboxRows(t, st) < 2 {
+	for inboxRows(t, st) < 3 {
 		if time.Now().After(deadline) {
-			t.Fatal("the second message was not recorded")
+			t.Fatal("the messages were not recorded")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(g.release)
-	for range 2 {
+	for range 3 {
 		<-rec.done
 	}
 	if err := r.stop(); err != nil {
