@@ -195,8 +195,10 @@ func (s *Store) GetUser(ctx context.Context, platform, id string) (User, error) 
 	return rec.user(platform, id), nil
 }
 
-// SetChatLanguage stores a chat's language preference ("" clears it). It
-// returns ErrNotFound if the chat was never touched.
+// SetChatLanguage stores a chat's language preference ("" clears it), and that of the chat it
+// continues as if it moved (MigrateChat): a choice handled in the old chat after the move (a
+// message still queued there) reaches the chat that is read now. It returns ErrNotFound if the
+// chat was never touched.
 func (s *Store) SetChatLanguage(ctx context.Context, platform, id, lang string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -204,19 +206,16 @@ func (s *Store) SetChatLanguage(ctx context.Context, platform, id, lang string) 
 	if err := checkIDs("platform", platform, "chat id", id); err != nil {
 		return err
 	}
-	key := compositeKey(platform, id)
 	return s.update(ctx, "set chat language", func(tx *bolt.Tx) error {
-		var rec chatRec
-		if err := getJSON(tx, bucketChats, key, &rec, "chat "+id+" on "+platform); err != nil {
-			return err
-		}
-		rec.Language = lang
-		return putJSON(tx.Bucket([]byte(bucketChats)), key, rec)
+		return setLanguageTx(tx, bucketChats, "chat", platform, id, lang, func(r *chatRec) (*string, string) {
+			return &r.Language, r.MovedTo
+		})
 	})
 }
 
-// SetUserLanguage stores a user's language preference ("" clears it). It
-// returns ErrNotFound if the user was never touched.
+// SetUserLanguage stores a user's language preference ("" clears it), and that of the id the user
+// continues under if they moved (MigrateUser), as SetChatLanguage does. It returns ErrNotFound if
+// the user was never touched.
 func (s *Store) SetUserLanguage(ctx context.Context, platform, id, lang string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -224,15 +223,34 @@ func (s *Store) SetUserLanguage(ctx context.Context, platform, id, lang string) 
 	if err := checkIDs("platform", platform, "user id", id); err != nil {
 		return err
 	}
-	key := compositeKey(platform, id)
 	return s.update(ctx, "set user language", func(tx *bolt.Tx) error {
-		var rec userRec
-		if err := getJSON(tx, bucketUsers, key, &rec, "user "+id+" on "+platform); err != nil {
+		return setLanguageTx(tx, bucketUsers, "user", platform, id, lang, func(r *userRec) (*string, string) {
+			return &r.Language, r.MovedTo
+		})
+	})
+}
+
+// setLanguageTx sets lang on the record id of bucket name and follows its moves (the id in
+// MovedTo, and so on, each once). fields gives a record's language field and where it moved.
+func setLanguageTx[R any](tx *bolt.Tx, name, what, platform, id, lang string, fields func(*R) (*string, string)) error {
+	for seen := map[string]bool{}; id != "" && !seen[id]; {
+		seen[id] = true
+		key := compositeKey(platform, id)
+		var rec R
+		if err := getJSON(tx, name, key, &rec, what+" "+id+" on "+platform); err != nil {
+			if len(seen) > 1 && errors.Is(err, ErrNotFound) {
+				return nil // moved to an id never stored: nothing more to set
+			}
 			return err
 		}
-		rec.Language = lang
-		return putJSON(tx.Bucket([]byte(bucketUsers)), key, rec)
-	})
+		l, next := fields(&rec)
+		*l = lang
+		if err := putJSON(tx.Bucket([]byte(name)), key, rec); err != nil {
+			return err
+		}
+		id = next
+	}
+	return nil
 }
 
 // MigrateChat records, in one transaction, that chat from continues as chat to on the same

@@ -527,3 +527,70 @@ func TestMigrateUser(t *testing.T) {
 		})
 	}
 }
+
+// TestLanguageFollowsMoves: a language chosen in a chat (or by a user id) that has moved is set
+// where it moved too, along a chain of moves and once around a loop; one chosen in the new place
+// stays there.
+func TestLanguageFollowsMoves(t *testing.T) {
+	tests := []struct {
+		name  string
+		ids   []string    // touched, in order
+		moves [][2]string // MigrateChat / MigrateUser, in order
+		set   string      // the id the language is chosen for
+		want  map[string]string
+	}{
+		{"no move", []string{"a", "b"}, nil, "a", map[string]string{"a": "sw", "b": ""}},
+		{"moved", []string{"a"}, [][2]string{{"a", "b"}}, "a", map[string]string{"a": "sw", "b": "sw"}},
+		{"chosen in the new place only", []string{"a"}, [][2]string{{"a", "b"}}, "b", map[string]string{"a": "", "b": "sw"}},
+		{"moved twice", []string{"a"}, [][2]string{{"a", "b"}, {"b", "c"}}, "a", map[string]string{"a": "sw", "b": "sw", "c": "sw"}},
+		{"moved back", []string{"a"}, [][2]string{{"a", "b"}, {"b", "a"}}, "b", map[string]string{"a": "sw", "b": "sw"}},
+	}
+	for _, kind := range []string{"chat", "user"} {
+		for _, tt := range tests {
+			t.Run(kind+"/"+tt.name, func(t *testing.T) {
+				s := newTestStore(t, "")
+				ctx := t.Context()
+				for _, id := range tt.ids {
+					var err error
+					if kind == "chat" {
+						_, err = s.TouchChat(ctx, Chat{Platform: "telegram", ID: id, Kind: "group"}, testTime)
+					} else {
+						_, err = s.TouchUser(ctx, User{Platform: "telegram", ID: id}, testTime)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, m := range tt.moves {
+					var err error
+					if kind == "chat" {
+						_, err = s.MigrateChat(ctx, "telegram", m[0], m[1], testTime)
+					} else {
+						_, err = s.MigrateUser(ctx, "telegram", m[0], m[1], testTime)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				set, get := s.SetChatLanguage, func(id string) (string, error) {
+					c, err := s.GetChat(ctx, "telegram", id)
+					return c.Language, err
+				}
+				if kind == "user" {
+					set, get = s.SetUserLanguage, func(id string) (string, error) {
+						u, err := s.GetUser(ctx, "telegram", id)
+						return u.Language, err
+					}
+				}
+				if err := set(ctx, "telegram", tt.set, "sw"); err != nil {
+					t.Fatal(err)
+				}
+				for id, want := range tt.want {
+					if got, err := get(id); err != nil || got != want {
+						t.Errorf("%s %s: language %q, %v; want %q", kind, id, got, err, want)
+					}
+				}
+			})
+		}
+	}
+}
