@@ -32,6 +32,13 @@ func TestParseInfo(t *testing.T) {
 		{"crop larger than resize", func(m map[string]string) { m["resize_shorter"] = "200" }, "resize_shorter 200 < input_size 224"},
 		{"no version", func(m map[string]string) { delete(m, "model_version") }, `"model_version" missing`},
 		{"bad temperature", func(m map[string]string) { m["temperature"] = "-1" }, "temperature"},
+		{"not_leaf threshold 0", func(m map[string]string) { m["not_leaf_threshold"] = "0" }, "not_leaf_threshold must be a number in (0, 1]"},
+		{"not_leaf threshold NaN", func(m map[string]string) { m["not_leaf_threshold"] = "NaN" }, "not_leaf_threshold must be"},
+		{"unknown_crop threshold 0", func(m map[string]string) { m["unknown_crop_threshold"] = "0" }, "unknown_crop_threshold must be a number in (0, 1]"},
+		{"unknown_crop threshold over 1", func(m map[string]string) { m["unknown_crop_threshold"] = "1.5" }, "unknown_crop_threshold must be"},
+		{"unknown_crop threshold text", func(m map[string]string) { m["unknown_crop_threshold"] = "high" }, `unknown_crop_threshold must be a number in (0, 1], not "high"`},
+		{"unknown_crop threshold NaN", func(m map[string]string) { m["unknown_crop_threshold"] = "NaN" }, "unknown_crop_threshold must be"},
+		{"unknown_crop threshold empty", func(m map[string]string) { m["unknown_crop_threshold"] = "" }, "unknown_crop_threshold must be"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := good()
@@ -46,6 +53,13 @@ func TestParseInfo(t *testing.T) {
 	m["temperature"] = "1.5"
 	if info, err := parseInfo(m); err != nil || info.Temperature != 1.5 {
 		t.Errorf("temperature 1.5: %v %v", info.Temperature, err)
+	}
+	if info.NotLeafThreshold != 0 || info.UnknownCropThreshold != 0 {
+		t.Errorf("thresholds without the keys: %v %v, want 0 0", info.NotLeafThreshold, info.UnknownCropThreshold)
+	}
+	m["unknown_crop_threshold"], m["not_leaf_threshold"] = "1", "0.25"
+	if info, err := parseInfo(m); err != nil || info.UnknownCropThreshold != 1 || info.NotLeafThreshold != 0.25 {
+		t.Errorf("thresholds 1 and 0.25: %v %v %v", info.UnknownCropThreshold, info.NotLeafThreshold, err)
 	}
 }
 

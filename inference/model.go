@@ -25,6 +25,16 @@ const (
 	// NotLeafName is the optional output [N]: a score in 0..1, higher meaning less like a leaf,
 	// with the metadata key not_leaf_threshold saying from which score a photo is rejected.
 	NotLeafName = "not_leaf"
+	// UnknownCropName is the optional output [N]: a score in 0..1, higher meaning less like any
+	// crop of the model's classes, with the metadata key unknown_crop_threshold saying from which
+	// score a leaf is taken for a crop the model does not know.
+	UnknownCropName = "unknown_crop"
+)
+
+// Metadata keys of the optional outputs' thresholds, each a number in (0, 1].
+const (
+	notLeafThresholdKey     = "not_leaf_threshold"
+	unknownCropThresholdKey = "unknown_crop_threshold"
 )
 
 // Device chooses the execution provider.
@@ -83,11 +93,14 @@ type Info struct {
 	// NotLeafThreshold is the not_leaf score from which a photo is refused as not a leaf; 0 when
 	// the model has no not_leaf output.
 	NotLeafThreshold float64
-	CAMWidth         int
-	CAMHeight        int
-	Provider         string // "CUDA" or "CPU": what really runs
-	RuntimeVersion   string
-	Metadata         map[string]string
+	// UnknownCropThreshold is the unknown_crop score from which a leaf is taken for a crop outside
+	// the model's classes; 0 when the model has no unknown_crop output.
+	UnknownCropThreshold float64
+	CAMWidth             int
+	CAMHeight            int
+	Provider             string // "CUDA" or "CPU": what really runs
+	RuntimeVersion       string
+	Metadata             map[string]string
 }
 
 // Class is one candidate diagnosis.
@@ -114,6 +127,20 @@ type Prediction struct {
 	// reaches the model's threshold.
 	NotLeaf float64
 	IsLeaf  bool
+	// UnknownCrop is the model's unknown_crop score (0 if it has none); KnownCrop is false when
+	// the score reaches the model's threshold (or is NaN): the leaf is of a crop the model does
+	// not know, and its classes say nothing about it. True for a model without the output.
+	UnknownCrop float64
+	KnownCrop   bool
+}
+
+// Outputs are the model's raw outputs for a batch of n images, flattened row-major.
+type Outputs struct {
+	Logits []float32 // [n,K]
+	CAM    []float32 // [n,K,h,w]
+	// NotLeaf [n] and UnknownCrop [n] are nil when the model lacks the output.
+	NotLeaf     []float32
+	UnknownCrop []float32
 }
 
 // Model is a loaded model with its one ONNX Runtime session. Safe for concurrent use.
@@ -123,8 +150,9 @@ type Model struct {
 	log     *slog.Logger
 	session *ort.DynamicAdvancedSession
 
-	camW, camH int  // the cam output's map size, set by the warm-up run
-	hasNotLeaf bool // the model has the optional not_leaf output
+	camW, camH int // the cam output's map size, set by the warm-up run
+	// outputs are the outputs the session runs: logits, cam, then the optional ones it has.
+	outputs []string
 
 	mu     sync.RWMutex // held for reading by every run, for writing by Close
 	closed bool
@@ -161,15 +189,17 @@ func Load(ctx context.Context, path string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	m.hasNotLeaf = len(outputs) == 3
+	m.outputs = outputs
 	session, provider, err := newSession(data, outputs, opts, log)
 	if err != nil {
 		return nil, err
 	}
 	m.session = session
 	info, err := readInfo(session)
-	if err == nil && m.hasNotLeaf != (info.NotLeafThreshold > 0) {
-		err = fmt.Errorf("%w: the not_leaf output and the not_leaf_threshold metadata go together", ErrContract)
+	if err == nil {
+		err = errors.Join(
+			together(m.has(NotLeafName), info.NotLeafThreshold > 0, NotLeafName, notLeafThresholdKey),
+			together(m.has(UnknownCropName), info.UnknownCropThreshold > 0, UnknownCropName, unknownCropThresholdKey))
 	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("%s: %w", path, err), m.destroySession())
@@ -183,9 +213,23 @@ func Load(ctx context.Context, path string, opts Options) (*Model, error) {
 	}
 	ok = true
 	log.Info("model loaded", "path", path, "model_version", info.Version, "classes", len(info.Classes),
-		"input", info.InputSize, "provider", provider, "onnxruntime", rtVersion)
+		"input", info.InputSize, "outputs", outputs, "provider", provider, "onnxruntime", rtVersion)
 	return m, nil
 }
+
+// together checks that an optional output and its threshold come as a pair.
+func together(hasOutput, hasThreshold bool, output, key string) error {
+	switch {
+	case hasOutput && !hasThreshold:
+		return fmt.Errorf("%w: the model has the output %q but no metadata key %q (its threshold)", ErrContract, output, key)
+	case !hasOutput && hasThreshold:
+		return fmt.Errorf("%w: the metadata key %q is set but the model has no output %q", ErrContract, key, output)
+	}
+	return nil
+}
+
+// has reports whether the model has (and runs) the output name.
+func (m *Model) has(name string) bool { return slices.Contains(m.outputs, name) }
 
 func (o Options) withDefaults() Options {
 	if o.LibraryPath == "" {
@@ -211,7 +255,7 @@ func (o Options) withDefaults() Options {
 }
 
 // checkIO validates names, element types and ranks of the model's inputs and outputs and returns
-// the output names to run: logits, cam and, when the model has it, not_leaf.
+// the output names to run: logits, cam and those of not_leaf and unknown_crop the model has.
 func checkIO(data []byte) ([]string, error) {
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
@@ -236,13 +280,15 @@ func checkIO(data []byte) ([]string, error) {
 	_, e2 := find(outs, "output", LogitsName, 2)
 	_, e3 := find(outs, "output", CAMName, 4)
 	names := []string{LogitsName, CAMName}
-	found, e4 := find(outs, "output", NotLeafName, 1)
-	if found {
-		names = append(names, NotLeafName)
-	} else {
-		e4 = nil
+	errs := []error{e1, e2, e3}
+	for _, opt := range []string{NotLeafName, UnknownCropName} {
+		found, err := find(outs, "output", opt, 1)
+		if found {
+			names = append(names, opt)
+			errs = append(errs, err)
+		}
 	}
-	if err := errors.Join(e1, e2, e3, e4); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return names, nil
@@ -374,13 +420,20 @@ func parseInfo(meta map[string]string) (Info, error) {
 		errs = append(errs, fmt.Errorf("%w: resize_shorter %d < input_size %d", ErrContract, info.ResizeShorter, info.InputSize))
 	}
 	info.Version = need("model_version")
-	if t, ok := meta["not_leaf_threshold"]; ok {
-		v, err := strconv.ParseFloat(t, 64)
-		if err != nil || v <= 0 || v > 1 {
-			errs = append(errs, fmt.Errorf("%w: metadata not_leaf_threshold must be a number in (0, 1]", ErrContract))
-		} else {
-			info.NotLeafThreshold = v
+	for _, th := range []struct {
+		key string
+		dst *float64
+	}{{notLeafThresholdKey, &info.NotLeafThreshold}, {unknownCropThresholdKey, &info.UnknownCropThreshold}} {
+		t, ok := meta[th.key]
+		if !ok {
+			continue
 		}
+		v, err := strconv.ParseFloat(t, 64)
+		if err != nil || !(v > 0 && v <= 1) { // NaN fails too
+			errs = append(errs, fmt.Errorf("%w: metadata %s must be a number in (0, 1], not %q", ErrContract, th.key, t))
+			continue
+		}
+		*th.dst = v
 	}
 	if t, ok := meta["temperature"]; ok {
 		v, err := strconv.ParseFloat(t, 64)
@@ -409,57 +462,59 @@ func (m *Model) Info() Info { return m.info }
 // Predict runs a batch of n preprocessed inputs (n*3*InputSize*InputSize floats, see
 // Info.Tensor) and returns each image's top classes with their heat-maps.
 func (m *Model) Predict(ctx context.Context, batch []float32, n int) ([]Prediction, error) {
-	logits, cams, notLeaf, err := m.Raw(ctx, batch, n)
+	out, err := m.Raw(ctx, batch, n)
 	if err != nil {
 		return nil, err
 	}
 	k := len(m.info.Classes)
-	cell := len(cams) / (n * k)
+	cell := len(out.CAM) / (n * k)
 	preds := make([]Prediction, n)
 	for i := range n {
-		probs := Softmax(logits[i*k:(i+1)*k], m.info.Temperature)
+		probs := Softmax(out.Logits[i*k:(i+1)*k], m.info.Temperature)
 		top := TopClasses(probs, TopK)
-		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top)), Probs: probs, IsLeaf: true}
-		if notLeaf != nil {
-			p.NotLeaf = float64(notLeaf[i])
-			p.IsLeaf = !(p.NotLeaf >= m.info.NotLeafThreshold) // NaN counts as not a leaf
+		p := Prediction{Top: make([]Class, len(top)), Heatmaps: make([]Heatmap, len(top)), Probs: probs, IsLeaf: true, KnownCrop: true}
+		if out.NotLeaf != nil {
+			p.NotLeaf = float64(out.NotLeaf[i])
+			p.IsLeaf = p.NotLeaf < m.info.NotLeafThreshold // NaN counts as not a leaf
+		}
+		if out.UnknownCrop != nil {
+			p.UnknownCrop = float64(out.UnknownCrop[i])
+			p.KnownCrop = p.UnknownCrop < m.info.UnknownCropThreshold // NaN counts as unknown
 		}
 		for j, c := range top {
 			p.Top[j] = Class{Index: c, ID: m.info.Classes[c], Prob: probs[c]}
 			off := (i*k + c) * cell
-			p.Heatmaps[j] = normalizeCAM(cams[off:off+cell], m.camW, m.camH)
+			p.Heatmaps[j] = normalizeCAM(out.CAM[off:off+cell], m.camW, m.camH)
 		}
 		preds[i] = p
 	}
 	return preds, nil
 }
 
-// Raw runs a batch and returns the model's outputs as they are: logits [n,K], cam [n,K,h,w]
-// flattened row-major, and not_leaf [n] (nil when the model has no such output).
-func (m *Model) Raw(ctx context.Context, batch []float32, n int) (logits, cams, notLeaf []float32, err error) {
+// Raw runs a batch and returns the model's outputs as they are, after checking their shapes:
+// logits [n,K], cam [n,K,h,w] and the optional outputs the model has, not_leaf [n] and
+// unknown_crop [n].
+func (m *Model) Raw(ctx context.Context, batch []float32, n int) (Outputs, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, nil, err
+		return Outputs{}, err
 	}
 	side := m.info.InputSize
 	if n < 1 || len(batch) != n*3*side*side {
-		return nil, nil, nil, fmt.Errorf("predict: batch of %d floats is not %d images of 3x%dx%d", len(batch), n, side, side)
+		return Outputs{}, fmt.Errorf("predict: batch of %d floats is not %d images of 3x%dx%d", len(batch), n, side, side)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
-		return nil, nil, nil, ErrClosed
+		return Outputs{}, ErrClosed
 	}
 	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, int64(side), int64(side)), batch)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: input tensor: %w", ErrRuntime, err)
+		return Outputs{}, fmt.Errorf("%w: input tensor: %w", ErrRuntime, err)
 	}
 	defer func() { _ = in.Destroy() }()
-	outs := make([]ort.Value, 2, 3)
-	if m.hasNotLeaf {
-		outs = append(outs, nil)
-	}
+	outs := make([]ort.Value, len(m.outputs))
 	if err := m.session.Run([]ort.Value{in}, outs); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: run: %w", ErrRuntime, err)
+		return Outputs{}, fmt.Errorf("%w: run: %w", ErrRuntime, err)
 	}
 	defer func() {
 		for _, o := range outs {
@@ -471,28 +526,38 @@ func (m *Model) Raw(ctx context.Context, batch []float32, n int) (logits, cams, 
 	lt, ok1 := outs[0].(*ort.Tensor[float32])
 	ct, ok2 := outs[1].(*ort.Tensor[float32])
 	if !ok1 || !ok2 {
-		return nil, nil, nil, fmt.Errorf("%w: outputs are not float32 tensors", ErrContract)
+		return Outputs{}, fmt.Errorf("%w: outputs are not float32 tensors", ErrContract)
 	}
 	k := len(m.info.Classes)
 	ls, cs := lt.GetShape(), ct.GetShape()
 	if len(ls) != 2 || ls[0] != int64(n) || ls[1] != int64(k) {
-		return nil, nil, nil, fmt.Errorf("%w: logits shape %v, want [%d %d] (metadata lists %d classes)", ErrContract, ls, n, k, k)
+		return Outputs{}, fmt.Errorf("%w: logits shape %v, want [%d %d] (metadata lists %d classes)", ErrContract, ls, n, k, k)
 	}
 	if len(cs) != 4 || cs[0] != int64(n) || cs[1] != int64(k) || cs[2] < 1 || cs[3] < 1 ||
 		(m.camW > 0 && (cs[2] != int64(m.camH) || cs[3] != int64(m.camW))) {
-		return nil, nil, nil, fmt.Errorf("%w: cam shape %v, want [%d %d h w]", ErrContract, cs, n, k)
+		return Outputs{}, fmt.Errorf("%w: cam shape %v, want [%d %d h w]", ErrContract, cs, n, k)
+	}
+	res := Outputs{Logits: slices.Clone(lt.GetData()), CAM: slices.Clone(ct.GetData())}
+	for i, name := range m.outputs[2:] {
+		t, ok := outs[2+i].(*ort.Tensor[float32])
+		if !ok {
+			return Outputs{}, fmt.Errorf("%w: output %q is not a float32 tensor", ErrContract, name)
+		}
+		if s := t.GetShape(); !slices.Equal(s, ort.NewShape(int64(n))) {
+			return Outputs{}, fmt.Errorf("%w: output %q has shape %v, want [%d] (one score per image)", ErrContract, name, s, n)
+		}
+		v := slices.Clone(t.GetData())
+		switch name {
+		case NotLeafName:
+			res.NotLeaf = v
+		case UnknownCropName:
+			res.UnknownCrop = v
+		}
 	}
 	if m.camW == 0 { // the warm-up run, before the model is shared
 		m.camH, m.camW = int(cs[2]), int(cs[3])
 	}
-	if m.hasNotLeaf {
-		nt, ok := outs[2].(*ort.Tensor[float32])
-		if !ok || !slices.Equal(nt.GetShape(), ort.NewShape(int64(n))) {
-			return nil, nil, nil, fmt.Errorf("%w: not_leaf must be a float32 tensor [%d]", ErrContract, n)
-		}
-		notLeaf = slices.Clone(nt.GetData())
-	}
-	return slices.Clone(lt.GetData()), slices.Clone(ct.GetData()), notLeaf, nil
+	return res, nil
 }
 
 // Softmax turns logits into probabilities, dividing them by temperature first.

@@ -97,13 +97,14 @@ func TestContractModelMatchesPyTorch(t *testing.T) {
 				}
 			}
 			n := len(tc.Inputs)
-			logits, cams, notLeaf, err := m.Raw(context.Background(), batch, n)
+			out, err := m.Raw(context.Background(), batch, n)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if notLeaf != nil {
-				t.Errorf("the contract model has no not_leaf output, got %v", notLeaf)
+			if out.NotLeaf != nil || out.UnknownCrop != nil {
+				t.Errorf("the contract model has no not_leaf or unknown_crop output, got %v %v", out.NotLeaf, out.UnknownCrop)
 			}
+			logits, cams := out.Logits, out.CAM
 			if len(logits) != len(tc.Logits) || len(cams) != len(tc.CAM) {
 				t.Fatalf("got %d logits %d cam values, want %d %d", len(logits), len(cams), len(tc.Logits), len(tc.CAM))
 			}

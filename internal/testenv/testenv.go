@@ -54,6 +54,14 @@ func ContractModel(tb testing.TB) string {
 	return filepath.Join(Root(tb), "models", "contract", "contract.onnx")
 }
 
+// OptionalModel is one of the tiny models of models/contract/testdata/optional (built by
+// models/contract/gen_optional_outputs.py) that exercise the contract's optional outputs, by name
+// without ".onnx": "unknown-crop", "both", "not-leaf", or a broken variant.
+func OptionalModel(tb testing.TB, name string) string {
+	tb.Helper()
+	return filepath.Join(Root(tb), "models", "contract", "testdata", "optional", name+".onnx")
+}
+
 // Datasets returns ../shared/datasets beside the repository, skipping the test where it is
 // absent (as on a user's machine).
 func Datasets(tb testing.TB) string {
