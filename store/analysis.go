@@ -24,8 +24,13 @@ type Analysis struct {
 	Overlay      []byte      // JPEG heat-map overlay, may be empty
 	// NotLeaf is the model's not-a-leaf score (0 for models without one); Rejected says the
 	// photo was refused as not a leaf.
-	NotLeaf     float64
-	Rejected    bool
+	NotLeaf  float64
+	Rejected bool
+	// UnknownCrop is the model's unknown-crop score (0 for models without one); OtherCrop says
+	// the photo is a leaf of a crop the model does not know (never set with Rejected): its
+	// classes say nothing about it.
+	UnknownCrop float64
+	OtherCrop   bool
 	InferenceMS float64
 	CreatedAt   time.Time
 }
@@ -37,6 +42,8 @@ type analysisRec struct {
 	Top          []Candidate `json:"top"`
 	NotLeaf      float64     `json:"not_leaf,omitempty"`
 	Rejected     bool        `json:"rejected,omitempty"`
+	UnknownCrop  float64     `json:"unknown_crop,omitempty"`
+	OtherCrop    bool        `json:"other_crop,omitempty"`
 	InferenceMS  float64     `json:"inference_ms"`
 	CreatedAt    time.Time   `json:"created_at"`
 }
@@ -65,6 +72,8 @@ func (s *Store) PutAnalysis(ctx context.Context, a Analysis, photo []byte, mime 
 		Top:          a.Top,
 		NotLeaf:      a.NotLeaf,
 		Rejected:     a.Rejected,
+		UnknownCrop:  a.UnknownCrop,
+		OtherCrop:    a.OtherCrop,
 		InferenceMS:  a.InferenceMS,
 		CreatedAt:    utc(a.CreatedAt),
 	})
@@ -156,6 +165,8 @@ func (s *Store) GetAnalysis(ctx context.Context, photoHash, modelVersion string)
 			Overlay:      bytes.Clone(ob.Get([]byte(photoHash))),
 			NotLeaf:      rec.NotLeaf,
 			Rejected:     rec.Rejected,
+			UnknownCrop:  rec.UnknownCrop,
+			OtherCrop:    rec.OtherCrop,
 			InferenceMS:  rec.InferenceMS,
 			CreatedAt:    rec.CreatedAt,
 		}

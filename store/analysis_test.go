@@ -7,12 +7,15 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func assertAnalysis(t *testing.T, got, want Analysis) {
 	t.Helper()
 	if got.PhotoHash != want.PhotoHash || got.ModelVersion != want.ModelVersion ||
 		got.InferenceMS != want.InferenceMS || got.NotLeaf != want.NotLeaf || got.Rejected != want.Rejected || !got.CreatedAt.Equal(want.CreatedAt) ||
+		got.UnknownCrop != want.UnknownCrop || got.OtherCrop != want.OtherCrop ||
 		!reflect.DeepEqual(got.Top, want.Top) || !bytes.Equal(got.Overlay, want.Overlay) {
 		t.Errorf("analysis = %+v (overlay %d bytes), want %+v (overlay %d bytes)",
 			withoutOverlay(got), len(got.Overlay), withoutOverlay(want), len(want.Overlay))
@@ -45,6 +48,14 @@ func TestAnalysisRoundTrip(t *testing.T) {
 			PhotoHash: "h5", ModelVersion: "v1", Top: []Candidate{{"apple__scab", 0.3}},
 			NotLeaf: 0.97, Rejected: true, CreatedAt: testTime,
 		}},
+		{"leaf of a crop the model does not know", Analysis{
+			PhotoHash: "h6", ModelVersion: "v1", Top: []Candidate{{"tomato__healthy", 0.6}},
+			NotLeaf: 0.1, UnknownCrop: 0.93, OtherCrop: true, CreatedAt: testTime,
+		}},
+		{"known crop with its score", Analysis{
+			PhotoHash: "h7", ModelVersion: "v1", Top: []Candidate{{"tomato__healthy", 0.6}},
+			UnknownCrop: 0.2, CreatedAt: testTime,
+		}},
 		{"local time zone", Analysis{
 			PhotoHash: "h4", ModelVersion: "v1", Top: []Candidate{}, CreatedAt: testTime.In(paris),
 		}},
@@ -60,6 +71,11 @@ func TestAnalysisRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertAnalysis(t, got, tt.a)
+			stored, err := s.StoredAnalysis(t.Context(), tt.a.PhotoHash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertAnalysis(t, stored, withoutOverlay(tt.a))
 		})
 	}
 	if n, err := s.CountAnalyses(t.Context()); err != nil || n != len(tests) {
@@ -249,5 +265,44 @@ func TestReturnedBytesAreCopies(t *testing.T) {
 	}
 	if !bytes.Equal(again, wantPhoto) || !bytes.Equal(a.Overlay, wantOverlay) {
 		t.Fatalf("returned slices changed after a remap: %q, %q", again, a.Overlay)
+	}
+}
+
+// TestAnalysisOldRecordDecodes: records written before a field existed read as its zero value,
+// and zero values are not written (old readers and old records stay compatible).
+func TestAnalysisOldRecordDecodes(t *testing.T) {
+	s := newTestStore(t, "")
+	ctx := t.Context()
+	old := `{"model_version":"v1","top":[{"class":"apple__scab","prob":0.8}],"inference_ms":3,"created_at":"2024-06-01T10:00:00Z"}`
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketAnalyses)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("old"), []byte(old))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetAnalysis(ctx, "old", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.OtherCrop || got.UnknownCrop != 0 || got.Rejected || got.NotLeaf != 0 || len(got.Top) != 1 || got.Top[0].Prob != 0.8 {
+		t.Errorf("old record = %+v", got)
+	}
+	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: "new", ModelVersion: "v1", Top: []Candidate{}}, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		raw = bytes.Clone(tx.Bucket([]byte(bucketAnalyses)).Get([]byte("new")))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"unknown_crop", "other_crop", "not_leaf", "rejected"} {
+		if bytes.Contains(raw, []byte(key)) {
+			t.Errorf("record %s holds the zero %s", raw, key)
+		}
 	}
 }

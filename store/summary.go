@@ -33,7 +33,9 @@ const (
 	kindDiagnosis = "diagnosis"
 	kindUnsure    = "unsure"
 	kindNotLeaf   = "not_leaf"
-	kindError     = "error"
+	// kindUnknownCrop: a leaf of a crop the model does not know.
+	kindUnknownCrop = "unknown_crop"
+	kindError       = "error"
 )
 
 // maxTexts and maxTextRunes bound the recent texts a summary keeps for search.
@@ -58,16 +60,18 @@ type Summary struct {
 	Texts            []string  // the farmers' last texts, shortened, for search
 	Messages, Photos int
 	// PhotoHash is the last photo; Disease and Prob its top-1 (or the class staff set, then
-	// Corrected); NotLeaf if the model refused it.
+	// Corrected); NotLeaf if the model refused it, OtherCrop if it took it for a leaf of a crop
+	// it does not know (neither is set once staff corrected it).
 	PhotoHash string
 	Disease   string
 	Prob      float64
 	Corrected bool
 	NotLeaf   bool
+	OtherCrop bool
 	Diseases  []string // every top-1 (or corrected) class of the chat's photos
 	// LowConfidence: the last photo's answer was "not sure". NeedsAttention: the last photo got
-	// an unsure, not-a-leaf or error answer (or a reply was not delivered) and no staff acted
-	// since.
+	// an unsure, not-a-leaf, unknown-crop or error answer (or a reply was not delivered) and no
+	// staff acted since.
 	LowConfidence  bool
 	NeedsAttention bool
 	Resolved       bool
@@ -97,6 +101,7 @@ type summaryRec struct {
 	Prob       float64   `json:"prob,omitempty"`
 	Corrected  bool      `json:"corrected,omitempty"`
 	NotLeaf    bool      `json:"not_leaf,omitempty"`
+	OtherCrop  bool      `json:"other_crop,omitempty"`
 	Diseases   []string  `json:"diseases,omitempty"`
 	Low        bool      `json:"low,omitempty"`
 	Attention  bool      `json:"attention,omitempty"`
@@ -112,7 +117,8 @@ func (r summaryRec) summary(platform, chatID string) Summary {
 		Platform: platform, ChatID: chatID, Kind: r.Kind, Title: r.Title, Name: r.Name, SenderID: r.SenderID,
 		Language: r.Language, First: r.First, Last: r.Last, LastText: r.LastText, LastDirection: r.LastDir,
 		LastStaff: r.LastStaff, Texts: r.Texts, Messages: r.Messages, Photos: r.Photos, PhotoHash: r.PhotoHash,
-		Disease: r.Disease, Prob: r.Prob, Corrected: r.Corrected, NotLeaf: r.NotLeaf, Diseases: r.Diseases,
+		Disease: r.Disease, Prob: r.Prob, Corrected: r.Corrected, NotLeaf: r.NotLeaf, OtherCrop: r.OtherCrop,
+		Diseases:      r.Diseases,
 		LowConfidence: r.Low, NeedsAttention: r.Attention, Resolved: r.Resolved, ResolvedBy: r.ResolvedBy,
 		ResolvedAt: r.ResolvedAt, MovedTo: r.MovedTo, MovedFrom: r.MovedFrom,
 	}
@@ -280,7 +286,7 @@ func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
 		s.Attention, s.Low = false, false
 	case kindUnsure:
 		s.Attention, s.Low = true, true
-	case kindNotLeaf:
+	case kindNotLeaf, kindUnknownCrop:
 		s.Attention, s.Low = true, false
 	case kindError:
 		s.Attention = true
@@ -289,7 +295,7 @@ func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
 		s.Attention = true // the farmer did not get the answer
 	}
 	switch r.Kind {
-	case kindDiagnosis, kindUnsure, kindNotLeaf, kindError:
+	case kindDiagnosis, kindUnsure, kindNotLeaf, kindUnknownCrop, kindError:
 	default:
 		return nil
 	}
@@ -318,7 +324,7 @@ func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
 	case kindDiagnosis:
 		d.Diagnoses++
 		hash := cmpOr(r.PhotoHash, s.PhotoHash)
-		if top, _, ok := modelTop(tx, hash); ok {
+		if top, ok := modelTop(tx, hash); ok {
 			if d.Classes == nil {
 				d.Classes = map[string]int{}
 			}
@@ -328,20 +334,22 @@ func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
 		d.Unsure++
 	case kindNotLeaf:
 		d.NotLeaf++
+	case kindUnknownCrop:
+		d.UnknownCrop++
 	}
 	return putJSON(db, key, d)
 }
 
 // notePhoto makes hash the summary's last photo, with the model's top-1 or the staff's class.
 func notePhoto(tx *bolt.Tx, s *summaryRec, hash string) {
-	s.PhotoHash, s.Disease, s.Prob, s.Corrected, s.NotLeaf = hash, "", 0, false, false
-	if top, rejected, ok := modelTop(tx, hash); ok {
-		s.Disease, s.Prob, s.NotLeaf = top.Class, top.Prob, rejected
+	s.PhotoHash, s.Disease, s.Prob, s.Corrected, s.NotLeaf, s.OtherCrop = hash, "", 0, false, false, false
+	if top, ok := modelTop(tx, hash); ok {
+		s.Disease, s.Prob, s.NotLeaf, s.OtherCrop = top.Class, top.Prob, top.rejected, top.otherCrop
 	}
 	if c, ok := correctionOf(tx, hash); ok {
-		s.Disease, s.Corrected, s.NotLeaf = c.Class, true, false
+		s.Disease, s.Corrected, s.NotLeaf, s.OtherCrop = c.Class, true, false, false
 	}
-	if s.Disease != "" && !s.NotLeaf {
+	if s.Disease != "" && !s.NotLeaf && !s.OtherCrop {
 		addDisease(s, s.Disease)
 	}
 }
@@ -352,21 +360,28 @@ func addDisease(s *summaryRec, class string) {
 	}
 }
 
+// topClass is a stored analysis's top-1 with the model's verdicts on the photo.
+type topClass struct {
+	Candidate
+	rejected  bool // not a leaf
+	otherCrop bool // a leaf of a crop the model does not know
+}
+
 // modelTop is the stored analysis's top-1 (whatever the model version).
-func modelTop(tx *bolt.Tx, hash string) (top Candidate, rejected, ok bool) {
+func modelTop(tx *bolt.Tx, hash string) (topClass, bool) {
 	ab := tx.Bucket([]byte(bucketAnalyses))
 	if ab == nil || hash == "" {
-		return Candidate{}, false, false
+		return topClass{}, false
 	}
 	v := ab.Get([]byte(hash))
 	if v == nil {
-		return Candidate{}, false, false
+		return topClass{}, false
 	}
 	var rec analysisRec
 	if err := json.Unmarshal(v, &rec); err != nil || len(rec.Top) == 0 {
-		return Candidate{}, false, false
+		return topClass{}, false
 	}
-	return rec.Top[0], rec.Rejected, true
+	return topClass{Candidate: rec.Top[0], rejected: rec.Rejected, otherCrop: rec.OtherCrop}, true
 }
 
 func cmpOr(a, b string) string {
@@ -690,7 +705,8 @@ func (s *Store) StoredAnalysis(ctx context.Context, photoHash string) (Analysis,
 		return Analysis{}, err
 	}
 	return Analysis{PhotoHash: photoHash, ModelVersion: rec.ModelVersion, Top: rec.Top, NotLeaf: rec.NotLeaf,
-		Rejected: rec.Rejected, InferenceMS: rec.InferenceMS, CreatedAt: rec.CreatedAt}, nil
+		Rejected: rec.Rejected, UnknownCrop: rec.UnknownCrop, OtherCrop: rec.OtherCrop, InferenceMS: rec.InferenceMS,
+		CreatedAt: rec.CreatedAt}, nil
 }
 
 // Overlay returns a photo's stored heat-map overlay (JPEG), or ErrNotFound.
@@ -866,7 +882,7 @@ func (s *Store) PutCorrection(ctx context.Context, c Correction, platform, chatI
 		a := StaffAction{Platform: platform, ChatID: chatID, Time: c.At, Staff: c.By, Action: action, PhotoHash: c.PhotoHash, Class: c.Class}
 		return logAction(tx, a, func(s *summaryRec) {
 			if s.PhotoHash == c.PhotoHash {
-				s.Disease, s.Corrected, s.NotLeaf = c.Class, true, false
+				s.Disease, s.Corrected, s.NotLeaf, s.OtherCrop = c.Class, true, false, false
 			}
 			addDisease(s, c.Class)
 		})
@@ -985,20 +1001,22 @@ func (s *Store) StaffActions(ctx context.Context, platform, chatID string, limit
 type DayStats struct {
 	Day                time.Time // midnight UTC
 	Platform, Language string
-	// Answers are the answers to photos (Diagnoses + Unsure + NotLeaf); CacheHits of them came
-	// from the analysis cache. Errors are error replies (failed photos and others).
-	Answers, Diagnoses, Unsure, NotLeaf, Errors, CacheHits int
-	Classes                                                map[string]int // top-1 of the confident diagnoses
+	// Answers are the answers to photos (Diagnoses + Unsure + NotLeaf + UnknownCrop); CacheHits
+	// of them came from the analysis cache. Errors are error replies (failed photos and others).
+	Answers, Diagnoses, Unsure, NotLeaf, UnknownCrop, Errors, CacheHits int
+	Classes                                                             map[string]int // top-1 of the confident diagnoses
 }
 
 type dayRec struct {
-	Answers   int            `json:"answers,omitempty"`
-	Diagnoses int            `json:"diagnoses,omitempty"`
-	Unsure    int            `json:"unsure,omitempty"`
-	NotLeaf   int            `json:"not_leaf,omitempty"`
-	Errors    int            `json:"errors,omitempty"`
-	CacheHits int            `json:"cache_hits,omitempty"`
-	Classes   map[string]int `json:"classes,omitempty"`
+	Answers   int `json:"answers,omitempty"`
+	Diagnoses int `json:"diagnoses,omitempty"`
+	Unsure    int `json:"unsure,omitempty"`
+	NotLeaf   int `json:"not_leaf,omitempty"`
+	// UnknownCrop counts the answers to leaves of crops the model does not know.
+	UnknownCrop int            `json:"unknown_crop,omitempty"`
+	Errors      int            `json:"errors,omitempty"`
+	CacheHits   int            `json:"cache_hits,omitempty"`
+	Classes     map[string]int `json:"classes,omitempty"`
 }
 
 // Stats returns the daily statistics of the days from `from` to `to` (UTC dates, inclusive), by
@@ -1030,7 +1048,7 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time) ([]DayStats, erro
 				return fmt.Errorf("decode daily statistics: %w", err)
 			}
 			out = append(out, DayStats{Day: day, Platform: parts[1], Language: parts[2], Answers: rec.Answers,
-				Diagnoses: rec.Diagnoses, Unsure: rec.Unsure, NotLeaf: rec.NotLeaf, Errors: rec.Errors,
+				Diagnoses: rec.Diagnoses, Unsure: rec.Unsure, NotLeaf: rec.NotLeaf, UnknownCrop: rec.UnknownCrop, Errors: rec.Errors,
 				CacheHits: rec.CacheHits, Classes: rec.Classes})
 		}
 		return nil

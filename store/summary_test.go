@@ -29,7 +29,8 @@ func photoTurn(t testing.TB, s *Store, platform, chat string, at time.Time, hash
 		t.Fatal(err)
 	}
 	in.Seq = turn.Seq
-	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: hash, ModelVersion: "v1", Top: []Candidate{top}, Rejected: kind == kindNotLeaf, CreatedAt: at}, nil, ""); err != nil {
+	if err := s.PutAnalysis(ctx, Analysis{PhotoHash: hash, ModelVersion: "v1", Top: []Candidate{top}, Rejected: kind == kindNotLeaf,
+		OtherCrop: kind == kindUnknownCrop, CreatedAt: at}, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	in.PhotoHash = hash
@@ -54,14 +55,16 @@ func mustSummary(t *testing.T, s *Store, platform, chat string) Summary {
 
 func TestSummaryFollowsAnswers(t *testing.T) {
 	tests := []struct {
-		kind            string
-		prob            float64
-		low, attention  bool
-		disease, photos bool
+		kind               string
+		prob               float64
+		low, attention     bool
+		disease, photos    bool
+		notLeaf, otherCrop bool
 	}{
 		{kind: kindDiagnosis, prob: 0.9, disease: true},
 		{kind: kindUnsure, prob: 0.3, low: true, attention: true, disease: true},
-		{kind: kindNotLeaf, prob: 0.2, attention: true},
+		{kind: kindNotLeaf, prob: 0.2, attention: true, notLeaf: true},
+		{kind: kindUnknownCrop, prob: 0.8, attention: true, otherCrop: true},
 		{kind: kindError, prob: 0.9, attention: true, disease: true},
 	}
 	for _, tt := range tests {
@@ -75,6 +78,9 @@ func TestSummaryFollowsAnswers(t *testing.T) {
 			}
 			if sum.LowConfidence != tt.low || sum.NeedsAttention != tt.attention {
 				t.Errorf("low %v attention %v, want %v %v", sum.LowConfidence, sum.NeedsAttention, tt.low, tt.attention)
+			}
+			if sum.NotLeaf != tt.notLeaf || sum.OtherCrop != tt.otherCrop {
+				t.Errorf("not a leaf %v other crop %v, want %v %v", sum.NotLeaf, sum.OtherCrop, tt.notLeaf, tt.otherCrop)
 			}
 			if got := slices.Contains(sum.Diseases, "tomato__late_blight"); got != tt.disease {
 				t.Errorf("diseases %v", sum.Diseases)
@@ -287,6 +293,33 @@ func TestCorrectionSurvivesNewModel(t *testing.T) {
 	}
 }
 
+// TestCorrectionClearsVerdicts: staff setting the class of a photo the model refused (not a leaf,
+// or a crop it does not know) makes it a diagnosis of that class in the summary.
+func TestCorrectionClearsVerdicts(t *testing.T) {
+	for _, kind := range []string{kindNotLeaf, kindUnknownCrop} {
+		t.Run(kind, func(t *testing.T) {
+			s := newTestStore(t, "")
+			photoTurn(t, s, "telegram", "42", testTime, hashOf(1), Candidate{"tomato__early_blight", 0.8}, kind)
+			if sum := mustSummary(t, s, "telegram", "42"); sum.NotLeaf == sum.OtherCrop || slices.Contains(sum.Diseases, "tomato__early_blight") {
+				t.Fatalf("before the correction: %+v", sum)
+			}
+			c := Correction{PhotoHash: hashOf(1), Class: "potato__late_blight", ModelClass: "tomato__early_blight", ModelVersion: "v1", By: "alice", At: testTime.Add(time.Hour)}
+			if err := s.PutCorrection(t.Context(), c, "telegram", "42"); err != nil {
+				t.Fatal(err)
+			}
+			sum := mustSummary(t, s, "telegram", "42")
+			if sum.NotLeaf || sum.OtherCrop || !sum.Corrected || sum.Disease != c.Class || !slices.Equal(sum.Diseases, []string{c.Class}) {
+				t.Errorf("after the correction: %+v", sum)
+			}
+			// The same photo sent again in another chat shows the staff's class too.
+			photoTurn(t, s, "telegram", "43", testTime.Add(2*time.Hour), hashOf(1), Candidate{"tomato__early_blight", 0.8}, kind)
+			if sum := mustSummary(t, s, "telegram", "43"); sum.NotLeaf || sum.OtherCrop || sum.Disease != c.Class {
+				t.Errorf("the corrected photo again: %+v", sum)
+			}
+		})
+	}
+}
+
 func TestResolvedReopensOnNewMessage(t *testing.T) {
 	s := newTestStore(t, "")
 	ctx := t.Context()
@@ -318,6 +351,8 @@ func TestDailyStats(t *testing.T) {
 	day2 := testTime.Add(24 * time.Hour)
 	photoTurn(t, s, "telegram", "a", testTime, hashOf(1), Candidate{"tomato__late_blight", 0.9}, kindDiagnosis)
 	photoTurn(t, s, "telegram", "b", testTime.Add(time.Minute), hashOf(2), Candidate{"corn__common_rust", 0.3}, kindUnsure)
+	photoTurn(t, s, "telegram", "e", testTime.Add(2*time.Minute), hashOf(4), Candidate{"tomato__late_blight", 0.9}, kindNotLeaf)
+	photoTurn(t, s, "telegram", "f", testTime.Add(3*time.Minute), hashOf(5), Candidate{"tomato__late_blight", 0.9}, kindUnknownCrop)
 	photoTurn(t, s, "telegram", "c", day2, hashOf(3), Candidate{"tomato__late_blight", 0.9}, kindDiagnosis)
 	hit := Record{Time: day2, Platform: "whatsapp", ChatID: "d", Direction: Outbound, Kind: kindDiagnosis, PhotoHash: hashOf(1), Lang: "en", CacheHit: true}
 	if _, err := s.AppendMessage(ctx, hit); err != nil {
@@ -331,17 +366,18 @@ func TestDailyStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	type row struct {
-		day, platform, lang                           string
-		answers, diag, unsure, errs, hits, lateBlight int
+		day, platform, lang                                                 string
+		answers, diag, unsure, notLeaf, unknownCrop, errs, hits, lateBlight int
 	}
 	var rows []row
 	for _, d := range got {
-		rows = append(rows, row{d.Day.Format(time.DateOnly), d.Platform, d.Language, d.Answers, d.Diagnoses, d.Unsure, d.Errors, d.CacheHits, d.Classes["tomato__late_blight"]})
+		rows = append(rows, row{d.Day.Format(time.DateOnly), d.Platform, d.Language, d.Answers, d.Diagnoses, d.Unsure,
+			d.NotLeaf, d.UnknownCrop, d.Errors, d.CacheHits, d.Classes["tomato__late_blight"]})
 	}
 	want := []row{
-		{"2025-06-01", "telegram", "sw", 2, 1, 1, 0, 0, 1},
-		{"2025-06-02", "telegram", "sw", 1, 1, 0, 0, 0, 1},
-		{"2025-06-02", "whatsapp", "en", 1, 1, 0, 1, 1, 1},
+		{"2025-06-01", "telegram", "sw", 4, 1, 1, 1, 1, 0, 0, 1}, // refused photos are not counted as their top class
+		{"2025-06-02", "telegram", "sw", 1, 1, 0, 0, 0, 0, 0, 1},
+		{"2025-06-02", "whatsapp", "en", 1, 1, 0, 0, 0, 1, 1, 1},
 	}
 	if !slices.Equal(rows, want) {
 		t.Errorf("stats\n got %+v\nwant %+v", rows, want)
