@@ -24,6 +24,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	plot := fs.String("plot", "", "write the confusion matrix as a PNG image to this file")
 	workers := fs.Int("workers", 2, "photos classified at once")
+	threshold := fs.Float64("threshold", 0.5, "the bot answers with a diagnosis from this top-1 probability (serve's --threshold); below it, it says it is not sure")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cropshield eval [flags] DIR\n\nDIR holds one folder per class id (crop__disease); any other folder (not_a_leaf/) holds photos that must be rejected.")
 		fs.PrintDefaults()
@@ -60,7 +61,8 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		}
 		return eval.Outcome{Probs: res.Probs, Rejected: !res.IsLeaf, Latency: res.Timings.Total()}, nil
 	}
-	report, err := eval.Evaluate(ctx, samples, info.Classes, classify, *workers, func(int) { _ = bar.Add(1) })
+	cfg := eval.Config{Classes: info.Classes, Threshold: *threshold, Workers: *workers}
+	report, err := eval.Evaluate(ctx, samples, cfg, classify, func(int) { _ = bar.Add(1) })
 	_ = bar.Finish()
 	if err != nil {
 		return err

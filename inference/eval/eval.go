@@ -1,9 +1,13 @@
 // Package eval measures a CropShield model on a folder of labelled photos, through the same
 // decoding, preprocessing and session as the bot: top-1 and top-3 overall and per class, accuracy
-// within the true crop, the confusion matrix, calibration error, not-a-leaf rejection and latency.
+// within the true crop, the confusion matrix, calibration error and its reliability diagram, what
+// the bot would answer (a diagnosis, "not sure", a refusal) and how often a confident answer is
+// wrong, not-a-leaf and unknown-crop refusals, and latency.
 //
-// The folder holds one sub-folder per class id (crop__disease). Sub-folders whose name is not a
-// model class (not_a_leaf/, say) hold photos the model must reject as not a leaf.
+// The folder holds one sub-folder per class id (crop__disease). The sub-folder unknown_crop/ holds
+// leaves of crops the model does not know, which the bot must not answer with a diagnosis. Other
+// sub-folders whose name is not a model class (not_a_leaf/, say) hold photos the model must reject
+// as not a leaf.
 package eval
 
 import (
@@ -69,11 +73,41 @@ func Scan(dir string, classes []string) ([]Sample, error) {
 	return out, nil
 }
 
+// UnknownCropFolder is the sub-folder of leaves of crops the model does not know (it may hold
+// sub-folders of its own, one per crop say).
+const UnknownCropFolder = "unknown_crop"
+
 // Outcome is the model's answer for one photo.
 type Outcome struct {
-	Probs    []float64 // every class, in the model's order (after temperature)
-	Rejected bool      // judged not a leaf
-	Latency  time.Duration
+	Probs       []float64 // every class, in the model's order (after temperature)
+	Rejected    bool      // judged not a leaf
+	UnknownCrop bool      // judged a leaf of a crop the model does not know
+	Latency     time.Duration
+}
+
+// Verdict is what the bot replies to a photo.
+type Verdict int
+
+// The verdicts, in the order the bot decides them.
+const (
+	VerdictNotLeaf     Verdict = iota // refused as not a leaf
+	VerdictUnknownCrop                // refused as a crop the model does not know
+	VerdictUnsure                     // "not sure, retake the photo": top-1 below the threshold
+	VerdictAnswered                   // a diagnosis: "X 87 %" (a disease or healthy)
+)
+
+// Verdict is the bot's reply to o when it answers from a top-1 probability of threshold: a photo
+// that is not a leaf is refused as such even if its crop is unknown too.
+func (o Outcome) Verdict(threshold float64) Verdict {
+	switch {
+	case o.Rejected:
+		return VerdictNotLeaf
+	case o.UnknownCrop:
+		return VerdictUnknownCrop
+	case len(o.Probs) == 0 || slices.Max(o.Probs) < threshold:
+		return VerdictUnsure
+	}
+	return VerdictAnswered
 }
 
 // Classifier answers for one sample; an error counts the photo as failed (unreadable).
@@ -99,14 +133,54 @@ func (c *Counts) finish() {
 	}
 }
 
-// ClassReport is one class's figures.
+// ClassReport is one class's figures: of its photos, and of the answers that name it.
 type ClassReport struct {
-	Class         string `json:"class"`
-	Top1          Counts `json:"top1"`
-	Top3          Counts `json:"top3"`
-	CropTop1      Counts `json:"crop_top1"`
-	CropTop3      Counts `json:"crop_top3"`
-	FalseRejected Counts `json:"false_rejected"`
+	Class            string `json:"class"`
+	Top1             Counts `json:"top1"`
+	Top3             Counts `json:"top3"`
+	CropTop1         Counts `json:"crop_top1"`
+	CropTop3         Counts `json:"crop_top3"`
+	FalseRejected    Counts `json:"false_rejected"`
+	FalseUnknownCrop Counts `json:"false_unknown_crop"`
+	Unsure           Counts `json:"unsure"`
+	Answered         Counts `json:"answered"`
+	// ConfidentWrong: of this class's photos the bot answered, those whose top-1 is another class.
+	ConfidentWrong Counts `json:"confident_wrong"`
+	// WrongWhenNamed: of the answers naming this class (photos of any class), the wrong ones:
+	// how far a farmer can trust "this class, 87 %".
+	WrongWhenNamed Counts `json:"wrong_when_named"`
+}
+
+// UnknownCropReport is what the bot replies to the leaves of unknown_crop/: every photo should be
+// refused as an unknown crop (or at least not answered with a diagnosis).
+type UnknownCropReport struct {
+	Folder   string `json:"folder"`
+	Photos   int    `json:"photos"`
+	Refused  Counts `json:"refused"`  // refused as an unknown crop: the right reply
+	NotLeaf  Counts `json:"not_leaf"` // refused as not a leaf
+	Unsure   Counts `json:"unsure"`   // "not sure, retake the photo"
+	Answered Counts `json:"answered"` // the bad outcome: a diagnosis of a crop the leaf is not
+	// AnsweredDisease: the answers naming a disease rather than a healthy class (of all photos).
+	AnsweredDisease Counts `json:"answered_disease"`
+	// AnsweredAs counts the classes the answers named, most often first.
+	AnsweredAs []ClassCount `json:"answered_as,omitempty"`
+}
+
+// ClassCount is a class and how many times something happened to it.
+type ClassCount struct {
+	Class string `json:"class"`
+	N     int    `json:"n"`
+}
+
+// ReliabilityBin is one bar of the reliability diagram: the leaf photos whose top-1 confidence
+// falls in [Lo, Hi) (the last bin includes 1), their mean confidence and their top-1 accuracy.
+type ReliabilityBin struct {
+	Lo         float64 `json:"lo"`
+	Hi         float64 `json:"hi"`
+	N          int     `json:"n"`
+	Right      int     `json:"right"`
+	Confidence float64 `json:"confidence"` // mean top-1 probability, 0 when N is 0
+	Accuracy   float64 `json:"accuracy"`   // Right/N, 0 when N is 0
 }
 
 // OtherFolder is a sub-folder that is not a class: its photos must be rejected.
@@ -126,8 +200,9 @@ type Latency struct {
 
 // Report is everything Evaluate measured.
 type Report struct {
-	Photos int      `json:"photos"`
-	Failed []string `json:"failed,omitempty"` // paths that could not be read
+	Photos    int      `json:"photos"`
+	Failed    []string `json:"failed,omitempty"` // paths that could not be read
+	Threshold float64  `json:"threshold"`        // the bot answers from this top-1 probability
 	// Over the photos of class folders:
 	Top1          Counts  `json:"top1"`
 	Top3          Counts  `json:"top3"`
@@ -139,14 +214,26 @@ type Report struct {
 	// calibrated model with the same confidences measures on average (Mean) and in 95 % of
 	// draws at most (P95). A measured ECE above P95 is miscalibration, not noise; one below it
 	// cannot be told apart from perfect calibration with this many photos.
-	ECEFloor  ECEFloor      `json:"ece_floor"`
-	PerClass  []ClassReport `json:"per_class"` // classes with photos, in model order
-	Classes   []string      `json:"classes"`
-	Confusion [][]int       `json:"confusion"` // [true][predicted], model order
-	// Over the photos of other folders:
+	ECEFloor ECEFloor `json:"ece_floor"`
+	// Reliability is the ECE's bins, ECEBins of them (the reliability diagram).
+	Reliability []ReliabilityBin `json:"reliability"`
+	// What the bot replies to these leaves (each N is the leaf photos): a diagnosis, "not sure",
+	// or a refusal as an unknown crop (a refusal as not a leaf is FalseRejected).
+	Answered         Counts `json:"answered"`
+	Unsure           Counts `json:"unsure"`
+	FalseUnknownCrop Counts `json:"false_unknown_crop"`
+	// ConfidentWrong: of the leaf photos the bot answered with a diagnosis (top-1 at or above the
+	// threshold, not refused), those whose top-1 is wrong. N is Answered.Hits.
+	ConfidentWrong Counts        `json:"confident_wrong"`
+	PerClass       []ClassReport `json:"per_class"` // classes with photos or named by an answer, in model order
+	Classes        []string      `json:"classes"`
+	Confusion      [][]int       `json:"confusion"` // [true][predicted], model order
+	// Over the photos of other folders but unknown_crop/:
 	Rejected Counts        `json:"rejected"`
 	Others   []OtherFolder `json:"others,omitempty"`
-	Latency  Latency       `json:"latency"`
+	// Over the photos of unknown_crop/, if there are any:
+	UnknownCrop *UnknownCropReport `json:"unknown_crop,omitempty"`
+	Latency     Latency            `json:"latency"`
 }
 
 // Crop is the crop part of a class id: "tomato" of "tomato__late_blight".
@@ -155,18 +242,34 @@ func Crop(class string) string {
 	return c
 }
 
+// Healthy tells a healthy class id ("tomato__healthy") from a disease.
+func Healthy(class string) bool {
+	_, d, _ := strings.Cut(class, "__")
+	return d == "healthy"
+}
+
 // ECEBins is the number of equal-width confidence bins of the calibration error.
 const ECEBins = 15
 
-// Evaluate runs classify over the samples with the given number of workers (progress, if set,
-// is called after each photo, from one goroutine at a time) and computes the report.
-func Evaluate(ctx context.Context, samples []Sample, classes []string, classify Classifier, workers int, progress func(done int)) (Report, error) {
-	outcomes, errs := runAll(ctx, samples, classify, workers, progress)
+// Config is what Evaluate needs besides the photos.
+type Config struct {
+	Classes []string // the model's class ids, in its order
+	// Threshold is the top-1 probability from which the bot answers with a diagnosis (serve's
+	// --threshold); below it the bot says it is not sure.
+	Threshold float64
+	Workers   int // photos classified at once
+}
+
+// Evaluate runs classify over the samples on cfg.Workers workers (progress, if set, is called
+// after each photo, from one goroutine at a time) and computes the report.
+func Evaluate(ctx context.Context, samples []Sample, cfg Config, classify Classifier, progress func(done int)) (Report, error) {
+	outcomes, errs := runAll(ctx, samples, classify, cfg.Workers, progress)
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
+	classes := cfg.Classes
 	k := len(classes)
-	r := Report{Photos: len(samples), Classes: classes, Confusion: make([][]int, k)}
+	r := Report{Photos: len(samples), Threshold: cfg.Threshold, Classes: classes, Confusion: make([][]int, k)}
 	for i := range r.Confusion {
 		r.Confusion[i] = make([]int, k)
 	}
@@ -175,6 +278,8 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 		per[i].Class = c
 	}
 	others := map[string]*OtherFolder{}
+	var unknown *UnknownCropReport
+	unknownAs := map[string]int{}
 	var confs []float64
 	var rights []bool
 	var lat []float64
@@ -188,6 +293,23 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 			return r, fmt.Errorf("eval: %s: %d probabilities for %d classes", s.Path, len(o.Probs), k)
 		}
 		lat = append(lat, float64(o.Latency.Microseconds())/1000)
+		verdict := o.Verdict(cfg.Threshold)
+		if s.Class < 0 && s.Label == UnknownCropFolder {
+			if unknown == nil {
+				unknown = &UnknownCropReport{Folder: s.Label}
+			}
+			unknown.Photos++
+			top := classes[rank(o.Probs, nil)[0]]
+			unknown.Refused.add(verdict == VerdictUnknownCrop)
+			unknown.NotLeaf.add(verdict == VerdictNotLeaf)
+			unknown.Unsure.add(verdict == VerdictUnsure)
+			unknown.Answered.add(verdict == VerdictAnswered)
+			unknown.AnsweredDisease.add(verdict == VerdictAnswered && !Healthy(top))
+			if verdict == VerdictAnswered {
+				unknownAs[top]++
+			}
+			continue
+		}
 		if s.Class < 0 {
 			of, ok := others[s.Label]
 			if !ok {
@@ -210,24 +332,35 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 		}{
 			{&r.Top1, &pc.Top1, top1}, {&r.Top3, &pc.Top3, top3},
 			{&r.CropTop1, &pc.CropTop1, ctop1}, {&r.CropTop3, &pc.CropTop3, ctop3},
-			{&r.FalseRejected, &pc.FalseRejected, o.Rejected},
+			{&r.FalseRejected, &pc.FalseRejected, verdict == VerdictNotLeaf},
+			{&r.FalseUnknownCrop, &pc.FalseUnknownCrop, verdict == VerdictUnknownCrop},
+			{&r.Unsure, &pc.Unsure, verdict == VerdictUnsure},
+			{&r.Answered, &pc.Answered, verdict == VerdictAnswered},
 		} {
 			pair.all.add(pair.hit)
 			pair.one.add(pair.hit)
+		}
+		if verdict == VerdictAnswered {
+			r.ConfidentWrong.add(!top1)
+			pc.ConfidentWrong.add(!top1)
+			per[ranked[0]].WrongWhenNamed.add(!top1)
 		}
 		r.Confusion[s.Class][ranked[0]]++
 		confs = append(confs, o.Probs[ranked[0]])
 		rights = append(rights, top1)
 	}
 	r.ECE, r.ECEFloor = calibration(confs, rights)
-	for _, c := range []*Counts{&r.Top1, &r.Top3, &r.CropTop1, &r.CropTop3, &r.FalseRejected, &r.Rejected} {
+	r.Reliability = reliability(confs, rights)
+	for _, c := range []*Counts{&r.Top1, &r.Top3, &r.CropTop1, &r.CropTop3, &r.FalseRejected,
+		&r.FalseUnknownCrop, &r.Unsure, &r.Answered, &r.ConfidentWrong, &r.Rejected} {
 		c.finish()
 	}
 	for i := range per {
-		if per[i].Top1.N == 0 {
+		if per[i].Top1.N == 0 && per[i].WrongWhenNamed.N == 0 {
 			continue
 		}
-		for _, c := range []*Counts{&per[i].Top1, &per[i].Top3, &per[i].CropTop1, &per[i].CropTop3, &per[i].FalseRejected} {
+		for _, c := range []*Counts{&per[i].Top1, &per[i].Top3, &per[i].CropTop1, &per[i].CropTop3, &per[i].FalseRejected,
+			&per[i].FalseUnknownCrop, &per[i].Unsure, &per[i].Answered, &per[i].ConfidentWrong, &per[i].WrongWhenNamed} {
 			c.finish()
 		}
 		r.PerClass = append(r.PerClass, per[i])
@@ -235,6 +368,16 @@ func Evaluate(ctx context.Context, samples []Sample, classes []string, classify 
 	for _, name := range slices.Sorted(maps.Keys(others)) {
 		others[name].Rejected.finish()
 		r.Others = append(r.Others, *others[name])
+	}
+	if unknown != nil {
+		for _, c := range []*Counts{&unknown.Refused, &unknown.NotLeaf, &unknown.Unsure, &unknown.Answered, &unknown.AnsweredDisease} {
+			c.finish()
+		}
+		for _, name := range slices.Sorted(maps.Keys(unknownAs)) {
+			unknown.AnsweredAs = append(unknown.AnsweredAs, ClassCount{name, unknownAs[name]})
+		}
+		slices.SortStableFunc(unknown.AnsweredAs, func(a, b ClassCount) int { return b.N - a.N })
+		r.UnknownCrop = unknown
 	}
 	r.Latency = summarize(lat)
 	return r, nil
@@ -250,12 +393,15 @@ type ECEFloor struct {
 // report is reproducible.
 const eceDraws = 1000
 
+// bin is the ECE bin of a confidence.
+func bin(c float64) int { return max(0, min(int(c*ECEBins), ECEBins-1)) }
+
 // ece is the expected calibration error of top-1 confidences and whether each top-1 was right:
 // the photo-weighted mean over ECEBins equal-width bins of |accuracy - mean confidence|.
 func ece(confs []float64, rights []bool) float64 {
 	var conf, acc [ECEBins]float64
 	for i, c := range confs {
-		b := min(int(c*ECEBins), ECEBins-1)
+		b := bin(c)
 		conf[b] += c
 		if rights[i] {
 			acc[b]++
@@ -288,6 +434,29 @@ func calibration(confs []float64, rights []bool) (float64, ECEFloor) {
 	slices.Sort(sims)
 	floor.P95 = sims[eceDraws*95/100-1]
 	return ece(confs, rights), floor
+}
+
+// reliability returns the ECEBins bins of the ECE with their counts, mean confidence and accuracy.
+func reliability(confs []float64, rights []bool) []ReliabilityBin {
+	bins := make([]ReliabilityBin, ECEBins)
+	for b := range bins {
+		bins[b].Lo, bins[b].Hi = float64(b)/ECEBins, float64(b+1)/ECEBins
+	}
+	for i, c := range confs {
+		b := &bins[bin(c)]
+		b.N++
+		b.Confidence += c
+		if rights[i] {
+			b.Right++
+		}
+	}
+	for b := range bins {
+		if n := bins[b].N; n > 0 {
+			bins[b].Confidence /= float64(n)
+			bins[b].Accuracy = float64(bins[b].Right) / float64(n)
+		}
+	}
+	return bins
 }
 
 // runAll classifies every sample on a pool of workers, keeping results in sample order.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -57,10 +59,10 @@ func TestEvaluateExact(t *testing.T) {
 		byPath[s.Path] = p
 	}
 	calls := 0
-	r, err := Evaluate(context.Background(), samples, classes, func(_ context.Context, s Sample) (Outcome, error) {
+	r, err := Evaluate(context.Background(), samples, Config{Classes: classes, Threshold: 0.5, Workers: 1}, func(_ context.Context, s Sample) (Outcome, error) {
 		calls++
 		return byPath[s.Path].out, byPath[s.Path].failErr
-	}, 1, nil)
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +77,10 @@ func TestEvaluateExact(t *testing.T) {
 	}{
 		{"top1", r.Top1, 2, 4}, {"top3", r.Top3, 3, 4}, {"crop top1", r.CropTop1, 3, 4}, {"crop top3", r.CropTop3, 4, 4},
 		{"false rejected", r.FalseRejected, 1, 4}, {"rejected", r.Rejected, 1, 2},
+		// At threshold 0.5: photos 1 (0.9) and 2 (0.5) get a diagnosis, 3 (0.4) "not sure", 4 is
+		// refused; of the two diagnoses, photo 2's is wrong.
+		{"answered", r.Answered, 2, 4}, {"unsure", r.Unsure, 1, 4}, {"false unknown crop", r.FalseUnknownCrop, 0, 4},
+		{"confident wrong", r.ConfidentWrong, 1, 2},
 	} {
 		if tc.got.Hits != tc.hits || tc.got.N != tc.n || tc.got.Rate != float64(tc.hits)/float64(tc.n) {
 			t.Errorf("%s = %+v, want %d/%d", tc.name, tc.got, tc.hits, tc.n)
@@ -98,8 +104,14 @@ func TestEvaluateExact(t *testing.T) {
 			}
 		}
 	}
-	if len(r.PerClass) != 3 || r.PerClass[0].Class != "apple__healthy" || r.PerClass[1].Top1.Rate != 0.5 || r.PerClass[2].CropTop3.Rate != 1 {
+	// apple__scab has no photos but is named by photo 2's wrong diagnosis.
+	if len(r.PerClass) != 4 || r.PerClass[0].Class != "apple__scab" || r.PerClass[0].Top1.N != 0 || r.PerClass[0].WrongWhenNamed != (Counts{1, 1, 1}) ||
+		r.PerClass[1].Class != "apple__healthy" || r.PerClass[2].Top1.Rate != 0.5 || r.PerClass[2].ConfidentWrong != (Counts{2, 1, 0.5}) ||
+		r.PerClass[3].CropTop3.Rate != 1 || r.PerClass[3].Unsure != (Counts{1, 1, 1}) {
 		t.Errorf("per class %+v", r.PerClass)
+	}
+	if r.UnknownCrop != nil {
+		t.Errorf("unknown crop report without an unknown_crop folder: %+v", r.UnknownCrop)
 	}
 	if len(r.Others) != 1 || r.Others[0].Folder != "not_a_leaf" || r.Others[0].Rejected.Rate != 0.5 {
 		t.Errorf("others %+v", r.Others)
@@ -109,9 +121,9 @@ func TestEvaluateExact(t *testing.T) {
 	}
 
 	// The same with parallel workers gives the same report.
-	r2, err := Evaluate(context.Background(), samples, classes, func(_ context.Context, s Sample) (Outcome, error) {
+	r2, err := Evaluate(context.Background(), samples, Config{Classes: classes, Threshold: 0.5, Workers: 4}, func(_ context.Context, s Sample) (Outcome, error) {
 		return byPath[s.Path].out, byPath[s.Path].failErr
-	}, 4, nil)
+	}, nil)
 	if err != nil || r2.Top1 != r.Top1 || r2.ECE != r.ECE || r2.Latency != r.Latency {
 		t.Errorf("with 4 workers: %+v %v", r2.Top1, err)
 	}
@@ -120,7 +132,8 @@ func TestEvaluateExact(t *testing.T) {
 	if err := r.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"top-1:                   50.0% (2/4)", "not-a-leaf rejected:     50.0% (1/2)", "calibration error:      35.00%", "1 unreadable"} {
+	for _, s := range []string{"top-1:                   50.0% (2/4)", "not-a-leaf rejected:     50.0% (1/2)", "calibration error:      35.00%", "1 unreadable",
+		"confidently wrong:       50.0% (1/2)  of the diagnoses", "  a diagnosis:           50.0% (2/4)"} {
 		if !strings.Contains(text.String(), s) {
 			t.Errorf("text report lacks %q:\n%s", s, text.String())
 		}
@@ -131,6 +144,13 @@ func TestEvaluateExact(t *testing.T) {
 	}
 	if cfg, err := png.DecodeConfig(&img); err != nil || cfg.Width < 100 || cfg.Height < 100 {
 		t.Errorf("plot: %+v %v", cfg, err)
+	}
+	img.Reset()
+	if err := r.PlotReliability(&img, "lab-test"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := png.DecodeConfig(&img); err != nil || cfg.Width < 100 || cfg.Height < 100 {
+		t.Errorf("reliability plot: %+v %v", cfg, err)
 	}
 }
 
@@ -202,5 +222,223 @@ func TestScan(t *testing.T) {
 	}
 	if _, err := Scan(t.TempDir(), classes); !errors.Is(err, ErrNoPhotos) {
 		t.Errorf("empty folder: %v", err)
+	}
+}
+
+// cnt is hits out of n with its rate, as Evaluate finishes it.
+func cnt(hits, n int) Counts {
+	c := Counts{N: n, Hits: hits}
+	c.finish()
+	return c
+}
+
+// shot is one hand-made photo: its folder and the model's answer.
+type shot struct {
+	label string
+	out   Outcome
+}
+
+// evaluateShots runs Evaluate on the shots at the given threshold.
+func evaluateShots(t *testing.T, threshold float64, shots []shot) Report {
+	t.Helper()
+	samples := make([]Sample, len(shots))
+	for i, s := range shots {
+		samples[i] = Sample{Path: fmt.Sprintf("%s/%02d.jpg", s.label, i), Label: s.label, Class: slices.Index(classes, s.label)}
+	}
+	r, err := Evaluate(context.Background(), samples, Config{Classes: classes, Threshold: threshold, Workers: 2}, func(_ context.Context, s Sample) (Outcome, error) {
+		return shots[slices.Index(samples, s)].out, nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestBotReplies checks what the bot would reply to hand-made outcomes: diagnoses, "not sure",
+// refusals as not a leaf or as an unknown crop, confidently wrong diagnoses, and the replies to
+// the leaves of unknown_crop/.
+func TestBotReplies(t *testing.T) {
+	const scab, healthy, late, early, tHealthy = 0, 1, 2, 3, 4
+	p := func(class int, prob float64) []float64 {
+		other := (class + 1) % len(classes)
+		return probs(map[int]float64{class: prob, other: 1 - prob})
+	}
+	type leaves struct {
+		answered, unsure, notLeaf, unknown, confWrong Counts
+		perClass                                      map[string][2]Counts // class → confident wrong, wrong when named
+	}
+	for _, tc := range []struct {
+		name      string
+		threshold float64
+		shots     []shot
+		leaves    leaves
+		rejected  Counts // not_a_leaf/
+		unknown   *UnknownCropReport
+	}{{
+		name:      "threshold is inclusive; a wrong answer counts under both classes",
+		threshold: 0.6,
+		shots: []shot{
+			{"tomato__late_blight", Outcome{Probs: p(late, 0.6)}},  // right at the threshold: answered
+			{"tomato__late_blight", Outcome{Probs: p(scab, 0.7)}},  // confidently wrong: says apple scab
+			{"tomato__late_blight", Outcome{Probs: p(scab, 0.59)}}, // wrong but unsure
+			{"apple__scab", Outcome{Probs: p(scab, 0.95)}},         // right
+		},
+		leaves: leaves{
+			answered: cnt(3, 4), unsure: cnt(1, 4), notLeaf: cnt(0, 4), unknown: cnt(0, 4), confWrong: cnt(1, 3),
+			perClass: map[string][2]Counts{
+				"apple__scab":         {cnt(0, 1), cnt(1, 2)},
+				"tomato__late_blight": {cnt(1, 2), cnt(0, 1)},
+			},
+		},
+	}, {
+		name:      "refusals come before the threshold; not a leaf before unknown crop",
+		threshold: 0.5,
+		shots: []shot{
+			{"tomato__early_blight", Outcome{Probs: p(late, 0.99), UnknownCrop: true}},                  // falsely unknown crop, not a wrong answer
+			{"tomato__early_blight", Outcome{Probs: p(early, 0.99), Rejected: true, UnknownCrop: true}}, // not a leaf first
+			{"tomato__early_blight", Outcome{Probs: p(late, 0.3), UnknownCrop: true}},                   // unsure would come after
+			{"tomato__early_blight", Outcome{Probs: p(tHealthy, 0.8)}},                                  // confidently "healthy", wrong
+		},
+		leaves: leaves{
+			answered: cnt(1, 4), unsure: cnt(0, 4), notLeaf: cnt(1, 4), unknown: cnt(2, 4), confWrong: cnt(1, 1),
+			perClass: map[string][2]Counts{
+				"tomato__early_blight": {cnt(1, 1), {}},
+				"tomato__healthy":      {{}, cnt(1, 1)},
+			},
+		},
+	}, {
+		name:      "unknown_crop folder: refused, not a leaf, unsure, answered; kept apart from not_a_leaf",
+		threshold: 0.5,
+		shots: []shot{
+			{UnknownCropFolder, Outcome{Probs: p(late, 0.9), UnknownCrop: true}},                            // refused: right
+			{UnknownCropFolder, Outcome{Probs: p(late, 0.9), UnknownCrop: true, Rejected: true}},            // refused as not a leaf
+			{UnknownCropFolder, Outcome{Probs: probs(map[int]float64{early: 0.45, late: 0.3, scab: 0.25})}}, // unsure
+			{UnknownCropFolder, Outcome{Probs: p(late, 0.8)}},                                               // answered: a disease
+			{UnknownCropFolder, Outcome{Probs: p(healthy, 0.9)}},                                            // answered: healthy
+			{UnknownCropFolder, Outcome{Probs: p(late, 0.5)}},                                               // answered: a disease
+			{"not_a_leaf", Outcome{Probs: p(late, 0.9), Rejected: true}},
+			{"apple__healthy", Outcome{Probs: p(healthy, 0.9)}},
+		},
+		leaves: leaves{
+			answered: cnt(1, 1), unsure: cnt(0, 1), notLeaf: cnt(0, 1), unknown: cnt(0, 1), confWrong: cnt(0, 1),
+			perClass: map[string][2]Counts{"apple__healthy": {cnt(0, 1), cnt(0, 1)}},
+		},
+		rejected: cnt(1, 1),
+		unknown: &UnknownCropReport{
+			Folder: UnknownCropFolder, Photos: 6,
+			Refused: cnt(1, 6), NotLeaf: cnt(1, 6), Unsure: cnt(1, 6), Answered: cnt(3, 6), AnsweredDisease: cnt(2, 6),
+			AnsweredAs: []ClassCount{{"tomato__late_blight", 2}, {"apple__healthy", 1}},
+		},
+	}, {
+		name:      "unknown_crop folder alone: no leaf figures",
+		threshold: 0.5,
+		shots: []shot{
+			{UnknownCropFolder, Outcome{Probs: slices.Repeat([]float64{0.2}, 5)}},
+			{UnknownCropFolder, Outcome{Probs: slices.Repeat([]float64{0.2}, 5), UnknownCrop: true}},
+		},
+		leaves: leaves{perClass: map[string][2]Counts{}},
+		unknown: &UnknownCropReport{
+			Folder: UnknownCropFolder, Photos: 2,
+			Refused: cnt(1, 2), NotLeaf: cnt(0, 2), Unsure: cnt(1, 2), Answered: cnt(0, 2), AnsweredDisease: cnt(0, 2),
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := evaluateShots(t, tc.threshold, tc.shots)
+			got := leaves{
+				answered: r.Answered, unsure: r.Unsure, notLeaf: r.FalseRejected, unknown: r.FalseUnknownCrop, confWrong: r.ConfidentWrong,
+				perClass: map[string][2]Counts{},
+			}
+			for _, c := range r.PerClass {
+				got.perClass[c.Class] = [2]Counts{c.ConfidentWrong, c.WrongWhenNamed}
+			}
+			if !reflect.DeepEqual(got, tc.leaves) {
+				t.Errorf("leaves:\n got %+v\nwant %+v", got, tc.leaves)
+			}
+			if r.Rejected != tc.rejected {
+				t.Errorf("not_a_leaf rejected %+v, want %+v", r.Rejected, tc.rejected)
+			}
+			if !reflect.DeepEqual(r.UnknownCrop, tc.unknown) {
+				t.Errorf("unknown crop:\n got %+v\nwant %+v", r.UnknownCrop, tc.unknown)
+			}
+			if r.Threshold != tc.threshold {
+				t.Errorf("threshold %v", r.Threshold)
+			}
+			// Every leaf gets exactly one reply.
+			if n := r.Answered.Hits + r.Unsure.Hits + r.FalseRejected.Hits + r.FalseUnknownCrop.Hits; n != r.Top1.N {
+				t.Errorf("%d replies for %d leaves", n, r.Top1.N)
+			}
+			var text bytes.Buffer
+			if err := r.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if u := tc.unknown; u != nil && !strings.Contains(text.String(), "ANSWERED WITH A DIAGNOSIS: "+pct(u.Answered)) {
+				t.Errorf("text lacks the unknown-crop answers:\n%s", text.String())
+			}
+		})
+	}
+}
+
+// TestReliability: the bins hold every photo, and their gaps weighted by photos are the ECE.
+func TestReliability(t *testing.T) {
+	confs := []float64{0.05, 0.5, 0.52, 0.55, 0.9, 0.95, 1, 1}
+	rights := []bool{false, true, false, false, true, true, true, false}
+	bins := reliability(confs, rights)
+	if len(bins) != ECEBins || bins[0].Lo != 0 || bins[ECEBins-1].Hi != 1 {
+		t.Fatalf("bins %+v", bins)
+	}
+	want := map[int]ReliabilityBin{ // bin index → (n, right, mean confidence)
+		0:  {N: 1, Right: 0, Confidence: 0.05},
+		7:  {N: 2, Right: 1, Confidence: 0.51}, // [0.467, 0.533)
+		8:  {N: 1, Right: 0, Confidence: 0.55}, // [0.533, 0.6)
+		13: {N: 1, Right: 1, Confidence: 0.9},  // [0.867, 0.933)
+		14: {N: 3, Right: 2, Confidence: (0.95 + 1 + 1) / 3},
+	}
+	e := 0.0
+	for i, b := range bins {
+		w := want[i]
+		if b.N != w.N || b.Right != w.Right || math.Abs(b.Confidence-w.Confidence) > 1e-12 {
+			t.Errorf("bin %d = %+v, want n %d right %d confidence %v", i, b, w.N, w.Right, w.Confidence)
+		}
+		if b.N > 0 && b.Accuracy != float64(b.Right)/float64(b.N) {
+			t.Errorf("bin %d accuracy %v", i, b.Accuracy)
+		}
+		e += float64(b.N) / float64(len(confs)) * math.Abs(b.Accuracy-b.Confidence)
+	}
+	if got := ece(confs, rights); math.Abs(got-e) > 1e-12 {
+		t.Errorf("ECE %v, bins say %v", got, e)
+	}
+}
+
+// TestSummary: one line per source with its figures.
+func TestSummary(t *testing.T) {
+	lab := evaluateShots(t, 0.5, []shot{
+		{"tomato__late_blight", Outcome{Probs: probs(map[int]float64{2: 0.9, 3: 0.1})}},
+		{"tomato__late_blight", Outcome{Probs: probs(map[int]float64{3: 0.8, 2: 0.2})}}, // confidently wrong, crop top-3 right
+		{"not_a_leaf", Outcome{Probs: probs(map[int]float64{2: 1}), Rejected: true}},
+	})
+	beans := evaluateShots(t, 0.5, []shot{
+		{UnknownCropFolder, Outcome{Probs: probs(map[int]float64{2: 0.9, 3: 0.1})}},
+		{UnknownCropFolder, Outcome{Probs: probs(map[int]float64{2: 0.9, 3: 0.1}), UnknownCrop: true}},
+		{UnknownCropFolder, Outcome{Probs: probs(map[int]float64{2: 0.4, 3: 0.6})}},
+		{UnknownCropFolder, Outcome{Probs: probs(map[int]float64{2: 0.4, 3: 0.6}), Rejected: true}},
+		{"apple__scab", Outcome{Probs: probs(map[int]float64{0: 0.9, 1: 0.1}), UnknownCrop: true}},
+	})
+	var out bytes.Buffer
+	if err := WriteSummary(&out, []Source{{"lab-test", lab}, {"beans-test", beans}}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) < 4 || lines[0] != "summary (the bot answers from top-1 >= 50%)" {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+	// ECE of lab: (|1-0.9| + |0-0.8|)/2, each alone in its bin.
+	for i, want := range [][]string{
+		// source, photos, leaves, top-1, crop top-1, crop top-3, ECE, floor p95, conf. wrong, false not-leaf, false unknown, rejected, unknown answered
+		{"lab-test", "3", "2", "50.0%", "50.0%", "100.0%", "45.0%", fmt.Sprintf("%.1f%%", 100*lab.ECEFloor.P95), "50.0%", "0.0%", "0.0%", "100.0%", "-"},
+		{"beans-test", "5", "1", "100.0%", "100.0%", "100.0%", "10.0%", fmt.Sprintf("%.1f%%", 100*beans.ECEFloor.P95), "-", "0.0%", "100.0%", "-", "50.0%"},
+	} {
+		if got := strings.Fields(lines[2+i]); !slices.Equal(got, want) {
+			t.Errorf("line %d = %q, want %q", i, got, want)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"image/draw"
 	"image/png"
 	"io"
+	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -22,6 +24,14 @@ func pct(c Counts) string {
 	return fmt.Sprintf("%5.1f%% (%d/%d)", 100*c.Rate, c.Hits, c.N)
 }
 
+// rate is a Counts as a bare percentage for tables, "-" when there is nothing to count.
+func rate(c Counts) string {
+	if c.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*c.Rate)
+}
+
 // WriteText prints the report for people.
 func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
@@ -30,21 +40,45 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, " (%d unreadable: %s)", len(r.Failed), strings.Join(r.Failed, ", "))
 	}
 	b.WriteString("\n\n")
+	th := fmt.Sprintf("%.0f%%", 100*r.Threshold)
 	if r.Top1.N > 0 {
 		fmt.Fprintf(&b, "leaf photos:            %d\n", r.Top1.N)
 		fmt.Fprintf(&b, "top-1:                  %s\n", pct(r.Top1))
 		fmt.Fprintf(&b, "top-3:                  %s\n", pct(r.Top3))
 		fmt.Fprintf(&b, "top-1 within crop:      %s\n", pct(r.CropTop1))
 		fmt.Fprintf(&b, "top-3 within crop:      %s\n", pct(r.CropTop3))
-		fmt.Fprintf(&b, "falsely rejected:       %s\n", pct(r.FalseRejected))
 		fmt.Fprintf(&b, "calibration error:      %.2f%% (ECE, %d bins; from noise alone a perfectly calibrated model would measure %.1f%% here, 95%% of the time at most %.1f%%)\n",
 			100*r.ECE, ECEBins, 100*r.ECEFloor.Mean, 100*r.ECEFloor.P95)
+		fmt.Fprintf(&b, "the bot's reply (it answers from top-1 >= %s):\n", th)
+		fmt.Fprintf(&b, "  a diagnosis:          %s\n", pct(r.Answered))
+		fmt.Fprintf(&b, "  not sure:             %s\n", pct(r.Unsure))
+		fmt.Fprintf(&b, "  falsely rejected:     %s  (refused as not a leaf)\n", pct(r.FalseRejected))
+		fmt.Fprintf(&b, "  falsely unknown crop: %s  (refused as a crop the model does not know)\n", pct(r.FalseUnknownCrop))
+		fmt.Fprintf(&b, "confidently wrong:      %s  of the diagnoses: the bot says \"X >= %s\" and X is wrong\n", pct(r.ConfidentWrong), th)
 	}
 	if r.Rejected.N > 0 {
 		fmt.Fprintf(&b, "not-a-leaf rejected:    %s\n", pct(r.Rejected))
 		for _, o := range r.Others {
 			fmt.Fprintf(&b, "  %-20s  %s\n", o.Folder+"/", pct(o.Rejected))
 		}
+	}
+	if u := r.UnknownCrop; u != nil {
+		fmt.Fprintf(&b, "%s/ (leaves of crops the model does not know): %d photos\n", u.Folder, u.Photos)
+		fmt.Fprintf(&b, "  ANSWERED WITH A DIAGNOSIS: %s, with a disease %s", pct(u.Answered), pct(u.AnsweredDisease))
+		for i, a := range u.AnsweredAs[:min(3, len(u.AnsweredAs))] {
+			sep := ", "
+			if i == 0 {
+				sep = "; named most: "
+			}
+			fmt.Fprintf(&b, "%s%s %d", sep, a.Class, a.N)
+		}
+		if len(u.AnsweredAs) > 3 {
+			b.WriteString(", ...")
+		}
+		b.WriteString("\n")
+		fmt.Fprintf(&b, "  refused, unknown crop:     %s\n", pct(u.Refused))
+		fmt.Fprintf(&b, "  refused, not a leaf:       %s\n", pct(u.NotLeaf))
+		fmt.Fprintf(&b, "  not sure:                  %s\n", pct(u.Unsure))
 	}
 	l := r.Latency
 	fmt.Fprintf(&b, "latency per photo:      mean %.1f ms, p50 %.1f, p95 %.1f, p99 %.1f, max %.1f\n\n", l.MeanMS, l.P50MS, l.P95MS, l.P99MS, l.MaxMS)
@@ -53,19 +87,65 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	if len(r.PerClass) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "class\tn\ttop-1\ttop-3\tcrop top-1\tcrop top-3\trejected\t")
+		fmt.Fprintln(tw, "class\tn\ttop-1\ttop-3\tcrop top-1\tcrop top-3\trejected\tunknown crop\tnot sure\tdiagnosis\tconf. wrong\twrong when named\t")
 		for _, c := range r.PerClass {
-			fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%.1f%%\t%.1f%%\t%.1f%%\t%.1f%%\t\n", c.Class, c.Top1.N,
-				100*c.Top1.Rate, 100*c.Top3.Rate, 100*c.CropTop1.Rate, 100*c.CropTop3.Rate, 100*c.FalseRejected.Rate)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", c.Class, c.Top1.N,
+				rate(c.Top1), rate(c.Top3), rate(c.CropTop1), rate(c.CropTop3), rate(c.FalseRejected), rate(c.FalseUnknownCrop),
+				rate(c.Unsure), rate(c.Answered), rate(c.ConfidentWrong), rate(c.WrongWhenNamed))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		if _, err := fmt.Fprintf(w, "(conf. wrong: of the class's photos given a diagnosis, the wrong ones; wrong when named: of the diagnoses naming the class, the wrong ones)\n"); err != nil {
+			return err
+		}
+	}
+	if r.Top1.N > 0 {
 		if err := r.writeConfusion(w); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Source is the report of one folder (lab-test, field-test-maize, ...).
+type Source struct {
+	Name string `json:"source"`
+	Report
+}
+
+// WriteSummary prints one line per source: the figures to compare across them.
+func WriteSummary(w io.Writer, sources []Source) error {
+	var th []string
+	for _, s := range sources {
+		if t := fmt.Sprintf("%.0f%%", 100*s.Threshold); !slices.Contains(th, t) {
+			th = append(th, t)
+		}
+	}
+	if _, err := fmt.Fprintf(w, "summary (the bot answers from top-1 >= %s)\n", strings.Join(th, ", ")); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "source\tphotos\tleaves\ttop-1\tcrop top-1\tcrop top-3\tECE\tfloor p95\tconf. wrong\tfalse not-leaf\tfalse unknown\tnot-leaf rejected\tunknown answered\t")
+	for _, s := range sources {
+		ece, floor := "-", "-"
+		if s.Top1.N > 0 {
+			ece, floor = fmt.Sprintf("%.1f%%", 100*s.ECE), fmt.Sprintf("%.1f%%", 100*s.ECEFloor.P95)
+		}
+		unknown := "-"
+		if s.UnknownCrop != nil {
+			unknown = rate(s.UnknownCrop.Answered)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name, s.Photos, s.Top1.N,
+			rate(s.Top1), rate(s.CropTop1), rate(s.CropTop3), ece, floor, rate(s.ConfidentWrong),
+			rate(s.FalseRejected), rate(s.FalseUnknownCrop), rate(s.Rejected), unknown)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "(floor p95: the ECE a perfectly calibrated model stays under 95% of the time on as many photos; conf. wrong: of the leaves given a diagnosis, the wrong ones;\n"+
+		" false not-leaf / unknown: leaves of model classes refused as such; not-leaf rejected: photos of other folders refused; unknown answered: unknown_crop/ leaves given a diagnosis)")
+	return err
 }
 
 // writeConfusion prints the confusion matrix of the classes that occur (as truth or prediction).
@@ -163,5 +243,95 @@ func (r Report) PlotConfusion(w io.Writer) error {
 	}
 	foot := top + cell*len(used) + 13
 	text(pad, foot+4, "columns numbered as the rows; green: correct, blue: confused; shade: share of the row", color.Gray{Y: 90})
+	return png.Encode(w, img)
+}
+
+// PlotReliability draws the reliability diagram as a PNG: for each of the ECEBins confidence
+// bins, a bar as high as the top-1 accuracy of its photos and, shaded, the gap to their mean
+// confidence; the diagonal a perfectly calibrated model follows; the bot's threshold; and below,
+// how many photos each bin holds. The title names the source and gives the ECE and its noise floor.
+func (r Report) PlotReliability(w io.Writer, source string) error {
+	const (
+		pad           = 10
+		left, top     = 52, 68
+		binW          = 36
+		plotW         = binW * ECEBins
+		plotH         = 400
+		histTop       = top + plotH + 56 // the row of photo counts; the bars below it
+		histH         = 50
+		width, height = left + plotW + 30, histTop + histH + 58
+	)
+	img := image.NewRGBA(image.Rect(0, 0, width, height))
+	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+	text := func(x, y int, s string, c color.Color) {
+		d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
+		d.DrawString(s)
+	}
+	fill := func(x0, y0, x1, y1 int, c color.Color) {
+		draw.Draw(img, image.Rect(x0, y0, x1, y1), image.NewUniform(c), image.Point{}, draw.Src)
+	}
+	grey, dark := color.Gray{Y: 200}, color.Gray{Y: 90}
+	px := func(v float64) int { return left + int(math.Round(v*plotW)) }        // confidence → x
+	py := func(v float64) int { return top + plotH - int(math.Round(v*plotH)) } // accuracy → y
+
+	title := "reliability"
+	if source != "" {
+		title += ": " + source
+	}
+	text(pad, pad+12, fmt.Sprintf("%s  (%d leaf photos, ECE %.1f%%)", title, r.Top1.N, 100*r.ECE), color.Black)
+	text(pad, pad+28, fmt.Sprintf("noise floor of the ECE on as many photos: mean %.1f%%, 95th percentile %.1f%%",
+		100*r.ECEFloor.Mean, 100*r.ECEFloor.P95), dark)
+
+	// Grid and axes.
+	for i := 0; i <= 5; i++ {
+		v := float64(i) / 5
+		fill(px(v), top, px(v)+1, top+plotH, grey)
+		fill(left, py(v), left+plotW, py(v)+1, grey)
+		l := fmt.Sprintf("%.1f", v)
+		text(px(v)-10, top+plotH+14, l, color.Black)
+		text(left-28, py(v)+4, l, color.Black)
+	}
+	text(left+plotW/2-100, top+plotH+28, "top-1 confidence (mean per bin: tick)", color.Black)
+	text(pad, top-10, "top-1 accuracy", color.Black)
+
+	// Bars: accuracy, the gap to the mean confidence, the mean confidence as a tick.
+	most := 0
+	for _, b := range r.Reliability {
+		most = max(most, b.N)
+	}
+	barC, gapC := color.RGBA{70, 110, 200, 255}, color.RGBA{235, 150, 140, 255}
+	for i, b := range r.Reliability {
+		x0, x1 := left+i*binW+2, left+(i+1)*binW-2
+		if b.N > 0 {
+			ya, yc := py(b.Accuracy), py(b.Confidence)
+			fill(x0, min(ya, yc), x1, max(ya, yc)+1, gapC)
+			fill(x0, ya, x1, top+plotH, barC)
+			fill(x0-2, yc-1, x1+2, yc+1, color.Black)
+			// Photo counts: a histogram under the plot with the number over each bar.
+			h := max(1, int(math.Round(float64(b.N)/float64(most)*histH)))
+			fill(x0, histTop+6+histH-h, x1, histTop+6+histH, dark)
+			n := fmt.Sprint(b.N)
+			text(x0+(x1-x0-7*len(n))/2, histTop, n, color.Black)
+		}
+		fill(x0, histTop+6+histH, x1, histTop+7+histH, color.Black)
+	}
+	// The diagonal of perfect calibration.
+	for x := 0; x <= plotW; x++ {
+		y := top + plotH - int(math.Round(float64(x)*plotH/plotW))
+		fill(left+x, y-1, left+x+1, y+1, color.Black)
+	}
+	// The bot's threshold: dashed.
+	if t := r.Threshold; t > 0 && t <= 1 {
+		orange := color.RGBA{230, 130, 0, 255}
+		for y := top; y < top+plotH; y += 8 {
+			fill(px(t)-1, y, px(t)+1, min(y+4, top+plotH), orange)
+		}
+		text(px(t)+4, top+12, fmt.Sprintf("threshold %.0f%%", 100*t), orange)
+	}
+	fill(left, top, left+1, top+plotH, color.Black)
+	fill(left, top+plotH, left+plotW, top+plotH+1, color.Black)
+	text(pad, histTop, "photos", color.Black)
+	text(pad, histTop+histH+26, "blue: accuracy of the bin's photos; tick: their mean confidence; red: the gap", dark)
+	text(pad, histTop+histH+40, "(red above blue: over-confident); line: perfect calibration; equal-width bins", dark)
 	return png.Encode(w, img)
 }
