@@ -1,0 +1,443 @@
+package imagecodec_test
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"testing"
+
+	"github.com/cropshield/cropshield/inference/imagecodec"
+)
+
+// photo is a smooth, leaf-like test picture with some texture.
+func photo(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
+			c := color.RGBA{uint8(200 - 120*fx), uint8(90 + 100*fy), uint8(60 + 40*math.Sin(fx*12)), 255}
+			if dx, dy := (fx-0.5)/0.4, (fy-0.5)/0.3; dx*dx+dy*dy < 1 {
+				c = color.RGBA{40, uint8(110 + 60*math.Sin(fx*30+fy*20)), 35, 255}
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+func encJPEG(t *testing.T, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 92}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// meanDiff is the mean absolute RGB difference of two images of the same size.
+func meanDiff(t *testing.T, a, b image.Image) float64 {
+	t.Helper()
+	if a.Bounds().Size() != b.Bounds().Size() {
+		t.Fatalf("sizes %v and %v differ", a.Bounds().Size(), b.Bounds().Size())
+	}
+	var sum float64
+	ab, bb := a.Bounds(), b.Bounds()
+	for y := range ab.Dy() {
+		for x := range ab.Dx() {
+			r1, g1, b1, _ := a.At(ab.Min.X+x, ab.Min.Y+y).RGBA()
+			r2, g2, b2, _ := b.At(bb.Min.X+x, bb.Min.Y+y).RGBA()
+			sum += math.Abs(float64(r1>>8)-float64(r2>>8)) + math.Abs(float64(g1>>8)-float64(g2>>8)) + math.Abs(float64(b1>>8)-float64(b2>>8))
+		}
+	}
+	return sum / float64(3*ab.Dx()*ab.Dy())
+}
+
+// boxReduce averages k x k blocks of img (edge blocks over the pixels they have), compositing
+// alpha onto white: the reference for the reduced decoders.
+func boxReduce(img image.Image, k int) *image.NRGBA {
+	b := img.Bounds()
+	dw, dh := (b.Dx()+k-1)/k, (b.Dy()+k-1)/k
+	out := image.NewNRGBA(image.Rect(0, 0, dw, dh))
+	for by := range dh {
+		for bx := range dw {
+			var s [3]float64
+			n := 0
+			for y := by * k; y < min((by+1)*k, b.Dy()); y++ {
+				for x := bx * k; x < min((bx+1)*k, b.Dx()); x++ {
+					c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+					a := float64(c.A) / 255
+					s[0] += float64(c.R)*a + 255*(1-a)
+					s[1] += float64(c.G)*a + 255*(1-a)
+					s[2] += float64(c.B)*a + 255*(1-a)
+					n++
+				}
+			}
+			out.SetNRGBA(bx, by, color.NRGBA{uint8(s[0]/float64(n) + 0.5), uint8(s[1]/float64(n) + 0.5), uint8(s[2]/float64(n) + 0.5), 255})
+		}
+	}
+	return out
+}
+
+func TestPickScale(t *testing.T) {
+	turbo, ok := imagecodec.LibJPEGTurbo()
+	if !ok {
+		t.Skip("built without libjpeg-turbo (CGO_ENABLED=0 or -tags noturbojpeg)")
+	}
+	for _, tc := range []struct {
+		w, h, long, short int
+		want              imagecodec.Scale
+	}{
+		{4000, 3000, 1024, 256, imagecodec.Scale{Num: 3, Denom: 8}}, // 1500x1125; 1/4 would be 1000 px
+		{3000, 4000, 1024, 256, imagecodec.Scale{Num: 3, Denom: 8}}, // portrait: the same
+		{1280, 960, 1024, 256, imagecodec.Scale{Num: 7, Denom: 8}},  // 1120x840
+		{1024, 768, 1024, 256, imagecodec.One},                      // already the overlay's size
+		{800, 600, 1024, 256, imagecodec.One},                       // smaller than the overlay
+		{4000, 3000, 0, 256, imagecodec.Scale{Num: 1, Denom: 8}},    // 500x375 still covers 256
+		{8000, 256, 1024, 256, imagecodec.One},                      // the short side needs all
+		{8000, 300, 1024, 256, imagecodec.Scale{Num: 7, Denom: 8}},  // 263 px still cover it
+		{200, 100, 1024, 256, imagecodec.One},                       // tiny
+	} {
+		t.Run(fmt.Sprintf("%dx%d_%d_%d", tc.w, tc.h, tc.long, tc.short), func(t *testing.T) {
+			if got := turbo.PickScale(tc.w, tc.h, tc.long, tc.short); got != tc.want {
+				t.Errorf("PickScale = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := imagecodec.PureGo().PickScale(4000, 3000, 1024, 256); got != imagecodec.One {
+		t.Errorf("Go codec scale %v, want 1/1", got)
+	}
+}
+
+func TestPickFactor(t *testing.T) {
+	for _, tc := range []struct{ w, h, long, short, want int }{
+		{6320, 6320, 1024, 256, 6}, // ceil(6320/6) = 1054 >= 1024, /7 = 903
+		{4000, 3000, 1024, 256, 3}, // 1334x1000
+		{1280, 960, 1024, 256, 1},
+		{1000, 700, 1024, 256, 1},
+		{20000, 500, 1024, 256, 1}, // the short side needs every row
+		{4096, 4096, 1024, 256, 4}, // exactly 1024
+		{4000, 3000, 0, 256, 11},   // 364x273
+	} {
+		if got := imagecodec.PickFactor(tc.w, tc.h, tc.long, tc.short); got != tc.want {
+			t.Errorf("PickFactor(%d, %d, %d, %d) = %d, want %d", tc.w, tc.h, tc.long, tc.short, got, tc.want)
+		}
+	}
+}
+
+// exifJPEG returns jpg with an APP1 Exif segment holding the given IFD0 entries (tag, type,
+// count, value) in the given byte order.
+func exifJPEG(jpg []byte, big bool, entries [][4]uint32) []byte {
+	var order binary.AppendByteOrder = binary.LittleEndian
+	t := []byte("II")
+	if big {
+		order, t = binary.BigEndian, []byte("MM")
+	}
+	t = order.AppendUint16(t, 42)
+	t = order.AppendUint32(t, 8)
+	t = order.AppendUint16(t, uint16(len(entries)))
+	for _, e := range entries {
+		t = order.AppendUint16(t, uint16(e[0]))
+		t = order.AppendUint16(t, uint16(e[1]))
+		t = order.AppendUint32(t, e[2])
+		t = order.AppendUint16(t, uint16(e[3]))
+		t = order.AppendUint16(t, 0)
+	}
+	t = order.AppendUint32(t, 0)
+	payload := append([]byte("Exif\x00\x00"), t...)
+	// An APP0 first, so that the reader has to skip a segment.
+	out := append([]byte{}, jpg[:2]...)
+	out = append(out, 0xFF, 0xE0, 0, 7, 'J', 'F', 'I', 'F', 0)
+	out = append(out, 0xFF, 0xE1)
+	out = binary.BigEndian.AppendUint16(out, uint16(2+len(payload)))
+	out = append(out, payload...)
+	return append(out, jpg[2:]...)
+}
+
+func TestJPEGOrientation(t *testing.T) {
+	jpg := encJPEG(t, photo(32, 16))
+	orient := func(o uint32) [4]uint32 { return [4]uint32{0x0112, 3, 1, o} }
+	width := [4]uint32{0x0100, 3, 1, 32}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want int
+	}{
+		{"no exif", jpg, 1},
+		{"little-endian 6", exifJPEG(jpg, false, [][4]uint32{width, orient(6)}), 6},
+		{"big-endian 8", exifJPEG(jpg, true, [][4]uint32{width, orient(8)}), 8},
+		{"big-endian 3", exifJPEG(jpg, true, [][4]uint32{orient(3)}), 3},
+		{"out of range 9", exifJPEG(jpg, false, [][4]uint32{orient(9)}), 1},
+		{"zero", exifJPEG(jpg, false, [][4]uint32{orient(0)}), 1},
+		{"wrong type LONG", exifJPEG(jpg, false, [][4]uint32{{0x0112, 4, 1, 6}}), 1},
+		{"no orientation tag", exifJPEG(jpg, false, [][4]uint32{width}), 1},
+		{"truncated segment", exifJPEG(jpg, false, [][4]uint32{orient(6)})[:30], 1},
+		{"not a jpeg", []byte("\x89PNG\r\n\x1a\n"), 1},
+		{"empty", nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := imagecodec.JPEGOrientation(tc.data); got != tc.want {
+				t.Errorf("JPEGOrientation = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestTurboMatchesGo decodes the same JPEGs with both codecs: at 1/1 the pixels agree closely
+// (libjpeg-turbo interpolates chroma where Go repeats it), and a scaled decode agrees with Go's
+// full decode averaged over the same blocks.
+func TestTurboMatchesGo(t *testing.T) {
+	turbo, ok := imagecodec.LibJPEGTurbo()
+	if !ok {
+		t.Skip("built without libjpeg-turbo (CGO_ENABLED=0 or -tags noturbojpeg)")
+	}
+	gray := image.NewGray(image.Rect(0, 0, 320, 240))
+	for i := range gray.Pix {
+		gray.Pix[i] = uint8(i % 320 * 255 / 319)
+	}
+	for _, tc := range []struct {
+		name string
+		img  image.Image
+	}{{"colour", photo(640, 480)}, {"gray", gray}} {
+		data := encJPEG(t, tc.img)
+		b := tc.img.Bounds()
+		goImg, err := imagecodec.PureGo().DecodeJPEG(data, b.Dx(), b.Dy(), imagecodec.One, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []imagecodec.Scale{imagecodec.One, {Num: 1, Denom: 2}, {Num: 1, Denom: 4}, {Num: 1, Denom: 8}} {
+			t.Run(fmt.Sprintf("%s/%d_%d", tc.name, s.Num, s.Denom), func(t *testing.T) {
+				img, err := turbo.DecodeJPEG(data, b.Dx(), b.Dy(), s, make([]byte, 16))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := img.Bounds().Size(); got != image.Pt(s.Apply(b.Dx()), s.Apply(b.Dy())) {
+					t.Fatalf("size %v, want %dx%d", got, s.Apply(b.Dx()), s.Apply(b.Dy()))
+				}
+				want := boxReduce(goImg, s.Denom/s.Num)
+				if d := meanDiff(t, img, want); d > 2.5 {
+					t.Errorf("mean difference from Go's decode %.2f levels, want <= 2.5", d)
+				}
+			})
+		}
+	}
+}
+
+func TestDecodeJPEGErrors(t *testing.T) {
+	data := encJPEG(t, photo(256, 192))
+	codecs := []imagecodec.Codec{imagecodec.PureGo()}
+	if c, ok := imagecodec.LibJPEGTurbo(); ok {
+		codecs = append(codecs, c)
+	}
+	for _, c := range codecs {
+		for _, tc := range []struct {
+			name string
+			data []byte
+		}{
+			{"truncated", data[:len(data)/2]},
+			{"header only", data[:200]},
+			{"garbage after SOI", append([]byte{0xFF, 0xD8, 0xFF}, bytes.Repeat([]byte{7}, 500)...)},
+		} {
+			t.Run(c.Name()+"/"+tc.name, func(t *testing.T) {
+				if _, err := c.DecodeJPEG(tc.data, 256, 192, imagecodec.One, nil); err == nil {
+					t.Error("no error")
+				}
+			})
+		}
+	}
+}
+
+func TestEncodeJPEG(t *testing.T) {
+	src := photo(300, 200)
+	nrgba := image.NewNRGBA(src.Rect)
+	draw.Draw(nrgba, nrgba.Rect, src, image.Point{}, draw.Src)
+	codecs := []imagecodec.Codec{imagecodec.PureGo()}
+	if c, ok := imagecodec.LibJPEGTurbo(); ok {
+		codecs = append(codecs, c)
+	}
+	for _, c := range codecs {
+		for _, in := range []image.Image{src, nrgba, src.SubImage(image.Rect(10, 10, 110, 60))} {
+			t.Run(fmt.Sprintf("%s/%T%v", c.Name(), in, in.Bounds()), func(t *testing.T) {
+				prefix := []byte("keep")
+				out, err := c.EncodeJPEG(prefix, in, 85)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(out[:4]) != "keep" {
+					t.Fatalf("prefix lost: %q", out[:4])
+				}
+				back, err := jpeg.Decode(bytes.NewReader(out[4:]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := meanDiff(t, back, in); d > 3 {
+					t.Errorf("round trip differs by %.2f levels on average", d)
+				}
+			})
+		}
+	}
+}
+
+// rawPNG writes a PNG by hand (filter 0 rows), for colour types Go's encoder never writes.
+func rawPNG(w, h, depth, colour int, interlace byte, rows [][]byte, extra map[string][]byte) []byte {
+	chunk := func(out []byte, typ string, body []byte) []byte {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(body)))
+		start := len(out)
+		out = append(out, typ...)
+		out = append(out, body...)
+		return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start:]))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	ihdr = append(ihdr, byte(depth), byte(colour), 0, 0, interlace)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	for _, r := range rows {
+		_, _ = zw.Write(append([]byte{0}, r...))
+	}
+	_ = zw.Close()
+	out := chunk([]byte("\x89PNG\r\n\x1a\n"), "IHDR", ihdr)
+	for _, typ := range []string{"PLTE", "tRNS"} {
+		if b, ok := extra[typ]; ok {
+			out = chunk(out, typ, b)
+		}
+	}
+	out = chunk(out, "IDAT", z.Bytes())
+	return chunk(out, "IEND", nil)
+}
+
+// TestDecodePNGReduced compares the streaming decoder with image/png plus a box average, for every
+// colour type and depth, at 1/1 and reduced.
+func TestDecodePNGReduced(t *testing.T) {
+	const w, h = 61, 47 // odd sizes: partial edge blocks
+	base := photo(w, h)
+	var cases []struct {
+		name string
+		data []byte
+	}
+	add := func(name string, data []byte) {
+		cases = append(cases, struct {
+			name string
+			data []byte
+		}{name, data})
+	}
+	enc := func(img image.Image) []byte {
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	nrgba, n64, rgba64, gray, gray16 := image.NewNRGBA(base.Rect), image.NewNRGBA64(base.Rect), image.NewRGBA64(base.Rect), image.NewGray(base.Rect), image.NewGray16(base.Rect)
+	for y := range h {
+		for x := range w {
+			c := base.RGBAAt(x, y)
+			a := uint8(255 * x / (w - 1))
+			nrgba.SetNRGBA(x, y, color.NRGBA{c.R, c.G, c.B, a})
+			n64.SetNRGBA64(x, y, color.NRGBA64{uint16(c.R) * 257, uint16(c.G) * 257, uint16(c.B) * 257, uint16(a) * 257})
+			rgba64.Set(x, y, c)
+			gray.Set(x, y, c)
+			gray16.Set(x, y, c)
+		}
+	}
+	add("RGB 8-bit", enc(base))
+	add("RGBA 8-bit", enc(nrgba))
+	add("RGBA 16-bit", enc(n64))
+	add("RGB 16-bit", enc(rgba64))
+	add("gray 8-bit", enc(gray))
+	add("gray 16-bit", enc(gray16))
+	for _, colours := range []int{2, 4, 16, 200} { // bit depths 1, 2, 4, 8
+		pal := color.Palette{color.NRGBA{0, 0, 0, 0}, color.NRGBA{200, 30, 30, 128}}
+		for len(pal) < colours {
+			i := len(pal)
+			pal = append(pal, color.NRGBA{uint8(i * 37), uint8(255 - i), uint8(i * 11), 255})
+		}
+		p := image.NewPaletted(base.Rect, pal)
+		for y := range h {
+			for x := range w {
+				p.SetColorIndex(x, y, uint8((x*3+y*5)%colours))
+			}
+		}
+		add(fmt.Sprintf("paletted %d colours", colours), enc(p))
+	}
+	// Gray+alpha and colour keys, written by hand.
+	ga := make([][]byte, h)
+	key := make([][]byte, h)
+	rgbKey := make([][]byte, h)
+	for y := range h {
+		for x := range w {
+			ga[y] = append(ga[y], uint8(x*4), uint8(y*5))
+			key[y] = append(key[y], uint8((x+y)%4)*85)
+			rgbKey[y] = append(rgbKey[y], uint8(x%2)*10, 20, 30)
+		}
+	}
+	add("gray+alpha 8-bit", rawPNG(w, h, 8, 4, 0, ga, nil))
+	add("gray 8-bit with key", rawPNG(w, h, 8, 0, 0, key, map[string][]byte{"tRNS": {0, 170}}))
+	add("RGB 8-bit with key", rawPNG(w, h, 8, 2, 0, rgbKey, map[string][]byte{"tRNS": {0, 10, 0, 20, 0, 30}}))
+	for _, tc := range cases {
+		ref, err := png.Decode(bytes.NewReader(tc.data))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for _, k := range []int{1, 2, 5} {
+			t.Run(fmt.Sprintf("%s/k=%d", tc.name, k), func(t *testing.T) {
+				got, err := imagecodec.DecodePNGReduced(tc.data, k, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := boxReduce(ref, k)
+				if got.Rect != want.Rect {
+					t.Fatalf("size %v, want %v", got.Rect, want.Rect)
+				}
+				for i := range got.Pix {
+					if d := int(got.Pix[i]) - int(want.Pix[i]); d < -2 || d > 2 {
+						p := i / 4
+						t.Fatalf("pixel (%d,%d) channel %d = %d, want %d", p%want.Rect.Dx(), p/want.Rect.Dx(), i%4, got.Pix[i], want.Pix[i])
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestDecodePNGReducedErrors(t *testing.T) {
+	var good bytes.Buffer
+	if err := png.Encode(&good, photo(40, 30)); err != nil {
+		t.Fatal(err)
+	}
+	data := good.Bytes()
+	flipped := bytes.Clone(data)
+	flipped[len(flipped)-20] ^= 0xFF // inside IDAT: checksum mismatch
+	rows := [][]byte{{1, 2, 3}}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		is   error
+	}{
+		{"interlaced", rawPNG(1, 1, 8, 2, 1, rows, nil), imagecodec.ErrInterlaced},
+		{"truncated", data[:len(data)/2], nil},
+		{"checksum", flipped, nil},
+		{"not png", []byte("GIF89a"), nil},
+		{"bad depth", rawPNG(1, 1, 3, 2, 0, rows, nil), nil},
+		{"palette without PLTE", rawPNG(1, 1, 8, 3, 0, [][]byte{{0}}, nil), nil},
+		{"too few rows", rawPNG(1, 3, 8, 2, 0, rows, nil), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := imagecodec.DecodePNGReduced(tc.data, 2, nil)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v, want %v", err, tc.is)
+			}
+		})
+	}
+}
