@@ -13,7 +13,7 @@ import (
 const maxAlbumImages = 10
 
 // handleAlbum diagnoses the photos of an album together and answers once: the verdict averages
-// the leaves' probabilities, and the overlays of the leaves come with it.
+// the probabilities of the leaves of crops the model knows, and their overlays come with it.
 func (h *Handler) handleAlbum(ctx context.Context, t *turn) {
 	var hashes []string
 	var analyses []store.Analysis
@@ -35,33 +35,38 @@ func (h *Handler) handleAlbum(ctx context.Context, t *turn) {
 		return
 	}
 	t.rec.PhotoHash, t.rec.Album, t.recChanged = hashes[0], hashes, true
-	combined, leaves := combine(analyses)
-	leftOut += len(analyses) - leaves
+	combined, used := combine(analyses)
+	leftOut += len(analyses) - used
 	caption, details, kind := h.diagnosisText(t.lang, combined)
 	head := h.loc.TN(t.lang, "album.header", len(t.msg.Album))
 	if leftOut > 0 {
 		head += " " + h.loc.TN(t.lang, "album.left_out", leftOut)
 	}
-	r := Reply{Caption: head + "\n\n" + caption, Text: details, Kind: kind}
+	r := Reply{Caption: strings.TrimSpace(head + "\n\n" + caption), Text: details, Kind: kind}
 	for _, a := range analyses {
-		if !a.Rejected && len(a.Overlay) > 0 && len(r.Images) < maxAlbumImages {
+		if !a.Rejected && !a.OtherCrop && len(a.Overlay) > 0 && len(r.Images) < maxAlbumImages {
 			r.Images = append(r.Images, a.Overlay)
 		}
 	}
 	if len(r.Images) == 0 {
-		r = Reply{Text: strings.TrimSpace(head + "\n\n" + r.FullText()), Kind: kind}
+		r = Reply{Text: r.FullText(), Kind: kind} // the caption already starts with head
 	}
 	h.send(ctx, t, r)
 }
 
-// combine averages the top candidates of the analyses that are leaves (a class missing from one
-// photo's top-3 counts as 0 there) and returns the best three. With no leaf at all the result is
-// rejected as not a leaf.
+// combine averages the top candidates of the analyses that are leaves of crops the model knows (a
+// class missing from one photo's top-3 counts as 0 there) and returns the best three, and how
+// many analyses the answer is about (the others are left out). Without such a leaf the result is
+// a leaf of a crop the model does not know if there is one, else rejected as not a leaf.
 func combine(analyses []store.Analysis) (store.Analysis, int) {
 	sum := map[string]float64{}
-	leaves := 0
+	leaves, otherCrop := 0, 0
 	for _, a := range analyses {
-		if a.Rejected {
+		switch {
+		case a.Rejected:
+			continue
+		case a.OtherCrop:
+			otherCrop++
 			continue
 		}
 		leaves++
@@ -69,7 +74,10 @@ func combine(analyses []store.Analysis) (store.Analysis, int) {
 			sum[c.Class] += c.Prob
 		}
 	}
-	if leaves == 0 {
+	switch {
+	case leaves == 0 && otherCrop > 0:
+		return store.Analysis{OtherCrop: true, Top: analyses[0].Top}, otherCrop
+	case leaves == 0:
 		return store.Analysis{Rejected: true, Top: analyses[0].Top}, 0
 	}
 	var top []store.Candidate

@@ -87,7 +87,7 @@ type Reply struct {
 	// Images are the overlays of an album reply (Image is nil then); Text belongs to them all.
 	Images [][]byte
 	// Kind says what the reply is, for logs and for adapters that render kinds differently:
-	// "diagnosis", "unsure", "not_leaf", "command", "error", "staff".
+	// "diagnosis", "unsure", "not_leaf", "unknown_crop", "command", "error", "staff".
 	Kind string
 }
 

@@ -158,6 +158,10 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 			lines = append(lines, h.loc.T(t.lang, "history.item_notleaf", "date", date))
 			continue
 		}
+		if a.OtherCrop {
+			lines = append(lines, h.loc.T(t.lang, "history.item_unknowncrop", "date", date))
+			continue
+		}
 		if top.Prob < h.cfg.Threshold {
 			lines = append(lines, h.loc.T(t.lang, "history.item_unsure", "date", date, "percent", h.loc.Percent(t.lang, top.Prob)))
 			continue

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -11,10 +12,19 @@ import (
 // diagnosisText renders an analysis for the farmer: a caption for the overlay with the top-3 and
 // their honest percentages (or the polite "not sure: retake it like this"), and the details that
 // follow it: the top disease's symptoms and advice. A photo that is not a leaf gets only the
-// retake message.
+// retake message; a leaf of a crop the model does not know gets the crops it knows and how to
+// photograph one of them (no disease, no percentages, no advice).
 func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details, kind string) {
 	if a.Rejected {
 		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "unsure.retake"), "not_leaf"
+	}
+	if a.OtherCrop {
+		var crops strings.Builder
+		for _, c := range h.knownCrops(lang) {
+			crops.WriteString("\n• " + c)
+		}
+		text := h.loc.T(lang, "unknowncrop.header", "crops", strings.TrimPrefix(crops.String(), "\n"))
+		return "", text + "\n\n" + h.loc.T(lang, "unknowncrop.retake"), "unknown_crop"
 	}
 	top := a.Top[0]
 	best, err := h.loc.Disease(lang, top.Class)
@@ -67,6 +77,18 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details
 		line(&d, h.loc.T(lang, "diagnosis.safety"))
 	}
 	return strings.TrimSpace(c.String()), strings.TrimSpace(d.String()), "diagnosis"
+}
+
+// knownCrops lists the crops of the model's classes, named in lang, each once, in class order.
+func (h *Handler) knownCrops(lang string) []string {
+	var crops []string
+	for _, class := range h.model.Info().Classes {
+		d, err := h.loc.Disease(lang, class)
+		if err == nil && !slices.Contains(crops, d.Crop) {
+			crops = append(crops, d.Crop)
+		}
+	}
+	return crops
 }
 
 // FullText is the caption and the text of a reply as one text, for channels without captions.

@@ -539,6 +539,8 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 	h.metrics.observe(res.Timings, time.Since(start))
 	a := store.Analysis{PhotoHash: hash, ModelVersion: version, Overlay: res.Overlay,
 		NotLeaf: res.NotLeaf, Rejected: !res.IsLeaf,
+		// Not a leaf takes precedence: a leaf of another crop is a leaf first.
+		UnknownCrop: res.UnknownCrop, OtherCrop: res.IsLeaf && !res.KnownCrop,
 		InferenceMS: float64(res.Timings.Inference.Microseconds()) / 1000, CreatedAt: h.cfg.Now()}
 	for _, c := range res.Top {
 		a.Top = append(a.Top, store.Candidate{Class: c.ID, Prob: c.Prob})
@@ -555,8 +557,9 @@ func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Anal
 	t.rec.PhotoHash, t.recChanged = hash, true
 	caption, details, kind := h.diagnosisText(t.lang, a)
 	r := Reply{Caption: caption, Text: details, Image: a.Overlay, Kind: kind}
-	if a.Rejected || len(a.Overlay) == 0 {
-		// A heat-map over a cat explains nothing to a farmer.
+	if a.Rejected || a.OtherCrop || len(a.Overlay) == 0 {
+		// A heat-map over a cat, or over a leaf the model knows nothing about, explains
+		// nothing to a farmer.
 		r = Reply{Text: r.FullText(), Kind: kind}
 	}
 	h.send(ctx, t, r)

@@ -120,7 +120,7 @@ func TestAlbumAnsweredOnceTogether(t *testing.T) {
 	if got.Kind != "diagnosis" || len(got.Images) != 2 || got.Image != nil || got.ReplyTo != "55" {
 		t.Fatalf("reply %v with %d images", got, len(got.Images))
 	}
-	for _, want := range []string{"I looked at your 3 photos together.", "1 photo was left out: it is not a leaf, or I could not read it.", "Most likely diseases:"} {
+	for _, want := range []string{"I looked at your 3 photos together.", "1 photo was left out: it is not a leaf of a crop I know, or I could not read it.", "Most likely diseases:"} {
 		if !strings.Contains(got.FullText(), want) {
 			t.Errorf("reply lacks %q:\n%s", want, got.FullText())
 		}

@@ -48,7 +48,7 @@ SIDE = 224
 POOL = 32
 # A few classes of the real class list (datasets/LABELS.csv); two of them share a crop, so the
 # crops a bot lists are de-duplicated: Tomato, Potato, Corn (maize).
-CLASSES = ["tomato__late_blight", "tomato__healthy", "potato__early_blight", "corn__common_rust"]
+CLASSES = ["tomato__late_blight", "tomato__early_blight", "potato__early_blight", "corn__common_rust"]
 UNKNOWN_CROP_THRESHOLD = "0.7"
 NOT_LEAF_THRESHOLD = "0.6"
 SCALE = 2.0  # the scores' slope: Sigmoid(SCALE * channel mean)
