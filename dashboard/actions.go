@@ -97,7 +97,7 @@ func (s *Server) correct(w http.ResponseWriter, r *http.Request, sess *session) 
 		c.ModelClass = a.Top[0].Class
 	}
 	if r.PostFormValue("action") == "confirm" {
-		if c.ModelClass == "" || a.Rejected {
+		if c.ModelClass == "" || a.Rejected || a.OtherCrop {
 			http.Error(w, "there is no diagnosis to confirm: choose the right class", http.StatusBadRequest)
 			return
 		}
@@ -108,7 +108,7 @@ func (s *Server) correct(w http.ResponseWriter, r *http.Request, sess *session) 
 			http.Error(w, "unknown class", http.StatusBadRequest)
 			return
 		}
-		c.Confirmed = c.Class == c.ModelClass && !a.Rejected
+		c.Confirmed = c.Class == c.ModelClass && !a.Rejected && !a.OtherCrop
 	}
 	convID := r.PostFormValue("c")
 	platform, chatID, ok := parseConversationID(convID)

@@ -135,6 +135,8 @@ type photoView struct {
 	Top         []candidate
 	Rejected    bool
 	NotLeaf     float64
+	OtherCrop   bool // a leaf of a crop the model does not know
+	UnknownCrop float64
 	Model       string
 	CreatedAt   time.Time
 	InferenceMS float64
@@ -147,6 +149,7 @@ func (s *Server) photoView(r *http.Request, hash string) (photoView, error) {
 	switch {
 	case err == nil:
 		pv.Analysis, pv.Rejected, pv.NotLeaf, pv.Model, pv.CreatedAt, pv.InferenceMS = true, a.Rejected, a.NotLeaf, a.ModelVersion, a.CreatedAt, a.InferenceMS
+		pv.OtherCrop, pv.UnknownCrop = a.OtherCrop, a.UnknownCrop
 		for _, c := range a.Top {
 			pv.Top = append(pv.Top, candidate{c.Class, c.Prob})
 		}

@@ -149,8 +149,8 @@ func hbars(title string, rows []hbar, vMax float64) chart {
 
 // tally sums the counters of several days.
 type tally struct {
-	Key                                                    string
-	Answers, Diagnoses, Unsure, NotLeaf, Errors, CacheHits int
+	Key                                                                 string
+	Answers, Diagnoses, Unsure, NotLeaf, UnknownCrop, Errors, CacheHits int
 }
 
 func (t *tally) add(d store.DayStats) {
@@ -158,6 +158,7 @@ func (t *tally) add(d store.DayStats) {
 	t.Diagnoses += d.Diagnoses
 	t.Unsure += d.Unsure
 	t.NotLeaf += d.NotLeaf
+	t.UnknownCrop += d.UnknownCrop
 	t.Errors += d.Errors
 	t.CacheHits += d.CacheHits
 }
@@ -169,10 +170,11 @@ func share(n, of int) float64 {
 	return float64(n) / float64(of)
 }
 
-// UnsureShare and CacheHitRate are for the template.
-func (t tally) UnsureShare() float64  { return share(t.Unsure, t.Answers) }
-func (t tally) NotLeafShare() float64 { return share(t.NotLeaf, t.Answers) }
-func (t tally) CacheHitRate() float64 { return share(t.CacheHits, t.Answers) }
+// UnsureShare, NotLeafShare, UnknownCropShare and CacheHitRate are for the template.
+func (t tally) UnsureShare() float64      { return share(t.Unsure, t.Answers) }
+func (t tally) NotLeafShare() float64     { return share(t.NotLeaf, t.Answers) }
+func (t tally) UnknownCropShare() float64 { return share(t.UnknownCrop, t.Answers) }
+func (t tally) CacheHitRate() float64     { return share(t.CacheHits, t.Answers) }
 
 type statsView struct {
 	Days        int
