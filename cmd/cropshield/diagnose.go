@@ -14,7 +14,8 @@ import (
 	"github.com/cropshield/cropshield/inference"
 )
 
-// diagnoseCmd prints the top-3 of each file and writes FILE.overlay.jpg beside it. A file that
+// diagnoseCmd prints the top-3 of each file (and whether the model refuses it as not a leaf or as
+// a leaf of a crop it does not know) and writes FILE.overlay.jpg beside it. A file that
 // cannot be read or diagnosed is reported and the others go on; the exit status says whether any
 // failed.
 func diagnoseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -81,6 +82,13 @@ func diagnoseFile(ctx context.Context, model *inference.Model, path string, over
 	line := path + ":"
 	for _, c := range res.Top {
 		line += fmt.Sprintf("  %s %.1f%%", c.ID, 100*c.Prob)
+	}
+	// The bot would not diagnose these: say so (not a leaf takes precedence).
+	switch {
+	case !res.IsLeaf:
+		line += fmt.Sprintf("  [not a leaf: score %.1f%%]", 100*res.NotLeaf)
+	case !res.KnownCrop:
+		line += fmt.Sprintf("  [unknown crop: score %.1f%%]", 100*res.UnknownCrop)
 	}
 	line += fmt.Sprintf("  (%d ms)", res.Timings.Total().Milliseconds())
 	if overlay {
