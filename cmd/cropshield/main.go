@@ -2,7 +2,7 @@
 //
 //	cropshield serve              start every configured adapter (the web chat always), /healthz, /metrics
 //	cropshield diagnose FILE...   print the top-3 of each photo and write FILE.overlay.jpg
-//	cropshield eval DIR           measure the model on labelled photos (folder per class id)
+//	cropshield eval DIR...        measure the model on labelled photos (folder per class id), per folder and summed up
 //	cropshield staff add NAME     add a review dashboard account (also: staff list, staff remove NAME)
 //	cropshield whatsapp link      link the bot's WhatsApp phone (also: whatsapp status, whatsapp unlink)
 //	cropshield version            print the build's versions
@@ -33,7 +33,8 @@ commands:
   serve              run the bot: web chat on --addr (default 127.0.0.1:8080), /healthz, /metrics;
                      the staff review dashboard on --review-addr (default 127.0.0.1:8081)
   diagnose FILE...   diagnose photos, print the top-3 and write FILE.overlay.jpg next to each
-  eval DIR           measure the model on labelled photos (one folder per class id)
+  eval DIR...        measure the model on labelled photos (one folder per class id; unknown_crop/,
+                     not_a_leaf/): a report per folder, then a summary line per folder
   staff add NAME     add a review dashboard account (--role viewer|agent); staff list; staff remove NAME
   whatsapp link      link the bot's WhatsApp phone: a QR code to scan, or --phone +254... for a pairing code;
                      whatsapp status; whatsapp unlink

@@ -81,7 +81,10 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  not sure:                  %s\n", pct(u.Unsure))
 	}
 	l := r.Latency
-	fmt.Fprintf(&b, "latency per photo:      mean %.1f ms, p50 %.1f, p95 %.1f, p99 %.1f, max %.1f\n\n", l.MeanMS, l.P50MS, l.P95MS, l.P99MS, l.MaxMS)
+	fmt.Fprintf(&b, "latency per photo:      mean %.1f ms, p50 %.1f, p95 %.1f, p99 %.1f, max %.1f\n", l.MeanMS, l.P50MS, l.P95MS, l.P99MS, l.MaxMS)
+	if len(r.PerClass) > 0 {
+		b.WriteString("\n")
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
@@ -278,9 +281,13 @@ func (r Report) PlotReliability(w io.Writer, source string) error {
 	if source != "" {
 		title += ": " + source
 	}
-	text(pad, pad+12, fmt.Sprintf("%s  (%d leaf photos, ECE %.1f%%)", title, r.Top1.N, 100*r.ECE), color.Black)
-	text(pad, pad+28, fmt.Sprintf("noise floor of the ECE on as many photos: mean %.1f%%, 95th percentile %.1f%%",
-		100*r.ECEFloor.Mean, 100*r.ECEFloor.P95), dark)
+	if r.Top1.N == 0 {
+		text(pad, pad+12, title+"  (no leaf photos of the model's classes)", color.Black)
+	} else {
+		text(pad, pad+12, fmt.Sprintf("%s  (%d leaf photos, ECE %.1f%%)", title, r.Top1.N, 100*r.ECE), color.Black)
+		text(pad, pad+28, fmt.Sprintf("noise floor of the ECE on as many photos: mean %.1f%%, 95th percentile %.1f%%",
+			100*r.ECEFloor.Mean, 100*r.ECEFloor.P95), dark)
+	}
 
 	// Grid and axes.
 	for i := 0; i <= 5; i++ {
