@@ -42,17 +42,17 @@ func (m *Model) Classify(ctx context.Context, data []byte) (Result, error) {
 func (m *Model) analyze(ctx context.Context, data []byte, overlay bool) (Result, error) {
 	var res Result
 	t0 := time.Now()
-	photo, err := Decode(data, m.opts.Limits)
+	// Decoded at reduced size and resampled straight into the tensor and the overlay's base.
+	pr, err := m.prepare(ctx, data, overlay)
 	if err != nil {
 		return res, err
 	}
-	b := photo.Image.Bounds()
-	res.Format, res.MIME, res.Width, res.Height = photo.Format, photo.MIME, b.Dx(), b.Dy()
-	t1 := time.Now()
-	base := FitForOverlay(photo.Image, m.opts.OverlayMaxSide)
-	input, box := m.info.Tensor(nil, base)
+	defer m.done(pr)
+	res.Format, res.MIME = pr.hd.format, pr.hd.mime
+	res.Width, res.Height = pr.hd.upright()
+	t1 := pr.decoded
 	t2 := time.Now()
-	preds, err := m.Predict(ctx, input, 1)
+	preds, err := m.Predict(ctx, pr.tensor, 1)
 	if err != nil {
 		return res, err
 	}
@@ -62,13 +62,11 @@ func (m *Model) analyze(ctx context.Context, data []byte, overlay bool) (Result,
 		res.Timings = Timings{Decode: t1.Sub(t0), Preprocess: t2.Sub(t1), Inference: t3.Sub(t2)}
 		return res, nil
 	}
-	over := Overlay(base, box, res.Heatmaps[0])
-	t4 := time.Now()
-	res.Overlay, err = EncodeJPEG(over, m.opts.JPEGQuality)
+	var t4 time.Time
+	res.Overlay, res.OverlayWidth, res.OverlayHeight, t4, err = m.render(pr, res.Heatmaps[0])
 	if err != nil {
 		return res, err
 	}
-	res.OverlayWidth, res.OverlayHeight = over.Rect.Dx(), over.Rect.Dy()
 	t5 := time.Now()
 	res.Timings = Timings{Decode: t1.Sub(t0), Preprocess: t2.Sub(t1), Inference: t3.Sub(t2), Render: t4.Sub(t3), Encode: t5.Sub(t4)}
 	return res, nil

@@ -7,11 +7,12 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	_ "image/jpeg" // registered decoders: exactly the formats we accept
-	_ "image/png"
+	_ "image/jpeg" // registered for image.DecodeConfig: exactly the formats we accept
+	"image/png"
 
-	"github.com/disintegration/imaging"
-	_ "golang.org/x/image/webp"
+	"golang.org/x/image/webp"
+
+	"github.com/cropshield/cropshield/inference/imagecodec"
 )
 
 // Limits bound the photos Decode accepts; they are checked before any pixel is decoded.
@@ -75,42 +76,143 @@ func (e *PhotoError) Error() string {
 // Unwrap exposes the kind and the decoder's error.
 func (e *PhotoError) Unwrap() []error { return []error{e.Kind, e.Detail} }
 
-// Decode checks data against the limits and decodes it. Errors are *PhotoError.
-func Decode(data []byte, limits Limits) (Photo, error) {
-	limits = limits.withDefaults()
-	fail := func(kind error, format string, mp float64, detail error) (Photo, error) {
-		return Photo{}, &PhotoError{Kind: kind, Format: format, Bytes: int64(len(data)), Megapixels: mp, Limit: limits, Detail: detail}
+// header is what a photo's bytes declare, read and checked before any pixel is decoded.
+type header struct {
+	format, mime string
+	w, h         int // as stored, before the EXIF orientation
+	orient       int // EXIF orientation 1..8 (JPEG only; 1 otherwise)
+	bytes        int64
+	limits       Limits
+	// png: the IHDR's bit depth, colour type and interlace flag.
+	pngDepth, pngColour int
+	pngInterlaced       bool
+}
+
+// fail builds the *PhotoError of a photo.
+func (hd header) fail(kind error, detail error) *PhotoError {
+	return &PhotoError{Kind: kind, Format: hd.format, Bytes: hd.bytes, Megapixels: hd.megapixels(), Limit: hd.limits, Detail: detail}
+}
+
+func (hd header) megapixels() float64 { return float64(hd.w) * float64(hd.h) / 1e6 }
+
+// upright is the photo's size as a viewer sees it.
+func (hd header) upright() (w, h int) {
+	if hd.orient >= 5 {
+		return hd.h, hd.w
 	}
+	return hd.w, hd.h
+}
+
+// inspect checks data against the limits from its header alone. Errors are *PhotoError.
+func inspect(data []byte, limits Limits) (header, error) {
+	hd := header{bytes: int64(len(data)), limits: limits.withDefaults(), orient: 1}
 	if len(data) == 0 {
-		return fail(ErrEmpty, "", 0, nil)
+		return hd, hd.fail(ErrEmpty, nil)
 	}
-	if int64(len(data)) > limits.MaxBytes {
-		return fail(ErrTooLarge, "", 0, nil)
+	if hd.bytes > hd.limits.MaxBytes {
+		return hd, hd.fail(ErrTooLarge, nil)
 	}
-	format := sniff(data)
-	if format == "" {
-		return fail(ErrNotImage, "", 0, nil)
+	hd.format = sniff(data)
+	if hd.format == "" {
+		return hd, hd.fail(ErrNotImage, nil)
 	}
-	mime, ok := acceptedFormats[format]
+	mime, ok := acceptedFormats[hd.format]
 	if !ok {
-		return fail(ErrUnsupportedFormat, format, 0, nil)
+		return hd, hd.fail(ErrUnsupportedFormat, nil)
 	}
+	hd.mime = mime
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return fail(ErrCorrupt, format, 0, fmt.Errorf("header: %w", err))
+		return hd, hd.fail(ErrCorrupt, fmt.Errorf("header: %w", err))
 	}
-	mp := float64(cfg.Width) * float64(cfg.Height) / 1e6
+	hd.w, hd.h = cfg.Width, cfg.Height
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return fail(ErrCorrupt, format, mp, fmt.Errorf("%dx%d pixels", cfg.Width, cfg.Height))
+		return hd, hd.fail(ErrCorrupt, fmt.Errorf("%dx%d pixels", cfg.Width, cfg.Height))
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > limits.MaxPixels {
-		return fail(ErrTooManyPixels, format, mp, nil)
+	if int64(cfg.Width)*int64(cfg.Height) > hd.limits.MaxPixels {
+		return hd, hd.fail(ErrTooManyPixels, nil)
 	}
-	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
+	switch hd.format {
+	case "jpeg":
+		hd.orient = imagecodec.JPEGOrientation(data)
+	case "png": // DecodeConfig has read IHDR, so these bytes exist
+		hd.pngDepth, hd.pngColour, hd.pngInterlaced = int(data[24]), int(data[25]), data[28] == 1
+	}
+	return hd, nil
+}
+
+// Decode checks data against the limits and decodes it at full size, upright and opaque. Errors
+// are *PhotoError. Model.Analyze does not use it: it decodes at the reduced size it needs.
+func Decode(data []byte, limits Limits) (Photo, error) {
+	hd, err := inspect(data, limits)
 	if err != nil {
-		return fail(ErrCorrupt, format, mp, err)
+		return Photo{}, err
 	}
-	return Photo{Image: flatten(img), Format: format, MIME: mime}, nil
+	img, err := decodeStored(data, hd, imagecodec.Default(), imagecodec.One, 1, nil)
+	if err != nil {
+		return Photo{}, err
+	}
+	up := flatten(img)
+	if hd.orient != 1 {
+		up = uprightCopy(sourceOf(up), up.Bounds(), hd.orient)
+	}
+	return Photo{Image: up, Format: hd.format, MIME: hd.mime}, nil
+}
+
+// decodeStored decodes the pixels in their stored orientation: a JPEG reduced by scale where the
+// codec can (libjpeg-turbo), a non-interlaced PNG averaged over k x k blocks while it is
+// inflated, anything else at full size. pix is a buffer to decode into where the decoder allows.
+// The image may be larger than asked (Go's JPEG decoder and the fall-backs decode at 1/1), and it
+// may have transparency only when decoded whole (interlaced PNG, WebP). Errors are *PhotoError.
+func decodeStored(data []byte, hd header, codec imagecodec.Codec, scale imagecodec.Scale, k int, pix []byte) (image.Image, error) {
+	var img image.Image
+	var err error
+	switch hd.format {
+	case "jpeg":
+		img, err = codec.DecodeJPEG(data, hd.w, hd.h, scale, pix)
+	case "png":
+		img, err = imagecodec.DecodePNGReduced(data, k, pix)
+		if errors.Is(err, imagecodec.ErrInterlaced) {
+			img, err = png.Decode(bytes.NewReader(data))
+		}
+	case "webp":
+		img, err = webp.Decode(bytes.NewReader(data))
+	default:
+		err = fmt.Errorf("no decoder for %s", hd.format)
+	}
+	if err != nil {
+		return nil, hd.fail(ErrCorrupt, err)
+	}
+	if b := img.Bounds(); b.Empty() {
+		return nil, hd.fail(ErrCorrupt, fmt.Errorf("decoded to %v", b))
+	}
+	return img, nil
+}
+
+// decodedBytes estimates the memory of decodeStored's image: what the pixel budget counts.
+func (hd header) decodedBytes(codec imagecodec.Codec, scale imagecodec.Scale, k int) int64 {
+	px := int64(hd.w) * int64(hd.h)
+	switch {
+	case hd.format == "jpeg" && codec.Name() != "go":
+		return 4 * int64(scale.Apply(hd.w)) * int64(scale.Apply(hd.h))
+	case hd.format == "jpeg":
+		return 3 * px // YCbCr up to 4:4:4
+	case hd.format == "png" && !hd.pngInterlaced:
+		kk := int64(k)
+		return 4 * ((int64(hd.w) + kk - 1) / kk) * ((int64(hd.h) + kk - 1) / kk)
+	case hd.format == "png":
+		// image/png's pixels (8 bytes for 16-bit colour), and the flattened copy when there is
+		// transparency.
+		bpp := int64(4)
+		switch {
+		case hd.pngColour == 0 || hd.pngColour == 3:
+			bpp = int64(max(1, hd.pngDepth/8))
+		case hd.pngDepth == 16:
+			bpp = 8
+		}
+		return bpp*px + 4*px
+	}
+	return 2 * 4 * px // WebP: NRGBA (lossless) and the flattened copy
 }
 
 // sniff names the image format from the magic bytes, including formats we refuse, so that the

@@ -78,6 +78,12 @@ type Options struct {
 	OverlayMaxSide int
 	// JPEGQuality of the overlay (default 80).
 	JPEGQuality int
+	// DecodeBudget bounds the bytes of decoded pixels held by the photos being analysed at once
+	// (default DefaultDecodeBudget); a photo waits for its share (Analyze honours ctx meanwhile).
+	DecodeBudget int64
+	// PureGoJPEG decodes and encodes JPEG with Go's image/jpeg even where libjpeg-turbo is built
+	// in: slower (no decoding at reduced size), for comparisons.
+	PureGoJPEG bool
 }
 
 // Info describes a loaded model, read from the live session's metadata.
@@ -149,6 +155,7 @@ type Model struct {
 	opts    Options
 	log     *slog.Logger
 	session *ort.DynamicAdvancedSession
+	pipe    *pipeline // decode budget and reused buffers
 
 	camW, camH int // the cam output's map size, set by the warm-up run
 	// outputs are the outputs the session runs: logits, cam, then the optional ones it has.
@@ -177,7 +184,7 @@ func Load(ctx context.Context, path string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{opts: opts, log: log}
+	m := &Model{opts: opts, log: log, pipe: newPipeline(opts)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -250,6 +257,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.JPEGQuality <= 0 || o.JPEGQuality > 100 {
 		o.JPEGQuality = 80
+	}
+	if o.DecodeBudget <= 0 {
+		o.DecodeBudget = DefaultDecodeBudget
 	}
 	return o
 }

@@ -1,11 +1,11 @@
 package inference
 
 import (
-	"bytes"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"math"
+
+	"github.com/cropshield/cropshield/inference/imagecodec"
 )
 
 // Jet maps v in 0..1 to the jet colormap (blue → cyan → yellow → red).
@@ -40,8 +40,15 @@ var blend = func() (t [heatLevels]struct{ r, g, b, keep uint16 }) {
 // opaque RGBA image of base's size.
 func Overlay(base *image.NRGBA, box CropBox, hm Heatmap) *image.RGBA {
 	b := base.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	overlayInto(out, base, box, hm)
+	return out
+}
+
+// overlayInto is Overlay into out, an RGBA image of base's size at (0, 0).
+func overlayInto(out *image.RGBA, base *image.NRGBA, box CropBox, hm Heatmap) {
+	b := base.Bounds()
 	w, h := b.Dx(), b.Dy()
-	out := image.NewRGBA(image.Rect(0, 0, w, h))
 	// Bilinear sample positions in the heat-map per column and per row (cell centers, clamped).
 	type tap struct {
 		i0, i1 int
@@ -90,15 +97,13 @@ func Overlay(base *image.NRGBA, box CropBox, hm Heatmap) *image.RGBA {
 			}
 		}
 	})
-	return out
 }
 
-// EncodeJPEG encodes an image as baseline JPEG.
+// EncodeJPEG encodes an image as baseline JPEG (4:2:0), with libjpeg-turbo where it is built in.
 func EncodeJPEG(img image.Image, quality int) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(img.Bounds().Dx() * img.Bounds().Dy() / 4)
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
-		return nil, fmt.Errorf("encode jpeg: %w", err)
+	out, err := imagecodec.Default().EncodeJPEG(nil, img, quality)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	return buf.Bytes(), nil
+	return out, nil
 }

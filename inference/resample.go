@@ -25,6 +25,8 @@ func sourceOf(img image.Image) rowSource {
 		return ycbcrSource{im}
 	case *image.NRGBA:
 		return nrgbaSource{im}
+	case *image.Gray:
+		return graySource{im}
 	}
 	// imaging.Clone puts the copy at (0, 0); keep the source's coordinates, which callers pass.
 	n := imaging.Clone(img)
@@ -66,6 +68,19 @@ func (s nrgbaSource) row(y, x0, x1 int, dst []float32) {
 	for i := range x1 - x0 {
 		d, q := dst[3*i:], p[4*i:]
 		d[0], d[1], d[2] = float32(q[0]), float32(q[1]), float32(q[2])
+	}
+}
+
+type graySource struct{ im *image.Gray }
+
+func (s graySource) bounds() image.Rectangle { return s.im.Rect }
+
+func (s graySource) row(y, x0, x1 int, dst []float32) {
+	p := s.im.Pix[s.im.PixOffset(x0, y):]
+	for i := range x1 - x0 {
+		v := float32(p[i])
+		d := dst[3*i : 3*i+3 : 3*i+3]
+		d[0], d[1], d[2] = v, v, v
 	}
 }
 

@@ -1,0 +1,200 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/cropshield/cropshield/inference/imagecodec"
+)
+
+// DefaultDecodeBudget is Options.DecodeBudget's default: the bytes of decoded pixels that the
+// photos being analysed may hold at once. A 12-megapixel JPEG needs about 15 MB of it (decoded at
+// 3/8 scale, plus the overlay), so the budget binds only for photos that cannot be decoded at
+// reduced size (an interlaced PNG, a large WebP), which then take their turn.
+const DefaultDecodeBudget = 96 << 20
+
+// maxPooledBuffer: larger buffers (from the rare photos decoded whole) go back to the garbage
+// collector instead of a pool.
+const maxPooledBuffer = 32 << 20
+
+// pipeline is what analyses share besides the session: the budget of decoded pixels in flight
+// and the buffers reused across photos.
+type pipeline struct {
+	codec  imagecodec.Codec
+	budget *semaphore.Weighted
+	size   int64
+	pixels bytePool // decoded photos, overlay bases and overlays
+	floats sync.Pool
+}
+
+func newPipeline(opts Options) *pipeline {
+	codec := imagecodec.Default()
+	if opts.PureGoJPEG {
+		codec = imagecodec.PureGo()
+	}
+	return &pipeline{codec: codec, budget: semaphore.NewWeighted(opts.DecodeBudget), size: opts.DecodeBudget}
+}
+
+// bytePool reuses byte buffers of any size: a buffer too small for a request is dropped.
+type bytePool struct{ p sync.Pool }
+
+func (bp *bytePool) get(n int) []byte {
+	if v, ok := bp.p.Get().(*[]byte); ok && cap(*v) >= n {
+		return (*v)[:n]
+	}
+	return make([]byte, n)
+}
+
+func (bp *bytePool) put(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooledBuffer {
+		bp.p.Put(&b)
+	}
+}
+
+func (p *pipeline) tensor(n int) []float32 {
+	if v, ok := p.floats.Get().(*[]float32); ok && cap(*v) >= n {
+		return (*v)[:n]
+	}
+	return make([]float32, n)
+}
+
+func (p *pipeline) putTensor(t []float32) { p.floats.Put(&t) }
+
+// prepared is a photo ready for the model: its tensor and, for Analyze, the overlay's base.
+type prepared struct {
+	hd      header
+	tensor  []float32
+	base    *image.NRGBA // the upright photo at the overlay's size; nil for Classify
+	box     CropBox      // the model's square in base's pixels
+	decoded time.Time    // when decoding ended
+	held    int64        // decode budget still held, given back by done
+}
+
+// fitSize is the size of a w x h image scaled down to at most maxSide on its longer side.
+func fitSize(w, h, maxSide int) (int, int) {
+	s := math.Min(1, float64(maxSide)/float64(max(w, h)))
+	return max(1, int(math.Round(float64(w)*s))), max(1, int(math.Round(float64(h)*s)))
+}
+
+// prepare decodes a photo at the smallest size that still covers the model's input and the
+// overlay, and resamples it straight into the model's tensor and (withBase) the overlay's base.
+// It waits for its share of the decode budget first. Errors about the photo are *PhotoError.
+func (m *Model) prepare(ctx context.Context, data []byte, withBase bool) (*prepared, error) {
+	p := m.pipe
+	hd, err := inspect(data, m.opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	uw, uh := hd.upright()
+	dw, dh := fitSize(uw, uh, m.opts.OverlayMaxSide)
+	// The same decoded size for Classify and Analyze, so that both give the same scores.
+	need, short := m.opts.OverlayMaxSide, m.info.ResizeShorter
+	scale := p.codec.PickScale(hd.w, hd.h, need, short)
+	k := imagecodec.PickFactor(hd.w, hd.h, need, short)
+	decoded := hd.decodedBytes(p.codec, scale, k)
+	var extra int64
+	if withBase {
+		extra = 2 * 4 * int64(dw) * int64(dh) // the base and the rendered overlay
+	}
+	// A photo larger than the whole budget takes all of it: it waits until it is alone.
+	weight := min(decoded+extra, p.size)
+	if err := p.budget.Acquire(ctx, weight); err != nil {
+		return nil, fmt.Errorf("wait for memory to decode the photo: %w", err)
+	}
+	pr := &prepared{hd: hd, held: weight}
+	ok := false
+	defer func() {
+		if !ok {
+			m.done(pr)
+		}
+	}()
+
+	pix := p.pixels.get(int(min(decoded, maxPooledBuffer)))
+	img, err := decodeStored(data, hd, p.codec, scale, k, pix)
+	if err != nil {
+		p.pixels.put(pix)
+		return nil, err
+	}
+	img = flatten(img) // only photos decoded whole can have transparency
+	pr.decoded = time.Now()
+
+	src, b := sourceOf(img), img.Bounds()
+	n := m.info.InputSize
+	pr.tensor = p.tensor(3 * n * n)
+	if box := m.info.CropBoxFor(b.Dx(), b.Dy()); box.Side >= float64(n) {
+		m.info.tensorInto(pr.tensor, src, float64(b.Min.X)+box.X, float64(b.Min.Y)+box.Y, box.Side, hd.orient)
+	} else { // smaller than the model's input, so small: enlarge the upright photo
+		m.info.Tensor(pr.tensor[:0], uprightCopy(src, b, hd.orient))
+	}
+	if withBase {
+		pr.base = &image.NRGBA{Pix: p.pixels.get(4 * dw * dh), Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
+		sw, sh := dw, dh // the base's size in the stored orientation
+		if hd.orient >= 5 {
+			sw, sh = dh, dw
+		}
+		resampleArea(src, float64(b.Min.X), float64(b.Min.Y), float64(b.Dx()), float64(b.Dy()), sw, sh,
+			intoNRGBAOriented(pr.base, hd.orient, sw, sh))
+		pr.box = m.info.CropBoxFor(dw, dh)
+	}
+	if im, isOurs := img.(*image.NRGBA); isOurs {
+		p.pixels.put(im.Pix)
+	}
+	// The decoded photo is gone: keep only the base's and the overlay's share.
+	if keep := min(extra, pr.held); pr.held > keep {
+		p.budget.Release(pr.held - keep)
+		pr.held = keep
+	}
+	ok = true
+	return pr, nil
+}
+
+// done gives back what prepare took: buffers and the rest of the budget.
+func (m *Model) done(pr *prepared) {
+	if pr.tensor != nil {
+		m.pipe.putTensor(pr.tensor)
+	}
+	if pr.base != nil {
+		m.pipe.pixels.put(pr.base.Pix)
+	}
+	if pr.held > 0 {
+		m.pipe.budget.Release(pr.held)
+		pr.held = 0
+	}
+}
+
+// render draws the overlay of the top class over the base and encodes it as JPEG.
+func (m *Model) render(pr *prepared, hm Heatmap) (encoded []byte, w, h int, rendered time.Time, err error) {
+	b := pr.base.Rect
+	over := &image.RGBA{Pix: m.pipe.pixels.get(4 * b.Dx() * b.Dy()), Stride: 4 * b.Dx(), Rect: b}
+	defer m.pipe.pixels.put(over.Pix)
+	overlayInto(over, pr.base, pr.box, hm)
+	rendered = time.Now()
+	encoded, err = m.pipe.codec.EncodeJPEG(nil, over, m.opts.JPEGQuality)
+	if err != nil {
+		return nil, 0, 0, rendered, fmt.Errorf("overlay: %w", err)
+	}
+	return encoded, b.Dx(), b.Dy(), rendered, nil
+}
+
+// uprightCopy is the photo upright as NRGBA (for small photos only).
+func uprightCopy(src rowSource, b image.Rectangle, o int) *image.NRGBA {
+	w, h := b.Dx(), b.Dy()
+	uw, uh := w, h
+	if o >= 5 {
+		uw, uh = h, w
+	}
+	out := image.NewNRGBA(image.Rect(0, 0, uw, uh))
+	emit := intoNRGBAOriented(out, o, w, h)
+	row := make([]float32, 3*w)
+	for y := range h {
+		src.row(b.Min.Y+y, b.Min.X, b.Max.X, row)
+		emit(y, row)
+	}
+	return out
+}

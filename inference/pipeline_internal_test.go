@@ -1,0 +1,287 @@
+package inference
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/cropshield/cropshield/inference/imagecodec"
+)
+
+// testInfo is the contract model's preprocessing.
+var testInfo = Info{InputSize: 224, ResizeShorter: 256,
+	Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225}}
+
+// modelless is a Model with everything but the session: enough for prepare and render.
+func modelless(opts Options) *Model {
+	opts = opts.withDefaults()
+	return &Model{info: testInfo, opts: opts, pipe: newPipeline(opts)}
+}
+
+// scene is a smooth photo with a distinct colour in each corner, so that a wrong orientation or
+// crop shows.
+func scene(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
+			c := color.RGBA{uint8(230 * (1 - fx) * (1 - fy)), uint8(200 * fx * (1 - fy)), uint8(220 * fy), 255}
+			if dx, dy := (fx-0.5)/0.3, (fy-0.5)/0.25; dx*dx+dy*dy < 1 {
+				c.G = uint8(120 + 60*math.Sin(fx*25))
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+// exifOrient inserts an APP1 Exif segment with orientation o after SOI.
+func exifOrient(jpg []byte, o uint16) []byte {
+	t := []byte("MM\x00\x2a\x00\x00\x00\x08\x00\x01")
+	t = append(t, 0x01, 0x12, 0, 3, 0, 0, 0, 1)
+	t = binary.BigEndian.AppendUint16(t, o)
+	t = append(t, 0, 0, 0, 0, 0, 0)
+	payload := append([]byte("Exif\x00\x00"), t...)
+	out := append([]byte{}, jpg[:2]...)
+	out = append(out, 0xFF, 0xE1)
+	out = binary.BigEndian.AppendUint16(out, uint16(2+len(payload)))
+	out = append(out, payload...)
+	return append(out, jpg[2:]...)
+}
+
+// planeRGB un-normalizes pixel i of a tensor to 0..255.
+func planeRGB(info Info, t []float32, i int) [3]float64 {
+	n := info.InputSize * info.InputSize
+	var out [3]float64
+	for c := range 3 {
+		out[c] = (float64(t[c*n+i])*float64(info.Std[c]) + float64(info.Mean[c])) * 255
+	}
+	return out
+}
+
+func codecs() []imagecodec.Codec {
+	out := []imagecodec.Codec{imagecodec.PureGo()}
+	if c, ok := imagecodec.LibJPEGTurbo(); ok {
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestPrepareMatchesFullDecode: the one-pass path (decode at reduced size in the stored
+// orientation, resample into the tensor and the overlay's base) gives what the full-size upright
+// photo gives through Tensor and FitForOverlay, for every EXIF orientation, codec and format.
+func TestPrepareMatchesFullDecode(t *testing.T) {
+	type input struct {
+		name string
+		data []byte
+	}
+	var inputs []input
+	for _, sz := range []struct{ w, h int }{{1280, 960}, {2000, 1500}, {300, 200}, {200, 150}} {
+		var buf bytes.Buffer
+		if err := jpeg.Encode(&buf, scene(sz.w, sz.h), &jpeg.Options{Quality: 92}); err != nil {
+			t.Fatal(err)
+		}
+		for o := range 9 {
+			if sz.w == 2000 && o%3 != 0 { // the large one: enough orientations to cover its path
+				continue
+			}
+			data := buf.Bytes()
+			if o > 0 {
+				data = exifOrient(data, uint16(o))
+			}
+			inputs = append(inputs, input{fmt.Sprintf("jpeg_%dx%d_o%d", sz.w, sz.h, o), data})
+		}
+	}
+	for _, sz := range []struct{ w, h int }{{1500, 1100}, {700, 500}} {
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, scene(sz.w, sz.h)); err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, input{fmt.Sprintf("png_%dx%d", sz.w, sz.h), buf.Bytes()})
+	}
+	for _, c := range codecs() {
+		m := modelless(Options{PureGoJPEG: c.Name() == "go"})
+		for _, in := range inputs {
+			t.Run(c.Name()+"/"+in.name, func(t *testing.T) {
+				photo, err := Decode(in.data, Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantBase := FitForOverlay(photo.Image, m.opts.OverlayMaxSide)
+				wantTensor, wantBox := testInfo.Tensor(nil, wantBase)
+				pr, err := m.prepare(context.Background(), in.data, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.done(pr)
+				if pr.base.Rect != wantBase.Rect || pr.box != wantBox {
+					t.Fatalf("base %v box %+v, want %v %+v", pr.base.Rect, pr.box, wantBase.Rect, wantBox)
+				}
+				if w, h := pr.hd.upright(); w != photo.Image.Bounds().Dx() || h != photo.Image.Bounds().Dy() {
+					t.Errorf("upright size %dx%d, want %v", w, h, photo.Image.Bounds().Size())
+				}
+				var sum, worst float64
+				n := testInfo.InputSize * testInfo.InputSize
+				for i := range n {
+					g, w := planeRGB(testInfo, pr.tensor, i), planeRGB(testInfo, wantTensor, i)
+					for ch := range 3 {
+						d := math.Abs(g[ch] - w[ch])
+						sum += d
+						worst = max(worst, d)
+					}
+				}
+				if mean := sum / float64(3*n); mean > 2 || worst > 40 {
+					t.Errorf("tensor differs from the full-size path by %.2f levels on average, %.0f at worst", mean, worst)
+				}
+				sum = 0
+				for i := range pr.base.Pix {
+					if i%4 != 3 {
+						sum += math.Abs(float64(pr.base.Pix[i]) - float64(wantBase.Pix[i]))
+					}
+				}
+				if mean := sum / float64(3*len(pr.base.Pix)/4); mean > 2 {
+					t.Errorf("overlay base differs from the full-size path by %.2f levels on average", mean)
+				}
+			})
+		}
+	}
+}
+
+// bigPalettedPNG is a w x h paletted PNG of a few hundred kilobytes at most: the hostile photo
+// of issue 12 (a tiny upload that decodes to 40 megapixels).
+func bigPalettedPNG(tb testing.TB, w, h int, interlace byte) []byte {
+	tb.Helper()
+	chunk := func(out []byte, typ string, body []byte) []byte {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(body)))
+		start := len(out)
+		out = append(out, typ...)
+		out = append(out, body...)
+		return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start:]))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	ihdr = append(ihdr, 8, 3, 0, 0, interlace)
+	var z bytes.Buffer
+	zw, err := zlib.NewWriterLevel(&z, zlib.BestSpeed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	row := make([]byte, 1+w)
+	for x := range w {
+		row[1+x] = uint8(x / 64 % 2)
+	}
+	rows := h
+	if interlace == 1 { // enough bytes for every Adam7 pass
+		rows = 2 * h
+	}
+	for range rows {
+		if _, err := zw.Write(row); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	out := chunk([]byte("\x89PNG\r\n\x1a\n"), "IHDR", ihdr)
+	out = chunk(out, "PLTE", []byte{30, 120, 40, 200, 180, 60})
+	out = chunk(out, "IDAT", z.Bytes())
+	return chunk(out, "IEND", nil)
+}
+
+// TestHostilePNGStaysSmall: a 39.9-megapixel PNG is averaged while it is inflated, so preparing
+// it allocates a few megabytes, not the 40-200 MB of a full decode. Not parallel: it reads the
+// allocation counter.
+func TestHostilePNGStaysSmall(t *testing.T) {
+	data := bigPalettedPNG(t, 6316, 6316, 0)
+	m := modelless(Options{})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pr, err := m.prepare(context.Background(), data, true)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.done(pr)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 24<<20 {
+		t.Errorf("preparing a %d-byte 39.9 MP PNG allocated %d MB, want < 24", len(data), got>>20)
+	}
+	if pr.base.Rect.Dx() != 1024 {
+		t.Errorf("overlay base %v, want 1024 wide", pr.base.Rect)
+	}
+}
+
+// TestDecodeBudget: a photo waits for its share of the budget and gives up when its context ends;
+// one larger than the whole budget still runs (alone); every share is given back.
+func TestDecodeBudget(t *testing.T) {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, scene(1600, 1200), &jpeg.Options{Quality: 85}); err != nil {
+		t.Fatal(err)
+	}
+	photo := buf.Bytes()
+	const budget = 4 << 20 // less than one photo needs
+	m := modelless(Options{DecodeBudget: budget})
+
+	t.Run("waits and gives up with its context", func(t *testing.T) {
+		if !m.pipe.budget.TryAcquire(1) {
+			t.Fatal("budget busy")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := m.prepare(ctx, photo, true)
+			done <- err
+		}()
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("prepare with the budget taken returned %v, want context.Canceled", err)
+		}
+		m.pipe.budget.Release(1)
+	})
+	t.Run("larger than the budget, many at once", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 6)
+		for range 6 {
+			wg.Go(func() {
+				pr, err := m.prepare(context.Background(), photo, true)
+				if err == nil {
+					_, _, _, _, err = m.render(pr, Heatmap{W: 2, H: 2, V: []float32{0, 1, 0.5, 0}})
+					m.done(pr)
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	t.Run("everything given back", func(t *testing.T) {
+		if !m.pipe.budget.TryAcquire(budget) {
+			t.Error("budget not whole after the photos finished")
+		}
+	})
+	t.Run("a bad photo gives its share back", func(t *testing.T) {
+		m.pipe.budget.Release(budget)
+		if _, err := m.prepare(context.Background(), photo[:len(photo)/2], true); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("truncated photo: %v, want ErrCorrupt", err)
+		}
+		if !m.pipe.budget.TryAcquire(budget) {
+			t.Error("budget not whole after a failed decode")
+		}
+	})
+}
