@@ -21,10 +21,13 @@ build:
 run: deps build
 	./bin/cropshield serve
 
-## test: vet, then every test with the race detector
+## test: vet, then every test with the race detector; then the inference tests again with Go's
+## JPEG codec instead of libjpeg-turbo, and the codec package without cgo at all
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race ./...
+	$(GO) test -tags noturbojpeg ./inference/...
+	CGO_ENABLED=0 $(GO) test ./inference/imagecodec/
 
 ## bench: the benchmarks of every stage and of the whole handler
 bench: deps
