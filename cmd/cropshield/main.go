@@ -3,6 +3,7 @@
 //	cropshield serve              start every configured adapter (the web chat always), /healthz, /metrics
 //	cropshield diagnose FILE...   print the top-3 of each photo and write FILE.overlay.jpg
 //	cropshield eval DIR...        measure the model on labelled photos (folder per class id), per folder and summed up
+//	cropshield bench              measure each stage, the handler, throughput and memory on generated photos
 //	cropshield staff add NAME     add a review dashboard account (also: staff list, staff remove NAME)
 //	cropshield whatsapp link      link the bot's WhatsApp phone (also: whatsapp status, whatsapp unlink)
 //	cropshield version            print the build's versions
@@ -35,6 +36,8 @@ commands:
   diagnose FILE...   diagnose photos, print the top-3 and write FILE.overlay.jpg next to each
   eval DIR...        measure the model on labelled photos (one folder per class id; unknown_crop/,
                      not_a_leaf/): a report per folder, then a summary line per folder
+  bench              measure decode, preprocess, inference, render, encode and the whole handler on
+                     generated phone-like photos; photos/s with --workers N; peak RSS; --json
   staff add NAME     add a review dashboard account (--role viewer|agent); staff list; staff remove NAME
   whatsapp link      link the bot's WhatsApp phone: a QR code to scan, or --phone +254... for a pairing code;
                      whatsapp status; whatsapp unlink
@@ -59,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = diagnoseCmd(ctx, rest, stdout, stderr)
 	case "eval":
 		err = evalCmd(ctx, rest, stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, rest, stdout, stderr)
 	case "staff":
 		err = staffCmd(ctx, rest, os.Stdin, stdout, stderr)
 	case "whatsapp":

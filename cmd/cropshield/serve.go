@@ -36,6 +36,8 @@ type serveConfig struct {
 	threshold    float64
 	workers      int
 	drainTimeout time.Duration
+	memLimit     byteSize
+	decodeBudget byteSize
 	telegram     telegramConfig
 	whatsapp     whatsappConfig
 	review       reviewConfig
@@ -44,7 +46,7 @@ type serveConfig struct {
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	var c serveConfig
+	c := serveConfig{memLimit: defaultMemoryLimit, decodeBudget: inference.DefaultDecodeBudget}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	c.register(fs)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address of the web chat, /healthz and /metrics")
@@ -52,6 +54,8 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Float64Var(&c.threshold, "threshold", 0.5, "below this top-1 probability the bot says it is not sure and asks for a new photo")
 	fs.IntVar(&c.workers, "workers", 2, "photos analysed at once")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 20*time.Second, "how long shutdown waits for messages being handled")
+	fs.Var(&c.memLimit, "memory-limit", "soft limit of the Go heap (debug.SetMemoryLimit), e.g. 384MiB or 1GiB; off for none")
+	fs.Var(&c.decodeBudget, "decode-budget", "bytes of decoded pixels that the photos being analysed may hold at once; a photo waits for its share")
 	c.telegram.register(fs)
 	c.whatsapp.register(fs)
 	c.review.register(fs)
@@ -75,7 +79,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	opts.Logger = log
+	opts.Logger, opts.DecodeBudget = log, int64(c.decodeBudget)
+	applyMemoryLimit(c.memLimit)
 	tgOpts, withTelegram, err := c.telegram.options()
 	if err != nil {
 		return err
@@ -155,7 +160,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		c.ready(ln.Addr().String())
 	}
 	log.Info("CropShield serving", "web_chat", "http://"+ln.Addr().String()+"/", "metrics", "/metrics", "healthz", "/healthz",
-		"db", c.db, "provider", model.Info().Provider)
+		"db", c.db, "provider", model.Info().Provider, "memory_limit", c.memLimit.String(), "decode_budget", c.decodeBudget.String())
 	review, err := startReview(c.review, log, st, loc, model.Info(), adapters)
 	if err != nil {
 		return errors.Join(err, srv.Close())
