@@ -6,7 +6,7 @@ export CROPSHIELD_ORT_LIB ?= $(ORT_LIB)
 GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: deps run build test bench lint fmt clean
+.PHONY: deps run build test bench bench-go lint fmt clean
 
 ## deps: fetch the pinned, checksum-verified ONNX Runtime library (npm package onnxruntime-node)
 deps: $(ORT_LIB)
@@ -29,8 +29,12 @@ test: deps
 	$(GO) test -tags noturbojpeg ./inference/...
 	CGO_ENABLED=0 $(GO) test ./inference/imagecodec/
 
-## bench: the benchmarks of every stage and of the whole handler
-bench: deps
+## bench: cropshield bench — every stage, the whole handler, photos/s, peak RSS (README's Speed)
+bench: deps build
+	./bin/cropshield bench
+
+## bench-go: the Go benchmarks of every package
+bench-go: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## lint: gofmt and staticcheck
