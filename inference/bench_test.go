@@ -39,64 +39,45 @@ func benchPhoto(b *testing.B, w, h int) []byte {
 
 var benchSizes = []struct{ w, h int }{{1280, 960}, {4000, 3000}}
 
-// BenchmarkStages measures each stage of Analyze on a 1280x960 and a 4000x3000 JPEG, and Analyze
-// as a whole.
+// BenchmarkStages runs Analyze (contract model) on a 1280x960 and a 4000x3000 JPEG, with the
+// build's JPEG codec (libjpeg-turbo) and with Go's, and reports each stage's mean beside ns/op.
+// `cropshield bench` gives the percentiles, the handler and the trained model.
 func BenchmarkStages(b *testing.B) {
-	m := loadContract(b)
-	info := m.Info()
 	ctx := context.Background()
-	for _, sz := range benchSizes {
-		data := benchPhoto(b, sz.w, sz.h)
-		photo, err := inference.Decode(data, inference.Limits{})
+	for _, codec := range []struct {
+		name   string
+		goJPEG bool
+	}{{"default", false}, {"go", true}} {
+		m, err := inference.Load(ctx, testenv.ContractModel(b), inference.Options{
+			LibraryPath: testenv.ORTLib(b), Device: inference.DeviceCPU, PureGoJPEG: codec.goJPEG})
 		if err != nil {
 			b.Fatal(err)
 		}
-		base := inference.FitForOverlay(photo.Image, 1024)
-		input, box := info.Tensor(nil, base)
-		preds, err := m.Predict(ctx, input, 1)
-		if err != nil {
-			b.Fatal(err)
+		b.Cleanup(func() { _ = m.Close() })
+		for _, sz := range benchSizes {
+			data := benchPhoto(b, sz.w, sz.h)
+			b.Run(fmt.Sprintf("%s/%dx%d", codec.name, sz.w, sz.h), func(b *testing.B) {
+				var sum inference.Timings
+				for b.Loop() {
+					res, err := m.Analyze(ctx, data)
+					if err != nil {
+						b.Fatal(err)
+					}
+					t := res.Timings
+					sum.Decode += t.Decode
+					sum.Preprocess += t.Preprocess
+					sum.Inference += t.Inference
+					sum.Render += t.Render
+					sum.Encode += t.Encode
+				}
+				n := float64(b.N) * 1e6 // nanoseconds per millisecond, per op
+				b.ReportMetric(float64(sum.Decode)/n, "decode-ms/op")
+				b.ReportMetric(float64(sum.Preprocess)/n, "preprocess-ms/op")
+				b.ReportMetric(float64(sum.Inference)/n, "inference-ms/op")
+				b.ReportMetric(float64(sum.Render)/n, "render-ms/op")
+				b.ReportMetric(float64(sum.Encode)/n, "encode-ms/op")
+			})
 		}
-		over := inference.Overlay(base, box, preds[0].Heatmaps[0])
-		name := fmt.Sprintf("%dx%d", sz.w, sz.h)
-		b.Run(name+"/decode", func(b *testing.B) {
-			for b.Loop() {
-				if _, err := inference.Decode(data, inference.Limits{}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/preprocess", func(b *testing.B) {
-			for b.Loop() {
-				info.Tensor(nil, inference.FitForOverlay(photo.Image, 1024))
-			}
-		})
-		b.Run(name+"/inference", func(b *testing.B) {
-			for b.Loop() {
-				if _, err := m.Predict(ctx, input, 1); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/render", func(b *testing.B) {
-			for b.Loop() {
-				inference.Overlay(base, box, preds[0].Heatmaps[0])
-			}
-		})
-		b.Run(name+"/encode", func(b *testing.B) {
-			for b.Loop() {
-				if _, err := inference.EncodeJPEG(over, 80); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/analyze", func(b *testing.B) {
-			for b.Loop() {
-				if _, err := m.Analyze(ctx, data); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
 	}
 }
 
