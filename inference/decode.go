@@ -152,7 +152,7 @@ func Decode(data []byte, limits Limits) (Photo, error) {
 	if err != nil {
 		return Photo{}, err
 	}
-	up := flatten(img)
+	up := img
 	if hd.orient != 1 {
 		up = uprightCopy(sourceOf(up), up.Bounds(), hd.orient)
 	}
@@ -162,8 +162,9 @@ func Decode(data []byte, limits Limits) (Photo, error) {
 // decodeStored decodes the pixels in their stored orientation: a JPEG reduced by scale where the
 // codec can (libjpeg-turbo), a non-interlaced PNG averaged over k x k blocks while it is
 // inflated, anything else at full size. pix is a buffer to decode into where the decoder allows.
-// The image may be larger than asked (Go's JPEG decoder and the fall-backs decode at 1/1), and it
-// may have transparency only when decoded whole (interlaced PNG, WebP). Errors are *PhotoError.
+// The image may be larger than asked (Go's JPEG decoder and the fall-backs decode at 1/1). It is
+// opaque: what may have transparency (a PNG decoded whole, WebP) is flattened onto white here, and
+// nothing else is scanned for it. Errors are *PhotoError.
 func decodeStored(data []byte, hd header, codec imagecodec.Codec, scale imagecodec.Scale, k int, pix []byte) (image.Image, error) {
 	var img image.Image
 	var err error
@@ -171,12 +172,16 @@ func decodeStored(data []byte, hd header, codec imagecodec.Codec, scale imagecod
 	case "jpeg":
 		img, err = codec.DecodeJPEG(data, hd.w, hd.h, scale, pix)
 	case "png":
-		img, err = imagecodec.DecodePNGReduced(data, k, pix)
+		img, err = imagecodec.DecodePNGReduced(data, k, pix) // opaque: composited while inflated
 		if errors.Is(err, imagecodec.ErrInterlaced) {
-			img, err = png.Decode(bytes.NewReader(data))
+			if img, err = png.Decode(bytes.NewReader(data)); err == nil {
+				img = flatten(img)
+			}
 		}
 	case "webp":
-		img, err = webp.Decode(bytes.NewReader(data))
+		if img, err = webp.Decode(bytes.NewReader(data)); err == nil {
+			img = flatten(img)
+		}
 	default:
 		err = fmt.Errorf("no decoder for %s", hd.format)
 	}

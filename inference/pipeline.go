@@ -121,7 +121,6 @@ func (m *Model) prepare(ctx context.Context, data []byte, withBase bool) (*prepa
 		p.pixels.put(pix)
 		return nil, err
 	}
-	img = flatten(img) // only photos decoded whole can have transparency
 	pr.decoded = time.Now()
 
 	src, b := sourceOf(img), img.Bounds()
