@@ -441,3 +441,38 @@ func TestDecodePNGReducedErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodePNGReduced: whatever the bytes, the streaming decoder returns an error or an opaque
+// image of ceil(w/k) x ceil(h/k), and never panics. `go test` runs the seeds.
+func FuzzDecodePNGReduced(f *testing.F) {
+	var good bytes.Buffer
+	if err := png.Encode(&good, photo(23, 17)); err != nil {
+		f.Fatal(err)
+	}
+	pal := image.NewPaletted(image.Rect(0, 0, 9, 5), color.Palette{color.NRGBA{1, 2, 3, 0}, color.NRGBA{200, 100, 50, 255}})
+	var paletted bytes.Buffer
+	if err := png.Encode(&paletted, pal); err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][]byte{good.Bytes(), good.Bytes()[:60], paletted.Bytes(),
+		rawPNG(3, 2, 16, 4, 0, [][]byte{make([]byte, 12), make([]byte, 12)}, nil), rawPNG(2, 2, 1, 0, 1, [][]byte{{0}, {0}}, nil)} {
+		f.Add(seed, uint8(2))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, k uint8) {
+		cfg, err := png.DecodeConfig(bytes.NewReader(data))
+		if err != nil || int64(cfg.Width)*int64(cfg.Height) > 1<<22 {
+			return // the callers check the header and the pixel limit first
+		}
+		img, err := imagecodec.DecodePNGReduced(data, int(k%8)+1, nil)
+		if err != nil {
+			return
+		}
+		kk := int(k%8) + 1
+		if want := image.Rect(0, 0, (cfg.Width+kk-1)/kk, (cfg.Height+kk-1)/kk); img.Rect != want {
+			t.Fatalf("bounds %v, want %v", img.Rect, want)
+		}
+		if !img.Opaque() {
+			t.Fatal("not opaque")
+		}
+	})
+}

@@ -142,7 +142,8 @@ func readPNGChunks(data []byte) (*pngHeader, error) {
 				return nil, errors.New("png: unknown compression, filter or interlace method")
 			}
 			hd.interlaced = body[12] == 1
-			if hd.w <= 0 || hd.h <= 0 || hd.w > 1<<24 || hd.h > 1<<24 {
+			// Callers check their own pixel limit first; this one only keeps sizes computable.
+			if hd.w <= 0 || hd.h <= 0 || hd.w > 1<<24 || hd.h > 1<<24 || int64(hd.w)*int64(hd.h) > 1<<31 {
 				return nil, fmt.Errorf("png: %dx%d pixels", hd.w, hd.h)
 			}
 			ok := map[int][]int{0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}[hd.colour]
