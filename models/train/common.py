@@ -32,7 +32,7 @@ CLASSES = [
     "grape__healthy", "orange__huanglongbing", "potato__early_blight", "potato__late_blight",
     "potato__healthy", "raspberry__healthy", "strawberry__leaf_scorch", "strawberry__healthy",
     "tomato__early_blight", "tomato__late_blight", "tomato__leaf_mold", "tomato__septoria_leaf_spot",
-    "tomato__yellow_leaf_curl_virus",
+    "tomato__yellow_leaf_curl_virus", "bean__angular_leaf_spot", "bean__rust", "bean__healthy",
 ]
 
 
@@ -69,6 +69,44 @@ def crop_of(cls):
 
 CROPS = sorted({crop_of(c) for c in CLASSES})
 CROP_MASK = {c: np.array([crop_of(k) == c for k in CLASSES]) for c in CROPS}
+
+
+def crops_of(classes):
+    """The crops of a class list, in the order they first appear."""
+    return list(dict.fromkeys(crop_of(c) for c in classes))
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+def dhash(path, side=16):
+    """256-bit difference hash of a photo (upright, grey, (side+1) x side): resized or re-encoded copies of the
+    same picture land within a few bits of each other. Returns a bool array of side*side bits."""
+    from PIL import Image, ImageOps
+    im = ImageOps.exif_transpose(Image.open(path)).convert("L").resize((side + 1, side), Image.BOX)
+    a = np.asarray(im, np.int16)
+    return (a[:, 1:] > a[:, :-1]).reshape(-1)
+
+
+def near_duplicate_groups(hashes, max_bits=12):
+    """Group ids (union-find) joining every pair of hashes at most max_bits apart, as the datasets' own dedupe
+    rule does (16x16 dHash, Hamming distance <= 12)."""
+    h = np.packbits(np.asarray(hashes, bool), axis=1)
+    n = len(h)
+    parent = list(range(n))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    pop = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
+    for i in range(n - 1):
+        d = pop[np.bitwise_xor(h[i + 1:], h[i])].sum(1)
+        for j in np.nonzero(d <= max_bits)[0]:
+            a, b = find(i), find(i + 1 + int(j))
+            if a != b:
+                parent[b] = a
+    return [find(i) for i in range(n)]
 
 
 # ---------------------------------------------------------------- backbone

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Lay out the held-out splits of models/train/splits.json as folders `cropshield eval` reads.
 
-    python3 models/train/make_eval_dirs.py            # writes .cache/eval/{lab-test,field-test,nonleaf-test}
-    bin/cropshield eval --model models/cropshield-v1.onnx .cache/eval/field-test
+    python3 models/train/make_eval_dirs.py            # writes .cache/eval/<source>/ for every held-out source
+    bin/cropshield eval --model models/cropshield-v2.onnx .cache/eval/*
 
-Each folder holds one sub-folder per class id with symbolic links to the images in
-../shared/datasets (nothing is copied); nonleaf-test/not_a_leaf/ links to the images that
-models/train/gather_nonleaf.sh gathered into .cache/nonleaf/not_a_leaf/. Standard library only.
+One folder per source, each with one sub-folder per class id holding symbolic links to the images in
+../shared/datasets (nothing is copied): lab-test, tomato-field-test, maize-field-test, bean-field-test,
+apple-field-test (field-more: never trained or calibrated on), chilli-test/unknown_crop/ (held-out leaves of
+chilli, a crop the model does not know but saw in training as "another crop"), nonleaf-test/not_a_leaf/ (links
+to what models/train/gather_nonleaf.sh gathered into .cache/nonleaf/not_a_leaf/), and
+beans-unknown/unknown_crop/: every bean photo, for the model trained without beans
+(train.py --hold-out-crop bean), to which beans are a crop it never saw. Standard library only.
 """
 import json
 import os
@@ -41,9 +45,14 @@ def main():
     if not os.path.isdir(DATASETS):
         sys.exit(f"{DATASETS} is absent: the evaluation needs ../shared/datasets beside the repository")
     missing = 0
-    for split in ("lab-test", "field-test"):
+    for split, name in (("lab-test", "lab-test"), ("tomato-test", "tomato-field-test"),
+                        ("corn-test", "maize-field-test"), ("bean-test", "bean-field-test"),
+                        ("apple-field-test", "apple-field-test")):
         items = [(p.split("/")[-2], os.path.join(DATASETS, p)) for p in splits[split]]
-        missing += link_all(split, items)
+        missing += link_all(name, items)
+    missing += link_all("chilli-test", [("unknown_crop", os.path.join(DATASETS, p)) for p in splits["chilli-test"]])
+    beans = [p for k in ("bean-train", "bean-cal", "bean-test", "excluded") for p in splits[k] if p.startswith("beans")]
+    missing += link_all("beans-unknown", [("unknown_crop", os.path.join(DATASETS, p)) for p in beans])
     if not os.path.isdir(NONLEAF):
         print(f"{NONLEAF} is absent: run models/train/gather_nonleaf.sh first for nonleaf-test", file=sys.stderr)
     else:
