@@ -31,6 +31,10 @@ type Analysis struct {
 	// classes say nothing about it.
 	UnknownCrop float64
 	OtherCrop   bool
+	// Scores holds every class's probability by class id, so that an answer restricted to the
+	// crop the farmer states needs no second inference. Analyses stored before it existed have
+	// none (nil): only Top is known of them.
+	Scores      map[string]float64
 	InferenceMS float64
 	CreatedAt   time.Time
 }
@@ -44,8 +48,10 @@ type analysisRec struct {
 	Rejected     bool        `json:"rejected,omitempty"`
 	UnknownCrop  float64     `json:"unknown_crop,omitempty"`
 	OtherCrop    bool        `json:"other_crop,omitempty"`
-	InferenceMS  float64     `json:"inference_ms"`
-	CreatedAt    time.Time   `json:"created_at"`
+	// Scores: every class's probability (omitempty: older records have none and still decode).
+	Scores      map[string]float64 `json:"scores,omitempty"`
+	InferenceMS float64            `json:"inference_ms"`
+	CreatedAt   time.Time          `json:"created_at"`
 }
 
 // photoRec is the JSON stored alongside a photo's bytes.
@@ -74,6 +80,7 @@ func (s *Store) PutAnalysis(ctx context.Context, a Analysis, photo []byte, mime 
 		Rejected:     a.Rejected,
 		UnknownCrop:  a.UnknownCrop,
 		OtherCrop:    a.OtherCrop,
+		Scores:       a.Scores,
 		InferenceMS:  a.InferenceMS,
 		CreatedAt:    utc(a.CreatedAt),
 	})
@@ -167,6 +174,7 @@ func (s *Store) GetAnalysis(ctx context.Context, photoHash, modelVersion string)
 			Rejected:     rec.Rejected,
 			UnknownCrop:  rec.UnknownCrop,
 			OtherCrop:    rec.OtherCrop,
+			Scores:       rec.Scores,
 			InferenceMS:  rec.InferenceMS,
 			CreatedAt:    rec.CreatedAt,
 		}

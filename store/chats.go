@@ -12,10 +12,12 @@ import (
 
 // Chat is a conversation on one platform: a private chat or a group.
 type Chat struct {
-	Platform, ID        string
-	Kind                string // "private" or "group"
-	Title               string
-	Language            string // stored preference, "" if none
+	Platform, ID string
+	Kind         string // "private" or "group"
+	Title        string
+	Language     string // stored preference, "" if none
+	// Crop is the crop chosen with /crop (a crop id such as "corn"), "" if none.
+	Crop                string
 	FirstSeen, LastSeen time.Time
 	// MovedTo is the id the chat continues under since the platform gave it a new one (a
 	// Telegram group upgraded to a supergroup); MovedFrom is the id it had before. See
@@ -25,10 +27,12 @@ type Chat struct {
 
 // User is a person on one platform.
 type User struct {
-	Platform, ID        string
-	Name                string
-	Language            string // stored preference, "" if none
-	LangHint            string // last platform hint seen
+	Platform, ID string
+	Name         string
+	Language     string // stored preference, "" if none
+	LangHint     string // last platform hint seen
+	// Crop is the crop chosen with /crop in the user's private chat, "" if none.
+	Crop                string
 	FirstSeen, LastSeen time.Time
 	// MovedTo is the id the user continues under since the platform revealed a better one (a
 	// WhatsApp farmer's phone number, after their LID); MovedFrom is the user's alternate id, the
@@ -41,6 +45,7 @@ type chatRec struct {
 	Kind      string    `json:"kind,omitempty"`
 	Title     string    `json:"title,omitempty"`
 	Language  string    `json:"language,omitempty"`
+	Crop      string    `json:"crop,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	MovedTo   string    `json:"moved_to,omitempty"`
@@ -52,6 +57,7 @@ type userRec struct {
 	Name      string    `json:"name,omitempty"`
 	Language  string    `json:"language,omitempty"`
 	LangHint  string    `json:"lang_hint,omitempty"`
+	Crop      string    `json:"crop,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	MovedTo   string    `json:"moved_to,omitempty"`
@@ -230,6 +236,38 @@ func (s *Store) SetUserLanguage(ctx context.Context, platform, id, lang string) 
 	})
 }
 
+// SetChatCrop stores a chat's crop ("" clears it) as SetChatLanguage stores its language: the
+// chat it continues as, if it moved, gets it too. It returns ErrNotFound if the chat was never
+// touched.
+func (s *Store) SetChatCrop(ctx context.Context, platform, id, crop string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs("platform", platform, "chat id", id); err != nil {
+		return err
+	}
+	return s.update(ctx, "set chat crop", func(tx *bolt.Tx) error {
+		return setLanguageTx(tx, bucketChats, "chat", platform, id, crop, func(r *chatRec) (*string, string) {
+			return &r.Crop, r.MovedTo
+		})
+	})
+}
+
+// SetUserCrop stores a user's crop ("" clears it) as SetUserLanguage stores the language.
+func (s *Store) SetUserCrop(ctx context.Context, platform, id, crop string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs("platform", platform, "user id", id); err != nil {
+		return err
+	}
+	return s.update(ctx, "set user crop", func(tx *bolt.Tx) error {
+		return setLanguageTx(tx, bucketUsers, "user", platform, id, crop, func(r *userRec) (*string, string) {
+			return &r.Crop, r.MovedTo
+		})
+	})
+}
+
 // setLanguageTx sets lang on the record id of bucket name and follows its moves (the id in
 // MovedTo, and so on, each once). fields gives a record's language field and where it moved.
 func setLanguageTx[R any](tx *bolt.Tx, name, what, platform, id, lang string, fields func(*R) (*string, string)) error {
@@ -307,6 +345,7 @@ func migrateChatTx(tx *bolt.Tx, platform, from, to string, at time.Time) (Chat, 
 	}
 	// A language is only ever stored by an explicit choice: one made in the new chat wins.
 	moved.Kind, moved.Title, moved.Language = cmpOr(moved.Kind, old.Kind), cmpOr(moved.Title, old.Title), cmpOr(moved.Language, old.Language)
+	moved.Crop = cmpOr(moved.Crop, old.Crop) // the same for the crop
 	mergeSeen(&moved.FirstSeen, &moved.LastSeen, old.FirstSeen, at)
 	moved.MovedFrom, old.MovedTo = from, to
 	if err := putJSON(b, oldKey, old); err != nil {
@@ -386,6 +425,7 @@ func migrateUserTx(tx *bolt.Tx, platform, from, to string, at time.Time) (User, 
 	}
 	// As for chats: a language chosen under the new id wins.
 	moved.Name, moved.Language, moved.LangHint = cmpOr(moved.Name, old.Name), cmpOr(moved.Language, old.Language), cmpOr(moved.LangHint, old.LangHint)
+	moved.Crop = cmpOr(moved.Crop, old.Crop)
 	mergeSeen(&moved.FirstSeen, &moved.LastSeen, old.FirstSeen, at)
 	moved.MovedFrom, old.MovedTo = from, to
 	if err := putJSON(b, oldKey, old); err != nil {
@@ -411,7 +451,7 @@ func mergeSeen(first, last *time.Time, oldFirst, at time.Time) {
 func (r chatRec) chat(platform, id string) Chat {
 	return Chat{
 		Platform: platform, ID: id,
-		Kind: r.Kind, Title: r.Title, Language: r.Language,
+		Kind: r.Kind, Title: r.Title, Language: r.Language, Crop: r.Crop,
 		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen,
 		MovedTo: r.MovedTo, MovedFrom: r.MovedFrom,
 	}
@@ -420,7 +460,7 @@ func (r chatRec) chat(platform, id string) Chat {
 func (r userRec) user(platform, id string) User {
 	return User{
 		Platform: platform, ID: id,
-		Name: r.Name, Language: r.Language, LangHint: r.LangHint,
+		Name: r.Name, Language: r.Language, LangHint: r.LangHint, Crop: r.Crop,
 		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen,
 		MovedTo: r.MovedTo, MovedFrom: r.MovedFrom,
 	}

@@ -45,6 +45,9 @@ type Record struct {
 	Lang string
 	// CacheHit marks an answer whose photo analyses all came from the cache.
 	CacheHit bool
+	// Crop is the crop the farmer stated for the photo this message is about (a crop id such as
+	// "corn": by /crop, in the caption, or answering the bot's question), "" if none.
+	Crop string
 }
 
 // msgRec is the JSON stored under a big-endian Seq in a chat's nested
@@ -65,6 +68,7 @@ type msgRec struct {
 	Kind       string    `json:"kind,omitempty"`
 	Lang       string    `json:"lang,omitempty"`
 	CacheHit   bool      `json:"cache_hit,omitempty"`
+	Crop       string    `json:"crop,omitempty"`
 }
 
 func newMsgRec(r Record) msgRec {
@@ -72,7 +76,7 @@ func newMsgRec(r Record) msgRec {
 		Time: utc(r.Time), Direction: r.Direction,
 		SenderID: r.SenderID, SenderName: r.SenderName, MessageID: r.MessageID,
 		Text: r.Text, PhotoHash: r.PhotoHash, Album: r.Album, ReplyTo: r.ReplyTo, Error: r.Error,
-		Staff: r.Staff, Kind: r.Kind, Lang: r.Lang, CacheHit: r.CacheHit,
+		Staff: r.Staff, Kind: r.Kind, Lang: r.Lang, CacheHit: r.CacheHit, Crop: r.Crop,
 	}
 }
 
@@ -81,7 +85,7 @@ func (m msgRec) record(platform, chatID string, seq uint64) Record {
 		Seq: seq, Time: m.Time, Platform: platform, ChatID: chatID, Direction: m.Direction,
 		SenderID: m.SenderID, SenderName: m.SenderName, MessageID: m.MessageID,
 		Text: m.Text, PhotoHash: m.PhotoHash, Album: m.Album, ReplyTo: m.ReplyTo, Error: m.Error,
-		Staff: m.Staff, Kind: m.Kind, Lang: m.Lang, CacheHit: m.CacheHit,
+		Staff: m.Staff, Kind: m.Kind, Lang: m.Lang, CacheHit: m.CacheHit, Crop: m.Crop,
 	}
 }
 

@@ -73,7 +73,7 @@ func allBuckets() []string {
 		bucketContentIDs, bucketChats, bucketUsers, bucketMessages, bucketTurns,
 		bucketInbox, bucketInboxOffsets,
 		bucketSummaries, bucketSummaryIndex, bucketCorrections, bucketStaffActions, bucketDailyStats,
-		bucketStaff, bucketStaffSessions,
+		bucketStaff, bucketStaffSessions, bucketCropQuestions,
 	}
 }
 
