@@ -70,7 +70,18 @@ type Message struct {
 	// Album holds the photos of an album (Telegram media group) sent together; they are
 	// diagnosed together and answered once. Photo is nil then.
 	Album []*Photo
-	Time  time.Time
+	// Choice is the data of a button the user tapped (a Telegram inline keyboard's callback, a
+	// web chat button): one of the Choices of an earlier reply. Text and Photo are empty then.
+	Choice string
+	Time   time.Time
+}
+
+// Choice is a button offered with a reply. Channels with buttons show Label and send Data back
+// as Message.Choice when it is tapped; the reply's text already numbers the choices for channels
+// without buttons (WhatsApp), where the user answers with the number or the name.
+type Choice struct {
+	Label string
+	Data  string // at most 64 bytes (Telegram's callback_data limit)
 }
 
 // Reply is one outgoing message: text, and optionally a JPEG image (or an album of them) with a
@@ -87,8 +98,11 @@ type Reply struct {
 	// Images are the overlays of an album reply (Image is nil then); Text belongs to them all.
 	Images [][]byte
 	// Kind says what the reply is, for logs and for adapters that render kinds differently:
-	// "diagnosis", "unsure", "not_leaf", "unknown_crop", "command", "error", "staff".
+	// "diagnosis", "unsure", "not_leaf", "unknown_crop", "crop_question", "crop_mismatch",
+	// "command", "error", "staff".
 	Kind string
+	// Choices are buttons to show with the reply (the crop question's), nil for none.
+	Choices []Choice
 }
 
 // Responder sends replies back through the platform a message came from.

@@ -2,11 +2,14 @@ package bot
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"unicode/utf16"
 
+	"github.com/cropshield/cropshield/inference"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
 )
@@ -26,7 +29,7 @@ func TestLongestCaptionFitsTelegram(t *testing.T) {
 	if err := loc.CheckClasses(classes); err != nil {
 		t.Fatal(err)
 	}
-	h := &Handler{loc: loc, cfg: Config{Threshold: 0.5}.withDefaults()}
+	h := &Handler{loc: loc, cfg: Config{Threshold: 0.5}.withDefaults(), model: classesOnly(classes)}
 	for _, l := range loc.Languages() {
 		t.Run(l.Code, func(t *testing.T) {
 			// The three longest crop + disease names in this language.
@@ -44,6 +47,8 @@ func TestLongestCaptionFitsTelegram(t *testing.T) {
 					}
 					a := store.Analysis{Top: []store.Candidate{{Class: first, Prob: top}, {Class: byLen[1], Prob: 0.0045}, {Class: byLen[2], Prob: 0.0044}}}
 					caption, _, _ := h.diagnosisText(l.Code, a)
+					// A stated crop adds a line (the longest crop name).
+					caption = loc.T(l.Code, "crop.stated", "crop", longestCrop(loc, l.Code, classes)) + "\n\n" + caption
 					album := loc.TN(l.Code, "album.header", 10) + " " + loc.TN(l.Code, "album.left_out", 9) + "\n\n" + caption
 					longest = max(longest, len(utf16.Encode([]rune(album))))
 					if strings.Contains(caption, "{") {
@@ -57,4 +62,25 @@ func TestLongestCaptionFitsTelegram(t *testing.T) {
 			t.Logf("%s: longest caption %d of %d", l.Code, longest, telegramCaptionLimit)
 		})
 	}
+}
+
+// classesOnly is a model that only has classes.
+type classesOnly []string
+
+func (c classesOnly) Analyze(context.Context, []byte) (inference.Result, error) {
+	return inference.Result{}, errors.New("classesOnly analyses nothing")
+}
+
+func (c classesOnly) Info() inference.Info {
+	return inference.Info{Classes: c, Version: "classes-only"}
+}
+
+func longestCrop(loc *locales.Bundle, lang string, classes []string) string {
+	longest := ""
+	for _, c := range classes {
+		if n := loc.CropName(lang, locales.CropOf(c)); len([]rune(n)) > len([]rune(longest)) {
+			longest = n
+		}
+	}
+	return longest
 }

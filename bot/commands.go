@@ -33,9 +33,11 @@ func (h *Handler) handleCommand(ctx context.Context, t *turn) {
 		if who == "" {
 			who = "👋"
 		}
-		reply(h.loc.T(t.lang, "start", "name", who))
+		reply(h.loc.T(t.lang, "start", "name", who) + "\n\n" + h.cropsKnown(t.lang))
 	case "help":
-		reply(h.loc.T(t.lang, "help"))
+		reply(h.loc.T(t.lang, "help") + "\n\n" + h.cropsKnown(t.lang))
+	case "crop":
+		h.cropCommand(ctx, t, arg)
 	case "language", "lang":
 		h.language(ctx, t, arg)
 	case "diagnose":

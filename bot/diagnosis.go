@@ -16,7 +16,7 @@ import (
 // photograph one of them (no disease, no percentages, no advice).
 func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details, kind string) {
 	if a.Rejected {
-		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "unsure.retake"), "not_leaf"
+		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "unsure.retake") + "\n\n" + h.cropsKnown(lang), "not_leaf"
 	}
 	if a.OtherCrop {
 		var crops strings.Builder
@@ -24,7 +24,7 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details
 			crops.WriteString("\n• " + c)
 		}
 		text := h.loc.T(lang, "unknowncrop.header", "crops", strings.TrimPrefix(crops.String(), "\n"))
-		return "", text + "\n\n" + h.loc.T(lang, "unknowncrop.retake"), "unknown_crop"
+		return "", text + "\n\n" + h.loc.T(lang, "unknowncrop.retake") + "\n\n" + h.loc.T(lang, "unknowncrop.hint", "example", h.cropExample(lang)), "unknown_crop"
 	}
 	top := a.Top[0]
 	best, err := h.loc.Disease(lang, top.Class)
@@ -61,7 +61,8 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details
 	line(&c, "")
 	line(&c, h.loc.T(lang, "diagnosis.heatmap"))
 	if unsure {
-		return strings.TrimSpace(c.String()), "", "unsure"
+		// The crops it knows, so that a farmer of another crop does not retake photos forever.
+		return strings.TrimSpace(c.String()), h.cropsKnown(lang), "unsure"
 	}
 	if !best.Healthy {
 		line(&d, h.loc.T(lang, "diagnosis.symptoms"))

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -36,6 +37,11 @@ type Store interface {
 	RecordInbound(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error)
 	SetChatLanguage(ctx context.Context, platform, id, lang string) error
 	SetUserLanguage(ctx context.Context, platform, id, lang string) error
+	SetChatCrop(ctx context.Context, platform, id, crop string) error
+	SetUserCrop(ctx context.Context, platform, id, crop string) error
+	PutCropQuestion(ctx context.Context, q store.CropQuestion) error
+	GetCropQuestion(ctx context.Context, platform, chatID string, notBefore time.Time) (store.CropQuestion, error)
+	DeleteCropQuestion(ctx context.Context, platform, chatID, photoHash string) error
 	AppendMessage(ctx context.Context, r store.Record) (uint64, error)
 	UpdateMessage(ctx context.Context, r store.Record) error
 	AttemptReply(ctx context.Context, platform, chatID, msgID string, k int, inbound *store.Record) error
@@ -61,6 +67,10 @@ type Config struct {
 	Refill time.Duration
 	// HistoryLen is how many photos /history lists (5).
 	HistoryLen int
+	// ClearCropShare: without a stated crop, when the model's most likely crop (the summed
+	// probability of its classes) has less than this share, the bot asks which crop it is
+	// (0.66); negative: it never asks.
+	ClearCropShare float64
 	// Now is the clock (time.Now).
 	Now func() time.Time
 }
@@ -86,6 +96,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HistoryLen <= 0 {
 		c.HistoryLen = 5
+	}
+	if c.ClearCropShare == 0 {
+		c.ClearCropShare = defaultClearCropShare
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -113,6 +126,9 @@ type Handler struct {
 // metrics may be nil.
 func NewHandler(cfg Config, log *slog.Logger, st Store, model Analyzer, loc *locales.Bundle, metrics *Metrics) (*Handler, error) {
 	if err := loc.CheckClasses(model.Info().Classes); err != nil {
+		return nil, fmt.Errorf("model %s: %w", model.Info().Version, err)
+	}
+	if err := loc.CheckCrops(model.Info().Classes); err != nil {
 		return nil, fmt.Errorf("model %s: %w", model.Info().Version, err)
 	}
 	if metrics == nil {
@@ -159,7 +175,12 @@ type turn struct {
 	unwritten bool
 	// cacheHits and cacheMisses count the photo analyses taken from the cache or not.
 	cacheHits, cacheMisses int
-	log                    *slog.Logger
+	// savedCrop is the chat's crop (/crop): the group's in a group, else the sender's.
+	savedCrop string
+	// replyPhoto and replyTo: a reply about an earlier photo (the answer to a crop question)
+	// shows that photo's hash in the log and quotes its message.
+	replyPhoto, replyTo string
+	log                 *slog.Logger
 }
 
 type sentReply struct {
@@ -213,6 +234,8 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 		kind = "photo"
 	case len(m.Album) > 0:
 		kind = "album"
+	case m.Choice != "":
+		kind = "choice"
 	case isCommand(m.Text):
 		kind = "command"
 	}
@@ -244,7 +267,16 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 		}
 		return nil
 	}
+	if kind == "choice" || kind == "text" {
+		if q, crop, ok := h.cropAnswer(ctx, t); ok {
+			h.answerCropQuestion(ctx, t, q, crop)
+			return nil
+		}
+	}
 	switch kind {
+	case "choice":
+		// A button of a question that expired, was answered, or was replaced: quietly nothing.
+		t.log.Info("button of a closed question ignored", "choice", m.Choice)
 	case "photo":
 		h.handlePhoto(ctx, t)
 	case "album":
@@ -278,8 +310,21 @@ func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error)
 		touchUser = &store.User{Platform: p, ID: m.Sender.ID, Name: m.Sender.Name, LangHint: m.Sender.LangHint}
 	}
 	t.lang = h.resolveLanguage(m, chat, user)
+	t.savedCrop = user.Crop
+	if m.Chat.Kind == Group {
+		t.savedCrop = chat.Crop
+	}
+	text := m.Text
+	if m.Choice != "" && text == "" {
+		// A tapped button: log what it says.
+		text = m.Choice
+		if rest, ok := strings.CutPrefix(m.Choice, cropChoicePrefix); ok {
+			crop, _, _ := strings.Cut(rest, ":")
+			text = h.loc.CropName(t.lang, crop)
+		}
+	}
 	t.rec = store.Record{Time: m.Time, Platform: p, ChatID: m.Chat.ID, Direction: store.Inbound,
-		SenderID: m.Sender.ID, SenderName: m.Sender.Name, MessageID: m.ID, Text: m.Text, Lang: t.lang}
+		SenderID: m.Sender.ID, SenderName: m.Sender.Name, MessageID: m.ID, Text: text, Lang: t.lang}
 	arrival, err := h.store.RecordInbound(ctx, t.rec,
 		&store.Chat{Platform: p, ID: m.Chat.ID, Kind: string(m.Chat.Kind), Title: m.Chat.Title}, touchUser)
 	if err != nil {
@@ -372,7 +417,13 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		Direction: store.Outbound, Text: r.FullText(), ReplyTo: r.ReplyTo,
 		Kind: r.Kind, Lang: t.lang, CacheHit: t.cacheHits > 0 && t.cacheMisses == 0}
 	if r.Image != nil || r.Images != nil {
-		rec.PhotoHash = t.rec.PhotoHash
+		rec.PhotoHash = cmp.Or(t.rec.PhotoHash, t.replyPhoto)
+	}
+	switch r.Kind {
+	case "diagnosis", "unsure", "not_leaf", "unknown_crop", "crop_mismatch":
+		if t.rec.Crop != locales.AnyCrop {
+			rec.Crop = t.rec.Crop
+		}
 	}
 	if ctx.Err() != nil {
 		// Shutting down: the message stays unfinished and is answered when it is handed in
@@ -542,6 +593,13 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 		// Not a leaf takes precedence: a leaf of another crop is a leaf first.
 		UnknownCrop: res.UnknownCrop, OtherCrop: res.IsLeaf && !res.KnownCrop,
 		InferenceMS: float64(res.Timings.Inference.Microseconds()) / 1000, CreatedAt: h.cfg.Now()}
+	if classes := h.model.Info().Classes; len(res.Probs) == len(classes) {
+		// Every class's score, so that an answer within a stated crop needs no second inference.
+		a.Scores = make(map[string]float64, len(classes))
+		for i, c := range classes {
+			a.Scores[c] = res.Probs[i]
+		}
+	}
 	for _, c := range res.Top {
 		a.Top = append(a.Top, store.Candidate{Class: c.ID, Prob: c.Prob})
 	}
@@ -552,15 +610,49 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 	return a, nil
 }
 
-// answer sends the diagnosis of an analysis and notes the photo hash on the inbound record.
+// answer sends the diagnosis of an analysis and notes the photo hash on the inbound record:
+// within the crop the farmer stated (caption, /crop), or, when the model is unsure between crops
+// and no crop is stated, the question which crop it is.
 func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Analysis) {
 	t.rec.PhotoHash, t.recChanged = hash, true
+	crop := h.statedCrop(t)
+	if crop == "" {
+		if crops := cropDoubt(a, h.cfg.ClearCropShare); len(crops) >= 2 {
+			h.askCrop(ctx, t, hash, crops)
+			return
+		}
+	}
+	t.rec.Crop = crop
+	h.sendDiagnosis(ctx, t, a, crop)
+}
+
+// sendDiagnosis sends the diagnosis of an analysis, within crop if one is stated ("" for none):
+// or, when the photo clearly shows another crop, says so.
+func (h *Handler) sendDiagnosis(ctx context.Context, t *turn, a store.Analysis, crop string) {
+	if crop != "" {
+		o := withinCrop(a, crop)
+		if o.mismatch {
+			h.send(ctx, t, Reply{Kind: "crop_mismatch", ReplyTo: t.replyTo, Text: h.loc.T(t.lang, "crop.mismatch",
+				"crop", h.loc.CropName(t.lang, crop), "other", h.loc.CropName(t.lang, o.other.crop),
+				"percent", h.loc.Percent(t.lang, o.other.share))})
+			return
+		}
+		a = o.a
+	}
 	caption, details, kind := h.diagnosisText(t.lang, a)
-	r := Reply{Caption: caption, Text: details, Image: a.Overlay, Kind: kind}
+	if crop != "" && !a.Rejected {
+		stated := h.loc.T(t.lang, "crop.stated", "crop", h.loc.CropName(t.lang, crop))
+		if caption != "" {
+			caption = stated + "\n\n" + caption
+		} else {
+			details = stated + "\n\n" + details
+		}
+	}
+	r := Reply{Caption: caption, Text: details, Image: a.Overlay, Kind: kind, ReplyTo: t.replyTo}
 	if a.Rejected || a.OtherCrop || len(a.Overlay) == 0 {
 		// A heat-map over a cat, or over a leaf the model knows nothing about, explains
 		// nothing to a farmer.
-		r = Reply{Text: r.FullText(), Kind: kind}
+		r = Reply{Text: r.FullText(), Kind: kind, ReplyTo: t.replyTo}
 	}
 	h.send(ctx, t, r)
 }
