@@ -66,6 +66,9 @@ var (
 	englishWords = wordsRegex([]string{"the", "and", "with", "leaf", "leaves", "spray", "fungus",
 		"fungicide", "greenhouse", "scab", "juniper", "cedar", "psyllid", "psyllids", "whitefly",
 		"whiteflies", "blight", "mould", "mold", "weather"})
+	// seasons differ by hemisphere and climate: the texts name the crop's stage instead ("when new
+	// leaves open", "after harvest"). Checked in English, which every translation follows.
+	seasons = wordsRegex([]string{"spring", "summer", "autumn", "winter"})
 	// loanwords are English words a language has taken in.
 	loanwords = map[string][]string{"id": {"juniper"}}
 )
@@ -176,6 +179,11 @@ func qualityProblems(b *Bundle) []string {
 					}
 				}
 			}
+			if code == Default {
+				if m := seasons.FindStringSubmatch(t.value); m != nil {
+					add("%s %s: a season (%q) instead of the crop's stage: %q", code, t.where, m[2], t.value)
+				}
+			}
 			var in, all int
 			for _, r := range parenthesesRegex.ReplaceAllString(stripNames(latinNamesRegex, t.value), " ") {
 				if unicode.IsLetter(r) {
@@ -278,54 +286,63 @@ func TestQualityChecksCatch(t *testing.T) {
 		[]string{"Ng'oa mimea yenye ugonjwa.", "Nyunyizia mancozeb pamoja na cymoxanil (FRAC 27)."}, "Chukua hatua leo, huenea haraka.", "Mwite afisa ugani ukiona unaenea.")
 	amDis := disease("ዘግይቶ የሚመጣ ዋግ", "ድንች", "የውሃ ሻጋታ Phytophthora infestans", []string{"ጥቁር ቦታዎች።"},
 		[]string{"የታመሙ ተክሎችን ይንቀሉ።", "ማንኮዜብ (mancozeb) ከሳይሞክሳኒል (cymoxanil) ጋር ይርጩ (FRAC 27)።"}, "ዛሬውኑ እርምጃ ይውሰዱ፤ በፍጥነት ይስፋፋል።", "ከተስፋፋ የግብርና ባለሙያ ያማክሩ።")
-	build := func(swMessages, sw, am string) fstest.MapFS {
-		if swMessages == "" {
-			swMessages = swMsg
-		}
-		return fstest.MapFS{
-			"messages/en.json": {Data: []byte(enMsg)}, "diseases/en.json": {Data: []byte(enDis)},
-			"messages/sw.json": {Data: []byte(swMessages)}, "diseases/sw.json": {Data: []byte(sw)},
-			"messages/am.json": {Data: []byte(amMsg)}, "diseases/am.json": {Data: []byte(am)},
-		}
-	}
+	// plant replaces old by new in one file of the clean catalogs.
+	type plant struct{ file, old, new string }
 	for _, tc := range []struct {
-		name, sw, am string
-		want         string // "" for a clean bundle
-		swMessages   string // "" for swMsg
+		name  string
+		plant plant  // the fault; none for the clean catalogs
+		want  string // a problem that must be named; "" for none at all
 	}{
-		{"clean", swDis, amDis, "", ""},
-		{"English leftover", strings.Replace(swDis, "Ng'oa mimea yenye ugonjwa.", "Remove sick plants.", 1), amDis,
-			`sw diseases potato__late_blight.advice[0]: the same as in English`, ""},
-		{"English cause", strings.Replace(swDis, "Ukungu wa maji", "Oomycete", 1), amDis,
-			`sw diseases potato__late_blight.cause: the same as in English`, ""},
-		{"English word in a translation", strings.Replace(swDis, "Mabaka meusi.", "Mabaka meusi ya blight.", 1), amDis,
-			`sw diseases potato__late_blight.symptoms[0]: English word "blight"`, ""},
-		{"wrong script", swDis, strings.Replace(amDis, "ጥቁር ቦታዎች።", "Dark patches.", 1),
-			`am diseases potato__late_blight.symptoms[0]: only 0 of 11 letters in Ethiopic script`, ""},
-		{"active ingredient in Latin script", swDis, strings.Replace(amDis, "ማንኮዜብ (mancozeb)", "mancozeb", 1),
-			`am diseases potato__late_blight.advice[1]: only`, ""},
-		{"Ethiopic in a Latin-script language", strings.Replace(swDis, "Viazi", "ድንች", 1), amDis,
-			`sw diseases potato__late_blight.crop: only 0 of 3 letters in Latin script`, ""},
-		{"empty bullet", strings.Replace(swDis, `"Mabaka meusi."`, `" "`, 1), amDis,
-			`sw potato__late_blight: empty symptoms bullet 1`, ""},
-		{"blank cause", swDis, strings.Replace(amDis, "የውሃ ሻጋታ Phytophthora infestans", "", 1),
-			`am potato__late_blight: blank cause`, ""},
-		{"fewer advice bullets", strings.Replace(swDis, `"Ng'oa mimea yenye ugonjwa.",`, "", 1), amDis,
-			`sw potato__late_blight: 1 advice bullets, en has 2`, ""},
-		{"double braces", strings.Replace(swDis, "Viazi", "{{crop}}", 1), amDis,
-			`sw diseases potato__late_blight.crop: a brace outside a {placeholder}`, ""},
+		{"clean", plant{}, ""},
+		{"English leftover", plant{"diseases/sw.json", "Ng'oa mimea yenye ugonjwa.", "Remove sick plants."},
+			`sw diseases potato__late_blight.advice[0]: the same as in English`},
+		{"English cause", plant{"diseases/sw.json", "Ukungu wa maji", "Oomycete"},
+			`sw diseases potato__late_blight.cause: the same as in English`},
+		{"English word in a translation", plant{"diseases/sw.json", "Mabaka meusi.", "Mabaka meusi ya blight."},
+			`sw diseases potato__late_blight.symptoms[0]: English word "blight"`},
+		{"wrong script", plant{"diseases/am.json", "ጥቁር ቦታዎች።", "Dark patches."},
+			`am diseases potato__late_blight.symptoms[0]: only 0 of 11 letters in Ethiopic script`},
+		{"active ingredient in Latin script", plant{"diseases/am.json", "ማንኮዜብ (mancozeb)", "mancozeb"},
+			`am diseases potato__late_blight.advice[1]: only`},
+		{"Ethiopic in a Latin-script language", plant{"diseases/sw.json", "Viazi", "ድንች"},
+			`sw diseases potato__late_blight.crop: only 0 of 3 letters in Latin script`},
+		{"empty bullet", plant{"diseases/sw.json", `"Mabaka meusi."`, `" "`},
+			`sw potato__late_blight: empty symptoms bullet 1`},
+		{"blank cause", plant{"diseases/am.json", "የውሃ ሻጋታ Phytophthora infestans", ""},
+			`am potato__late_blight: blank cause`},
+		{"fewer advice bullets", plant{"diseases/sw.json", `"Ng'oa mimea yenye ugonjwa.",`, ""},
+			`sw potato__late_blight: 1 advice bullets, en has 2`},
+		{"double braces", plant{"diseases/sw.json", "Viazi", "{{crop}}"},
+			`sw diseases potato__late_blight.crop: a brace outside a {placeholder}`},
 		// {{name}} passes the same-placeholders check ({name} is inside) but not this one.
-		{"double braces in a message", swDis, amDis, `sw messages hi: a brace outside a {placeholder}`,
-			strings.Replace(swMsg, "Habari {name}", "Habari {{name}}", 1)},
-		{"placeholder in a disease text", strings.Replace(swDis, "Viazi", "{crop}", 1), amDis,
-			`sw diseases potato__late_blight.crop: disease texts are not filled`, ""},
-		{"double colon", strings.Replace(swDis, "Chukua hatua leo, huenea", "Chukua hatua leo: huenea", 1), amDis,
-			`sw potato__late_blight: diagnosis.urgency text has a colon after the label's: "Ni haraka kiasi gani: Chukua hatua leo: huenea haraka."`, ""},
-		{"label repeated", strings.Replace(swDis, "Mwite afisa ugani", "Tafuta msaada wa afisa ugani", 1), amDis,
-			`sw potato__late_blight: diagnosis.call_expert repeats the label's word "msaada"`, ""},
+		{"double braces in a message", plant{"messages/sw.json", "Habari {name}", "Habari {{name}}"},
+			`sw messages hi: a brace outside a {placeholder}`},
+		{"placeholder in a disease text", plant{"diseases/sw.json", "Viazi", "{crop}"},
+			`sw diseases potato__late_blight.crop: disease texts are not filled`},
+		{"double colon", plant{"diseases/sw.json", "Chukua hatua leo, huenea", "Chukua hatua leo: huenea"},
+			`sw potato__late_blight: diagnosis.urgency text has a colon after the label's: "Ni haraka kiasi gani: Chukua hatua leo: huenea haraka."`},
+		{"label repeated", plant{"diseases/sw.json", "Mwite afisa ugani", "Tafuta msaada wa afisa ugani"},
+			`sw potato__late_blight: diagnosis.call_expert repeats the label's word "msaada"`},
+		{"season", plant{"diseases/en.json", "Act today, it spreads fast.", "Act in spring, it spreads fast."},
+			`en diseases potato__late_blight.urgency: a season ("spring")`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := load(build(tc.swMessages, tc.sw, tc.am))
+			files := map[string]string{
+				"messages/en.json": enMsg, "diseases/en.json": enDis,
+				"messages/sw.json": swMsg, "diseases/sw.json": swDis,
+				"messages/am.json": amMsg, "diseases/am.json": amDis,
+			}
+			if tc.plant.file != "" {
+				if !strings.Contains(files[tc.plant.file], tc.plant.old) {
+					t.Fatalf("%s has no %q to replace", tc.plant.file, tc.plant.old)
+				}
+				files[tc.plant.file] = strings.Replace(files[tc.plant.file], tc.plant.old, tc.plant.new, 1)
+			}
+			fsys := fstest.MapFS{}
+			for name, data := range files {
+				fsys[name] = &fstest.MapFile{Data: []byte(data)}
+			}
+			b, err := load(fsys)
 			if err != nil {
 				t.Fatal(err)
 			}
