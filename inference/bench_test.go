@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"image/jpeg"
 	"math"
-	"path/filepath"
 	"testing"
 
 	"github.com/cropshield/cropshield/inference"
@@ -84,7 +83,7 @@ func BenchmarkStages(b *testing.B) {
 // BenchmarkShippedModel measures the trained model: inference alone on one preprocessed photo, and
 // Analyze on a 1280x960 JPEG.
 func BenchmarkShippedModel(b *testing.B) {
-	m, err := inference.Load(context.Background(), filepath.Join(testenv.Root(b), "models", "cropshield-v1.onnx"), inference.Options{
+	m, err := inference.Load(context.Background(), testenv.ShippedModel(b), inference.Options{
 		LibraryPath: testenv.ORTLib(b), Device: inference.DeviceCPU})
 	if err != nil {
 		b.Fatal(err)

@@ -112,7 +112,7 @@ func TestCodecsAgreeOnContractModel(t *testing.T) {
 // with either codec (two photos of each class, as TestShippedModelOnHeldOutLabPhotos).
 func TestCodecsAgreeOnShippedModel(t *testing.T) {
 	datasets := testenv.Datasets(t)
-	turbo, pureGo := codecPair(t, filepath.Join(testenv.Root(t), "models", "cropshield-v1.onnx"))
+	turbo, pureGo := codecPair(t, testenv.ShippedModel(t))
 	raw, err := os.ReadFile(filepath.Join(testenv.Root(t), "models", "train", "splits.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 // shippedModel is the trained model `serve` uses by default.
 func shippedModel(t *testing.T) *inference.Model {
 	t.Helper()
-	m, err := inference.Load(context.Background(), filepath.Join(testenv.Root(t), "models", "cropshield-v1.onnx"),
+	m, err := inference.Load(context.Background(), testenv.ShippedModel(t),
 		inference.Options{LibraryPath: testenv.ORTLib(t), Device: inference.DeviceCPU})
 	if err != nil {
 		t.Fatal(err)
@@ -29,11 +29,11 @@ func shippedModel(t *testing.T) *inference.Model {
 	return m
 }
 
-// TestShippedModelContract: the shipped model loads through the contract with 25 classes, each
-// with texts in every language, a not-a-leaf output and a fitted temperature.
+// TestShippedModelContract: the shipped model loads through the contract with 28 classes, each
+// with texts in every language, a not-a-leaf and an unknown-crop output and a fitted temperature.
 func TestShippedModelContract(t *testing.T) {
 	info := shippedModel(t).Info()
-	if len(info.Classes) != 25 || !strings.HasPrefix(info.Version, "cropshield-") {
+	if len(info.Classes) != 28 || !strings.HasPrefix(info.Version, "cropshield-") {
 		t.Fatalf("model %s with %d classes", info.Version, len(info.Classes))
 	}
 	loc, err := locales.Load()
@@ -43,55 +43,93 @@ func TestShippedModelContract(t *testing.T) {
 	if err := loc.CheckClasses(info.Classes); err != nil {
 		t.Fatal(err)
 	}
-	if info.NotLeafThreshold <= 0 || info.Temperature <= 0 || info.Temperature == 1 {
-		t.Errorf("not_leaf threshold %v, temperature %v: want a rejection output and a fitted temperature", info.NotLeafThreshold, info.Temperature)
+	if info.NotLeafThreshold <= 0 || info.UnknownCropThreshold <= 0 || info.Temperature <= 0 || info.Temperature == 1 {
+		t.Errorf("not_leaf threshold %v, unknown_crop threshold %v, temperature %v: want both refusal outputs and a fitted temperature",
+			info.NotLeafThreshold, info.UnknownCropThreshold, info.Temperature)
 	}
 }
 
-// TestShippedModelOnHeldOutLabPhotos classifies the first two held-out lab photos of every class
-// (models/train/splits.json, never trained on) and expects at most three mistakes in fifty.
-func TestShippedModelOnHeldOutLabPhotos(t *testing.T) {
-	datasets := testenv.Datasets(t)
-	m := shippedModel(t)
+// heldOut reads a held-out split of models/train/splits.json (never trained or calibrated on) and
+// keeps at most perClass photos of each class folder.
+func heldOut(t *testing.T, split string, perClass int) []string {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(testenv.Root(t), "models", "train", "splits.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var splits struct {
-		LabTest []string `json:"lab-test"`
-	}
+	var splits map[string]json.RawMessage
+	var paths []string
 	if err := json.Unmarshal(raw, &splits); err != nil {
 		t.Fatal(err)
 	}
-	perClass := map[string]int{}
-	wrong, total, rejected := 0, 0, 0
-	for _, rel := range splits.LabTest {
+	if err := json.Unmarshal(splits[split], &paths); err != nil || len(paths) == 0 {
+		t.Fatalf("split %q: %v (%d photos)", split, err, len(paths))
+	}
+	n := map[string]int{}
+	var out []string
+	for _, rel := range paths {
 		class := filepath.Base(filepath.Dir(rel))
-		if perClass[class] == 2 {
-			continue
-		}
-		perClass[class]++
-		data, err := os.ReadFile(filepath.Join(datasets, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := m.Classify(context.Background(), data)
-		if err != nil {
-			t.Fatalf("%s: %v", rel, err)
-		}
-		total++
-		if !res.IsLeaf {
-			rejected++
-		}
-		if res.Top[0].ID != class {
-			wrong++
-			t.Logf("%s: %s (%.0f%%)", rel, res.Top[0].ID, 100*res.Top[0].Prob)
+		if n[class] < perClass {
+			n[class]++
+			out = append(out, rel)
 		}
 	}
-	if len(perClass) != 25 || total != 50 {
-		t.Fatalf("sampled %d photos of %d classes, want 50 of 25", total, len(perClass))
-	}
-	if wrong > 3 || rejected > 1 {
-		t.Errorf("%d of %d held-out lab photos misclassified, %d rejected as not a leaf", wrong, total, rejected)
+	return out
+}
+
+// TestShippedModelOnHeldOutPhotos classifies held-out photos the model never saw in training or
+// calibration: two lab photos of each of the 25 lab classes, four bean field photos of each bean
+// class (iBean's validation split), and chilli leaves (a crop the model must not diagnose).
+func TestShippedModelOnHeldOutPhotos(t *testing.T) {
+	datasets := testenv.Datasets(t)
+	m := shippedModel(t)
+	for _, tc := range []struct {
+		split    string
+		perClass int
+		photos   int
+		// at most this many photos answered wrongly: another class, or (for chilli) a disease
+		maxWrong, maxRefused int
+		unknownCrop          bool
+	}{
+		{split: "lab-test", perClass: 2, photos: 50, maxWrong: 3, maxRefused: 1},
+		{split: "bean-test", perClass: 4, photos: 12, maxWrong: 2, maxRefused: 1},
+		{split: "chilli-test", perClass: 3, photos: 15, maxWrong: 2, unknownCrop: true},
+	} {
+		t.Run(tc.split, func(t *testing.T) {
+			rels := heldOut(t, tc.split, tc.perClass)
+			if len(rels) != tc.photos {
+				t.Fatalf("sampled %d photos, want %d", len(rels), tc.photos)
+			}
+			wrong, refused := 0, 0
+			for _, rel := range rels {
+				data, err := os.ReadFile(filepath.Join(datasets, rel))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := m.Classify(context.Background(), data)
+				if err != nil {
+					t.Fatalf("%s: %v", rel, err)
+				}
+				diagnosed := res.IsLeaf && res.KnownCrop
+				if tc.unknownCrop {
+					if diagnosed && res.Top[0].Prob >= 0.5 {
+						wrong++
+						t.Logf("%s: diagnosed %s (%.0f%%), unknown_crop %.2f", rel, res.Top[0].ID, 100*res.Top[0].Prob, res.UnknownCrop)
+					}
+					continue
+				}
+				if !diagnosed {
+					refused++
+					t.Logf("%s: refused (not_leaf %.2f, unknown_crop %.2f)", rel, res.NotLeaf, res.UnknownCrop)
+				}
+				if class := filepath.Base(filepath.Dir(rel)); res.Top[0].ID != class {
+					wrong++
+					t.Logf("%s: %s (%.0f%%)", rel, res.Top[0].ID, 100*res.Top[0].Prob)
+				}
+			}
+			if wrong > tc.maxWrong || refused > tc.maxRefused {
+				t.Errorf("%d of %d photos answered wrongly, %d refused (want at most %d and %d)", wrong, len(rels), refused, tc.maxWrong, tc.maxRefused)
+			}
+		})
 	}
 }

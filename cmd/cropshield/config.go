@@ -26,7 +26,7 @@ type modelConfig struct {
 }
 
 // defaultModel is the trained model `make run` uses (see models/MODEL_CARD.md).
-const defaultModel = "models/cropshield-v1.onnx"
+const defaultModel = "models/cropshield-v2.onnx"
 
 func (c *modelConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.model, "model", defaultModel, "ONNX model file following the CropShield model contract")

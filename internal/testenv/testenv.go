@@ -54,6 +54,12 @@ func ContractModel(tb testing.TB) string {
 	return filepath.Join(Root(tb), "models", "contract", "contract.onnx")
 }
 
+// ShippedModel is the trained model `serve` uses by default (models/MODEL_CARD.md).
+func ShippedModel(tb testing.TB) string {
+	tb.Helper()
+	return filepath.Join(Root(tb), "models", "cropshield-v2.onnx")
+}
+
 // OptionalModel is one of the tiny models of models/contract/testdata/optional (built by
 // models/contract/gen_optional_outputs.py) that exercise the contract's optional outputs, by name
 // without ".onnx": "unknown-crop", "both", "not-leaf", or a broken variant.
