@@ -157,7 +157,7 @@ func TestSendToMovedGroup(t *testing.T) {
 			wantMethods: []string{"sendMessage"},
 			wantRefused: []string{"sendMessage/-4001"},
 			check: func(t *testing.T, e *env) {
-				if got, want := e.api.sentTo(superGroup)[0].Text, e.loc.T("sw", "help"); got != strings.TrimSpace(want) {
+				if got, want := e.api.sentTo(superGroup)[0].Text, e.loc.T("sw", "help"); !strings.HasPrefix(got, strings.TrimSpace(want)) {
 					t.Errorf("the supergroup got %q, want /help in Kiswahili", got)
 				}
 				recs, err := e.st.RecentMessages(context.Background(), "telegram", strconv.Itoa(oldGroup), 1)

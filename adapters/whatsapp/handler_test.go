@@ -44,7 +44,9 @@ func openBot(t testing.TB, path string) *realBot {
 		t.Fatal(err)
 	}
 	b := &realBot{path: path, st: st, metrics: bot.NewMetrics(prometheus.NewRegistry())}
-	b.handler, err = bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100}, testLogger, st, testenv.ContractSession(t), loc, b.metrics)
+	// ClearCropShare -1: the contract model is unsure between crops on synthetic leaves; these
+	// tests want its diagnosis (the crop question has its own test).
+	b.handler, err = bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100, ClearCropShare: -1}, testLogger, st, testenv.ContractSession(t), loc, b.metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,11 +353,11 @@ func TestLIDFarmerMovesToPhoneNumber(t *testing.T) {
 			rec.mu.Lock()
 			last := rec.replies[len(rec.replies)-1]
 			rec.mu.Unlock()
-			if last.ReplyTo != "L2" || last.Chat.ID != tc.want || last.Text != loc.T("sw", "help") {
+			if last.ReplyTo != "L2" || last.Chat.ID != tc.want || !strings.HasPrefix(last.Text, loc.T("sw", "help")) {
 				t.Errorf("reply to the message with the phone number: %+v, want the help text in Swahili in %s", last, tc.want)
 			}
 			sent := r.client.sentMessages()
-			if got := sent[len(sent)-1].msg.GetExtendedTextMessage().GetText(); got != loc.T("sw", "help") {
+			if got := sent[len(sent)-1].msg.GetExtendedTextMessage().GetText(); !strings.HasPrefix(got, loc.T("sw", "help")) {
 				t.Errorf("sent %q, want the help text in Swahili", got)
 			}
 			if u, err := b.st.GetUser(ctx, "whatsapp", pn.String()); err != nil || u.Language != "sw" || u.MovedFrom != lid.String() {
