@@ -34,6 +34,9 @@ type serveConfig struct {
 	addr         string
 	db           string
 	threshold    float64
+	// askCropBelow: without a stated crop, below this share of its most likely crop the bot
+	// asks which crop (bot.Config.ClearCropShare); 0 (a serveConfig built in code) never asks.
+	askCropBelow float64
 	workers      int
 	drainTimeout time.Duration
 	memLimit     byteSize
@@ -52,6 +55,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address of the web chat, /healthz and /metrics")
 	fs.StringVar(&c.db, "db", "data/cropshield.db", "bbolt database file (created 0600)")
 	fs.Float64Var(&c.threshold, "threshold", 0.5, "below this top-1 probability the bot says it is not sure and asks for a new photo")
+	fs.Float64Var(&c.askCropBelow, "ask-crop-below", 0.66, "without a crop stated by the farmer, below this share of its most likely crop the bot asks which crop it is; 0 never asks")
 	fs.IntVar(&c.workers, "workers", 2, "photos analysed at once")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 20*time.Second, "how long shutdown waits for messages being handled")
 	fs.Var(&c.memLimit, "memory-limit", "soft limit of the Go heap (debug.SetMemoryLimit), e.g. 384MiB or 1GiB; off for none")
@@ -113,7 +117,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := bot.NewMetrics(reg)
-	handler, err := bot.NewHandler(bot.Config{Threshold: c.threshold, Workers: c.workers}, log, st, model, loc, metrics)
+	askCrop := c.askCropBelow
+	if askCrop <= 0 {
+		askCrop = -1 // never
+	}
+	handler, err := bot.NewHandler(bot.Config{Threshold: c.threshold, Workers: c.workers, ClearCropShare: askCrop}, log, st, model, loc, metrics)
 	if err != nil {
 		return err
 	}
