@@ -31,9 +31,9 @@ import (
 
 type serveConfig struct {
 	modelConfig
-	addr         string
-	db           string
-	threshold    float64
+	addr      string
+	db        string
+	threshold float64
 	// askCropBelow: without a stated crop, below this share of its most likely crop the bot
 	// asks which crop (bot.Config.ClearCropShare); 0 (a serveConfig built in code) never asks.
 	askCropBelow float64
