@@ -35,6 +35,8 @@ type sent struct {
 	Photos  [][]byte // uploaded images, in order
 	AllowNo bool     // allow_sending_without_reply
 	At      time.Time
+	// Buttons are the inline keyboard's buttons (text and callback_data), row by row.
+	Buttons []tgbotapi.InlineKeyboardButton
 }
 
 type fakeFile struct {
@@ -84,6 +86,7 @@ type fakeAPI struct {
 	holdSend    func(method string, chat int64) bool
 	released    chan struct{}
 	deliveredAt map[string]time.Time // "chat/message" → when getUpdates handed it out
+	answered    []string             // callback query ids answered (answerCallbackQuery)
 	moved       map[int64]int64      // chat → the supergroup it became: sends to it are refused
 	refused     []string             // "method/chat" of the sends refused because the chat moved
 }
@@ -155,6 +158,29 @@ func (f *fakeAPI) push(msgs ...tgbotapi.Message) []int64 {
 	}
 	f.changedLocked()
 	return ids
+}
+
+// tap queues a callback query: user taps the button with data under the bot's message msg in
+// chat. It returns the update id.
+func (f *fakeAPI) tap(chat *tgbotapi.Chat, user *tgbotapi.User, msg int, data string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	cb := &tgbotapi.CallbackQuery{ID: fmt.Sprintf("cbq-%d", f.nextID), From: user, Data: data, ChatInstance: "ci",
+		Message: &tgbotapi.Message{MessageID: msg, Chat: chat, Date: int(time.Now().Unix()), From: &tgbotapi.User{ID: botID, IsBot: true}}}
+	raw, err := json.Marshal(tgbotapi.Update{UpdateID: int(f.nextID), CallbackQuery: cb})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.queue = append(f.queue, queued{id: f.nextID, raw: raw, at: time.Now()})
+	f.changedLocked()
+	return f.nextID
+}
+
+func (f *fakeAPI) answeredCallbacks() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.answered...)
 }
 
 // update returns the JSON of a message as an update with a fresh id (for webhook posts).
@@ -424,6 +450,16 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		f.changedLocked()
 		f.mu.Unlock()
 		ok(w, true)
+	case "answerCallbackQuery":
+		if form["callback_query_id"] == "" {
+			fail(w, http.StatusBadRequest, "Bad Request: query id is empty", nil)
+			return
+		}
+		f.mu.Lock()
+		f.answered = append(f.answered, form["callback_query_id"])
+		f.changedLocked()
+		f.mu.Unlock()
+		ok(w, true)
 	case "sendMessage", "sendPhoto", "sendMediaGroup":
 		f.send(w, method, chat, form, files)
 	default:
@@ -500,9 +536,12 @@ func (f *fakeAPI) getUpdates(w http.ResponseWriter, r *http.Request, form map[st
 			out := make([]json.RawMessage, 0, len(f.queue))
 			now := time.Now()
 			for _, q := range f.queue {
-				out = append(out, q.raw)
 				var u tgbotapi.Update
 				_ = json.Unmarshal(q.raw, &u)
+				if u.CallbackQuery != nil && !strings.Contains(form["allowed_updates"], "callback_query") {
+					continue // as Telegram: only the update kinds asked for
+				}
+				out = append(out, q.raw)
 				if m := u.Message; m != nil {
 					k := fmt.Sprintf("%d/%d", m.Chat.ID, m.MessageID)
 					if _, seen := f.deliveredAt[k]; !seen {
@@ -557,6 +596,22 @@ func (f *fakeAPI) send(w http.ResponseWriter, method string, chat int64, form ma
 	switch method {
 	case "sendMessage":
 		s.Text = form["text"]
+		if rm := form["reply_markup"]; rm != "" {
+			var kb tgbotapi.InlineKeyboardMarkup
+			if err := json.Unmarshal([]byte(rm), &kb); err != nil {
+				fail(w, http.StatusBadRequest, "Bad Request: can't parse reply keyboard markup JSON object", nil)
+				return
+			}
+			for _, row := range kb.InlineKeyboard {
+				for _, b := range row {
+					if b.CallbackData == nil || len(*b.CallbackData) > 64 || b.Text == "" {
+						fail(w, http.StatusBadRequest, "Bad Request: BUTTON_DATA_INVALID", nil)
+						return
+					}
+				}
+				s.Buttons = append(s.Buttons, row...)
+			}
+		}
 	case "sendPhoto":
 		s.Text = form["caption"]
 		s.Photos = [][]byte{files["photo"]}

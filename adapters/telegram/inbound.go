@@ -20,11 +20,23 @@ import (
 // imageMIME lists the document types handed over as photos.
 var imageMIME = []string{"image/jpeg", "image/png", "image/webp"}
 
-// update is one received update: its raw JSON (what the inbox keeps) and its message.
+// update is one received update: its raw JSON (what the inbox keeps) and its message. A tapped
+// inline keyboard button (callback query) has cb set and msg made from it: its chat, its sender.
 type update struct {
 	id  int64
 	raw []byte
 	msg *tgbotapi.Message
+	cb  *tgbotapi.CallbackQuery
+}
+
+// callbackMessage is the message a callback query stands for: the chat of the message whose
+// button was tapped, the user who tapped it. nil for a callback without its message (an inline
+// message, or one too old for Telegram to include).
+func callbackMessage(cb *tgbotapi.CallbackQuery) *tgbotapi.Message {
+	if cb == nil || cb.Message == nil || cb.Message.Chat == nil || cb.From == nil {
+		return nil
+	}
+	return &tgbotapi.Message{Chat: cb.Message.Chat, From: cb.From, Date: cb.Message.Date}
 }
 
 // isGroup tells group chats (basic and super) apart.

@@ -169,6 +169,10 @@ func (a *Adapter) parseUpdates(raws []json.RawMessage) (all []update, maxID int6
 			a.log.Error("telegram: cannot decode an update; skipping it", "update", id.UpdateID, "err", err)
 			continue
 		}
+		if u.CallbackQuery != nil {
+			all = append(all, update{id: id.UpdateID, raw: raw, msg: callbackMessage(u.CallbackQuery), cb: u.CallbackQuery})
+			continue
+		}
 		all = append(all, update{id: id.UpdateID, raw: raw, msg: u.Message})
 	}
 	return all, maxID
@@ -178,7 +182,8 @@ func (a *Adapter) parseUpdates(raws []json.RawMessage) (all []update, maxID int6
 func (a *Adapter) keep(all []update) []update {
 	var out []update
 	for _, u := range all {
-		if a.wanted(u.msg) {
+		// A tapped button is an answer to the bot (in groups too): the handler decides.
+		if u.cb != nil && u.msg != nil || u.cb == nil && a.wanted(u.msg) {
 			out = append(out, u)
 		}
 	}
@@ -218,6 +223,10 @@ func (a *Adapter) accept(us []update) {
 		}
 		a.active[u.id] = true
 		m := u.msg
+		if u.cb != nil {
+			a.submitLocked(job{chat: m.Chat.ID, updates: []update{u}})
+			continue
+		}
 		if _, to, ok := migration(m); ok {
 			// In the supergroup's queue: the group's language is carried over before the
 			// supergroup's next message is handled.
@@ -363,6 +372,13 @@ func (a *Adapter) handleJob(ctx context.Context, h bot.MessageHandler, j job) {
 		done = true
 		return
 	}
+	if cb := j.updates[0].cb; cb != nil {
+		// Stop the button's spinner. Best effort: after a restart the query may be too old to
+		// answer, and the tap is handled all the same.
+		if err := a.answerCallback(ctx, cb.ID); err != nil {
+			log.Info("telegram: callback query not answered", "err", err)
+		}
+	}
 	msg, ok := a.jobMessage(j)
 	if !ok {
 		done = true // a group album nobody addressed to the bot
@@ -393,6 +409,11 @@ func (a *Adapter) handleJob(ctx context.Context, h bot.MessageHandler, j job) {
 // addressed to the bot.
 func (a *Adapter) jobMessage(j job) (bot.Message, bool) {
 	first := j.updates[0].msg
+	if cb := j.updates[0].cb; cb != nil {
+		// Unique per tap: a second tap of the same button is a new message, a redelivery of the
+		// same tap is not.
+		return bot.Message{ID: "cb" + cb.ID, Chat: chatRef(first.Chat), Sender: sender(first), Choice: cb.Data, Time: a.opts.Now()}, true
+	}
 	msg := a.message(first)
 	if len(j.updates) == 1 && first.MediaGroupID == "" {
 		return msg, true
@@ -414,10 +435,11 @@ func (a *Adapter) jobMessage(j job) (bot.Message, bool) {
 	return msg, addressed
 }
 
-// isLanguageCommand: /language or /lang, with or without @bot and an argument.
+// isLanguageCommand: /language or /lang, or /crop (a group's choices only admins make), with or
+// without @bot and an argument.
 func isLanguageCommand(text string) bool {
 	name, _, ok := command(text)
-	return ok && (name == "language" || name == "lang")
+	return ok && (name == "language" || name == "lang" || name == "crop")
 }
 
 // chatID parses the handler's chat id.

@@ -22,8 +22,9 @@ import (
 	"github.com/cropshield/cropshield/store"
 )
 
-// allowedUpdates: the bot reads messages only (no edits, callbacks, channel posts...).
-var allowedUpdates = []string{"message"}
+// allowedUpdates: the bot reads messages and the taps of its inline keyboard buttons (no edits,
+// channel posts...).
+var allowedUpdates = []string{"message", "callback_query"}
 
 // runPolling receives updates with getUpdates until ctx ends. Each batch is saved with its new
 // offset before that offset is sent (by the next getUpdates), which is what confirms the batch

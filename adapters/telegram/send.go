@@ -58,9 +58,36 @@ func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
 	for rest != "" {
 		var part string
 		part, rest = splitText(rest, maxText)
-		if err := a.sendText(ctx, &chat, replyTo, part); err != nil {
+		var keyboard *tgbotapi.InlineKeyboardMarkup
+		if rest == "" {
+			keyboard = inlineKeyboard(r.Choices) // under the last part
+		}
+		if err := a.sendText(ctx, &chat, replyTo, part, keyboard); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// inlineKeyboard shows choices as inline keyboard buttons, one per row; nil for none.
+func inlineKeyboard(choices []bot.Choice) *tgbotapi.InlineKeyboardMarkup {
+	if len(choices) == 0 {
+		return nil
+	}
+	rows := make([][]tgbotapi.InlineKeyboardButton, len(choices))
+	for i, c := range choices {
+		rows[i] = tgbotapi.NewInlineKeyboardRow(tgbotapi.NewInlineKeyboardButtonData(c.Label, c.Data))
+	}
+	kb := tgbotapi.NewInlineKeyboardMarkup(rows...)
+	return &kb
+}
+
+// answerCallback answers a callback query (stops the tapped button's spinner): one attempt.
+func (a *Adapter) answerCallback(ctx context.Context, id string) error {
+	rctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
+	defer cancel()
+	if _, err := a.api(rctx).Request(tgbotapi.NewCallback(id, "")); err != nil {
+		return fmt.Errorf("telegram answerCallbackQuery: %w", redact(err, a.opts.Token))
 	}
 	return nil
 }
@@ -75,11 +102,14 @@ func joinText(a, b string) string {
 	return a + "\n\n" + b
 }
 
-func (a *Adapter) sendText(ctx context.Context, chat *int64, replyTo int, text string) error {
+func (a *Adapter) sendText(ctx context.Context, chat *int64, replyTo int, text string, keyboard *tgbotapi.InlineKeyboardMarkup) error {
 	return a.send(ctx, chat, "sendMessage", func(api *tgbotapi.BotAPI, chat int64) (*tgbotapi.APIResponse, error) {
 		cfg := tgbotapi.NewMessage(chat, text)
 		cfg.ReplyToMessageID, cfg.AllowSendingWithoutReply = replyTo, replyTo != 0
 		cfg.DisableWebPagePreview = true
+		if keyboard != nil {
+			cfg.ReplyMarkup = *keyboard
+		}
 		return api.Request(cfg)
 	})
 }

@@ -537,7 +537,7 @@ func TestWebhook(t *testing.T) {
 	e.start()
 	e.api.waitFor(t, "setWebhook", func() bool { return e.api.hookURL == hook })
 	_, secret, allowed := e.api.webhook()
-	if len(secret) < 32 || allowed != `["message"]` {
+	if len(secret) < 32 || allowed != `["message","callback_query"]` {
 		t.Fatalf("setWebhook secret_token of %d characters, allowed_updates %s", len(secret), allowed)
 	}
 
