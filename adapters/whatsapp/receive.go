@@ -303,7 +303,7 @@ func (a *Adapter) message(ctx context.Context, r inboxRow) (bot.Message, error) 
 		if err != nil {
 			return bot.Message{}, fmt.Errorf("chat %q: %w", r.ChatJID, err)
 		}
-		admin := m.Command == "language" || m.Command == "lang"
+		admin := m.Command == "language" || m.Command == "lang" || m.Command == "crop" // group choices: admins only
 		g := a.groups.get(ctx, a.client, chat, admin, a.opts.Now())
 		msg.Chat.Title = g.title
 		if admin {
