@@ -87,7 +87,18 @@ type Entry struct {
 	Text     string    `json:"text"`
 	ImageURL string    `json:"image_url,omitempty"`
 	Time     time.Time `json:"time"`
+	// Choices are the reply's buttons; the page posts a tapped one's Data as "choice".
+	Choices []Choice `json:"choices,omitempty"`
 }
+
+// Choice is a button under a bot's entry.
+type Choice struct {
+	Label string `json:"label"`
+	Data  string `json:"data"`
+}
+
+// maxChoice bounds a posted choice's data (Telegram's callback_data limit, which the bot keeps).
+const maxChoice = 64
 
 var _ bot.Adapter = (*Adapter)(nil)
 
@@ -146,7 +157,11 @@ func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.chatLocked(r.Chat.ID)
-	e := a.appendLocked(c, Entry{From: "bot", Kind: r.Kind, Text: r.FullText()})
+	e := Entry{From: "bot", Kind: r.Kind, Text: r.FullText()}
+	for _, ch := range r.Choices {
+		e.Choices = append(e.Choices, Choice{Label: ch.Label, Data: ch.Data})
+	}
+	e = a.appendLocked(c, e)
 	if r.Image != nil {
 		c.images[e.Seq] = r.Image
 		c.entries[len(c.entries)-1].ImageURL = "/api/image/" + strconv.FormatUint(e.Seq, 10)
@@ -233,7 +248,7 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 	}
 	id, _ := a.chatID(w, r, true)
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
-	msg, err := a.readMessage(r, id)
+	msg, label, err := a.readMessage(r, id)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -243,17 +258,21 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad upload: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if msg.Text == "" && msg.Photo == nil {
+	if msg.Text == "" && msg.Photo == nil && msg.Choice == "" {
 		http.Error(w, "empty message", http.StatusBadRequest)
 		return
 	}
 	a.mu.Lock()
 	c := a.chatLocked(id)
-	kind := "text"
-	if msg.Photo != nil {
+	kind, shown := "text", msg.Text
+	switch {
+	case msg.Photo != nil:
 		kind = "photo"
+	case msg.Choice != "":
+		// A tapped button: the page shows its label as what the user said.
+		kind, shown, msg.Text = "choice", label, ""
 	}
-	a.appendLocked(c, Entry{From: "you", Kind: kind, Text: msg.Text})
+	a.appendLocked(c, Entry{From: "you", Kind: kind, Text: shown})
 	a.mu.Unlock()
 
 	// The handler answers through Send; a browser that goes away does not cancel the analysis.
@@ -264,10 +283,11 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 	a.writeEntries(w, id, after)
 }
 
-// readMessage streams the multipart form: the "text" field and the "photo" file. A photo over
-// the limit is counted, not kept, and passed on with its size so the handler can say so.
-func (a *Adapter) readMessage(r *http.Request, chatID string) (bot.Message, error) {
-	msg := bot.Message{
+// readMessage streams the multipart form: the "text" field and the "photo" file, or a tapped
+// button's "choice" (its data) and "label". A photo over the limit is counted, not kept, and
+// passed on with its size so the handler can say so.
+func (a *Adapter) readMessage(r *http.Request, chatID string) (msg bot.Message, label string, err error) {
+	msg = bot.Message{
 		ID:     "w" + strconv.FormatUint(a.msgSeq.Add(1), 10) + "-" + strconv.FormatInt(a.opts.Now().UnixNano(), 36),
 		Chat:   bot.ChatRef{Platform: bot.WebChat, ID: chatID, Kind: bot.Private},
 		Sender: bot.Sender{ID: chatID, Name: "Web visitor", LangHint: r.Header.Get("Accept-Language")},
@@ -275,30 +295,43 @@ func (a *Adapter) readMessage(r *http.Request, chatID string) (bot.Message, erro
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return msg, fmt.Errorf("want multipart/form-data: %w", err)
+		return msg, "", fmt.Errorf("want multipart/form-data: %w", err)
+	}
+	field := func(part *multipart.Part, limit int64) (string, error) {
+		b, err := io.ReadAll(io.LimitReader(part, limit))
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(strings.ToValidUTF8(string(b), "")), nil
 	}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return msg, nil
+			return msg, label, nil
 		}
 		if err != nil {
-			return msg, err
+			return msg, "", err
 		}
 		switch part.FormName() {
 		case "text":
-			b, err := io.ReadAll(io.LimitReader(part, 4096))
-			if err != nil {
-				return msg, err
+			if msg.Text, err = field(part, 4096); err != nil {
+				return msg, "", err
 			}
-			msg.Text = strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
+		case "choice":
+			if msg.Choice, err = field(part, maxChoice); err != nil {
+				return msg, "", err
+			}
+		case "label":
+			if label, err = field(part, 256); err != nil {
+				return msg, "", err
+			}
 		case "photo":
 			if part.FileName() == "" {
 				continue
 			}
 			p, err := a.readPhoto(part)
 			if err != nil {
-				return msg, err
+				return msg, "", err
 			}
 			msg.Photo = p
 		}

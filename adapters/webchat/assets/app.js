@@ -27,6 +27,27 @@
     }
     if (entry.text) div.appendChild(document.createTextNode(entry.text));
     else if (entry.from === "you" && entry.kind === "photo" && !src) div.appendChild(document.createTextNode("[photo]"));
+    if (entry.choices && entry.choices.length) {
+      // The bot's buttons (which crop?): a tap sends the choice; the buttons then stay disabled.
+      const row = document.createElement("div");
+      row.className = "choices";
+      entry.choices.forEach((c) => {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = c.label;
+        b.dataset.choice = c.data;
+        b.addEventListener("click", () => {
+          row.querySelectorAll("button").forEach((x) => { x.disabled = true; });
+          b.classList.add("chosen");
+          const data = new FormData();
+          data.append("choice", c.data);
+          data.append("label", c.label);
+          post(data, null);
+        });
+        row.appendChild(b);
+      });
+      div.appendChild(row);
+    }
     const t = document.createElement("span");
     t.className = "time";
     t.textContent = new Date(entry.time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -49,6 +70,10 @@
     const data = new FormData();
     data.append("text", text.value);
     if (file) data.append("photo", file);
+    await post(data, file);
+  }
+
+  async function post(data, file) {
     const preview = file ? URL.createObjectURL(file) : null;
     send.disabled = true;
     working.hidden = !file;
