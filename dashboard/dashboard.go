@@ -304,6 +304,7 @@ func (s *Server) parseTemplates() error {
 		"title":      title,
 		"langName":   s.languageName,
 		"actionText": s.actionText,
+		"cropName":   s.cropName,
 	}
 	entries, err := fs.Glob(files, "templates/*.html")
 	if err != nil {
@@ -388,6 +389,14 @@ func (s *Server) diseaseName(class string) string {
 		return class
 	}
 	return d.Crop + ": " + d.Name
+}
+
+// cropName is a crop id's English name ("Corn (maize)"); "any" is a cleared choice.
+func (s *Server) cropName(crop string) string {
+	if crop == locales.AnyCrop {
+		return "any (guessed from each photo)"
+	}
+	return s.opts.Locales.CropName(locales.Default, crop)
 }
 
 // languageName is a language code's English name.
