@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cropshield/cropshield/internal/testenv"
+)
+
+// startServeAskingCrop is startServeWithReview with the crop question on (serve's default
+// --ask-crop-below 0.66): the contract model is unsure between crops on the drawn leaves.
+func startServeAskingCrop(t *testing.T, db string) (chatURL, reviewURL string) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	c := serveConfig{
+		modelConfig:  modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 2},
+		addr:         "127.0.0.1:0",
+		db:           db,
+		threshold:    0.01,
+		askCropBelow: 0.66,
+		workers:      2,
+		drainTimeout: 10 * time.Second,
+	}
+	chat, review := make(chan string, 1), make(chan string, 1)
+	c.ready = func(a string) { chat <- a }
+	c.review = reviewConfig{addr: "127.0.0.1:0", ready: func(a string) { review <- a }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, c, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}()
+	for chatURL == "" || reviewURL == "" {
+		select {
+		case a := <-chat:
+			chatURL = "http://" + a
+		case a := <-review:
+			reviewURL = "http://" + a
+		case err := <-done:
+			t.Fatalf("serve stopped early: %v\n%s", err, logs)
+		}
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("serve's log:\n%s", logs)
+		}
+	})
+	return chatURL, reviewURL
+}
+
+// TestCropQuestionInBrowser: in the web chat (headless Chromium), a leaf the model is unsure
+// between crops of gets "which crop?" with buttons; tapping "Corn (maize)" answers the same photo
+// with a maize top-3 and its overlay; the dashboard's thread shows the stated crop.
+func TestCropQuestionInBrowser(t *testing.T) {
+	chromium(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute) // a safety net, not a measurement
+	defer cancel()
+	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
+	const password = "browser test passphrase"
+	var out bytes.Buffer
+	must(t, "staff add", staffCmd(ctx, []string{"add", "alice", "--role", "agent", "--db", db}, strings.NewReader(password+"\n"), &out, io.Discard))
+	chatURL, reviewURL := startServeAskingCrop(t, db)
+
+	bctx := newBrowser(t, ctx)
+	chatTab := bctx
+	reviewTab, closeReview := chromedp.NewContext(bctx)
+	defer closeReview()
+
+	dir := t.TempDir()
+	leaf := filepath.Join(dir, "leaf.jpg")
+	must(t, "write the leaf", os.WriteFile(leaf, leafPhoto(t, 1), 0o600))
+	must(t, "open the web chat", chromedp.Do(chatTab, chromedp.Navigate(chatURL+"/"), chromedp.WaitVisible(chromedp.ID("composer"))))
+	must(t, "upload the leaf", chromedp.Do(chatTab, chromedp.SetUploadFiles(chromedp.ID("photo"), []string{leaf})))
+	do(t, chatTab, "the crop question", poll(`document.querySelectorAll(".msg.bot.crop_question .choices button").length >= 2`))
+	labels := do(t, chatTab, "the buttons", chromedp.Evaluate[[]string](`[...document.querySelectorAll(".msg.bot.crop_question .choices button")].map(b => b.textContent)`))
+	const maize = "Corn (maize)"
+	found := false
+	for _, l := range labels {
+		found = found || l == maize
+	}
+	if !found {
+		t.Fatalf("buttons %q, want %q among them", labels, maize)
+	}
+	do(t, chatTab, "tap maize", chromedp.Evaluate[bool](`(() => { const b = [...document.querySelectorAll(".msg.bot.crop_question .choices button")].find(b => b.textContent === "`+maize+`"); b.click(); return true; })()`))
+	do(t, chatTab, "the maize diagnosis", poll(`(() => { const d = [...document.querySelectorAll(".msg.bot.diagnosis")];
+		return d.length === 1 && d[0].textContent.startsWith("Crop: `+maize+` (as you told me)") && d[0].querySelector("img") !== null; })()`))
+	text := do(t, chatTab, "the diagnosis text", chromedp.Text(chromedp.CSS(".msg.bot.diagnosis")))
+	for _, other := range []string{"Tomato:", "Apple:", "Grape:", "Potato:", "Orange (citrus):", "Strawberry:", "Blueberry:", "Raspberry:", "Bean:"} {
+		if strings.Contains(text, other) {
+			t.Errorf("the maize top-3 names %q:\n%s", other, text)
+		}
+	}
+	if n := do(t, chatTab, "buttons left", chromedp.Evaluate[int](`document.querySelectorAll(".msg.bot.crop_question .choices button:not(:disabled)").length`)); n != 0 {
+		t.Errorf("%d buttons still enabled after the tap", n)
+	}
+	if you := do(t, chatTab, "the tap as said", chromedp.Evaluate[bool](`[...document.querySelectorAll(".msg.you.choice")].some(m => m.textContent.startsWith("`+maize+`"))`)); !you {
+		t.Error("the page does not show the tap as the farmer's message")
+	}
+	saveScreenshot(t, chatTab, "webchat-crop-question.png")
+
+	// The agent sees the stated crop in the thread.
+	must(t, "open the dashboard", chromedp.Do(reviewTab, chromedp.Navigate(reviewURL+"/"), chromedp.WaitVisible(chromedp.ID("password"))))
+	must(t, "fill the login form", chromedp.Do(reviewTab,
+		chromedp.SendKeys(chromedp.ID("name"), "alice"), chromedp.SendKeys(chromedp.ID("password"), password)))
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.ID("login"))); err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.CSS("a.conv"))); err != nil {
+		t.Fatalf("open the conversation: %v", err)
+	}
+	crops := do(t, reviewTab, "stated crops", chromedp.Evaluate[[]string](`[...document.querySelectorAll("li.item span.crop")].map(s => s.textContent)`))
+	if len(crops) != 2 || crops[0] != "crop stated: "+maize || crops[1] != "crop stated: "+maize {
+		t.Errorf("the thread shows the stated crop as %q, want it on the farmer's answer and on the bot's diagnosis", crops)
+	}
+	saveScreenshot(t, reviewTab, "dashboard-thread-crop.png")
+}
