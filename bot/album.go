@@ -35,15 +35,42 @@ func (h *Handler) handleAlbum(ctx context.Context, t *turn) {
 		return
 	}
 	t.rec.PhotoHash, t.rec.Album, t.recChanged = hashes[0], hashes, true
-	combined, used := combine(analyses)
-	leftOut += len(analyses) - used
+	// A stated crop applies to every photo of the album (no question is asked about an album): a
+	// photo that clearly shows another crop is left out, like a photo that is not a leaf.
+	crop := h.statedCrop(t)
+	judged := analyses
+	if crop != "" {
+		t.rec.Crop = crop
+		judged = nil
+		var mismatch *cropOutcome
+		for _, a := range analyses {
+			o := withinCrop(a, crop)
+			if o.mismatch {
+				mismatch = cmp.Or(mismatch, &o)
+				leftOut++
+				continue
+			}
+			judged = append(judged, o.a)
+		}
+		if len(judged) == 0 {
+			h.send(ctx, t, Reply{Kind: "crop_mismatch", Text: h.loc.T(t.lang, "crop.mismatch",
+				"crop", h.loc.CropName(t.lang, crop), "other", h.loc.CropName(t.lang, mismatch.other.crop),
+				"percent", h.loc.Percent(t.lang, mismatch.other.share))})
+			return
+		}
+	}
+	combined, used := combine(judged)
+	leftOut += len(judged) - used
 	caption, details, kind := h.diagnosisText(t.lang, combined)
+	if crop != "" && !combined.Rejected {
+		caption = h.loc.T(t.lang, "crop.stated", "crop", h.loc.CropName(t.lang, crop)) + "\n\n" + caption
+	}
 	head := h.loc.TN(t.lang, "album.header", len(t.msg.Album))
 	if leftOut > 0 {
 		head += " " + h.loc.TN(t.lang, "album.left_out", leftOut)
 	}
 	r := Reply{Caption: strings.TrimSpace(head + "\n\n" + caption), Text: details, Kind: kind}
-	for _, a := range analyses {
+	for _, a := range judged {
 		if !a.Rejected && !a.OtherCrop && len(a.Overlay) > 0 && len(r.Images) < maxAlbumImages {
 			r.Images = append(r.Images, a.Overlay)
 		}

@@ -155,6 +155,12 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 			t.log.Warn("history: cannot read analysis", "hash", r.PhotoHash, "err", err)
 			continue
 		}
+		if r.Crop != "" {
+			// Within the crop the farmer stated for the photo, as it was answered.
+			if o := withinCrop(a, r.Crop); !o.mismatch {
+				a = o.a
+			}
+		}
 		top := a.Top[0]
 		if a.Rejected {
 			lines = append(lines, h.loc.T(t.lang, "history.item_notleaf", "date", date))

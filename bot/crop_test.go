@@ -370,3 +370,45 @@ func TestRepliesNameTheCrops(t *testing.T) {
 		})
 	}
 }
+
+// TestStatedCropAlbum: a caption naming a crop applies to every photo of an album; a clearly
+// different crop is refused with the mismatch reply.
+func TestStatedCropAlbum(t *testing.T) {
+	loc := loc(t)
+	for _, tt := range []struct {
+		name    string
+		probs   map[string]float64
+		caption string
+		want    string
+	}{
+		{"maize album", maizeOrTom, "mahindi", "diagnosis"},
+		{"tomato album said to be maize", clearlyTom, "maize", "crop_mismatch"},
+		{"no crop stated", maizeSure, "", "diagnosis"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newCropFixture(t, tt.probs, true, true)
+			m := bot.Message{ID: "al1", Chat: private("c1"), Sender: bot.Sender{ID: "u1"}, Text: tt.caption,
+				Album: []*bot.Photo{bytesPhoto(testenv.LeafJPEG(t, 320, 240, 31)), bytesPhoto(testenv.LeafJPEG(t, 320, 240, 32))}}
+			if err := f.handler.Handle(t.Context(), m, f.out); err != nil {
+				t.Fatal(err)
+			}
+			r := f.out.take()
+			if len(r) != 1 || r[0].Kind != tt.want {
+				t.Fatalf("replies %v, want one %s", r, tt.want)
+			}
+			if tt.want != "diagnosis" || tt.caption == "" {
+				return
+			}
+			if len(r[0].Images) != 2 {
+				t.Errorf("%d overlays, want 2", len(r[0].Images))
+			}
+			stated := loc.T("en", "crop.stated", "crop", loc.CropName("en", "corn"))
+			if !strings.Contains(r[0].Caption, stated) || strings.Contains(r[0].Caption, "Tomato:") {
+				t.Errorf("album caption not within maize:\n%s", r[0].Caption)
+			}
+			if rec := lastInbound(t, f, private("c1")); rec.Crop != "corn" || len(rec.Album) != 2 {
+				t.Errorf("album record crop %q, %d photos", rec.Crop, len(rec.Album))
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -356,6 +357,17 @@ func migrateChatTx(tx *bolt.Tx, platform, from, to string, at time.Time) (Chat, 
 	}
 	if err := linkMigration(tx, platform, from, to, moved, at); err != nil {
 		return Chat{}, err
+	}
+	// The open crop question follows, unless the new chat has its own: its answer comes there.
+	if qb := tx.Bucket([]byte(bucketCropQuestions)); qb != nil {
+		if q := qb.Get(oldKey); q != nil && qb.Get(newKey) == nil {
+			if err := qb.Put(newKey, bytes.Clone(q)); err != nil {
+				return Chat{}, err
+			}
+			if err := qb.Delete(oldKey); err != nil {
+				return Chat{}, err
+			}
+		}
 	}
 	return moved.chat(platform, to), nil
 }

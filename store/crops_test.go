@@ -165,3 +165,39 @@ func TestCropQuestion(t *testing.T) {
 		t.Errorf("question without crops: %v, want ErrInvalid", err)
 	}
 }
+
+// TestCropQuestionMoves: a chat's open crop question moves with the chat (MigrateChat, and the
+// private chat of MigrateUser), so that the answer in the new chat finds it.
+func TestCropQuestionMoves(t *testing.T) {
+	for _, kind := range []string{"chat", "user"} {
+		t.Run(kind, func(t *testing.T) {
+			s := newTestStore(t, "")
+			ctx := t.Context()
+			if _, err := s.TouchChat(ctx, Chat{Platform: "whatsapp", ID: "lid1", Kind: "private"}, testTime); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.TouchUser(ctx, User{Platform: "whatsapp", ID: "lid1"}, testTime); err != nil {
+				t.Fatal(err)
+			}
+			q := CropQuestion{Platform: "whatsapp", ChatID: "lid1", PhotoHash: "h1", Crops: []string{"corn", "bean"}, Asked: testTime}
+			if err := s.PutCropQuestion(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if kind == "chat" {
+				_, err = s.MigrateChat(ctx, "whatsapp", "lid1", "pn1", testTime)
+			} else {
+				_, err = s.MigrateUser(ctx, "whatsapp", "lid1", "pn1", testTime)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.GetCropQuestion(ctx, "whatsapp", "pn1", time.Time{}); err != nil || got.PhotoHash != "h1" {
+				t.Errorf("question in the new chat: %+v, %v", got, err)
+			}
+			if _, err := s.GetCropQuestion(ctx, "whatsapp", "lid1", time.Time{}); !errors.Is(err, ErrNotFound) {
+				t.Errorf("question left in the old chat: %v", err)
+			}
+		})
+	}
+}
