@@ -1,0 +1,122 @@
+package bot_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/internal/testenv"
+	"github.com/cropshield/cropshield/locales"
+)
+
+// heldOutSplit is up to perClass photos of each class of a held-out split of
+// models/train/splits.json ("corn-test": maize field photos never trained or calibrated on).
+func heldOutSplit(t *testing.T, split string, perClass int) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.Root(t), "models", "train", "splits.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var splits map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &splits); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	if err := json.Unmarshal(splits[split], &paths); err != nil || len(paths) == 0 {
+		t.Fatalf("split %s: %v (%d photos)", split, err, len(paths))
+	}
+	n := map[string]int{}
+	var out []string
+	for _, rel := range paths {
+		class := filepath.Base(filepath.Dir(rel))
+		if n[class] < perClass {
+			n[class]++
+			out = append(out, rel)
+		}
+	}
+	return out
+}
+
+// TestShippedModelStatedCrop: with the shipped model, a farmer who says "maize" — by /crop, in
+// the caption, or answering the bot's question — gets a maize top-3 on held-out maize field
+// photos: never another crop's disease, never "looks like another crop", never the unknown-crop
+// refusal. The same for tomato field photos said to be "nyanya" (Swahili).
+func TestShippedModelStatedCrop(t *testing.T) {
+	for _, tc := range []struct{ split, word, crop string }{
+		{"corn-test", "maize", "corn"},
+		{"tomato-test", "nyanya", "tomato"},
+	} {
+		t.Run(tc.split, func(t *testing.T) { statedCropOnShippedModel(t, tc.split, tc.word, tc.crop) })
+	}
+}
+
+func statedCropOnShippedModel(t *testing.T, split, word, crop string) {
+	datasets := testenv.Datasets(t)
+	m, err := inference.Load(context.Background(), testenv.ShippedModel(t), inference.Options{LibraryPath: testenv.ORTLib(t), Device: inference.DeviceCPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	loc := loc(t)
+	f := newFixture(t, bot.Config{Burst: 1 << 20, ClearCropShare: 0.66}, m)
+	rels := heldOutSplit(t, split, 3)
+	name := loc.CropName("en", crop)
+	asked, rightWithin := 0, 0
+	for _, rel := range rels {
+		data, err := os.ReadFile(filepath.Join(datasets, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		class := filepath.Base(filepath.Dir(rel))
+		for _, how := range []string{"caption", "/crop", "answer"} {
+			chat := private(how + "-" + rel)
+			sender := bot.Sender{ID: "u-" + chat.ID}
+			caption := ""
+			switch how {
+			case "caption":
+				caption = word
+			case "/crop":
+				if r := f.send(chat, sender, "/crop "+word, nil); len(r) != 1 {
+					t.Fatalf("/crop %s: %v", word, r)
+				}
+			}
+			r := f.send(chat, sender, caption, bytesPhoto(data))
+			if len(r) != 1 {
+				t.Fatalf("%s %s: %v", how, rel, r)
+			}
+			if how == "answer" {
+				if r[0].Kind != "crop_question" {
+					continue // the model was sure of the crop: nothing to answer
+				}
+				asked++
+				if r = f.send(chat, sender, word, nil); len(r) != 1 {
+					t.Fatalf("answer %s to %s: %v", word, rel, r)
+				}
+			}
+			got := r[0]
+			if got.Kind != "diagnosis" && got.Kind != "unsure" {
+				t.Errorf("%s by %s: a %s reply, want a diagnosis within %s:\n%s", rel, how, got.Kind, crop, got.FullText())
+				continue
+			}
+			if !strings.HasPrefix(got.Caption, loc.T("en", "crop.stated", "crop", name)) {
+				t.Errorf("%s by %s: caption does not say the stated crop:\n%s", rel, how, got.Caption)
+			}
+			for _, c := range loc.Classes() {
+				d, _ := loc.Disease("en", c)
+				if locales.CropOf(c) != crop && strings.Contains(got.Caption, d.Crop+": "+d.Name) {
+					t.Errorf("%s by %s: the top-3 within %s names %s", rel, how, crop, c)
+				}
+			}
+			d, _ := loc.Disease("en", class)
+			if how == "caption" && strings.Contains(got.Caption, "1. "+d.Crop+": "+d.Name) {
+				rightWithin++
+			}
+		}
+	}
+	t.Logf("%d held-out %s photos: right top-1 within the crop %d; the bot asked which crop for %d", len(rels), crop, rightWithin, asked)
+}
