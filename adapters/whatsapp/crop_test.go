@@ -124,3 +124,51 @@ func TestCropQuestionByNumberOrName(t *testing.T) {
 		})
 	}
 }
+
+// TestCropQuestionInGroup: in a group the farmer answers the question by replying to it (quoting
+// the bot's message) with the number; a number that quotes nothing is group chatter, not handed
+// over.
+func TestCropQuestionInGroup(t *testing.T) {
+	loc, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "cropshield.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100, ClearCropShare: 0.66}, testLogger, st,
+		testenv.ContractSession(t), loc, bot.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecording(h)
+	wa := openTestStore(t, "")
+	r := startRig(t, wa, rec, testOptions())
+	img := photoOf(r.client, "/v/t62/g-leaf", testenv.LeafJPEG(t, 320, 240, 4))
+	img.Caption = proto.String("/diagnose")
+	r.client.emit(messageEvent("G1", groupJID, farmerPN, farmerLID, &waE2E.Message{ImageMessage: img}))
+	<-rec.done
+	if len(rec.replies) != 1 || rec.replies[0].Kind != "crop_question" {
+		t.Fatalf("replies %v, want the crop question", rec.replies)
+	}
+	// "1" without quoting: chatter, not recorded for the bot.
+	before := inboxRows(t, wa)
+	r.client.emit(messageEvent("G2", groupJID, farmerPN, farmerLID, &waE2E.Message{Conversation: proto.String("1")}))
+	if n := inboxRows(t, wa); n != before {
+		t.Fatalf("a number quoting nothing was handed over (%d inbox rows, was %d)", n, before)
+	}
+	// "1" quoting the bot's question: the answer.
+	quote := &waE2E.ContextInfo{StanzaID: proto.String("BOT1"), Participant: proto.String(botPN.String()),
+		QuotedMessage: &waE2E.Message{Conversation: proto.String("which crop?")}}
+	r.client.emit(messageEvent("G3", groupJID, farmerPN, farmerLID,
+		&waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String("1"), ContextInfo: quote}}))
+	<-rec.done
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.replies) != 2 || rec.replies[1].Kind != "diagnosis" || rec.replies[1].ReplyTo != "G1" {
+		t.Fatalf("replies %v, want the diagnosis quoting the photo G1", rec.replies)
+	}
+}

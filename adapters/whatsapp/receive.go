@@ -112,7 +112,8 @@ func contentOf(m *waE2E.Message) content {
 // classify decides whether the bot answers a message and notes what it decided. In private
 // chats every message a person sends is handed over (the handler asks for a photo where there is
 // none); in groups only photos that mention the bot or whose caption starts with the diagnose
-// word (every photo if so configured), and commands addressed to the bot.
+// word (every photo if so configured), commands addressed to the bot, and replies quoting one of
+// the bot's messages (the answer to its "which crop?" question).
 func (a *Adapter) classify(e *events.Message) (meta, bool) {
 	c := contentOf(e.Message)
 	if !c.known {
@@ -143,6 +144,8 @@ func (a *Adapter) classify(e *events.Message) (meta, bool) {
 		return m, a.opts.GroupAllPhotos || mentioned || startsWithWord(text, a.opts.DiagnoseWord)
 	case m.Command != "":
 		return m, mentioned || a.isGroupCommand(m.Command)
+	case c.ctxInfo.GetStanzaID() != "" && isOwn(c.ctxInfo.GetParticipant(), pn, lid):
+		return m, true
 	}
 	return m, false
 }

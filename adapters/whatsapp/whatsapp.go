@@ -104,7 +104,7 @@ func (o Options) withDefaults() Options {
 		o.DiagnoseWord = "/diagnose"
 	}
 	if o.GroupCommands == nil {
-		o.GroupCommands = []string{"start", "help", "language", "lang", "history"}
+		o.GroupCommands = []string{"start", "help", "language", "lang", "crop", "history"}
 	}
 	if o.ChatInterval <= 0 {
 		o.ChatInterval = time.Second
