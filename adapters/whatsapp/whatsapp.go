@@ -72,7 +72,7 @@ type Options struct {
 	// DiagnoseWord at the start of a caption asks for a diagnosis in a group ("/diagnose").
 	DiagnoseWord string
 	// GroupCommands are the commands answered in groups without a mention of the bot
-	// (start, help, language, lang, history).
+	// (start, help, language, lang, crop, history).
 	GroupCommands []string
 	// ChatInterval is the least time between two messages to one chat (1 s).
 	ChatInterval time.Duration
