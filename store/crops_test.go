@@ -201,3 +201,48 @@ func TestCropQuestionMoves(t *testing.T) {
 		})
 	}
 }
+
+// TestSummaryWithinStatedCrop: a conversation's summary shows the top-1 the farmer read: within
+// the stated crop when there is one (the photo's own statement, or the answer to "which crop?"),
+// the model's top-1 otherwise.
+func TestSummaryWithinStatedCrop(t *testing.T) {
+	scores := map[string]float64{"tomato__late_blight": 0.5, "corn__common_rust": 0.3, "corn__healthy": 0.2}
+	top := []Candidate{{"tomato__late_blight", 0.5}, {"corn__common_rust", 0.3}, {"corn__healthy", 0.2}}
+	for _, tc := range []struct {
+		name            string
+		photoCrop       string // the crop on the photo's inbound record
+		answerCrop      string // the crop on the bot's diagnosis (the answer to the question)
+		scores          map[string]float64
+		wantDisease     string
+		wantProbPercent int
+	}{
+		{"no crop", "", "", scores, "tomato__late_blight", 50},
+		{"stated in the caption", "corn", "corn", scores, "corn__common_rust", 60},
+		{"answered to the question", "", "corn", scores, "corn__common_rust", 60},
+		{"an old analysis without scores", "corn", "corn", nil, "tomato__late_blight", 50},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestStore(t, "")
+			ctx := t.Context()
+			if err := s.PutAnalysis(ctx, Analysis{PhotoHash: "h", ModelVersion: "v2", Top: top, Scores: tc.scores}, nil, ""); err != nil {
+				t.Fatal(err)
+			}
+			recs := []Record{
+				{Time: testTime, Platform: "telegram", ChatID: "9", Direction: Inbound, SenderID: "9", PhotoHash: "h", Crop: tc.photoCrop},
+				{Time: testTime.Add(time.Second), Platform: "telegram", ChatID: "9", Direction: Outbound, PhotoHash: "h", Kind: "diagnosis", Crop: tc.answerCrop},
+			}
+			for _, r := range recs {
+				if _, err := s.AppendMessage(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sum, err := s.GetSummary(ctx, "telegram", "9")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Disease != tc.wantDisease || int(sum.Prob*100+0.5) != tc.wantProbPercent {
+				t.Errorf("summary %s %.2f, want %s %d%%", sum.Disease, sum.Prob, tc.wantDisease, tc.wantProbPercent)
+			}
+		})
+	}
+}

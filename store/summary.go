@@ -176,7 +176,7 @@ func noteMessage(tx *bolt.Tx, r Record, prev []byte) error {
 		}
 		if r.Direction == Inbound && r.PhotoHash != "" && old.PhotoHash == "" {
 			s.Photos += max(1, len(r.Album))
-			notePhoto(tx, &s, r.PhotoHash)
+			notePhoto(tx, &s, r.PhotoHash, r.Crop)
 		}
 	} else {
 		t := utc(r.Time)
@@ -200,7 +200,7 @@ func noteMessage(tx *bolt.Tx, r Record, prev []byte) error {
 			s.Resolved, s.ResolvedBy, s.ResolvedAt = false, "", time.Time{} // a new message reopens
 			if r.PhotoHash != "" {
 				s.Photos += max(1, len(r.Album))
-				notePhoto(tx, &s, r.PhotoHash)
+				notePhoto(tx, &s, r.PhotoHash, r.Crop)
 			}
 		case r.Staff != "":
 			s.LastStaff, s.Attention = r.Staff, r.Error != ""
@@ -278,8 +278,10 @@ func linkMigration(tx *bolt.Tx, platform, from, to string, chat chatRec, at time
 
 // noteAnswer applies a bot reply to the summary and counts it in the daily statistics.
 func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
-	if r.PhotoHash != "" && r.PhotoHash != s.PhotoHash {
-		notePhoto(tx, s, r.PhotoHash)
+	if r.PhotoHash != "" && (r.PhotoHash != s.PhotoHash || r.Crop != "") {
+		// An answer within a stated crop (perhaps the answer to "which crop?") shows that crop's
+		// top-1, as the farmer read it.
+		notePhoto(tx, s, r.PhotoHash, r.Crop)
 	}
 	switch r.Kind {
 	case kindDiagnosis:
@@ -324,7 +326,7 @@ func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
 	case kindDiagnosis:
 		d.Diagnoses++
 		hash := cmpOr(r.PhotoHash, s.PhotoHash)
-		if top, ok := modelTop(tx, hash); ok {
+		if top, ok := modelTop(tx, hash, r.Crop); ok {
 			if d.Classes == nil {
 				d.Classes = map[string]int{}
 			}
@@ -340,10 +342,11 @@ func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
 	return putJSON(db, key, d)
 }
 
-// notePhoto makes hash the summary's last photo, with the model's top-1 or the staff's class.
-func notePhoto(tx *bolt.Tx, s *summaryRec, hash string) {
+// notePhoto makes hash the summary's last photo, with the model's top-1 (within crop if the
+// farmer stated one) or the staff's class.
+func notePhoto(tx *bolt.Tx, s *summaryRec, hash, crop string) {
 	s.PhotoHash, s.Disease, s.Prob, s.Corrected, s.NotLeaf, s.OtherCrop = hash, "", 0, false, false, false
-	if top, ok := modelTop(tx, hash); ok {
+	if top, ok := modelTop(tx, hash, crop); ok {
 		s.Disease, s.Prob, s.NotLeaf, s.OtherCrop = top.Class, top.Prob, top.rejected, top.otherCrop
 	}
 	if c, ok := correctionOf(tx, hash); ok {
@@ -367,8 +370,10 @@ type topClass struct {
 	otherCrop bool // a leaf of a crop the model does not know
 }
 
-// modelTop is the stored analysis's top-1 (whatever the model version).
-func modelTop(tx *bolt.Tx, hash string) (topClass, bool) {
+// modelTop is the stored analysis's top-1 (whatever the model version); with a crop stated
+// (not "any"), the top-1 among that crop's classes (ids "crop__disease") re-normalized over them,
+// when the analysis kept every class's score and the crop has some.
+func modelTop(tx *bolt.Tx, hash, crop string) (topClass, bool) {
 	ab := tx.Bucket([]byte(bucketAnalyses))
 	if ab == nil || hash == "" {
 		return topClass{}, false
@@ -381,7 +386,33 @@ func modelTop(tx *bolt.Tx, hash string) (topClass, bool) {
 	if err := json.Unmarshal(v, &rec); err != nil || len(rec.Top) == 0 {
 		return topClass{}, false
 	}
+	if best, ok := topWithin(rec.Scores, crop); ok && !rec.Rejected {
+		return topClass{Candidate: best}, true
+	}
 	return topClass{Candidate: rec.Top[0], rejected: rec.Rejected, otherCrop: rec.OtherCrop}, true
+}
+
+// topWithin is the best class of crop in scores, its probability re-normalized over the crop.
+func topWithin(scores map[string]float64, crop string) (Candidate, bool) {
+	if crop == "" || len(scores) == 0 {
+		return Candidate{}, false
+	}
+	var best Candidate
+	total := 0.0
+	for class, p := range scores {
+		if c, _, _ := strings.Cut(class, "__"); c != crop {
+			continue
+		}
+		total += p
+		if p > best.Prob || p == best.Prob && (best.Class == "" || class < best.Class) {
+			best = Candidate{Class: class, Prob: p}
+		}
+	}
+	if best.Class == "" || total <= 0 {
+		return Candidate{}, false
+	}
+	best.Prob /= total
+	return best, true
 }
 
 func cmpOr(a, b string) string {
