@@ -246,3 +246,22 @@ func TestSummaryWithinStatedCrop(t *testing.T) {
 		})
 	}
 }
+
+// TestCropMismatchNeedsAttention: a photo that clearly shows another crop than the stated one got
+// no diagnosis: the conversation needs attention, as after "not a leaf".
+func TestCropMismatchNeedsAttention(t *testing.T) {
+	s := newTestStore(t, "")
+	ctx := t.Context()
+	for _, r := range []Record{
+		{Time: testTime, Platform: "webchat", ChatID: "w", Direction: Inbound, SenderID: "w", Text: "maize"},
+		{Time: testTime.Add(time.Second), Platform: "webchat", ChatID: "w", Direction: Outbound, Kind: "crop_mismatch", Crop: "corn"},
+	} {
+		if _, err := s.AppendMessage(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := s.GetSummary(ctx, "webchat", "w")
+	if err != nil || !sum.NeedsAttention || sum.LowConfidence {
+		t.Errorf("summary %+v, %v: want needs attention, not low confidence", sum, err)
+	}
+}

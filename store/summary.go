@@ -35,7 +35,9 @@ const (
 	kindNotLeaf   = "not_leaf"
 	// kindUnknownCrop: a leaf of a crop the model does not know.
 	kindUnknownCrop = "unknown_crop"
-	kindError       = "error"
+	// kindCropMismatch: the photo clearly shows another crop than the one the farmer stated.
+	kindCropMismatch = "crop_mismatch"
+	kindError        = "error"
 )
 
 // maxTexts and maxTextRunes bound the recent texts a summary keeps for search.
@@ -288,7 +290,7 @@ func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
 		s.Attention, s.Low = false, false
 	case kindUnsure:
 		s.Attention, s.Low = true, true
-	case kindNotLeaf, kindUnknownCrop:
+	case kindNotLeaf, kindUnknownCrop, kindCropMismatch:
 		s.Attention, s.Low = true, false
 	case kindError:
 		s.Attention = true
