@@ -72,8 +72,8 @@ type Summary struct {
 	OtherCrop bool
 	Diseases  []string // every top-1 (or corrected) class of the chat's photos
 	// LowConfidence: the last photo's answer was "not sure". NeedsAttention: the last photo got
-	// an unsure, not-a-leaf, unknown-crop or error answer (or a reply was not delivered) and no
-	// staff acted since.
+	// an unsure, not-a-leaf, unknown-crop, crop-mismatch or error answer (or a reply was not
+	// delivered) and no staff acted since.
 	LowConfidence  bool
 	NeedsAttention bool
 	Resolved       bool
