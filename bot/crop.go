@@ -263,19 +263,14 @@ func (h *Handler) cropCommand(ctx context.Context, t *turn, arg string) {
 	reply(h.loc.T(t.lang, "crop.set", "crop", h.loc.CropName(t.lang, crop)))
 }
 
-// askCrop sends the "which crop?" question about a photo and stores it as the chat's open
-// question (replacing an older one).
-func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, crops []string) {
+// askCrop sends the "which crop?" question about a photo (analysis a) and stores it as the
+// chat's open question (replacing an older one).
+func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Analysis, crops []string) {
 	q := store.CropQuestion{Platform: string(t.msg.Chat.Platform), ChatID: t.msg.Chat.ID, PhotoHash: hash,
 		MessageID: t.msg.ID, Crops: crops, Lang: t.lang, Asked: h.cfg.Now()}
 	if err := h.store.PutCropQuestion(ctx, q); err != nil {
 		// Without the stored question the answer would find nothing: diagnose as before.
 		t.log.Error("cannot store crop question; answering without it", "err", err)
-		a, err := h.store.GetAnalysis(ctx, hash, h.model.Info().Version)
-		if err != nil {
-			h.fail(ctx, t, "error.internal", "crop question")
-			return
-		}
 		h.sendDiagnosis(ctx, t, a, "")
 		return
 	}
@@ -286,7 +281,7 @@ func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, crops []str
 		lines = append(lines, h.loc.Number(t.lang, i+1)+". "+name)
 		choices = append(choices, Choice{Label: name, Data: cropChoicePrefix + c + ":" + hash[:min(12, len(hash))]})
 	}
-	text := h.loc.T(t.lang, "crop.question", "choices", strings.Join(lines, "\n"), "example", h.cropExample(t.lang))
+	text := h.loc.T(t.lang, "crop.question", "choices", strings.Join(lines, "\n"))
 	h.send(ctx, t, Reply{Text: text, Kind: "crop_question", Choices: choices})
 }
 

@@ -618,7 +618,7 @@ func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Anal
 	crop := h.statedCrop(t)
 	if crop == "" {
 		if crops := cropDoubt(a, h.cfg.ClearCropShare); len(crops) >= 2 {
-			h.askCrop(ctx, t, hash, crops)
+			h.askCrop(ctx, t, hash, a, crops)
 			return
 		}
 	}
