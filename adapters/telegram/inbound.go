@@ -62,8 +62,9 @@ func hasImage(m *tgbotapi.Message) bool {
 
 // wanted decides, from the message alone, whether an update is kept: everything in private
 // chats; in groups, photos addressed to the bot (or all, if so configured), the photos of
-// albums (decided as a whole when the album is complete), commands for this bot, and the notice
-// that the group moved to a new chat id. Channels, edits and other update kinds are not kept.
+// albums (decided as a whole when the album is complete), commands for this bot, texts replying
+// to one of the bot's messages (the answer to "which crop?"), and the notice that the group moved
+// to a new chat id. Channels, edits and other update kinds are not kept.
 func (a *Adapter) wanted(m *tgbotapi.Message) bool {
 	if m == nil || m.Chat == nil {
 		return false
@@ -78,7 +79,7 @@ func (a *Adapter) wanted(m *tgbotapi.Message) bool {
 	case hasImage(m):
 		return m.MediaGroupID != "" || a.opts.GroupPhotos == GroupPhotosAll || a.addressed(m)
 	default:
-		return a.commandForMe(m.Text)
+		return a.commandForMe(m.Text) || (m.Text != "" && a.repliesToMe(m))
 	}
 }
 
@@ -95,8 +96,14 @@ func (a *Adapter) addressed(m *tgbotapi.Message) bool {
 	if mentions(m.Caption, me.UserName) {
 		return true
 	}
+	return a.repliesToMe(m)
+}
+
+// repliesToMe tells whether m replies to one of the bot's messages.
+func (a *Adapter) repliesToMe(m *tgbotapi.Message) bool {
+	me := a.self.Load()
 	r := m.ReplyToMessage
-	return r != nil && r.From != nil && r.From.ID == me.ID
+	return me != nil && r != nil && r.From != nil && r.From.ID == me.ID
 }
 
 // command splits "/language@CropShieldBot sw" into "language", "CropShieldBot"; ok is false if
