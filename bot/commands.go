@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,6 +119,14 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 		return
 	}
 	version := h.model.Info().Version
+	// The crop each photo was answered within: stated with the photo, or later in the answer to
+	// "which crop?" (the bot's diagnosis then carries the photo's hash and the crop).
+	answeredCrop := map[string]string{}
+	for _, r := range recs {
+		if r.Direction == store.Outbound && r.PhotoHash != "" && r.Crop != "" {
+			answeredCrop[r.PhotoHash] = r.Crop
+		}
+	}
 	var lines []string
 	for i := len(recs) - 1; i >= 0 && len(lines) < h.cfg.HistoryLen; i-- {
 		r := recs[i]
@@ -155,9 +164,9 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 			t.log.Warn("history: cannot read analysis", "hash", r.PhotoHash, "err", err)
 			continue
 		}
-		if r.Crop != "" {
+		if crop := cmp.Or(answeredCrop[r.PhotoHash], r.Crop); crop != "" {
 			// Within the crop the farmer stated for the photo, as it was answered.
-			if o := withinCrop(a, r.Crop); !o.mismatch {
+			if o := withinCrop(a, crop); !o.mismatch {
 				a = o.a
 			}
 		}

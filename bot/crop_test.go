@@ -412,3 +412,23 @@ func TestStatedCropAlbum(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryWithinAnsweredCrop: /history lists a photo within the crop the farmer chose when the
+// bot asked, as the photo was answered.
+func TestHistoryWithinAnsweredCrop(t *testing.T) {
+	loc := loc(t)
+	f := newCropFixture(t, maizeOrTom, true, true)
+	chat, amina := private("c1"), bot.Sender{ID: "u-c1", Name: "Amina"}
+	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != "crop_question" {
+		t.Fatalf("reply %v, want the question", r)
+	}
+	if r := f.send(chat, amina, "tomato", nil); len(r) != 1 || r[0].Kind != "diagnosis" {
+		t.Fatalf("answer: %v", r)
+	}
+	r := f.send(chat, amina, "/history", nil)
+	tomato, _ := loc.Disease("en", "tomato__late_blight")
+	maize, _ := loc.Disease("en", "corn__common_rust")
+	if len(r) != 1 || !strings.Contains(r[0].Text, tomato.Name) || strings.Contains(r[0].Text, maize.Name) {
+		t.Errorf("/history %v, want the photo as %s", r, tomato.Name)
+	}
+}
