@@ -82,6 +82,24 @@ func fitSize(w, h, maxSide int) (int, int) {
 	return max(1, int(math.Round(float64(w)*s))), max(1, int(math.Round(float64(h)*s)))
 }
 
+// overlaySize is the overlay's size for an upright w x h photo: at most maxSide on its longer
+// side. Where halving the photo one to three times (what libjpeg-turbo decodes fastest, see
+// imagecodec.Codec.PickScale) lands within a sixteenth below maxSide, the overlay takes that size,
+// so that the decoded pixels are its base as they are: a 4000x3000 photo gets a 1000x750 overlay
+// instead of 1024x768 resampled from a decode at 1/2; a 1280x960 one still gets 1024x768.
+func overlaySize(w, h, maxSide int) (int, int) {
+	long := max(w, h)
+	for d := 2; d <= 8 && long > maxSide; d *= 2 {
+		if l := (long + d - 1) / d; l <= maxSide {
+			if l >= maxSide-maxSide/16 {
+				return (w + d - 1) / d, (h + d - 1) / d
+			}
+			break
+		}
+	}
+	return fitSize(w, h, maxSide)
+}
+
 // prepare decodes a photo at the smallest size that still covers the model's input and the
 // overlay, and resamples it straight into the model's tensor and (withBase) the overlay's base.
 // It waits for its share of the decode budget first. Errors about the photo are *PhotoError.
@@ -92,9 +110,9 @@ func (m *Model) prepare(ctx context.Context, data []byte, withBase bool) (*prepa
 		return nil, err
 	}
 	uw, uh := hd.upright()
-	dw, dh := fitSize(uw, uh, m.opts.OverlayMaxSide)
+	dw, dh := overlaySize(uw, uh, m.opts.OverlayMaxSide)
 	// The same decoded size for Classify and Analyze, so that both give the same scores.
-	need, short := m.opts.OverlayMaxSide, m.info.ResizeShorter
+	need, short := max(dw, dh), m.info.ResizeShorter
 	scale := p.codec.PickScale(hd.w, hd.h, need, short)
 	k := imagecodec.PickFactor(hd.w, hd.h, need, short)
 	decoded := hd.decodedBytes(p.codec, scale, k)
@@ -126,23 +144,39 @@ func (m *Model) prepare(ctx context.Context, data []byte, withBase bool) (*prepa
 	src, b := sourceOf(img), img.Bounds()
 	n := m.info.InputSize
 	pr.tensor = p.tensor(3 * n * n)
+	// The tensor through the float resampler: the model sees what it saw before (the fixed-point
+	// one, within half a level, moved the shipped model's probabilities by up to 2 points).
 	if box := m.info.CropBoxFor(b.Dx(), b.Dy()); box.Side >= float64(n) {
 		m.info.tensorInto(pr.tensor, src, float64(b.Min.X)+box.X, float64(b.Min.Y)+box.Y, box.Side, hd.orient)
 	} else { // smaller than the model's input, so small: enlarge the upright photo
 		m.info.Tensor(pr.tensor[:0], uprightCopy(src, b, hd.orient))
 	}
+	// The overlay's base: opaque NRGBA (libjpeg-turbo's, the streamed PNG's) through the
+	// fixed-point resampler, or as it is where it already has the base's size; anything else (Go's
+	// YCbCr, a WebP) through the float one.
+	fast, _ := img.(*image.NRGBA)
+	keepDecoded := false
 	if withBase {
-		pr.base = &image.NRGBA{Pix: p.pixels.get(4 * dw * dh), Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
 		sw, sh := dw, dh // the base's size in the stored orientation
 		if hd.orient >= 5 {
 			sw, sh = dh, dw
 		}
-		resampleArea(src, float64(b.Min.X), float64(b.Min.Y), float64(b.Dx()), float64(b.Dy()), sw, sh,
-			intoNRGBAOriented(pr.base, hd.orient, sw, sh))
+		switch {
+		case fast != nil && hd.orient <= 1 && b == image.Rect(0, 0, sw, sh):
+			pr.base, keepDecoded = fast, true // the decoded pixels are the base as they are
+		case fast != nil:
+			pr.base = &image.NRGBA{Pix: p.pixels.get(4 * dw * dh), Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
+			resampleFixed(fast, float64(b.Min.X), float64(b.Min.Y), float64(b.Dx()), float64(b.Dy()), sw, sh,
+				intoNRGBAFixed(pr.base, hd.orient, sw, sh))
+		default:
+			pr.base = &image.NRGBA{Pix: p.pixels.get(4 * dw * dh), Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
+			resampleArea(src, float64(b.Min.X), float64(b.Min.Y), float64(b.Dx()), float64(b.Dy()), sw, sh,
+				intoNRGBAOriented(pr.base, hd.orient, sw, sh))
+		}
 		pr.box = m.info.CropBoxFor(dw, dh)
 	}
-	if im, isOurs := img.(*image.NRGBA); isOurs {
-		p.pixels.put(im.Pix)
+	if fast != nil && !keepDecoded {
+		p.pixels.put(fast.Pix)
 	}
 	// The decoded photo is gone: keep only the base's and the overlay's share.
 	if keep := min(extra, pr.held); pr.held > keep {

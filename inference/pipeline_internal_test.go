@@ -79,6 +79,37 @@ func codecs() []imagecodec.Codec {
 	return out
 }
 
+// resizeArea area-averages img to w x h with the float resampler: the reference for the base.
+func resizeArea(img image.Image, w, h int) *image.NRGBA {
+	b := img.Bounds()
+	out := image.NewNRGBA(image.Rect(0, 0, w, h))
+	resampleArea(sourceOf(img), float64(b.Min.X), float64(b.Min.Y), float64(b.Dx()), float64(b.Dy()), w, h, intoNRGBA(out))
+	return out
+}
+
+// TestOverlaySize: at most 1024 px, and the photo halved one to three times where that lands
+// within 64 px below 1024 (then the decoded pixels are the base as they are).
+func TestOverlaySize(t *testing.T) {
+	for _, tc := range []struct{ w, h, wantW, wantH int }{
+		{1280, 960, 1024, 768},  // 640 would be far below: resampled
+		{960, 1280, 768, 1024},  // portrait
+		{4000, 3000, 1000, 750}, // a quarter
+		{4032, 3024, 1008, 756}, // a quarter, rounded up as libjpeg-turbo does
+		{2000, 1500, 1000, 750}, // a half
+		{2049, 1537, 1024, 768}, // a half would be 1025: too large
+		{1990, 1500, 995, 750},  // a half, still >= 960
+		{1900, 1425, 1024, 768}, // a half would be 950: resampled
+		{7680, 4320, 960, 540},  // an eighth
+		{9000, 3000, 1024, 341}, // an eighth is 1125: resampled
+		{1024, 768, 1024, 768},  // as it is
+		{300, 200, 300, 200},    // small: as it is
+	} {
+		if w, h := overlaySize(tc.w, tc.h, 1024); w != tc.wantW || h != tc.wantH {
+			t.Errorf("overlaySize(%d, %d) = %dx%d, want %dx%d", tc.w, tc.h, w, h, tc.wantW, tc.wantH)
+		}
+	}
+}
+
 // TestPrepareMatchesFullDecode: the one-pass path (decode at reduced size in the stored
 // orientation, resample into the tensor and the overlay's base) gives what the full-size upright
 // photo gives through Tensor and FitForOverlay, for every EXIF orientation, codec and format.
@@ -119,7 +150,9 @@ func TestPrepareMatchesFullDecode(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantBase := FitForOverlay(photo.Image, m.opts.OverlayMaxSide)
+				pb := photo.Image.Bounds()
+				bw, bh := overlaySize(pb.Dx(), pb.Dy(), m.opts.OverlayMaxSide)
+				wantBase := resizeArea(photo.Image, bw, bh)
 				wantTensor, wantBox := testInfo.Tensor(nil, wantBase)
 				pr, err := m.prepare(context.Background(), in.data, true)
 				if err != nil {

@@ -56,15 +56,18 @@ func (c Codec) Scales() []Scale {
 	return []Scale{One}
 }
 
-// PickScale returns the smallest of the codec's scales at which a w x h JPEG is still at least
+// PickScale returns the cheapest of the codec's scales at which a w x h JPEG is still at least
 // minLong pixels on its longer side and minShort on its shorter one (each clamped to the photo's
-// own size, so a small photo is decoded at 1/1).
+// own size, so a small photo is decoded at 1/1). Only the powers of two (1/1, 1/2, 1/4, 1/8) are
+// candidates: libjpeg-turbo reduces by them with its SIMD IDCTs, while 7/8, 3/4, 5/8 and 3/8 go
+// through generic C ones that cost more than decoding at the next power of two up (a 1280x960
+// JPEG: 5.6 ms at 1/1, 7.7 ms at 7/8; 4000x3000: 43 ms at 1/4, 47 ms at 3/8, 46 ms at 1/2).
 func (c Codec) PickScale(w, h, minLong, minShort int) Scale {
 	long, short := max(w, h), min(w, h)
 	minLong, minShort = min(minLong, long), min(minShort, short)
 	best := One
 	for _, s := range c.Scales() {
-		if s.Num*best.Denom < best.Num*s.Denom && s.Apply(long) >= minLong && s.Apply(short) >= minShort {
+		if s.Num == 1 && s.Denom&(s.Denom-1) == 0 && s.Denom > best.Denom && s.Apply(long) >= minLong && s.Apply(short) >= minShort {
 			best = s
 		}
 	}

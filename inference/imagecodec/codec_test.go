@@ -96,14 +96,20 @@ func TestPickScale(t *testing.T) {
 		w, h, long, short int
 		want              imagecodec.Scale
 	}{
-		{4000, 3000, 1024, 256, imagecodec.Scale{Num: 3, Denom: 8}}, // 1500x1125; 1/4 would be 1000 px
-		{3000, 4000, 1024, 256, imagecodec.Scale{Num: 3, Denom: 8}}, // portrait: the same
-		{1280, 960, 1024, 256, imagecodec.Scale{Num: 7, Denom: 8}},  // 1120x840
+		{4000, 3000, 1024, 256, imagecodec.Scale{Num: 1, Denom: 2}}, // 2000x1500; 3/8 is slower, 1/4 too small
+		{3000, 4000, 1024, 256, imagecodec.Scale{Num: 1, Denom: 2}}, // portrait: the same
+		{4000, 3000, 1000, 256, imagecodec.Scale{Num: 1, Denom: 4}}, // 1000x750 exactly
+		{4032, 3024, 1008, 256, imagecodec.Scale{Num: 1, Denom: 4}}, // 1008x756
+		{1280, 960, 1024, 256, imagecodec.One},                      // 7/8 (1120x840) is slower than 1/1
+		{2048, 1536, 1024, 256, imagecodec.Scale{Num: 1, Denom: 2}}, // exactly 1024x768
+		{2047, 1536, 1024, 256, imagecodec.Scale{Num: 1, Denom: 2}}, // 1024 px: libjpeg-turbo rounds up
+		{2046, 1534, 1024, 256, imagecodec.One},                     // 1/2 would be 1023 px
 		{1024, 768, 1024, 256, imagecodec.One},                      // already the overlay's size
 		{800, 600, 1024, 256, imagecodec.One},                       // smaller than the overlay
 		{4000, 3000, 0, 256, imagecodec.Scale{Num: 1, Denom: 8}},    // 500x375 still covers 256
+		{4000, 3000, 0, 400, imagecodec.Scale{Num: 1, Denom: 4}},    // 375 rows would not cover 400
 		{8000, 256, 1024, 256, imagecodec.One},                      // the short side needs all
-		{8000, 300, 1024, 256, imagecodec.Scale{Num: 7, Denom: 8}},  // 263 px still cover it
+		{8000, 600, 1024, 256, imagecodec.Scale{Num: 1, Denom: 2}},  // 300 px still cover it
 		{200, 100, 1024, 256, imagecodec.One},                       // tiny
 	} {
 		t.Run(fmt.Sprintf("%dx%d_%d_%d", tc.w, tc.h, tc.long, tc.short), func(t *testing.T) {

@@ -1,0 +1,142 @@
+package inference
+
+import (
+	"encoding/binary"
+	"image"
+	"math"
+)
+
+// The fixed-point resampler: resampleArea's box filter for opaque *image.NRGBA sources (what
+// libjpeg-turbo and the streaming PNG decoder give), with the four channels of a pixel side by side
+// in one uint64 (16 bits each, SWAR) and weights in 1/256. A tap is one multiply and one add for
+// all channels at once, where the float resampler converts every byte to a float and multiplies
+// each channel. Each pass rounds to whole levels; the result is within a level or two of the float
+// resampler's (TestFixedMatchesFloatResampler).
+
+// lanes holds a pixel's four 8-bit channels in the low bytes of four 16-bit lanes.
+const (
+	laneMask  = 0x00FF_00FF_00FF_00FF
+	laneRound = 0x0080_0080_0080_0080 // half of 256 in every lane
+)
+
+// spread puts the RGBA bytes of a pixel into the lanes: r in bits 0-7, g 16-23, b 32-39, a 48-55.
+func spread(p []byte) uint64 {
+	return uint64(p[0]) | uint64(p[1])<<16 | uint64(p[2])<<32 | uint64(p[3])<<48
+}
+
+// fixedTaps are areaTaps with integer weights that sum to exactly 256 for every destination
+// pixel, so that no lane overflows (255 * 256 < 65536).
+type fixedTaps struct {
+	first, count, off []int32
+	w                 []uint64
+}
+
+func toFixed(t taps) fixedTaps {
+	f := fixedTaps{first: t.first, count: t.count, off: t.off, w: make([]uint64, len(t.w))}
+	for i := range t.first {
+		ws := t.w[t.off[i] : t.off[i]+t.count[i]]
+		var sum float64
+		for _, w := range ws {
+			sum += float64(w)
+		}
+		total, largest := 0, 0
+		for k, w := range ws {
+			v := int(math.Round(float64(w) / sum * 256))
+			f.w[int(t.off[i])+k] = uint64(v)
+			total += v
+			if w > ws[largest] {
+				largest = k
+			}
+		}
+		f.w[int(t.off[i])+largest] = uint64(int(f.w[int(t.off[i])+largest]) + 256 - total)
+	}
+	return f
+}
+
+// resampleFixed is resampleArea for an opaque NRGBA source: it reduces the rectangle (x, y, w, h)
+// of src (in src's coordinates, fractional allowed, inside src and at least dw x dh) to dw x dh
+// pixels and calls emit once per destination row with that row's pixels in lanes, each channel
+// in 8.8 fixed point (level * 256, before the last rounding). Bands of rows run in parallel.
+func resampleFixed(src *image.NRGBA, x, y, w, h float64, dw, dh int, emit func(row int, px []uint64)) {
+	cols, rows := toFixed(areaTaps(x, w, dw)), toFixed(areaTaps(y, h, dh))
+	cx0 := int(cols.first[0])
+	cx1 := int(cols.first[dw-1] + cols.count[dw-1])
+	parallel(dh, int(w*h)/(1<<16), func(lo, hi int) {
+		acc := make([]uint64, dw)
+		line := make([]uint64, cx1-cx0) // the source row's pixels cx0..cx1-1, spread
+		// The horizontally reduced source row last computed: consecutive destination rows share
+		// at most their boundary source row.
+		last, spare := make([]uint64, dw), make([]uint64, dw)
+		lastY := -1
+		reduce := func(sy int) []uint64 {
+			if sy == lastY {
+				return last
+			}
+			off := (sy-src.Rect.Min.Y)*src.Stride + 4*(cx0-src.Rect.Min.X)
+			row := src.Pix[off : off+4*len(line)]
+			for i := range line {
+				line[i] = spread(row[4*i : 4*i+4 : 4*i+4])
+			}
+			for j := range spare {
+				f, o := int(cols.first[j])-cx0, int(cols.off[j])
+				var a uint64
+				switch cols.count[j] {
+				case 1:
+					a = line[f] * cols.w[o]
+				case 2:
+					a = line[f]*cols.w[o] + line[f+1]*cols.w[o+1]
+				default:
+					for k, wt := range cols.w[o : o+int(cols.count[j])] {
+						a += line[f+k] * wt
+					}
+				}
+				spare[j] = (a + laneRound) >> 8 & laneMask
+			}
+			last, spare, lastY = spare, last, sy
+			return last
+		}
+		for i := lo; i < hi; i++ {
+			ws := rows.w[rows.off[i] : rows.off[i]+rows.count[i]]
+			for k, wt := range ws {
+				hr := reduce(int(rows.first[i]) + k)
+				if k == 0 {
+					for j, v := range hr {
+						acc[j] = v * wt
+					}
+					continue
+				}
+				for j, v := range hr {
+					acc[j] += v * wt
+				}
+			}
+			emit(i, acc)
+		}
+	})
+}
+
+// pack rounds a pixel's 8.8 lanes to bytes: r, g, b, a in the low 32 bits, little-endian.
+func pack(v uint64) uint32 {
+	v = (v + laneRound) >> 8 & laneMask
+	v = (v | v>>8) & 0x0000_FFFF_0000_FFFF
+	return uint32(v | v>>16)
+}
+
+// intoNRGBAFixed returns an emit function for resampleFixed that writes the rows of a w x h image
+// stored under EXIF orientation o into the upright img (alpha is the source's: opaque).
+func intoNRGBAFixed(img *image.NRGBA, o, w, h int) func(int, []uint64) {
+	if o <= 1 || o > 8 {
+		return func(y int, px []uint64) {
+			p := img.Pix[img.PixOffset(img.Rect.Min.X, img.Rect.Min.Y+y):]
+			p = p[:4*len(px)]
+			for i, v := range px {
+				binary.LittleEndian.PutUint32(p[4*i:], pack(v))
+			}
+		}
+	}
+	return func(y int, px []uint64) {
+		for x, v := range px {
+			ux, uy := uprightAt(o, x, y, w, h)
+			binary.LittleEndian.PutUint32(img.Pix[img.PixOffset(img.Rect.Min.X+ux, img.Rect.Min.Y+uy):], pack(v))
+		}
+	}
+}
