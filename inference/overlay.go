@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"encoding/binary"
 	"fmt"
 	"image"
 	"math"
@@ -74,26 +75,51 @@ func overlayInto(out *image.RGBA, base *image.NRGBA, box CropBox, hm Heatmap) {
 			heat[i] = min(v, 1)
 		}
 	}
+	// The columns inside the box: x0 <= x < x1 (inside is monotonic along a row).
+	x0, x1 := 0, w
+	for x0 < w && !xs[x0].inside {
+		x0++
+	}
+	for x1 = x0; x1 < w && xs[x1].inside; x1++ {
+	}
+	// blendLanes[v] is blend[v] in resampleFixed's lanes: the colour and the 0.5 of rounding, and
+	// alpha 255 whatever the photo's.
+	var blendLanes [heatLevels]struct{ add, keep uint64 }
+	for i, c := range blend {
+		blendLanes[i].add = uint64(c.r+128) | uint64(c.g+128)<<16 | uint64(c.b+128)<<32 | uint64(255)<<56
+		blendLanes[i].keep = uint64(c.keep)
+	}
 	parallel(h, w*h/(1<<16), func(lo, hi int) {
+		col := make([]float32, hm.W) // the heat-map interpolated down to this row, per cell column
 		for y := lo; y < hi; y++ {
 			ty := ys[y]
 			src := base.Pix[base.PixOffset(b.Min.X, b.Min.Y+y):]
+			src = src[: 4*w : 4*w]
 			dst := out.Pix[out.PixOffset(0, y):]
-			r0, r1 := heat[ty.i0*hm.W:], heat[ty.i1*hm.W:]
-			for x := range w {
-				s, d := src[4*x:4*x+3:4*x+3], dst[4*x:4*x+4:4*x+4]
-				tx := xs[x]
-				if !tx.inside || !ty.inside {
+			dst = dst[: 4*w : 4*w]
+			dim := func(from, to int) {
+				for x := from; x < to; x++ {
+					s, d := src[4*x:4*x+3:4*x+3], dst[4*x:4*x+4:4*x+4]
 					d[0], d[1], d[2], d[3] = s[0]/2, s[1]/2, s[2]/2, 255
-					continue
 				}
-				top := r0[tx.i0] + (r0[tx.i1]-r0[tx.i0])*tx.f
-				bot := r1[tx.i0] + (r1[tx.i1]-r1[tx.i0])*tx.f
-				c := &blend[int((top+(bot-top)*ty.f)*(heatLevels-1)+0.5)]
-				d[0] = uint8((uint16(s[0])*c.keep + c.r + 128) >> 8)
-				d[1] = uint8((uint16(s[1])*c.keep + c.g + 128) >> 8)
-				d[2] = uint8((uint16(s[2])*c.keep + c.b + 128) >> 8)
-				d[3] = 255
+			}
+			if !ty.inside {
+				dim(0, w)
+				continue
+			}
+			dim(0, x0)
+			dim(x1, w)
+			r0, r1 := heat[ty.i0*hm.W:(ty.i0+1)*hm.W], heat[ty.i1*hm.W:(ty.i1+1)*hm.W]
+			for c := range col {
+				col[c] = r0[c] + (r1[c]-r0[c])*ty.f
+			}
+			for x := x0; x < x1; x++ {
+				tx := xs[x]
+				c0 := col[tx.i0]
+				c := &blendLanes[int((c0+(col[tx.i1]-c0)*tx.f)*(heatLevels-1)+0.5)]
+				v := (spread(src[4*x:4*x+4:4*x+4])&0xFFFF_FFFF_FFFF*c.keep + c.add) >> 8 & laneMask
+				v = (v | v>>8) & 0x0000_FFFF_0000_FFFF
+				binary.LittleEndian.PutUint32(dst[4*x:4*x+4:4*x+4], uint32(v|v>>16))
 			}
 		}
 	})

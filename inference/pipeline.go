@@ -14,8 +14,8 @@ import (
 )
 
 // DefaultDecodeBudget is Options.DecodeBudget's default: the bytes of decoded pixels that the
-// photos being analysed may hold at once. A 12-megapixel JPEG needs about 15 MB of it (decoded at
-// 3/8 scale, plus the overlay), so the budget binds only for photos that cannot be decoded at
+// photos being analysed may hold at once. A 12-megapixel JPEG needs about 9 MB of it (decoded at
+// 1/4 scale, plus the overlay), so the budget binds only for photos that cannot be decoded at
 // reduced size (an interlaced PNG, a large WebP), which then take their turn.
 const DefaultDecodeBudget = 96 << 20
 
