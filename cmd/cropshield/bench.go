@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ type benchConfig struct {
 	memLimit     byteSize
 	decodeBudget byteSize
 	asJSON       bool
+	cpuProfile   string
 }
 
 // benchCmd measures every stage of an analysis and the whole handler on generated phone-like
@@ -61,6 +63,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.Var(&c.memLimit, "memory-limit", "soft limit of the Go heap, as serve's")
 	fs.Var(&c.decodeBudget, "decode-budget", "bytes of decoded pixels in flight, as serve's")
 	fs.BoolVar(&c.asJSON, "json", false, "print the report as JSON")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cropshield bench [flags]")
 		fs.PrintDefaults()
@@ -92,6 +95,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	}
 	defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
 
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return errors.Join(fmt.Errorf("cpu profile: %w", err), f.Close())
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			err = errors.Join(err, f.Close())
+		}()
+	}
 	b := &bench{cfg: c, model: model, dir: dir, progress: stderr}
 	rep, err := b.run(ctx)
 	if err != nil {
