@@ -23,10 +23,12 @@ const (
 
 	// defaultClearCropShare: without a stated crop, the model is unsure between crops when its
 	// most likely crop (the sum of the probabilities of the crop's classes) has less than this
-	// share (Config.ClearCropShare). The bot then asks which crop.
+	// share (Config.ClearCropShare). The bot then asks which crop. A model with an unknown_crop
+	// output decides this itself: a leaf it judges an unknown crop is asked about too (with
+	// "another crop" as the last choice), whatever its shares.
 	defaultClearCropShare = 0.66
 	// questionCropShare and maxQuestionCrops: the question offers the crops with at least this
-	// share, best first, at least two and at most maxQuestionCrops.
+	// share, best first, at least two (where the model has two) and at most maxQuestionCrops.
 	questionCropShare = 0.05
 	maxQuestionCrops  = 4
 
@@ -137,7 +139,7 @@ func withinCrop(a store.Analysis, crop string) cropOutcome {
 
 // cropDoubt returns the crops to ask about when the model is unsure between crops (its most
 // likely crop has less than clear), nil when it is not or cannot tell (no scores, not a leaf, an
-// unknown crop).
+// unknown crop: see unknownCropChoices).
 func cropDoubt(a store.Analysis, clear float64) []string {
 	if a.Rejected || a.OtherCrop || len(a.Scores) == 0 {
 		return nil
@@ -146,6 +148,23 @@ func cropDoubt(a store.Analysis, clear float64) []string {
 	if len(shares) < 2 || shares[0].share >= clear {
 		return nil
 	}
+	return questionCrops(shares)
+}
+
+// unknownCropChoices returns the crops to offer, before "another crop", about a leaf the model
+// judged an unknown crop (OtherCrop): it often is a known crop the model is unsure of (a field
+// photo), and the farmer knows which. Nil when it is no such leaf or its analysis has no scores
+// (stored before every class's score was kept): that one keeps the unknown-crop reply.
+func unknownCropChoices(a store.Analysis) []string {
+	if a.Rejected || !a.OtherCrop || len(a.Scores) == 0 {
+		return nil
+	}
+	return questionCrops(cropShares(a.Scores))
+}
+
+// questionCrops are the crops a question offers: those with at least questionCropShare, best
+// first, at least two and at most maxQuestionCrops.
+func questionCrops(shares []cropShare) []string {
 	var crops []string
 	for i, s := range shares {
 		if len(crops) == maxQuestionCrops || (i >= 2 && s.share < questionCropShare) {
@@ -154,6 +173,23 @@ func cropDoubt(a store.Analysis, clear float64) []string {
 		crops = append(crops, s.crop)
 	}
 	return crops
+}
+
+// questionChoices are the crops to ask about for an analysis without a stated crop (nil: no
+// question), and whether "another crop" is offered last: when the model is unsure between crops
+// (cropDoubt), or when it judged the leaf an unknown crop (unknownCropChoices, with "another
+// crop"). A negative Config.ClearCropShare asks neither.
+func (h *Handler) questionChoices(a store.Analysis) (crops []string, another bool) {
+	if h.cfg.ClearCropShare < 0 {
+		return nil, false
+	}
+	if crops := unknownCropChoices(a); len(crops) > 0 {
+		return crops, true
+	}
+	if crops := cropDoubt(a, h.cfg.ClearCropShare); len(crops) >= 2 {
+		return crops, false
+	}
+	return nil, false
 }
 
 // modelCrops are the crops of the model's classes, in class order.
@@ -264,8 +300,15 @@ func (h *Handler) cropCommand(ctx context.Context, t *turn, arg string) {
 }
 
 // askCrop sends the "which crop?" question about a photo (analysis a) and stores it as the
-// chat's open question (replacing an older one).
-func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Analysis, crops []string) {
+// chat's open question (replacing an older one). With another, "another crop"
+// (locales.OtherCrop) is the last choice: the question about a leaf the model judged an unknown
+// crop.
+func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Analysis, crops []string, another bool) {
+	key := "crop.question"
+	if another {
+		key = "crop.question_other"
+		crops = append(slices.Clip(crops), locales.OtherCrop)
+	}
 	q := store.CropQuestion{Platform: string(t.msg.Chat.Platform), ChatID: t.msg.Chat.ID, PhotoHash: hash,
 		MessageID: t.msg.ID, Crops: crops, Lang: t.lang, Asked: h.cfg.Now()}
 	if err := h.store.PutCropQuestion(ctx, q); err != nil {
@@ -277,17 +320,26 @@ func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Ana
 	var lines []string
 	var choices []Choice
 	for i, c := range crops {
-		name := h.loc.CropName(t.lang, c)
+		name := h.choiceName(t.lang, c)
 		lines = append(lines, h.loc.Number(t.lang, i+1)+". "+name)
 		choices = append(choices, Choice{Label: name, Data: cropChoicePrefix + c + ":" + hash[:min(12, len(hash))]})
 	}
-	text := h.loc.T(t.lang, "crop.question", "choices", strings.Join(lines, "\n"))
+	text := h.loc.T(t.lang, key, "choices", strings.Join(lines, "\n"))
 	h.send(ctx, t, Reply{Text: text, Kind: "crop_question", Choices: choices})
 }
 
+// choiceName is a crop question's choice as shown: the crop's name, or "Another crop".
+func (h *Handler) choiceName(lang, crop string) string {
+	if crop == locales.OtherCrop {
+		return h.loc.T(lang, "crop.another")
+	}
+	return h.loc.CropName(lang, crop)
+}
+
 // cropAnswer reads a message as the answer to the chat's open crop question: a tapped button,
-// or (typed) the number of a choice or a crop's name. ok is false when the message is no answer
-// (no open question, expired, another photo's button, a text that names no crop).
+// or (typed) the number of a choice or a crop's name, or, where the question offers it, "another
+// crop" (locales.OtherCrop: "other", "nyingine", its label). ok is false when the message is no
+// answer (no open question, expired, another photo's button, a text that names no crop).
 func (h *Handler) cropAnswer(ctx context.Context, t *turn) (q store.CropQuestion, crop string, ok bool) {
 	m := t.msg
 	if m.Photo != nil || len(m.Album) > 0 || (m.Choice == "" && (strings.TrimSpace(m.Text) == "" || isCommand(m.Text))) {
@@ -303,7 +355,7 @@ func (h *Handler) cropAnswer(ctx context.Context, t *turn) (q store.CropQuestion
 	if m.Choice != "" {
 		rest, found := strings.CutPrefix(m.Choice, cropChoicePrefix)
 		crop, prefix, _ := strings.Cut(rest, ":")
-		if !found || prefix == "" || !strings.HasPrefix(q.PhotoHash, prefix) || !slices.Contains(h.modelCrops(), crop) {
+		if !found || prefix == "" || !strings.HasPrefix(q.PhotoHash, prefix) || !h.offered(q, crop) {
 			return q, "", false
 		}
 		return q, crop, true
@@ -316,15 +368,29 @@ func (h *Handler) cropAnswer(ctx context.Context, t *turn) (q store.CropQuestion
 		return q, "", false
 	}
 	crop, found, supported := h.parseModelCrop(text)
-	if !found || !supported || crop == locales.AnyCrop {
+	if !found || crop == locales.AnyCrop || (!supported && !(crop == locales.OtherCrop && h.offered(q, crop))) {
 		return q, "", false
 	}
 	return q, crop, true
 }
 
+// offered: crop answers question q: a crop of the model (also one not offered: the farmer knows
+// the crop), or "another crop" where q offers it.
+func (h *Handler) offered(q store.CropQuestion, crop string) bool {
+	if crop == locales.OtherCrop {
+		return slices.Contains(q.Crops, crop)
+	}
+	return slices.Contains(h.modelCrops(), crop)
+}
+
 // answerCropQuestion answers the photo of a crop question again, from the cache, within the crop
-// the farmer chose, and closes the question.
+// the farmer chose, and closes the question. "Another crop" (locales.OtherCrop) gets the
+// unknown-crop reply: the crops the bot knows, how to photograph one, how to name it.
 func (h *Handler) answerCropQuestion(ctx context.Context, t *turn, q store.CropQuestion, crop string) {
+	another := crop == locales.OtherCrop
+	if another {
+		crop = ""
+	}
 	t.rec.Crop, t.recChanged = crop, true
 	t.replyPhoto, t.replyTo = q.PhotoHash, q.MessageID
 	a, err := h.store.GetAnalysis(ctx, q.PhotoHash, h.model.Info().Version)
@@ -336,6 +402,9 @@ func (h *Handler) answerCropQuestion(ctx context.Context, t *turn, q store.CropQ
 		return
 	}
 	t.cacheHits++
+	if another && !a.Rejected {
+		a.OtherCrop = true // the farmer says so
+	}
 	h.sendDiagnosis(ctx, t, a, crop)
 	if err := h.store.DeleteCropQuestion(context.WithoutCancel(ctx), q.Platform, q.ChatID, q.PhotoHash); err != nil {
 		t.log.Warn("cannot close the crop question", "err", err)

@@ -97,3 +97,25 @@ func TestCropDoubt(t *testing.T) {
 		})
 	}
 }
+
+func TestUnknownCropChoices(t *testing.T) {
+	tests := []struct {
+		name string
+		a    store.Analysis
+		want []string
+	}{
+		{"unknown crop: the likely crops", store.Analysis{OtherCrop: true, Scores: map[string]float64{"corn__a": 0.5, "tomato__a": 0.4, "apple__a": 0.04, "grape__a": 0.06}}, []string{"corn", "tomato", "grape"}},
+		{"unknown crop: at least two", store.Analysis{OtherCrop: true, Scores: map[string]float64{"a__x": 0.6, "b__x": 0.01, "c__x": 0.39}}, []string{"a", "c"}},
+		{"unknown crop: at most four", store.Analysis{OtherCrop: true, Scores: map[string]float64{"a__x": 0.3, "b__x": 0.2, "c__x": 0.2, "d__x": 0.15, "e__x": 0.15}}, []string{"a", "b", "c", "d"}},
+		{"a known crop", store.Analysis{Scores: map[string]float64{"corn__a": 0.5, "tomato__a": 0.5}}, nil},
+		{"not a leaf", store.Analysis{Rejected: true, OtherCrop: true, Scores: map[string]float64{"corn__a": 0.5, "tomato__a": 0.5}}, nil},
+		{"no scores (old record)", store.Analysis{OtherCrop: true, Top: []store.Candidate{c("corn__a", 0.5)}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := unknownCropChoices(tt.a); !slices.Equal(got, tt.want) {
+				t.Errorf("unknownCropChoices = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

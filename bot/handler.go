@@ -69,7 +69,9 @@ type Config struct {
 	HistoryLen int
 	// ClearCropShare: without a stated crop, when the model's most likely crop (the summed
 	// probability of its classes) has less than this share, the bot asks which crop it is
-	// (0.66); negative: it never asks.
+	// (0.66). A leaf the model judges an unknown crop (a model with an unknown_crop output) is
+	// asked about whatever its shares, with "another crop" as the last choice. Negative: it
+	// never asks (an unknown crop gets the unknown-crop reply at once).
 	ClearCropShare float64
 	// Now is the clock (time.Now).
 	Now func() time.Time
@@ -320,7 +322,7 @@ func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error)
 		text = m.Choice
 		if rest, ok := strings.CutPrefix(m.Choice, cropChoicePrefix); ok {
 			crop, _, _ := strings.Cut(rest, ":")
-			text = h.loc.CropName(t.lang, crop)
+			text = h.choiceName(t.lang, crop)
 		}
 	}
 	t.rec = store.Record{Time: m.Time, Platform: p, ChatID: m.Chat.ID, Direction: store.Inbound,
@@ -611,14 +613,15 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 }
 
 // answer sends the diagnosis of an analysis and notes the photo hash on the inbound record:
-// within the crop the farmer stated (caption, /crop), or, when the model is unsure between crops
-// and no crop is stated, the question which crop it is.
+// within the crop the farmer stated (caption, /crop), or, without a stated crop, the question
+// which crop it is when the model is unsure between crops or judged the leaf an unknown crop
+// (then with "another crop" as the last choice; questionChoices).
 func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Analysis) {
 	t.rec.PhotoHash, t.recChanged = hash, true
 	crop := h.statedCrop(t)
 	if crop == "" {
-		if crops := cropDoubt(a, h.cfg.ClearCropShare); len(crops) >= 2 {
-			h.askCrop(ctx, t, hash, a, crops)
+		if crops, another := h.questionChoices(a); len(crops) > 0 {
+			h.askCrop(ctx, t, hash, a, crops, another)
 			return
 		}
 	}

@@ -14,13 +14,22 @@ import (
 )
 
 // crops.json: crop names and common synonyms by crop id (the part of a class id before "__") and
-// language, and under "any" the words that clear a chat's crop.
+// language, under "any" the words that clear a chat's crop, and under "other" the words that
+// answer "which crop?" with "another crop" (one the model does not know).
 //
 //go:embed crops.json
 var cropsJSON []byte
 
 // AnyCrop is the pseudo crop of the words that clear a chat's crop ("/crop any").
 const AnyCrop = "any"
+
+// OtherCrop is the pseudo crop of the words that answer "which crop is this?" with "another
+// crop" ("other", "zao jingine", "autre culture"): a crop the model does not know.
+const OtherCrop = "other"
+
+// pseudoCrop: AnyCrop and OtherCrop are words of the conversation, not crops; a caption naming
+// them names no crop.
+func pseudoCrop(crop string) bool { return crop == AnyCrop || crop == OtherCrop }
 
 // cropName is one name of a crop as words, normalized.
 type cropName struct {
@@ -65,7 +74,7 @@ func parseCrops(raw []byte) (cropTable, error) {
 			}
 		}
 		// The crop id itself ("corn", as in the class ids) is a name too.
-		if _, ok := owner[crop]; !ok && crop != AnyCrop {
+		if _, ok := owner[crop]; !ok && !pseudoCrop(crop) {
 			owner[crop] = crop
 			t.index = append(t.index, cropName{crop: crop, words: []string{crop}})
 		}
@@ -103,7 +112,8 @@ func CropOf(class string) string {
 
 // ParseCrop understands what a farmer types after /crop or as the answer to "which crop?": one
 // crop's name or synonym in any supported language ("maize", "Mahindi", "मक्का", "MAÏS"), or
-// the crop id. AnyCrop is returned for the words that clear the choice ("any", "yoyote").
+// the crop id. AnyCrop is returned for the words that clear the choice ("any", "yoyote"),
+// OtherCrop for "another crop" ("other", "nyingine").
 func (b *Bundle) ParseCrop(input string) (string, bool) {
 	w := cropWords(input)
 	if len(w) == 0 {
@@ -119,7 +129,8 @@ func (b *Bundle) ParseCrop(input string) (string, bool) {
 
 // FindCrop looks for crop names in a text (a photo's caption) as whole words and returns the
 // crop when the text names exactly one (a longer name wins over the words in it: "pomme de
-// terre" is a potato, not an apple). The words that clear a choice are not looked for.
+// terre" is a potato, not an apple). The words that clear a choice or say "another crop" are
+// not looked for ("my other maize field" is maize).
 func (b *Bundle) FindCrop(text string) (string, bool) {
 	w := cropWords(text)
 	found := ""
@@ -140,7 +151,7 @@ func (b *Bundle) FindCrop(text string) (string, bool) {
 
 func matchAt(w []string, i int) (cropName, bool) {
 	for _, n := range crops.index {
-		if n.crop != AnyCrop && i+len(n.words) <= len(w) && slices.Equal(w[i:i+len(n.words)], n.words) {
+		if !pseudoCrop(n.crop) && i+len(n.words) <= len(w) && slices.Equal(w[i:i+len(n.words)], n.words) {
 			return n, true
 		}
 	}

@@ -36,6 +36,11 @@ func TestParseCrop(t *testing.T) {
 		{"FEIJAO", "bean", true},
 		{"any", AnyCrop, true},
 		{"yoyote", AnyCrop, true},
+		{"other", OtherCrop, true},
+		{"Another crop", OtherCrop, true},
+		{"zao jingine", OtherCrop, true},
+		{"Autre culture", OtherCrop, true},
+		{"दूसरी फ़सल", OtherCrop, true},
 		{"cassava", "", false},
 		{"maize tomato", "", false},
 		{"cornflakes", "", false},
@@ -71,7 +76,9 @@ func TestFindCrop(t *testing.T) {
 		{"maize or tomato?", "", false},
 		{"cornflakes", "", false},
 		{"look at this leaf", "", false},
-		{"any idea?", "", false}, // the words that clear a choice are no crop
+		{"any idea?", "", false},               // the words that clear a choice are no crop
+		{"my other maize field", "corn", true}, // nor are the words of "another crop"
+		{"another crop", "", false},
 		{"", "", false},
 	}
 	for _, tt := range tests {
@@ -110,6 +117,13 @@ func TestCrops(t *testing.T) {
 			if got, ok := b.FindCrop(name); !ok || got != crop {
 				t.Errorf("%s: the disease texts' crop name %q of %s is read as %q, %v", l.Code, name, class, got, ok)
 			}
+		}
+	}
+	for _, l := range b.Languages() {
+		// The "another crop" button's label, typed, is the same answer.
+		label := b.T(l.Code, "crop.another")
+		if got, ok := b.ParseCrop(label); !ok || got != OtherCrop {
+			t.Errorf("%s: the label %q of the \"another crop\" choice is read as %q, %v", l.Code, label, got, ok)
 		}
 	}
 	if got := b.CropName("sw", "corn"); got != "Mahindi" {

@@ -14,12 +14,14 @@ const bucketCropQuestions = "crop_questions"
 
 // CropQuestion is the bot's open question "which crop is this?" about a photo in a chat. A chat
 // has at most one: asking about a newer photo replaces it. It is kept in the database so that an
-// answer after a restart (a tapped button, a number) still finds the photo.
+// answer after a restart (a tapped button, a number) still finds the photo. About a leaf the
+// model judged an unknown crop, the last choice is "another crop" (Crops holds "other",
+// locales.OtherCrop).
 type CropQuestion struct {
 	Platform, ChatID string
 	PhotoHash        string
 	MessageID        string   // the photo's platform message id, quoted by the answer
-	Crops            []string // the crop ids offered, in the order shown (1, 2, ...)
+	Crops            []string // the crop ids offered, in the order shown (1, 2, ...); "other": "another crop"
 	Lang             string
 	Asked            time.Time
 }
