@@ -35,7 +35,8 @@ type serveConfig struct {
 	db        string
 	threshold float64
 	// askCropBelow: without a stated crop, below this share of its most likely crop the bot
-	// asks which crop (bot.Config.ClearCropShare); 0 (a serveConfig built in code) never asks.
+	// asks which crop (bot.Config.ClearCropShare), as about a leaf the model judges an unknown
+	// crop; 0 (a serveConfig built in code) never asks.
 	askCropBelow float64
 	workers      int
 	drainTimeout time.Duration
@@ -55,7 +56,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address of the web chat, /healthz and /metrics")
 	fs.StringVar(&c.db, "db", "data/cropshield.db", "bbolt database file (created 0600)")
 	fs.Float64Var(&c.threshold, "threshold", 0.5, "below this top-1 probability the bot says it is not sure and asks for a new photo")
-	fs.Float64Var(&c.askCropBelow, "ask-crop-below", 0.66, "without a crop stated by the farmer, below this share of its most likely crop the bot asks which crop it is; 0 never asks")
+	fs.Float64Var(&c.askCropBelow, "ask-crop-below", 0.66, "without a crop stated by the farmer, below this share of its most likely crop the bot asks which crop it is (a leaf the model judges an unknown crop is asked about too, with \"another crop\"); 0 never asks")
 	fs.IntVar(&c.workers, "workers", 2, "photos analysed at once")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 20*time.Second, "how long shutdown waits for messages being handled")
 	fs.Var(&c.memLimit, "memory-limit", "soft limit of the Go heap (debug.SetMemoryLimit), e.g. 384MiB or 1GiB; off for none")
