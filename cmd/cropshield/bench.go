@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -172,6 +173,12 @@ type benchThroughput struct {
 	Seconds      float64 `json:"seconds"`
 	PhotosPerSec float64 `json:"photos_per_second"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
+	// What the RSS was made of at its largest sample (every 20 ms): anonymous memory (Go heap,
+	// ONNX Runtime, C buffers), file pages mapped (bbolt's mmap of the database, the binary and
+	// libraries), and of the anonymous part the Go heap's spans in use.
+	PeakAnonMB   float64 `json:"peak_anon_mb"`
+	PeakFileMB   float64 `json:"peak_file_mb"`
+	PeakGoHeapMB float64 `json:"peak_go_heap_mb"`
 }
 
 type benchHostile struct {
@@ -352,25 +359,24 @@ func (b *bench) throughput(ctx context.Context, photo []byte) (benchThroughput, 
 		return benchThroughput{}, err
 	}
 	chats := max(8, 2*b.cfg.workers)
-	photos := make([][]byte, b.cfg.photos)
-	for i := range photos {
-		photos[i] = withJPEGComment(photo, 1_000_000+i)
-	}
-	next := make(chan []byte, len(photos))
-	for _, p := range photos {
-		next <- p
+	// Each photo is made as it is sent, as if it had just arrived: holding all of them (100 MB for
+	// 200) would be the bench's memory, not the bot's.
+	next := make(chan int, b.cfg.photos)
+	for i := range b.cfg.photos {
+		next <- 1_000_000 + i
 	}
 	close(next)
 	runtime.GC()
 	resetPeakRSS()
+	stopSampling := sampleRSS()
 	out := &sink{}
 	var failed atomic.Value
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := range chats {
 		wg.Go(func() {
-			for p := range next {
-				if _, err := b.send(ctx, h, fmt.Sprintf("chat-%d", c), p, out); err != nil {
+			for n := range next {
+				if _, err := b.send(ctx, h, fmt.Sprintf("chat-%d", c), withJPEGComment(photo, n), out); err != nil {
 					failed.Store(err)
 					return
 				}
@@ -379,8 +385,10 @@ func (b *bench) throughput(ctx context.Context, photo []byte) (benchThroughput, 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	tp := benchThroughput{Workers: b.cfg.workers, Chats: chats, Photos: len(photos), Seconds: elapsed.Seconds(),
-		PhotosPerSec: float64(len(photos)) / elapsed.Seconds(), PeakRSSMB: peakRSSMB()}
+	peak := stopSampling()
+	tp := benchThroughput{Workers: b.cfg.workers, Chats: chats, Photos: b.cfg.photos, Seconds: elapsed.Seconds(),
+		PhotosPerSec: float64(b.cfg.photos) / elapsed.Seconds(), PeakRSSMB: peakRSSMB(),
+		PeakAnonMB: peak.anon, PeakFileMB: peak.file, PeakGoHeapMB: peak.heap}
 	if err, ok := failed.Load().(error); ok {
 		return tp, errors.Join(err, closeHandler())
 	}
@@ -499,8 +507,8 @@ func (r *benchReport) print(w io.Writer) error {
 		return err
 	}
 	t := r.Throughput
-	fmt.Fprintf(w, "\nthroughput: %d distinct 1280x960 photos from %d chats, %d workers: %.1f photos/s, peak RSS %.0f MB\n",
-		t.Photos, t.Chats, t.Workers, t.PhotosPerSec, t.PeakRSSMB)
+	fmt.Fprintf(w, "\nthroughput: %d distinct 1280x960 photos from %d chats, %d workers: %.1f photos/s, peak RSS %.0f MB (at the largest sample: anonymous %.0f MB, of it Go heap %.0f MB; file-mapped %.0f MB)\n",
+		t.Photos, t.Chats, t.Workers, t.PhotosPerSec, t.PeakRSSMB, t.PeakAnonMB, t.PeakGoHeapMB, t.PeakFileMB)
 	if hs := r.Hostile; hs != nil {
 		kinds := make([]string, 0, len(hs.Replies))
 		for k, n := range hs.Replies {
@@ -619,6 +627,62 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+type rssSample struct{ anon, file, heap float64 }
+
+// sampleRSS reads RssAnon and RssFile (/proc/self/status) and the Go heap's spans in use every
+// 20 ms until the returned function is called, which returns the sample with the largest RSS.
+func sampleRSS() (stop func() rssSample) {
+	done := make(chan struct{})
+	result := make(chan rssSample, 1)
+	go func() {
+		var peak rssSample
+		heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if s, ok := readRSS(); ok && s.anon+s.file > peak.anon+peak.file {
+				metrics.Read(heap)
+				s.heap = float64(heap[0].Value.Uint64()+heap[1].Value.Uint64()) / (1 << 20)
+				peak = s
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() rssSample {
+		close(done)
+		return <-result
+	}
+}
+
+// readRSS is RssAnon and RssFile from /proc/self/status in megabytes.
+func readRSS() (rssSample, bool) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return rssSample{}, false
+	}
+	var s rssSample
+	for line := range strings.Lines(string(data)) {
+		for _, f := range []struct {
+			key string
+			dst *float64
+		}{{"RssAnon:", &s.anon}, {"RssFile:", &s.file}} {
+			if v, ok := strings.CutPrefix(line, f.key); ok {
+				kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+				if err != nil {
+					return rssSample{}, false
+				}
+				*f.dst = kb / 1024
+			}
+		}
+	}
+	return s, true
 }
 
 // resetPeakRSS restarts the kernel's peak-RSS counter (VmHWM) of this process; where it cannot,

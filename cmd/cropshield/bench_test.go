@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -55,8 +57,9 @@ func TestBenchCommand(t *testing.T) {
 	t.Setenv("CROPSHIELD_ORT_LIB", testenv.ORTLib(t))
 	t.Setenv("CROPSHIELD_MODEL", testenv.ContractModel(t))
 	var stdout, stderr bytes.Buffer
+	profile := filepath.Join(t.TempDir(), "cpu.prof")
 	code := run([]string{"bench", "--device", "cpu", "--memory-limit", "off", "--rounds", "2", "--photos", "4",
-		"--hostile", "2", "--json", "--log-level", "warn"}, &stdout, &stderr)
+		"--hostile", "2", "--json", "--log-level", "warn", "--cpuprofile", profile}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit code %d: %s", code, stderr.String())
 	}
@@ -77,8 +80,12 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("handler row %+v", h)
 		}
 	}
-	if tp := rep.Throughput; tp.Photos != 4 || tp.Workers != 2 || tp.PhotosPerSec <= 0 || tp.PeakRSSMB <= 0 {
+	if tp := rep.Throughput; tp.Photos != 4 || tp.Workers != 2 || tp.PhotosPerSec <= 0 || tp.PeakRSSMB <= 0 ||
+		tp.PeakAnonMB <= 0 || tp.PeakFileMB <= 0 || tp.PeakGoHeapMB <= 0 || tp.PeakGoHeapMB > tp.PeakAnonMB {
 		t.Errorf("throughput %+v", tp)
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("--cpuprofile wrote no profile: %v", err)
 	}
 	hs := rep.Hostile
 	if hs == nil || hs.Photos != 2 || hs.Megapixels < 39.8 || hs.FileBytes > 1<<20 || hs.HealthzFailed != 0 {
