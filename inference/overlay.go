@@ -86,7 +86,7 @@ func overlayInto(out *image.RGBA, base *image.NRGBA, box CropBox, hm Heatmap) {
 	// alpha 255 whatever the photo's.
 	var blendLanes [heatLevels]struct{ add, keep uint64 }
 	for i, c := range blend {
-		blendLanes[i].add = uint64(c.r+128) | uint64(c.g+128)<<16 | uint64(c.b+128)<<32 | uint64(255)<<56
+		blendLanes[i].add = uint64(c.r+128) | uint64(c.b+128)<<16 | uint64(c.g+128)<<32 | uint64(255)<<56
 		blendLanes[i].keep = uint64(c.keep)
 	}
 	parallel(h, w*h/(1<<16), func(lo, hi int) {
@@ -118,8 +118,7 @@ func overlayInto(out *image.RGBA, base *image.NRGBA, box CropBox, hm Heatmap) {
 				c0 := col[tx.i0]
 				c := &blendLanes[int((c0+(col[tx.i1]-c0)*tx.f)*(heatLevels-1)+0.5)]
 				v := (spread(src[4*x:4*x+4:4*x+4])&0xFFFF_FFFF_FFFF*c.keep + c.add) >> 8 & laneMask
-				v = (v | v>>8) & 0x0000_FFFF_0000_FFFF
-				binary.LittleEndian.PutUint32(dst[4*x:4*x+4:4*x+4], uint32(v|v>>16))
+				binary.LittleEndian.PutUint32(dst[4*x:4*x+4:4*x+4], unspread(v))
 			}
 		}
 	})

@@ -64,9 +64,11 @@ type nrgbaSource struct{ im *image.NRGBA }
 func (s nrgbaSource) bounds() image.Rectangle { return s.im.Rect }
 
 func (s nrgbaSource) row(y, x0, x1 int, dst []float32) {
+	n := x1 - x0
 	p := s.im.Pix[s.im.PixOffset(x0, y):]
-	for i := range x1 - x0 {
-		d, q := dst[3*i:], p[4*i:]
+	p, dst = p[:4*n], dst[:3*n]
+	for i := range n {
+		d, q := dst[3*i:3*i+3:3*i+3], p[4*i:4*i+3:4*i+3]
 		d[0], d[1], d[2] = float32(q[0]), float32(q[1]), float32(q[2])
 	}
 }
@@ -139,13 +141,17 @@ func resampleArea(src rowSource, x, y, w, h float64, dw, dh int, emit func(row i
 			src.row(sy, cx0, cx1, line)
 			for j := range dw {
 				var r, g, b float32
+				ws := cols.w[cols.off[j] : cols.off[j]+cols.count[j]]
 				p := line[3*(int(cols.first[j])-cx0):]
-				for k, wt := range cols.w[cols.off[j] : cols.off[j]+cols.count[j]] {
-					r += wt * p[3*k]
-					g += wt * p[3*k+1]
-					b += wt * p[3*k+2]
+				p = p[:3*len(ws)]
+				for k, wt := range ws {
+					q := p[3*k : 3*k+3 : 3*k+3]
+					r += wt * q[0]
+					g += wt * q[1]
+					b += wt * q[2]
 				}
-				spare[3*j], spare[3*j+1], spare[3*j+2] = r, g, b
+				d := spare[3*j : 3*j+3 : 3*j+3]
+				d[0], d[1], d[2] = r, g, b
 			}
 			last, spare, lastY = spare, last, sy
 			return last
