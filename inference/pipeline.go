@@ -68,12 +68,14 @@ func (p *pipeline) putTensor(t []float32) { p.floats.Put(&t) }
 
 // prepared is a photo ready for the model: its tensor and, for Analyze, the overlay's base.
 type prepared struct {
-	hd      header
-	tensor  []float32
-	base    *image.NRGBA // the upright photo at the overlay's size; nil for Classify
-	box     CropBox      // the model's square in base's pixels
-	decoded time.Time    // when decoding ended
-	held    int64        // decode budget still held, given back by done
+	hd     header
+	tensor []float32
+	base   *image.NRGBA // the upright photo at the overlay's size; nil for Classify; see wait
+	// baseDone is closed when base is ready and the decoded photo given back (nil: already so).
+	baseDone chan struct{}
+	box      CropBox   // the model's square in base's pixels
+	decoded  time.Time // when decoding ended
+	held     int64     // decode budget still held, given back by done
 }
 
 // fitSize is the size of a w x h image scaled down to at most maxSide on its longer side.
@@ -153,42 +155,66 @@ func (m *Model) prepare(ctx context.Context, data []byte, withBase bool) (*prepa
 	}
 	// The overlay's base: opaque NRGBA (libjpeg-turbo's, the streamed PNG's) through the
 	// fixed-point resampler, or as it is where it already has the base's size; anything else (Go's
-	// YCbCr, a WebP) through the float one.
+	// YCbCr, a WebP) through the float one. A resampled base is made while the model runs (wait).
 	fast, _ := img.(*image.NRGBA)
-	keepDecoded := false
-	if withBase {
-		sw, sh := dw, dh // the base's size in the stored orientation
-		if hd.orient >= 5 {
-			sw, sh = dh, dw
-		}
+	sw, sh := dw, dh // the base's size in the stored orientation
+	if hd.orient >= 5 {
+		sw, sh = dh, dw
+	}
+	asIs := withBase && fast != nil && hd.orient <= 1 && b == image.Rect(0, 0, sw, sh)
+	finish := func() {
 		switch {
-		case fast != nil && hd.orient <= 1 && b == image.Rect(0, 0, sw, sh):
-			pr.base, keepDecoded = fast, true // the decoded pixels are the base as they are
 		case fast != nil:
-			pr.base = &image.NRGBA{Pix: p.pixels.get(4 * dw * dh), Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
 			resampleFixed(fast, float64(b.Min.X), float64(b.Min.Y), float64(b.Dx()), float64(b.Dy()), sw, sh,
 				intoNRGBAFixed(pr.base, hd.orient, sw, sh))
 		default:
-			pr.base = &image.NRGBA{Pix: p.pixels.get(4 * dw * dh), Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
 			resampleArea(src, float64(b.Min.X), float64(b.Min.Y), float64(b.Dx()), float64(b.Dy()), sw, sh,
 				intoNRGBAOriented(pr.base, hd.orient, sw, sh))
 		}
+		m.dropDecoded(pr, fast, extra)
+	}
+	switch {
+	case !withBase:
+		m.dropDecoded(pr, fast, extra)
+	case asIs:
+		pr.base = fast // the decoded pixels are the base as they are
 		pr.box = m.info.CropBoxFor(dw, dh)
-	}
-	if fast != nil && !keepDecoded {
-		p.pixels.put(fast.Pix)
-	}
-	// The decoded photo is gone: keep only the base's and the overlay's share.
-	if keep := min(extra, pr.held); pr.held > keep {
-		p.budget.Release(pr.held - keep)
-		pr.held = keep
+		m.dropDecoded(pr, nil, extra)
+	default:
+		pr.base = &image.NRGBA{Pix: p.pixels.get(4 * dw * dh), Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
+		pr.box = m.info.CropBoxFor(dw, dh)
+		pr.baseDone = make(chan struct{})
+		go func() {
+			defer close(pr.baseDone)
+			finish()
+		}()
 	}
 	ok = true
 	return pr, nil
 }
 
+// dropDecoded gives the decoded photo's buffer (fast, unless nil) back to the pool and its share
+// of the budget back, keeping only the base's and the overlay's (extra).
+func (m *Model) dropDecoded(pr *prepared, fast *image.NRGBA, extra int64) {
+	if fast != nil {
+		m.pipe.pixels.put(fast.Pix)
+	}
+	if keep := min(extra, pr.held); pr.held > keep {
+		m.pipe.budget.Release(pr.held - keep)
+		pr.held = keep
+	}
+}
+
+// wait returns when the overlay's base is ready.
+func (pr *prepared) wait() {
+	if pr.baseDone != nil {
+		<-pr.baseDone
+	}
+}
+
 // done gives back what prepare took: buffers and the rest of the budget.
 func (m *Model) done(pr *prepared) {
+	pr.wait()
 	if pr.tensor != nil {
 		m.pipe.putTensor(pr.tensor)
 	}
@@ -203,6 +229,7 @@ func (m *Model) done(pr *prepared) {
 
 // render draws the overlay of the top class over the base and encodes it as JPEG.
 func (m *Model) render(pr *prepared, hm Heatmap) (encoded []byte, w, h int, rendered time.Time, err error) {
+	pr.wait()
 	b := pr.base.Rect
 	over := &image.RGBA{Pix: m.pipe.pixels.get(4 * b.Dx() * b.Dy()), Stride: 4 * b.Dx(), Rect: b}
 	defer m.pipe.pixels.put(over.Pix)
