@@ -2,12 +2,10 @@ package inference
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -18,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/cropshield/cropshield/inference/imagecodec"
+	"github.com/cropshield/cropshield/internal/synthpng"
 )
 
 // testInfo is the contract model's preprocessing.
@@ -193,52 +192,11 @@ func TestPrepareMatchesFullDecode(t *testing.T) {
 	}
 }
 
-// bigPalettedPNG is a w x h paletted PNG of a few hundred kilobytes at most: the hostile photo
-// of issue 12 (a tiny upload that decodes to 40 megapixels).
-func bigPalettedPNG(tb testing.TB, w, h int, interlace byte) []byte {
-	tb.Helper()
-	chunk := func(out []byte, typ string, body []byte) []byte {
-		out = binary.BigEndian.AppendUint32(out, uint32(len(body)))
-		start := len(out)
-		out = append(out, typ...)
-		out = append(out, body...)
-		return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start:]))
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
-	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
-	ihdr = append(ihdr, 8, 3, 0, 0, interlace)
-	var z bytes.Buffer
-	zw, err := zlib.NewWriterLevel(&z, zlib.BestSpeed)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	row := make([]byte, 1+w)
-	for x := range w {
-		row[1+x] = uint8(x / 64 % 2)
-	}
-	rows := h
-	if interlace == 1 { // enough bytes for every Adam7 pass
-		rows = 2 * h
-	}
-	for range rows {
-		if _, err := zw.Write(row); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	out := chunk([]byte("\x89PNG\r\n\x1a\n"), "IHDR", ihdr)
-	out = chunk(out, "PLTE", []byte{30, 120, 40, 200, 180, 60})
-	out = chunk(out, "IDAT", z.Bytes())
-	return chunk(out, "IEND", nil)
-}
-
 // TestHostilePNGStaysSmall: a 39.9-megapixel PNG is averaged while it is inflated, so preparing
 // it allocates a few megabytes, not the 40-200 MB of a full decode. Not parallel: it reads the
 // allocation counter.
 func TestHostilePNGStaysSmall(t *testing.T) {
-	data := bigPalettedPNG(t, 6316, 6316, 0)
+	data := synthpng.Huge(6316, 6316, "")
 	m := modelless(Options{})
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

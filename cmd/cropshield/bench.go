@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -35,6 +32,7 @@ import (
 	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/inference"
 	"github.com/cropshield/cropshield/inference/imagecodec"
+	"github.com/cropshield/cropshield/internal/synthpng"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
 )
@@ -408,7 +406,7 @@ func (b *bench) hostileRun(ctx context.Context) (*benchHostile, error) {
 	const side = 6316
 	pngs := make([][]byte, b.cfg.hostile)
 	for i := range pngs {
-		pngs[i] = hugePNG(side, side, i)
+		pngs[i] = synthpng.Huge(side, side, fmt.Sprintf("cropshield-bench-%d", i))
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -583,36 +581,6 @@ func withJPEGComment(jpg []byte, n int) []byte {
 	out = append(out, 0xFF, 0xFE, 0, byte(len(c)+2))
 	out = append(out, c...)
 	return append(out, jpg[2:]...)
-}
-
-// hugePNG is a w x h paletted PNG of stripes that compresses to a few hundred kilobytes: the
-// hostile upload of issue 12. seed makes each file's bytes distinct.
-func hugePNG(w, h, seed int) []byte {
-	chunk := func(out []byte, typ string, body []byte) []byte {
-		out = binary.BigEndian.AppendUint32(out, uint32(len(body)))
-		start := len(out)
-		out = append(out, typ...)
-		out = append(out, body...)
-		return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start:]))
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
-	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
-	ihdr = append(ihdr, 8, 3, 0, 0, 0)
-	var z bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression) // a valid level: no error
-	row := make([]byte, 1+w)
-	for x := range w {
-		row[1+x] = uint8(x / 97 % 3)
-	}
-	for range h {
-		_, _ = zw.Write(row) // into a bytes.Buffer: no error
-	}
-	_ = zw.Close()
-	out := chunk([]byte("\x89PNG\r\n\x1a\n"), "IHDR", ihdr)
-	out = chunk(out, "PLTE", []byte{40, 130, 45, 120, 80, 35, 220, 220, 210})
-	out = chunk(out, "tEXt", []byte(fmt.Sprintf("Comment\x00cropshield-bench-%d", seed)))
-	out = chunk(out, "IDAT", z.Bytes())
-	return chunk(out, "IEND", nil)
 }
 
 // cpuModel is the processor's name from /proc/cpuinfo ("" where there is none).

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/draw"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/cropshield/cropshield/inference/imagecodec"
+	"github.com/cropshield/cropshield/internal/synthpng"
 )
 
 // photo is a smooth, leaf-like test picture with some texture.
@@ -292,32 +292,17 @@ func TestEncodeJPEG(t *testing.T) {
 	}
 }
 
-// rawPNG writes a PNG by hand (filter 0 rows), for colour types Go's encoder never writes.
+// rawPNG writes a PNG by hand (filter 0 rows), for colour types Go's encoder never writes; extra
+// holds PLTE and tRNS chunks by type.
 func rawPNG(w, h, depth, colour int, interlace byte, rows [][]byte, extra map[string][]byte) []byte {
-	chunk := func(out []byte, typ string, body []byte) []byte {
-		out = binary.BigEndian.AppendUint32(out, uint32(len(body)))
-		start := len(out)
-		out = append(out, typ...)
-		out = append(out, body...)
-		return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start:]))
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
-	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
-	ihdr = append(ihdr, byte(depth), byte(colour), 0, 0, interlace)
-	var z bytes.Buffer
-	zw := zlib.NewWriter(&z)
-	for _, r := range rows {
-		_, _ = zw.Write(append([]byte{0}, r...))
-	}
-	_ = zw.Close()
-	out := chunk([]byte("\x89PNG\r\n\x1a\n"), "IHDR", ihdr)
+	var chunks []synthpng.Chunk
 	for _, typ := range []string{"PLTE", "tRNS"} {
 		if b, ok := extra[typ]; ok {
-			out = chunk(out, typ, b)
+			chunks = append(chunks, synthpng.Chunk{Type: typ, Data: b})
 		}
 	}
-	out = chunk(out, "IDAT", z.Bytes())
-	return chunk(out, "IEND", nil)
+	return synthpng.Write(synthpng.Header{W: w, H: h, Depth: depth, Colour: colour, Interlace: interlace}, chunks,
+		len(rows), func(i int) []byte { return rows[i] }, zlib.DefaultCompression)
 }
 
 // TestDecodePNGReduced compares the streaming decoder with image/png plus a box average, for every
