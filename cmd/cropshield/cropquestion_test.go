@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,52 +11,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/cropshield/cropshield/internal/testenv"
 )
 
 // startServeAskingCrop is startServeWithReview with the crop question on (serve's default
 // --ask-crop-below 0.66): the contract model is unsure between crops on the drawn leaves.
 func startServeAskingCrop(t *testing.T, db string) (chatURL, reviewURL string) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	c := serveConfig{
-		modelConfig:  modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 2},
-		addr:         "127.0.0.1:0",
-		db:           db,
-		threshold:    0.01,
-		askCropBelow: 0.66,
-		workers:      2,
-		drainTimeout: 10 * time.Second,
-	}
-	chat, review := make(chan string, 1), make(chan string, 1)
-	c.ready = func(a string) { chat <- a }
-	c.review = reviewConfig{addr: "127.0.0.1:0", ready: func(a string) { review <- a }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, c, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	}()
-	for chatURL == "" || reviewURL == "" {
-		select {
-		case a := <-chat:
-			chatURL = "http://" + a
-		case a := <-review:
-			reviewURL = "http://" + a
-		case err := <-done:
-			t.Fatalf("serve stopped early: %v\n%s", err, logs)
-		}
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("serve's log:\n%s", logs)
-		}
-	})
-	return chatURL, reviewURL
+	return startServeAsking(t, db, 0.66)
 }
 
 // TestCropQuestionInBrowser: in the web chat (headless Chromium), a leaf the model is unsure

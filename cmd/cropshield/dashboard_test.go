@@ -58,8 +58,15 @@ func (l *lockedBuffer) String() string {
 }
 
 // startServeWithReview runs `cropshield serve` in-process with the web chat and the review
-// dashboard on free 127.0.0.1 ports, over an existing database.
+// dashboard on free 127.0.0.1 ports, over an existing database, without the crop question.
 func startServeWithReview(t *testing.T, db string) (chatURL, reviewURL string) {
+	t.Helper()
+	return startServeAsking(t, db, 0)
+}
+
+// startServeAsking is startServeWithReview with serve's --ask-crop-below (0: the contract model's
+// photos are diagnosed without asking their crop).
+func startServeAsking(t *testing.T, db string, askCropBelow float64) (chatURL, reviewURL string) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	c := serveConfig{
@@ -67,6 +74,7 @@ func startServeWithReview(t *testing.T, db string) (chatURL, reviewURL string) {
 		addr:         "127.0.0.1:0",
 		db:           db,
 		threshold:    0.01,
+		askCropBelow: askCropBelow,
 		workers:      2,
 		drainTimeout: 10 * time.Second,
 	}
