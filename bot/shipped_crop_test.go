@@ -1,8 +1,6 @@
 package bot_test
 
 import (
-	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,34 +11,6 @@ import (
 	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 )
-
-// heldOutSplit is up to perClass photos of each class of a held-out split of
-// models/train/splits.json ("corn-test": maize field photos never trained or calibrated on).
-func heldOutSplit(t *testing.T, split string, perClass int) []string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(testenv.Root(t), "models", "train", "splits.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var splits map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &splits); err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	if err := json.Unmarshal(splits[split], &paths); err != nil || len(paths) == 0 {
-		t.Fatalf("split %s: %v (%d photos)", split, err, len(paths))
-	}
-	n := map[string]int{}
-	var out []string
-	for _, rel := range paths {
-		class := filepath.Base(filepath.Dir(rel))
-		if n[class] < perClass {
-			n[class]++
-			out = append(out, rel)
-		}
-	}
-	return out
-}
 
 // TestShippedModelStatedCrop: with the shipped model, a farmer who says "maize" — by /crop, in
 // the caption, or answering the bot's question — gets a maize top-3 on held-out maize field
@@ -57,14 +27,10 @@ func TestShippedModelStatedCrop(t *testing.T) {
 
 func statedCropOnShippedModel(t *testing.T, split, word, crop string) {
 	datasets := testenv.Datasets(t)
-	m, err := inference.Load(context.Background(), testenv.ShippedModel(t), inference.Options{LibraryPath: testenv.ORTLib(t), Device: inference.DeviceCPU})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := testenv.LoadShipped(t)
 	loc := loc(t)
 	f := newFixture(t, bot.Config{Burst: 1 << 20, ClearCropShare: 0.66}, m)
-	rels := heldOutSplit(t, split, 3)
+	rels := testenv.HeldOut(t, split, 3)
 	name := loc.CropName("en", crop)
 	asked, rightWithin := 0, 0
 	for _, rel := range rels {
@@ -125,7 +91,7 @@ func statedCropOnShippedModel(t *testing.T, split, word, crop string) {
 // model refuses as a leaf of a crop it does not know.
 func firstUnknownCrop(t *testing.T, m *inference.Model, datasets, split string) []byte {
 	t.Helper()
-	rels := heldOutSplit(t, split, 1<<30)
+	rels := testenv.HeldOut(t, split, 1<<30)
 	for _, rel := range rels[:min(100, len(rels))] {
 		data, err := os.ReadFile(filepath.Join(datasets, rel))
 		if err != nil {
@@ -150,11 +116,7 @@ func firstUnknownCrop(t *testing.T, m *inference.Model, datasets, split string) 
 // too, and "another crop" the unknown-crop reply.
 func TestShippedModelAsksTheCrop(t *testing.T) {
 	datasets := testenv.Datasets(t)
-	m, err := inference.Load(context.Background(), testenv.ShippedModel(t), inference.Options{LibraryPath: testenv.ORTLib(t), Device: inference.DeviceCPU})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := testenv.LoadShipped(t)
 	loc := loc(t)
 	f := newFixture(t, bot.Config{Burst: 1 << 20, ClearCropShare: 0.66}, m)
 	for _, tc := range []struct {

@@ -3,7 +3,6 @@ package inference_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -109,28 +108,12 @@ func TestCodecsAgreeOnContractModel(t *testing.T) {
 }
 
 // TestCodecsAgreeOnShippedModel: on held-out lab photos the trained model gives the same top-1
-// with either codec (two photos of each class, as TestShippedModelOnHeldOutLabPhotos).
+// with either codec (two photos of each class, as TestShippedModelOnHeldOutPhotos).
 func TestCodecsAgreeOnShippedModel(t *testing.T) {
 	datasets := testenv.Datasets(t)
 	turbo, pureGo := codecPair(t, testenv.ShippedModel(t))
-	raw, err := os.ReadFile(filepath.Join(testenv.Root(t), "models", "train", "splits.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var splits struct {
-		LabTest []string `json:"lab-test"`
-	}
-	if err := json.Unmarshal(raw, &splits); err != nil {
-		t.Fatal(err)
-	}
-	perClass := map[string]int{}
 	differ, total := 0, 0
-	for _, rel := range splits.LabTest {
-		class := filepath.Base(filepath.Dir(rel))
-		if perClass[class] == 2 {
-			continue
-		}
-		perClass[class]++
+	for _, rel := range testenv.HeldOut(t, "lab-test", 2) {
 		data, err := os.ReadFile(filepath.Join(datasets, rel))
 		if err != nil {
 			t.Fatal(err)

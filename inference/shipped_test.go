@@ -2,37 +2,19 @@ package inference_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/cropshield/cropshield/inference"
 	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 )
 
-// shippedModel is the trained model `serve` uses by default.
-func shippedModel(t *testing.T) *inference.Model {
-	t.Helper()
-	m, err := inference.Load(context.Background(), testenv.ShippedModel(t),
-		inference.Options{LibraryPath: testenv.ORTLib(t), Device: inference.DeviceCPU})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
-}
-
 // TestShippedModelContract: the shipped model loads through the contract with 28 classes, each
 // with texts in every language, a not-a-leaf and an unknown-crop output and a fitted temperature.
 func TestShippedModelContract(t *testing.T) {
-	info := shippedModel(t).Info()
+	info := testenv.LoadShipped(t).Info()
 	if len(info.Classes) != 28 || !strings.HasPrefix(info.Version, "cropshield-") {
 		t.Fatalf("model %s with %d classes", info.Version, len(info.Classes))
 	}
@@ -49,40 +31,12 @@ func TestShippedModelContract(t *testing.T) {
 	}
 }
 
-// heldOut reads a held-out split of models/train/splits.json (never trained or calibrated on) and
-// keeps at most perClass photos of each class folder.
-func heldOut(t *testing.T, split string, perClass int) []string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(testenv.Root(t), "models", "train", "splits.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var splits map[string]json.RawMessage
-	var paths []string
-	if err := json.Unmarshal(raw, &splits); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(splits[split], &paths); err != nil || len(paths) == 0 {
-		t.Fatalf("split %q: %v (%d photos)", split, err, len(paths))
-	}
-	n := map[string]int{}
-	var out []string
-	for _, rel := range paths {
-		class := filepath.Base(filepath.Dir(rel))
-		if n[class] < perClass {
-			n[class]++
-			out = append(out, rel)
-		}
-	}
-	return out
-}
-
 // TestShippedModelOnHeldOutPhotos classifies held-out photos the model never saw in training or
 // calibration: two lab photos of each of the 25 lab classes, four bean field photos of each bean
 // class (iBean's validation split), and chilli leaves (a crop the model must not diagnose).
 func TestShippedModelOnHeldOutPhotos(t *testing.T) {
 	datasets := testenv.Datasets(t)
-	m := shippedModel(t)
+	m := testenv.LoadShipped(t)
 	for _, tc := range []struct {
 		split    string
 		perClass int
@@ -96,7 +50,7 @@ func TestShippedModelOnHeldOutPhotos(t *testing.T) {
 		{split: "chilli-test", perClass: 3, photos: 15, maxWrong: 2, unknownCrop: true},
 	} {
 		t.Run(tc.split, func(t *testing.T) {
-			rels := heldOut(t, tc.split, tc.perClass)
+			rels := testenv.HeldOut(t, tc.split, tc.perClass)
 			if len(rels) != tc.photos {
 				t.Fatalf("sampled %d photos, want %d", len(rels), tc.photos)
 			}

@@ -6,6 +6,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -58,6 +59,53 @@ func ContractModel(tb testing.TB) string {
 func ShippedModel(tb testing.TB) string {
 	tb.Helper()
 	return filepath.Join(Root(tb), "models", "cropshield-v2.onnx")
+}
+
+// LoadShipped loads the shipped model on the CPU for one test, closed at its end.
+func LoadShipped(tb testing.TB) *inference.Model {
+	tb.Helper()
+	m, err := inference.Load(context.Background(), ShippedModel(tb), inference.Options{LibraryPath: ORTLib(tb), Device: inference.DeviceCPU})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return m
+}
+
+// HeldOut lists a split of models/train/splits.json ("lab-test", "corn-test": photos the shipped
+// model never saw in training or calibration), paths relative to Datasets, keeping at most
+// perClass photos of each class folder (0: all).
+func HeldOut(tb testing.TB, split string, perClass int) []string {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join(Root(tb), "models", "train", "splits.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var splits map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &splits); err != nil {
+		tb.Fatal(err)
+	}
+	var paths []string
+	if err := json.Unmarshal(splits[split], &paths); err != nil || len(paths) == 0 {
+		tb.Fatalf("split %q: %v (%d photos)", split, err, len(paths))
+	}
+	if perClass <= 0 {
+		return paths
+	}
+	n := map[string]int{}
+	var out []string
+	for _, rel := range paths {
+		class := filepath.Base(filepath.Dir(rel))
+		if n[class] < perClass {
+			n[class]++
+			out = append(out, rel)
+		}
+	}
+	return out
 }
 
 // OptionalModel is one of the tiny models of models/contract/testdata/optional (built by
