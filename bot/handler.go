@@ -583,9 +583,13 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 	case <-ctx.Done():
 		return store.Analysis{}, ctx.Err()
 	}
-	defer func() { <-h.workers }()
 	start := time.Now()
-	res, err := h.model.Analyze(ctx, data)
+	// The slot bounds the analyses using the cores: it is given back as soon as the model is done
+	// (even if it panics), not after the analysis is written (an fsync).
+	res, err := func() (inference.Result, error) {
+		defer func() { <-h.workers }()
+		return h.model.Analyze(ctx, data)
+	}()
 	if err != nil {
 		return store.Analysis{}, err
 	}

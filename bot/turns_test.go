@@ -3,10 +3,12 @@ package bot_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,5 +326,41 @@ func TestWritesPerMessage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// panicsFirst is a model that panics on its first n photos, then analyses with Analyzer.
+type panicsFirst struct {
+	bot.Analyzer
+	n atomic.Int32
+}
+
+func (p *panicsFirst) Analyze(ctx context.Context, photo []byte) (inference.Result, error) {
+	if p.n.Add(-1) >= 0 {
+		panic("model bug")
+	}
+	return p.Analyzer.Analyze(ctx, photo)
+}
+
+// TestModelPanicsGiveBackTheWorkerSlot: a photo whose analysis panics gets the error reply and
+// gives its worker slot back, so that with one worker the bot still diagnoses the next photo
+// after more panics than it has workers.
+func TestModelPanicsGiveBackTheWorkerSlot(t *testing.T) {
+	model := &panicsFirst{Analyzer: testenv.ContractSession(t)}
+	model.n.Store(3)
+	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100, Workers: 1}, model)
+	// A slot kept by a panic makes the next photo wait for its context: a hang guard, not a timing.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i, want := range []string{"error", "error", "error", "diagnosis"} {
+		chat := fmt.Sprintf("panic-%d", i)
+		m := bot.Message{ID: chat, Chat: private(chat), Sender: bot.Sender{ID: "u-" + chat},
+			Photo: bytesPhoto(testenv.LeafJPEG(t, 400, 300, 20+i))}
+		if err := f.handler.Handle(ctx, m, f.out); err != nil {
+			t.Fatalf("photo %d: %v", i, err)
+		}
+		if r := f.out.take(); len(r) != 1 || r[0].Kind != want {
+			t.Fatalf("photo %d with one worker after %d panics: %v, want %s", i, min(i, 3), r, want)
+		}
 	}
 }
