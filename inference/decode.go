@@ -172,7 +172,7 @@ func decodeStored(data []byte, hd header, codec imagecodec.Codec, scale imagecod
 	case "jpeg":
 		img, err = codec.DecodeJPEG(data, hd.w, hd.h, scale, pix)
 	case "png":
-		img, err = imagecodec.DecodePNGReduced(data, k, pix) // opaque: composited while inflated
+		img, err = imagecodec.DecodePNGReduced(data, hd.w, hd.h, k, pix) // opaque: composited while inflated
 		if errors.Is(err, imagecodec.ErrInterlaced) {
 			if img, err = png.Decode(bytes.NewReader(data)); err == nil {
 				img = flatten(img)

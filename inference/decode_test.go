@@ -23,6 +23,7 @@ import (
 	"golang.org/x/image/tiff"
 
 	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/internal/synthpng"
 )
 
 // imagenet is the contract model's preprocessing, so that Tensor can be tested without a model.
@@ -451,6 +452,18 @@ func pngHeaderOnly(w, h uint32) []byte {
 	return append(out, pngChunk("IEND", nil)...)
 }
 
+// pngTwoIHDR is a grey PNG whose first IHDR (the one image.DecodeConfig reads) says w1 x h1 and
+// whose second, with a valid checksum, says w2 x h2, with image data for the second: a decoder
+// that takes the last IHDR decodes a size nobody checked against the limits.
+func pngTwoIHDR(w1, h1, w2, h2 uint32) []byte {
+	second := binary.BigEndian.AppendUint32(nil, w2)
+	second = binary.BigEndian.AppendUint32(second, h2)
+	second = append(second, 8, 0, 0, 0, 0)
+	row := make([]byte, w2)
+	return synthpng.Write(synthpng.Header{W: int(w1), H: int(h1), Depth: 8, Colour: 0}, []synthpng.Chunk{{Type: "IHDR", Data: second}},
+		int(h2), func(int) []byte { return row }, 9)
+}
+
 // pngWithSize is a real PNG whose IHDR (CRC fixed) claims w x h: decoding it would allocate the
 // claimed image before finding the data short.
 func pngWithSize(tb testing.TB, w, h uint32) []byte {
@@ -571,6 +584,9 @@ func TestDecodeRejectsBadPhotos(t *testing.T) {
 		{name: "JPEG cut inside its header", data: small[:40], kind: inference.ErrCorrupt, format: "jpeg"},
 		{name: "PNG cut in half", data: smallPNG[:len(smallPNG)/2], kind: inference.ErrCorrupt, format: "png", mp: 0.0016},
 		{name: "PNG with a bad IDAT CRC", data: brokenPNG, kind: inference.ErrCorrupt, format: "png", mp: 0.0016},
+		{name: "PNG of 100x100 with a second IHDR of 2000x2000", data: pngTwoIHDR(100, 100, 2000, 2000), kind: inference.ErrCorrupt, format: "png", mp: 0.01},
+		{name: "PNG with a second IHDR of 8000x8000", data: pngTwoIHDR(100, 100, 8000, 8000), kind: inference.ErrCorrupt, format: "png", mp: 0.01},
+		{name: "PNG with a second IHDR of its own size", data: pngTwoIHDR(100, 100, 100, 100), kind: inference.ErrCorrupt, format: "png", mp: 0.01},
 		{name: "WebP cut short", data: webp[:24], kind: inference.ErrCorrupt, format: "webp"},
 		{name: "PNG header of 8000x7500, no IDAT", data: pngHeaderOnly(8000, 7500), kind: inference.ErrTooManyPixels, format: "png", mp: 60},
 		{name: "JPEG markers of 10000x10000", data: jpegHeaderOnly(10000, 10000), kind: inference.ErrTooManyPixels, format: "jpeg", mp: 100},
@@ -1038,7 +1054,7 @@ func FuzzDecode(f *testing.F) {
 	for _, seed := range [][]byte{
 		jpg, jpg[:len(jpg)/2], withOrientation(jpg, 6, true), withOrientation(jpg, 9, false),
 		pngData, pngData[:len(pngData)-20], webp, webp[:30], animatedGIF(f),
-		pngHeaderOnly(8000, 7500), jpegHeaderOnly(100, 100), jpegHeaderOnly(0, 0), pngHeaderOnly(0, 1),
+		pngHeaderOnly(8000, 7500), pngTwoIHDR(3, 2, 40, 30), jpegHeaderOnly(100, 100), jpegHeaderOnly(0, 0), pngHeaderOnly(0, 1),
 		[]byte("RIFF\x00\x00\x00\x00WEBPVP8 "), nil,
 	} {
 		f.Add(seed)

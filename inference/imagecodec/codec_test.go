@@ -380,7 +380,8 @@ func TestDecodePNGReduced(t *testing.T) {
 		}
 		for _, k := range []int{1, 2, 5} {
 			t.Run(fmt.Sprintf("%s/k=%d", tc.name, k), func(t *testing.T) {
-				got, err := imagecodec.DecodePNGReduced(tc.data, k, nil)
+				b := ref.Bounds()
+				got, err := imagecodec.DecodePNGReduced(tc.data, b.Dx(), b.Dy(), k, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -412,25 +413,48 @@ func TestDecodePNGReducedErrors(t *testing.T) {
 		name string
 		data []byte
 		is   error
+		w, h int // the size the caller checked; 0: the first IHDR's
 	}{
-		{"interlaced", rawPNG(1, 1, 8, 2, 1, rows, nil), imagecodec.ErrInterlaced},
-		{"truncated", data[:len(data)/2], nil},
-		{"checksum", flipped, nil},
-		{"not png", []byte("GIF89a"), nil},
-		{"bad depth", rawPNG(1, 1, 3, 2, 0, rows, nil), nil},
-		{"palette without PLTE", rawPNG(1, 1, 8, 3, 0, [][]byte{{0}}, nil), nil},
-		{"too few rows", rawPNG(1, 3, 8, 2, 0, rows, nil), nil},
+		{name: "second IHDR", data: twoIHDR(1, 1, 4000, 4000)},
+		{name: "second IHDR of the same size", data: twoIHDR(1, 1, 1, 1)},
+		{name: "other size than checked", data: rawPNG(1, 1, 8, 2, 0, rows, nil), is: imagecodec.ErrSizeMismatch, w: 2, h: 1},
+		{name: "interlaced", data: rawPNG(1, 1, 8, 2, 1, rows, nil), is: imagecodec.ErrInterlaced},
+		{name: "truncated", data: data[:len(data)/2], w: 40, h: 30},
+		{name: "checksum", data: flipped, w: 40, h: 30},
+		{name: "not png", data: []byte("GIF89a")},
+		{name: "bad depth", data: rawPNG(1, 1, 3, 2, 0, rows, nil)},
+		{name: "palette without PLTE", data: rawPNG(1, 1, 8, 3, 0, [][]byte{{0}}, nil)},
+		{name: "too few rows", data: rawPNG(1, 3, 8, 2, 0, rows, nil), h: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := imagecodec.DecodePNGReduced(tc.data, 2, nil)
+			w, h := tc.w, tc.h
+			if w == 0 {
+				w = 1
+			}
+			if h == 0 {
+				h = 1
+			}
+			img, err := imagecodec.DecodePNGReduced(tc.data, w, h, 2, nil)
 			if err == nil {
-				t.Fatal("no error")
+				t.Fatalf("no error: decoded %v", img.Rect)
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("error %v, want %v", err, tc.is)
 			}
 		})
 	}
+}
+
+// twoIHDR is an RGB PNG whose IHDR says w1 x h1, followed by a second IHDR (valid checksum) of
+// w2 x h2 and image data for the second: a decoder that takes the last IHDR decodes a size the
+// caller never checked.
+func twoIHDR(w1, h1, w2, h2 int) []byte {
+	second := binary.BigEndian.AppendUint32(nil, uint32(w2))
+	second = binary.BigEndian.AppendUint32(second, uint32(h2))
+	second = append(second, 8, 2, 0, 0, 0)
+	row := make([]byte, 3*w2)
+	return synthpng.Write(synthpng.Header{W: w1, H: h1, Depth: 8, Colour: 2}, []synthpng.Chunk{{Type: "IHDR", Data: second}},
+		h2, func(int) []byte { return row }, zlib.BestCompression)
 }
 
 // FuzzDecodePNGReduced: whatever the bytes, the streaming decoder returns an error or an opaque
@@ -446,7 +470,8 @@ func FuzzDecodePNGReduced(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, seed := range [][]byte{good.Bytes(), good.Bytes()[:60], paletted.Bytes(),
-		rawPNG(3, 2, 16, 4, 0, [][]byte{make([]byte, 12), make([]byte, 12)}, nil), rawPNG(2, 2, 1, 0, 1, [][]byte{{0}, {0}}, nil)} {
+		rawPNG(3, 2, 16, 4, 0, [][]byte{make([]byte, 12), make([]byte, 12)}, nil), rawPNG(2, 2, 1, 0, 1, [][]byte{{0}, {0}}, nil),
+		twoIHDR(3, 2, 5, 4)} {
 		f.Add(seed, uint8(2))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, k uint8) {
@@ -454,7 +479,7 @@ func FuzzDecodePNGReduced(f *testing.F) {
 		if err != nil || int64(cfg.Width)*int64(cfg.Height) > 1<<22 {
 			return // the callers check the header and the pixel limit first
 		}
-		img, err := imagecodec.DecodePNGReduced(data, int(k%8)+1, nil)
+		img, err := imagecodec.DecodePNGReduced(data, cfg.Width, cfg.Height, int(k%8)+1, nil)
 		if err != nil {
 			return
 		}

@@ -15,6 +15,10 @@ import (
 // decode it whole with image/png.
 var ErrInterlaced = errors.New("interlaced png")
 
+// ErrSizeMismatch: the image declares another size than the one the caller checked (a second
+// IHDR, or a JPEG frame unlike its header).
+var ErrSizeMismatch = errors.New("image size differs from the checked header")
+
 // PickFactor returns the largest integer k such that a w x h image averaged over k x k blocks
 // (ceil(w/k) x ceil(h/k)) is still at least minLong on its longer side and minShort on its
 // shorter one, each clamped to the image's own size.
@@ -38,15 +42,18 @@ type pngHeader struct {
 	idat                []io.Reader
 }
 
-// DecodePNGReduced decodes a non-interlaced PNG while averaging each k x k block of pixels into
+// DecodePNGReduced decodes a non-interlaced PNG of the checked size w x h while averaging each k x k block of pixels into
 // one pixel, so that at most two rows of the full image are ever held. Transparency is
 // composited onto white; the result is an opaque *image.NRGBA of ceil(w/k) x ceil(h/k), its
 // pixels in pix when pix is large enough. Edge blocks average the pixels they have. An
-// interlaced PNG returns ErrInterlaced.
-func DecodePNGReduced(data []byte, k int, pix []byte) (*image.NRGBA, error) {
+// interlaced PNG returns ErrInterlaced, one whose IHDR declares another size ErrSizeMismatch.
+func DecodePNGReduced(data []byte, w, h, k int, pix []byte) (*image.NRGBA, error) {
 	hd, err := readPNGChunks(data)
 	if err != nil {
 		return nil, err
+	}
+	if hd.w != w || hd.h != h {
+		return nil, fmt.Errorf("png: IHDR %dx%d, checked %dx%d: %w", hd.w, hd.h, w, h, ErrSizeMismatch)
 	}
 	if hd.interlaced {
 		return nil, ErrInterlaced
@@ -132,6 +139,9 @@ func readPNGChunks(data []byte) (*pngHeader, error) {
 		}
 		switch typ {
 		case "IHDR":
+			if seenIHDR { // the callers checked the first one's size: a second would override it
+				return nil, errors.New("png: second IHDR")
+			}
 			if n != 13 {
 				return nil, errors.New("png: bad IHDR")
 			}
