@@ -34,6 +34,13 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// MaxAspect is the largest ratio of a photo's longer side to its shorter one that Decode accepts.
+const MaxAspect = 20
+
+// ErrAspect is the detail of the ErrCorrupt of a photo whose sides are further apart than
+// MaxAspect: not a photo of a leaf, and rows too long for the decode budget.
+var ErrAspect = fmt.Errorf("longer side more than %d times the shorter", MaxAspect)
+
 // Formats accepted by Decode, as image.DecodeConfig names them.
 var acceptedFormats = map[string]string{"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
@@ -132,6 +139,11 @@ func inspect(data []byte, limits Limits) (header, error) {
 	if int64(cfg.Width)*int64(cfg.Height) > hd.limits.MaxPixels {
 		return hd, hd.fail(ErrTooManyPixels, nil)
 	}
+	// No leaf photo is a strip; a 16777216x2 one passes the pixel limit but makes rows (and the
+	// decoders' row buffers) of hundreds of megabytes that the budget would have to count whole.
+	if long, short := max(cfg.Width, cfg.Height), min(cfg.Width, cfg.Height); long > MaxAspect*short {
+		return hd, hd.fail(ErrCorrupt, fmt.Errorf("%dx%d pixels: %w", cfg.Width, cfg.Height, ErrAspect))
+	}
 	switch hd.format {
 	case "jpeg":
 		hd.orient = imagecodec.JPEGOrientation(data)
@@ -203,8 +215,11 @@ func (hd header) decodedBytes(codec imagecodec.Codec, scale imagecodec.Scale, k 
 	case hd.format == "jpeg":
 		return 3 * px // YCbCr up to 4:4:4
 	case hd.format == "png" && !hd.pngInterlaced:
+		// The reduced pixels, and the streaming decoder's two filtered rows, its RGB row and its
+		// block sums.
 		kk := int64(k)
-		return 4 * ((int64(hd.w) + kk - 1) / kk) * ((int64(hd.h) + kk - 1) / kk)
+		dw := (int64(hd.w) + kk - 1) / kk
+		return 4*dw*((int64(hd.h)+kk-1)/kk) + hd.pngRows() + 3*int64(hd.w) + 4*3*dw
 	case hd.format == "png":
 		// image/png's pixels (8 bytes for 16-bit colour), and the flattened copy when there is
 		// transparency.
@@ -215,9 +230,18 @@ func (hd header) decodedBytes(codec imagecodec.Codec, scale imagecodec.Scale, k 
 		case hd.pngDepth == 16:
 			bpp = 8
 		}
-		return bpp*px + 4*px
+		return bpp*px + 4*px + hd.pngRows()
 	}
 	return 2 * 4 * px // WebP: NRGBA (lossless) and the flattened copy
+}
+
+// pngRows is what a PNG decoder holds besides the pixels: two filtered rows (the current one and
+// the one above) and the inflater's state and window.
+func (hd header) pngRows() int64 {
+	channels := map[int]int64{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[hd.pngColour]
+	rowBytes := (int64(hd.w)*channels*int64(hd.pngDepth) + 7) / 8
+	const inflater = 64 << 10
+	return 2*(1+rowBytes) + inflater
 }
 
 // sniff names the image format from the magic bytes, including formats we refuse, so that the

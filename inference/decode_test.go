@@ -1092,3 +1092,40 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeRefusesStrips: a photo whose longer side is more than MaxAspect times the shorter is
+// refused from its header as corrupt (its detail ErrAspect), whatever its format and orientation;
+// one of exactly MaxAspect:1 is decoded.
+func TestDecodeRefusesStrips(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		data   []byte
+		refuse bool
+	}{
+		{"PNG 4200x200", synthpng.Huge(4200, 200, ""), true},
+		{"PNG 200x4200", synthpng.Huge(200, 4200, ""), true},
+		{"PNG 16777216x2", synthpng.Huge(1<<24, 2, ""), true},
+		{"PNG 4000x200", synthpng.Huge(4000, 200, ""), false},
+		{"PNG 200x4000", synthpng.Huge(200, 4000, ""), false},
+		{"JPEG 2100x100", encodeJPEG(t, noise(2100, 100), 80), true},
+		{"JPEG 100x2100", encodeJPEG(t, noise(100, 2100), 80), true},
+		{"JPEG 2000x100", encodeJPEG(t, noise(2000, 100), 80), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			photo, err := decodeNoPanic(t, tc.data, inference.Limits{})
+			if !tc.refuse {
+				if err != nil {
+					t.Fatalf("a %d:1 photo refused: %v", inference.MaxAspect, err)
+				}
+				return
+			}
+			checkPhotoError(t, err, inference.ErrCorrupt)
+			if !errors.Is(err, inference.ErrAspect) {
+				t.Errorf("error %v does not wrap ErrAspect", err)
+			}
+			if photo.Image != nil {
+				t.Error("an image with the error")
+			}
+		})
+	}
+}

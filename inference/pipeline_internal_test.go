@@ -278,3 +278,43 @@ func TestDecodeBudget(t *testing.T) {
 		}
 	})
 }
+
+// TestDecodedBytesCountsPNGRows: the budget's share of a streamed PNG covers what the decoder
+// allocates besides the pixels (its rows grow with the width, not with the reduced size): a
+// 16-bit RGBA row is 8 bytes a pixel, twice. Not parallel: it reads the allocation counter.
+func TestDecodedBytesCountsPNGRows(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		w, h, depth, colour int
+	}{
+		{"RGBA 16-bit 4000x200", 4000, 200, 16, 6},
+		{"RGB 8-bit 6000x300", 6000, 300, 8, 2},
+		{"grey 1-bit 5000x250", 5000, 250, 1, 0},
+		{"grey+alpha 16-bit 2000x2000", 2000, 2000, 16, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			channels := map[int]int{0: 1, 2: 3, 4: 2, 6: 4}[tc.colour]
+			row := make([]byte, (tc.w*channels*tc.depth+7)/8)
+			data := synthpng.Write(synthpng.Header{W: tc.w, H: tc.h, Depth: tc.depth, Colour: tc.colour}, nil,
+				tc.h, func(int) []byte { return row }, 9)
+			hd, err := inspect(data, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			codec := imagecodec.Default()
+			k := imagecodec.PickFactor(tc.w, tc.h, 1024, 256)
+			out := 4 * int64((tc.w+k-1)/k) * int64((tc.h+k-1)/k)
+			pix := make([]byte, out)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if _, err := imagecodec.DecodePNGReduced(data, tc.w, tc.h, k, pix); err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			work := int64(after.TotalAlloc - before.TotalAlloc)
+			if got := hd.decodedBytes(codec, imagecodec.One, k); got < out+work {
+				t.Errorf("decodedBytes %d, want at least the %d pixel bytes and the decoder's %d other bytes", got, out, work)
+			}
+		})
+	}
+}
