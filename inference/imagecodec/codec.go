@@ -89,6 +89,15 @@ func (c Codec) DecodeJPEG(data []byte, w, h int, s Scale, pix []byte) (image.Ima
 			return nil, err
 		}
 	}
+	return decodeGo(data)
+}
+
+// decodeGo decodes with image/jpeg, which has no limit on the number of scans: a JPEG of more
+// than MaxScans is refused before it starts (ErrTooManyScans).
+func decodeGo(data []byte) (image.Image, error) {
+	if _, err := ReadJPEGMarkers(data); errors.Is(err, ErrTooManyScans) {
+		return nil, fmt.Errorf("decode jpeg: %w", err)
+	}
 	img, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("decode jpeg: %w", err)

@@ -492,3 +492,96 @@ func FuzzDecodePNGReduced(f *testing.F) {
 		}
 	})
 }
+
+// withScans repeats a baseline JPEG's one scan (SOS and its entropy-coded data) to n scans.
+func withScans(t *testing.T, data []byte, n int) []byte {
+	t.Helper()
+	sos := bytes.Index(data, []byte{0xFF, 0xDA})
+	if sos < 0 || !bytes.HasSuffix(data, []byte{0xFF, 0xD9}) {
+		t.Fatal("no SOS or no EOI at the end")
+	}
+	scan := data[sos : len(data)-2]
+	out := bytes.Clone(data[:len(data)-2])
+	for range n - 1 {
+		out = append(out, scan...)
+	}
+	return append(out, 0xFF, 0xD9)
+}
+
+// progressive marks a baseline JPEG's frame as progressive (SOF0 to SOF2): not decodable, but
+// what a marker walk sees of a progressive JPEG.
+func progressive(t *testing.T, data []byte) []byte {
+	t.Helper()
+	out := bytes.Clone(data)
+	i := bytes.Index(out, []byte{0xFF, 0xC0})
+	if i < 0 {
+		t.Fatal("no SOF0")
+	}
+	out[i+1] = 0xC2
+	return out
+}
+
+func TestReadJPEGMarkers(t *testing.T) {
+	colour := encJPEG(t, photo(64, 48))
+	gray := image.NewGray(image.Rect(0, 0, 16, 16))
+	grayData := encJPEG(t, gray)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want imagecodec.JPEGMarkers
+		err  bool
+	}{
+		{name: "baseline", data: colour, want: imagecodec.JPEGMarkers{Scans: 1, Components: 3}},
+		{name: "gray", data: grayData, want: imagecodec.JPEGMarkers{Scans: 1, Components: 1}},
+		{name: "progressive", data: progressive(t, colour), want: imagecodec.JPEGMarkers{Scans: 1, Progressive: true, Components: 3}},
+		{name: "500 scans", data: withScans(t, colour, imagecodec.MaxScans), want: imagecodec.JPEGMarkers{Scans: imagecodec.MaxScans, Components: 3}},
+		{name: "501 scans", data: withScans(t, colour, imagecodec.MaxScans+1), err: true},
+		{name: "20000 progressive scans", data: withScans(t, progressive(t, colour), 20000), err: true},
+		{name: "truncated", data: colour[:len(colour)/2], want: imagecodec.JPEGMarkers{Scans: 1, Components: 3}},
+		{name: "not a JPEG", data: []byte("GIF89a......"), err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := imagecodec.ReadJPEGMarkers(tc.data)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("no error: %+v", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecodeJPEGRefusesTooManyScans: image/jpeg has no scan limit (a progressive CMYK JPEG of
+// 20000 scans, which libjpeg-turbo hands to it, decoded for 90 s), so every codec refuses more
+// than MaxScans before decoding; MaxScans are decoded.
+func TestDecodeJPEGRefusesTooManyScans(t *testing.T) {
+	data := encJPEG(t, photo(64, 48))
+	codecs := []imagecodec.Codec{imagecodec.PureGo(), imagecodec.Default()}
+	for _, c := range codecs {
+		for _, tc := range []struct {
+			name  string
+			scans int
+			is    error
+		}{
+			{"500 scans", imagecodec.MaxScans, nil},
+			{"501 scans", imagecodec.MaxScans + 1, imagecodec.ErrTooManyScans},
+			{"5000 scans", 5000, imagecodec.ErrTooManyScans},
+		} {
+			t.Run(c.Name()+"/"+tc.name, func(t *testing.T) {
+				_, err := c.DecodeJPEG(withScans(t, data, tc.scans), 64, 48, imagecodec.One, nil)
+				switch {
+				case tc.is == nil && err != nil && c.Name() == "go":
+					t.Errorf("refused: %v", err)
+				case tc.is != nil && err == nil:
+					t.Error("decoded")
+				case tc.is != nil && c.Name() == "go" && !errors.Is(err, tc.is):
+					t.Errorf("error %v, want %v", err, tc.is)
+				}
+			})
+		}
+	}
+}
