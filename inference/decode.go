@@ -93,6 +93,9 @@ type header struct {
 	// png: the IHDR's bit depth, colour type and interlace flag.
 	pngDepth, pngColour int
 	pngInterlaced       bool
+	// jpeg: the frame's components and whether it is progressive, from a walk over the markers.
+	jpegComponents  int
+	jpegProgressive bool
 }
 
 // fail builds the *PhotoError of a photo.
@@ -147,6 +150,11 @@ func inspect(data []byte, limits Limits) (header, error) {
 	switch hd.format {
 	case "jpeg":
 		hd.orient = imagecodec.JPEGOrientation(data)
+		m, err := imagecodec.ReadJPEGMarkers(data)
+		if errors.Is(err, imagecodec.ErrTooManyScans) {
+			return hd, hd.fail(ErrCorrupt, err)
+		}
+		hd.jpegComponents, hd.jpegProgressive = m.Components, m.Progressive
 	case "png": // DecodeConfig has read IHDR, so these bytes exist
 		hd.pngDepth, hd.pngColour, hd.pngInterlaced = int(data[24]), int(data[25]), data[28] == 1
 	}
@@ -160,7 +168,7 @@ func Decode(data []byte, limits Limits) (Photo, error) {
 	if err != nil {
 		return Photo{}, err
 	}
-	img, err := decodeStored(data, hd, imagecodec.Default(), imagecodec.One, 1, nil)
+	img, err := decodeStored(data, hd, imagecodec.Default(), imagecodec.One, 1, nil, nil)
 	if err != nil {
 		return Photo{}, err
 	}
@@ -176,13 +184,28 @@ func Decode(data []byte, limits Limits) (Photo, error) {
 // inflated, anything else at full size. pix is a buffer to decode into where the decoder allows.
 // The image may be larger than asked (Go's JPEG decoder and the fall-backs decode at 1/1). It is
 // opaque: what may have transparency (a PNG decoded whole, WebP) is flattened onto white here, and
-// nothing else is scanned for it. Errors are *PhotoError.
-func decodeStored(data []byte, hd header, codec imagecodec.Codec, scale imagecodec.Scale, k int, pix []byte) (image.Image, error) {
+// nothing else is scanned for it. Before a JPEG is decoded whole with Go's decoder (the codec is
+// Go's, or libjpeg-turbo left it to Go), makeRoom, unless nil, is called with the bytes that
+// decode takes (goJPEGBytes); its error is returned as it is. Other errors are *PhotoError.
+func decodeStored(data []byte, hd header, codec imagecodec.Codec, scale imagecodec.Scale, k int, pix []byte,
+	makeRoom func(int64) error) (image.Image, error) {
 	var img image.Image
 	var err error
 	switch hd.format {
 	case "jpeg":
-		img, err = codec.DecodeJPEG(data, hd.w, hd.h, scale, pix)
+		var fast *image.NRGBA
+		fast, err = codec.DecodeJPEGScaled(data, hd.w, hd.h, scale, pix)
+		switch {
+		case errors.Is(err, imagecodec.ErrNeedsGo):
+			if makeRoom != nil {
+				if err := makeRoom(hd.goJPEGBytes()); err != nil {
+					return nil, err
+				}
+			}
+			img, err = imagecodec.DecodeJPEGGo(data)
+		case err == nil:
+			img = fast
+		}
 	case "png":
 		img, err = imagecodec.DecodePNGReduced(data, hd.w, hd.h, k, pix) // opaque: composited while inflated
 		if errors.Is(err, imagecodec.ErrInterlaced) {
@@ -213,7 +236,7 @@ func (hd header) decodedBytes(codec imagecodec.Codec, scale imagecodec.Scale, k 
 	case hd.format == "jpeg" && codec.Name() != "go":
 		return 4 * int64(scale.Apply(hd.w)) * int64(scale.Apply(hd.h))
 	case hd.format == "jpeg":
-		return 3 * px // YCbCr up to 4:4:4
+		return hd.goJPEGBytes()
 	case hd.format == "png" && !hd.pngInterlaced:
 		// The reduced pixels, and the streaming decoder's two filtered rows, its RGB row and its
 		// block sums.
@@ -234,6 +257,27 @@ func (hd header) decodedBytes(codec imagecodec.Codec, scale imagecodec.Scale, k 
 	}
 	return 2 * 4 * px // WebP: NRGBA (lossless) and the flattened copy
 }
+
+// goJPEGBytes estimates what image/jpeg holds to decode a JPEG whole: its image (1 byte a pixel
+// grey, 3 YCbCr up to 4:4:4, 4 CMYK and the 4 of the NRGBA copy sourceOf makes of CMYK) and, for
+// a progressive JPEG, its coefficients (64 int32 per 8x8 block and component, at most).
+func (hd header) goJPEGBytes() int64 {
+	px := int64(hd.w) * int64(hd.h)
+	comps, n := int64(3), 3*px // also where the walk found no frame header
+	switch hd.jpegComponents {
+	case 1:
+		comps, n = 1, px
+	case 4:
+		comps, n = 4, 8*px
+	}
+	if hd.jpegProgressive {
+		n += 256 * comps * hd.blocks()
+	}
+	return n
+}
+
+// blocks is the number of 8x8 blocks of a full-resolution JPEG component.
+func (hd header) blocks() int64 { return (int64(hd.w) + 7) / 8 * ((int64(hd.h) + 7) / 8) }
 
 // pngRows is what a PNG decoder holds besides the pixels: two filtered rows (the current one and
 // the one above) and the inflater's state and window.

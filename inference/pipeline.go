@@ -27,7 +27,7 @@ const maxPooledBuffer = 32 << 20
 // and the buffers reused across photos.
 type pipeline struct {
 	codec  imagecodec.Codec
-	budget *semaphore.Weighted
+	budget budget
 	size   int64
 	pixels bytePool // decoded photos, overlay bases and overlays
 	floats sync.Pool
@@ -39,6 +39,14 @@ func newPipeline(opts Options) *pipeline {
 		codec = imagecodec.PureGo()
 	}
 	return &pipeline{codec: codec, budget: semaphore.NewWeighted(opts.DecodeBudget), size: opts.DecodeBudget}
+}
+
+// budget is the decode budget: a *semaphore.Weighted (an interface so that tests can count the
+// shares taken).
+type budget interface {
+	Acquire(ctx context.Context, n int64) error
+	TryAcquire(n int64) bool
+	Release(n int64)
 }
 
 // bytePool reuses byte buffers of any size: a buffer too small for a request is dropped.
@@ -136,7 +144,22 @@ func (m *Model) prepare(ctx context.Context, data []byte, withBase bool) (*prepa
 	}()
 
 	pix := p.pixels.get(int(min(decoded, maxPooledBuffer)))
-	img, err := decodeStored(data, hd, p.codec, scale, k, pix)
+	// libjpeg-turbo left the JPEG to Go's full-size decoder: give the share back and wait for
+	// one that covers that decode too (taking more while holding some could deadlock).
+	makeRoom := func(full int64) error {
+		p.budget.Release(pr.held)
+		pr.held = 0
+		w := min(decoded+full+extra, p.size)
+		if err := p.budget.Acquire(ctx, w); err != nil {
+			return fmt.Errorf("wait for memory to decode the photo: %w", err)
+		}
+		pr.held = w
+		return nil
+	}
+	if p.codec.Name() == "go" {
+		makeRoom = nil // decoded is already the Go decode's share
+	}
+	img, err := decodeStored(data, hd, p.codec, scale, k, pix, makeRoom)
 	if err != nil {
 		p.pixels.put(pix)
 		return nil, err

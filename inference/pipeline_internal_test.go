@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/cropshield/cropshield/inference/imagecodec"
 	"github.com/cropshield/cropshield/internal/synthpng"
 )
@@ -314,6 +316,126 @@ func TestDecodedBytesCountsPNGRows(t *testing.T) {
 			work := int64(after.TotalAlloc - before.TotalAlloc)
 			if got := hd.decodedBytes(codec, imagecodec.One, k); got < out+work {
 				t.Errorf("decodedBytes %d, want at least the %d pixel bytes and the decoder's %d other bytes", got, out, work)
+			}
+		})
+	}
+}
+
+// countingBudget is a decode budget that remembers the most it had out at once.
+type countingBudget struct {
+	*semaphore.Weighted
+	mu         sync.Mutex
+	held, peak int64
+}
+
+func (b *countingBudget) add(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.held += n
+	b.peak = max(b.peak, b.held)
+}
+
+func (b *countingBudget) Acquire(ctx context.Context, n int64) error {
+	if err := b.Weighted.Acquire(ctx, n); err != nil {
+		return err
+	}
+	b.add(n)
+	return nil
+}
+
+func (b *countingBudget) TryAcquire(n int64) bool {
+	ok := b.Weighted.TryAcquire(n)
+	if ok {
+		b.add(n)
+	}
+	return ok
+}
+
+func (b *countingBudget) Release(n int64) {
+	b.add(-n)
+	b.Weighted.Release(n)
+}
+
+// TestGoJPEGDecodeIsCharged: a JPEG that libjpeg-turbo leaves to Go's decoder (it warns about
+// extraneous bytes before EOI) is decoded whole, so its share of the budget covers the whole
+// YCbCr image, not the reduced decode it was first given; everything is given back.
+func TestGoJPEGDecodeIsCharged(t *testing.T) {
+	const w, h = 2400, 1800
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, scene(w, h), &jpeg.Options{Quality: 80}); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	extraneous := append(bytes.Clone(good[:len(good)-2]), bytes.Repeat([]byte{0x41}, 64)...)
+	extraneous = append(extraneous, 0xFF, 0xD9)
+	for _, tc := range []struct {
+		name     string
+		data     []byte
+		pureGo   bool
+		min, max int64 // the peak charge
+	}{
+		{"extraneous bytes", extraneous, false, 3 * w * h, 1 << 30},
+		{"extraneous bytes, Go codec", extraneous, true, 3 * w * h, 1 << 30},
+		{"clean, Go codec", good, true, 3 * w * h, 1 << 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := modelless(Options{PureGoJPEG: tc.pureGo})
+			b := &countingBudget{Weighted: semaphore.NewWeighted(m.pipe.size)}
+			m.pipe.budget = b
+			pr, err := m.prepare(context.Background(), tc.data, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.done(pr)
+			if b.peak < tc.min || b.peak > tc.max {
+				t.Errorf("peak charge %d bytes, want %d to %d", b.peak, tc.min, tc.max)
+			}
+			if b.held != 0 {
+				t.Errorf("%d bytes still held", b.held)
+			}
+		})
+	}
+	if _, ok := imagecodec.LibJPEGTurbo(); ok {
+		t.Run("clean, libjpeg-turbo", func(t *testing.T) {
+			m := modelless(Options{})
+			b := &countingBudget{Weighted: semaphore.NewWeighted(m.pipe.size)}
+			m.pipe.budget = b
+			pr, err := m.prepare(context.Background(), good, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.done(pr)
+			if b.peak >= 3*w*h {
+				t.Errorf("peak charge %d bytes for a reduced decode, want < %d", b.peak, 3*w*h)
+			}
+		})
+	}
+}
+
+// TestGoJPEGBytes: the full-size Go decode's estimate by colour model and progressiveness.
+func TestGoJPEGBytes(t *testing.T) {
+	const w, h = 800, 600
+	const px, blocks = w * h, (w / 8) * (h / 8)
+	for _, tc := range []struct {
+		name        string
+		comps       int
+		progressive bool
+		want        int64
+	}{
+		{"grey", 1, false, px},
+		{"YCbCr", 3, false, 3 * px},
+		{"CMYK", 4, false, 8 * px},
+		{"progressive YCbCr", 3, true, 3*px + 256*3*blocks},
+		{"progressive CMYK", 4, true, 8*px + 256*4*blocks},
+		{"unknown", 0, false, 3 * px},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hd := header{format: "jpeg", w: w, h: h, jpegComponents: tc.comps, jpegProgressive: tc.progressive}
+			if got := hd.goJPEGBytes(); got != tc.want {
+				t.Errorf("goJPEGBytes %d, want %d", got, tc.want)
+			}
+			if got := hd.decodedBytes(imagecodec.PureGo(), imagecodec.One, 1); got != tc.want {
+				t.Errorf("decodedBytes with the Go codec %d, want %d", got, tc.want)
 			}
 		})
 	}

@@ -80,21 +80,37 @@ func (c Codec) PickScale(w, h, minLong, minShort int) Scale {
 // libjpeg-turbo, and whatever image/jpeg returns (*image.YCbCr, *image.Gray, *image.CMYK) from Go:
 // check its bounds, since Go and the fall-backs always decode at 1/1.
 func (c Codec) DecodeJPEG(data []byte, w, h int, s Scale, pix []byte) (image.Image, error) {
-	if c.turbo {
-		img, err := turboDecode(data, s.Apply(w), s.Apply(h), pix)
-		if err == nil {
-			return img, nil
-		}
-		if !errors.Is(err, ErrUnsupported) && !errors.Is(err, errWarning) {
-			return nil, err
-		}
+	img, err := c.DecodeJPEGScaled(data, w, h, s, pix)
+	switch {
+	case errors.Is(err, ErrNeedsGo):
+		return DecodeJPEGGo(data)
+	case err != nil:
+		return nil, err
 	}
-	return decodeGo(data)
+	return img, nil
 }
 
-// decodeGo decodes with image/jpeg, which has no limit on the number of scans: a JPEG of more
-// than MaxScans is refused before it starts (ErrTooManyScans).
-func decodeGo(data []byte) (image.Image, error) {
+// ErrNeedsGo: the codec did not decode the JPEG at reduced size (the Go codec never does;
+// libjpeg-turbo refuses CMYK/YCCK, and a JPEG it warns about is left to Go's stricter decoder):
+// decode it with DecodeJPEGGo, at full size, after making room for that.
+var ErrNeedsGo = errors.New("jpeg needs the Go decoder")
+
+// DecodeJPEGScaled is DecodeJPEG without the fall-back to Go's decoder: where DecodeJPEG would
+// fall back, it returns an error wrapping ErrNeedsGo.
+func (c Codec) DecodeJPEGScaled(data []byte, w, h int, s Scale, pix []byte) (*image.NRGBA, error) {
+	if !c.turbo {
+		return nil, ErrNeedsGo
+	}
+	img, err := turboDecode(data, s.Apply(w), s.Apply(h), pix)
+	if errors.Is(err, ErrUnsupported) || errors.Is(err, errWarning) {
+		return nil, fmt.Errorf("%w: %w", ErrNeedsGo, err)
+	}
+	return img, err
+}
+
+// DecodeJPEGGo decodes with image/jpeg at full size. image/jpeg has no limit on the number of
+// scans: a JPEG of more than MaxScans is refused before it starts (ErrTooManyScans).
+func DecodeJPEGGo(data []byte) (image.Image, error) {
 	if _, err := ReadJPEGMarkers(data); errors.Is(err, ErrTooManyScans) {
 		return nil, fmt.Errorf("decode jpeg: %w", err)
 	}

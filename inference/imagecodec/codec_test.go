@@ -585,3 +585,35 @@ func TestDecodeJPEGRefusesTooManyScans(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeJPEGScaledNeedsGo: where a full-size Go decode would follow, DecodeJPEGScaled says so
+// (ErrNeedsGo) instead of doing it, so that the caller can make room for it first.
+func TestDecodeJPEGScaledNeedsGo(t *testing.T) {
+	good := encJPEG(t, photo(64, 48))
+	extraneous := append(bytes.Clone(good[:len(good)-2]), bytes.Repeat([]byte{0x41}, 64)...)
+	extraneous = append(extraneous, 0xFF, 0xD9)
+	turbo, built := imagecodec.LibJPEGTurbo()
+	for _, tc := range []struct {
+		name  string
+		codec imagecodec.Codec
+		data  []byte
+		needs bool
+	}{
+		{"go", imagecodec.PureGo(), good, true},
+		{"libjpeg-turbo, clean", turbo, good, !built},
+		{"libjpeg-turbo, extraneous bytes", turbo, extraneous, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img, err := tc.codec.DecodeJPEGScaled(tc.data, 64, 48, imagecodec.One, nil)
+			if got := errors.Is(err, imagecodec.ErrNeedsGo); got != tc.needs {
+				t.Fatalf("ErrNeedsGo %v (%v), want %v", got, err, tc.needs)
+			}
+			if !tc.needs && (err != nil || img.Rect.Dx() != 64) {
+				t.Errorf("decoded %v, %v", img, err)
+			}
+			if full, err := tc.codec.DecodeJPEG(tc.data, 64, 48, imagecodec.One, nil); err != nil || full.Bounds().Dx() != 64 {
+				t.Errorf("DecodeJPEG: %v", err)
+			}
+		})
+	}
+}
