@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"cmp"
 	"encoding/binary"
 	"image"
 	"math"
@@ -38,22 +39,33 @@ type fixedTaps struct {
 
 func toFixed(t taps) fixedTaps {
 	f := fixedTaps{first: t.first, count: t.count, off: t.off, w: make([]uint64, len(t.w))}
+	var rem []float64
+	var order []int
 	for i := range t.first {
 		ws := t.w[t.off[i] : t.off[i]+t.count[i]]
+		out := f.w[t.off[i] : t.off[i]+t.count[i]]
 		var sum float64
 		for _, w := range ws {
 			sum += float64(w)
 		}
-		total, largest := 0, 0
+		// Largest-remainder rounding: each weight rounded down, then the units still missing
+		// from 256 to the weights that lost the most. Every weight stays within one unit of its
+		// share, never negative, and they add up to exactly 256 (giving the whole error to the
+		// largest tap made it negative from about a 30x reduction: a grey overlay).
+		rem, order = rem[:0], order[:0]
+		total := 0
 		for k, w := range ws {
-			v := int(math.Round(float64(w) / sum * 256))
-			f.w[int(t.off[i])+k] = uint64(v)
-			total += v
-			if w > ws[largest] {
-				largest = k
-			}
+			v := float64(w) / sum * 256
+			fl := math.Floor(v)
+			out[k] = uint64(fl)
+			total += int(fl)
+			rem = append(rem, v-fl)
+			order = append(order, k)
 		}
-		f.w[int(t.off[i])+largest] = uint64(int(f.w[int(t.off[i])+largest]) + 256 - total)
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rem[b], rem[a]) })
+		for _, k := range order[:max(0, min(256-total, len(order)))] {
+			out[k]++
+		}
 	}
 	return f
 }
