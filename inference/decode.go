@@ -234,7 +234,14 @@ func (hd header) decodedBytes(codec imagecodec.Codec, scale imagecodec.Scale, k 
 	px := int64(hd.w) * int64(hd.h)
 	switch {
 	case hd.format == "jpeg" && codec.Name() != "go":
-		return 4 * int64(scale.Apply(hd.w)) * int64(scale.Apply(hd.h))
+		// libjpeg-turbo's RGBA pixels; for a progressive JPEG also its coefficient image, which
+		// it keeps whole in C memory however much it scales (64 int16 per 8x8 block and
+		// component: 9.5 MB of pixels but 240 MB of coefficients for a 6320x6320 photo).
+		n := 4 * int64(scale.Apply(hd.w)) * int64(scale.Apply(hd.h))
+		if hd.jpegProgressive {
+			n += 128 * hd.jpegComps() * hd.blocks()
+		}
+		return n
 	case hd.format == "jpeg":
 		return hd.goJPEGBytes()
 	case hd.format == "png" && !hd.pngInterlaced:
@@ -263,17 +270,25 @@ func (hd header) decodedBytes(codec imagecodec.Codec, scale imagecodec.Scale, k 
 // a progressive JPEG, its coefficients (64 int32 per 8x8 block and component, at most).
 func (hd header) goJPEGBytes() int64 {
 	px := int64(hd.w) * int64(hd.h)
-	comps, n := int64(3), 3*px // also where the walk found no frame header
-	switch hd.jpegComponents {
+	comps, n := hd.jpegComps(), 3*px
+	switch comps {
 	case 1:
-		comps, n = 1, px
+		n = px
 	case 4:
-		comps, n = 4, 8*px
+		n = 8 * px
 	}
 	if hd.jpegProgressive {
 		n += 256 * comps * hd.blocks()
 	}
 	return n
+}
+
+// jpegComps is the frame's number of components, 3 where the walk found no frame header.
+func (hd header) jpegComps() int64 {
+	if hd.jpegComponents <= 0 {
+		return 3
+	}
+	return int64(hd.jpegComponents)
 }
 
 // blocks is the number of 8x8 blocks of a full-resolution JPEG component.

@@ -440,3 +440,51 @@ func TestGoJPEGBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestProgressiveJPEGCoefficientsAreCharged: libjpeg-turbo holds a progressive JPEG's whole
+// coefficient image (128 bytes per 8x8 block and component) however much it scales, so the
+// share of a progressive JPEG counts it; a baseline one's is the scaled pixels alone.
+func TestProgressiveJPEGCoefficientsAreCharged(t *testing.T) {
+	turbo, ok := imagecodec.LibJPEGTurbo()
+	if !ok {
+		t.Skip("built without libjpeg-turbo")
+	}
+	const w, h = 6320, 4000
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, w, h)), &jpeg.Options{Quality: 50}); err != nil {
+		t.Fatal(err)
+	}
+	grey := bytes.Clone(buf.Bytes())
+	buf.Reset()
+	if err := jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, w, h)), &jpeg.Options{Quality: 50}); err != nil {
+		t.Fatal(err)
+	}
+	colour := buf.Bytes()
+	sof2 := func(data []byte) []byte { // what the marker walk sees of a progressive JPEG
+		out := bytes.Clone(data)
+		out[bytes.Index(out, []byte{0xFF, 0xC0})+1] = 0xC2
+		return out
+	}
+	scale := imagecodec.Scale{Num: 1, Denom: 8}
+	pixels := int64(4 * scale.Apply(w) * scale.Apply(h))
+	const blocks = (w / 8) * (h / 8)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want int64
+	}{
+		{"baseline", colour, pixels},
+		{"progressive colour", sof2(colour), pixels + 128*3*blocks},
+		{"progressive grey", sof2(grey), pixels + 128*blocks},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hd, err := inspect(tc.data, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hd.decodedBytes(turbo, scale, 1); got != tc.want {
+				t.Errorf("decodedBytes %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
