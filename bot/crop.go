@@ -38,6 +38,13 @@ const (
 	mismatchStatedShare = 0.05
 	mismatchOtherShare  = 0.80
 
+	// renormalizeShare: the probabilities within a stated crop are re-normalized over its classes
+	// only when the model gives that crop at least this share and the crop has two classes or more.
+	// Below it the model hardly sees the crop in the photo, and for a crop of one class (orange,
+	// blueberry, raspberry) re-normalizing always gives 100 %: the classes keep the probabilities
+	// the model gives them, and the bot says it is not sure unless one reaches its threshold.
+	renormalizeShare = 0.2
+
 	// cropChoicePrefix starts the data of a crop question's buttons: "crop:CROP:HASH12", HASH12
 	// the first 12 hex digits of the photo's hash, so that a button of an older question never
 	// answers a newer one.
@@ -76,12 +83,13 @@ type cropOutcome struct {
 	other    cropShare      // that crop, for a mismatch
 }
 
-// withinCrop restricts an analysis to the classes of crop, re-normalized over them: the top-3
-// and the advice are then about that crop. A leaf the model took for an unknown crop is
-// diagnosed within the stated crop (the statement resolves the model's doubt about the crop); a
-// photo that is not a leaf stays refused. An analysis stored before every class's score was kept
-// (Scores nil) is restricted within its stored top-3, or left as it is when none of them is of
-// the crop.
+// withinCrop restricts an analysis to the classes of crop, re-normalized over them where the
+// model sees enough of the crop (renormalizeShare): the top-3 and the advice are then about that
+// crop. A leaf the model took for an unknown crop is diagnosed within the stated crop (the
+// statement resolves the model's doubt about the crop); a photo that is not a leaf stays refused.
+// An analysis stored before every class's score was kept (Scores nil) is restricted within its
+// stored top-3 without re-normalizing (the crop's share is unknown), or left as it is when none
+// of them is of the crop.
 func withinCrop(a store.Analysis, crop string) cropOutcome {
 	if a.Rejected || crop == "" {
 		return cropOutcome{a: a}
@@ -97,9 +105,6 @@ func withinCrop(a store.Analysis, crop string) cropOutcome {
 		}
 		if len(top) == 0 || total <= 0 {
 			return cropOutcome{a: a}
-		}
-		for i := range top {
-			top[i].Prob /= total
 		}
 		a.Top, a.OtherCrop = top, false
 		return cropOutcome{a: a}
@@ -129,10 +134,12 @@ func withinCrop(a store.Analysis, crop string) cropOutcome {
 		}
 		return strings.Compare(x.Class, y.Class)
 	})
-	top = top[:min(3, len(top))]
-	for i := range top {
-		top[i].Prob /= stated
+	if len(top) > 1 && stated >= renormalizeShare {
+		for i := range top {
+			top[i].Prob /= stated
+		}
 	}
+	top = top[:min(3, len(top))]
 	a.Top, a.OtherCrop = top, false
 	return cropOutcome{a: a}
 }
