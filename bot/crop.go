@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
@@ -368,7 +369,7 @@ func (h *Handler) cropAnswer(ctx context.Context, t *turn) (q store.CropQuestion
 		return q, crop, true
 	}
 	text := strings.TrimSpace(m.Text)
-	if n, err := strconv.Atoi(strings.TrimRight(text, ".)")); err == nil {
+	if n, err := strconv.Atoi(asciiDigits(strings.TrimRight(text, ".)"))); err == nil {
 		if n >= 1 && n <= len(q.Crops) {
 			return q, q.Crops[n-1], true
 		}
@@ -416,4 +417,21 @@ func (h *Handler) answerCropQuestion(ctx context.Context, t *turn, q store.CropQ
 	if err := h.store.DeleteCropQuestion(context.WithoutCancel(ctx), q.Platform, q.ChatID, q.PhotoHash); err != nil {
 		t.log.Warn("cannot close the crop question", "err", err)
 	}
+}
+
+// asciiDigits turns the decimal digits of any script ("২" in Bengali, "३" in Devanagari, as the
+// numbered question shows them in those languages) into ASCII ones, so that an answer by number
+// parses whatever keyboard typed it.
+func asciiDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsDigit(r) && (r < '0' || r > '9') {
+			// Unicode decimal digits come in runs of ten starting at a zero.
+			for zero := r; zero > r-10; zero-- {
+				if !unicode.IsDigit(zero - 1) {
+					return '0' + (r - zero)
+				}
+			}
+		}
+		return r
+	}, s)
 }

@@ -128,3 +128,13 @@ func TestUnknownCropChoices(t *testing.T) {
 		})
 	}
 }
+
+func TestASCIIDigits(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"2", "2"}, {"২", "2"}, {"३", "3"}, {"১০", "10"}, {"٤", "4"}, {"٠", "0"}, {"፩", "፩"}, {"maize", "maize"},
+	} {
+		if got := asciiDigits(tc.in); got != tc.want {
+			t.Errorf("asciiDigits(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
