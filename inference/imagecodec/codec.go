@@ -101,7 +101,7 @@ func (c Codec) DecodeJPEGScaled(data []byte, w, h int, s Scale, pix []byte) (*im
 	if !c.turbo {
 		return nil, ErrNeedsGo
 	}
-	img, err := turboDecode(data, s.Apply(w), s.Apply(h), pix)
+	img, err := turboDecode(data, w, h, s, pix)
 	if errors.Is(err, ErrUnsupported) || errors.Is(err, errWarning) {
 		return nil, fmt.Errorf("%w: %w", ErrNeedsGo, err)
 	}

@@ -617,3 +617,51 @@ func TestDecodeJPEGScaledNeedsGo(t *testing.T) {
 		})
 	}
 }
+
+// TestTurboChecksSizes: libjpeg-turbo refuses a JPEG whose frame is not the size the caller
+// checked (ErrSizeMismatch, not a decode of another size), and an image whose pixel buffer is
+// shorter than its size and stride say (an error, not a read past the buffer).
+func TestTurboChecksSizes(t *testing.T) {
+	turbo, ok := imagecodec.LibJPEGTurbo()
+	if !ok {
+		t.Skip("built without libjpeg-turbo")
+	}
+	data := encJPEG(t, photo(64, 48))
+	for _, tc := range []struct {
+		name string
+		w, h int
+		s    imagecodec.Scale
+	}{
+		{"wider", 128, 48, imagecodec.One},
+		{"taller at 1/2", 64, 96, imagecodec.Scale{Num: 1, Denom: 2}},
+		{"smaller", 32, 24, imagecodec.One},
+	} {
+		t.Run("decode "+tc.name, func(t *testing.T) {
+			img, err := turbo.DecodeJPEG(data, tc.w, tc.h, tc.s, nil)
+			if !errors.Is(err, imagecodec.ErrSizeMismatch) {
+				t.Errorf("error %v, want ErrSizeMismatch", err)
+			}
+			if img != nil {
+				t.Errorf("decoded %v", img.Bounds())
+			}
+		})
+	}
+	full := image.NewNRGBA(image.Rect(0, 0, 64, 48))
+	for _, tc := range []struct {
+		name string
+		img  *image.NRGBA
+		ok   bool
+	}{
+		{"whole", full, true},
+		{"last row short by one byte", &image.NRGBA{Pix: full.Pix[:len(full.Pix)-1], Stride: full.Stride, Rect: full.Rect}, false},
+		{"half the rows", &image.NRGBA{Pix: full.Pix[:len(full.Pix)/2], Stride: full.Stride, Rect: full.Rect}, false},
+		{"stride under the width", &image.NRGBA{Pix: full.Pix, Stride: 4*64 - 4, Rect: full.Rect}, false},
+	} {
+		t.Run("encode "+tc.name, func(t *testing.T) {
+			_, err := turbo.EncodeJPEG(nil, tc.img, 80)
+			if (err == nil) != tc.ok {
+				t.Errorf("error %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

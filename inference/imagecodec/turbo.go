@@ -41,8 +41,10 @@ func turboError(h C.tjhandle, what string) error {
 	return fmt.Errorf("libjpeg-turbo %s: %s", what, msg)
 }
 
-// turboDecode decodes to RGBA (alpha 255) at the libjpeg-turbo scale that gives w x h.
-func turboDecode(data []byte, w, h int, pix []byte) (*image.NRGBA, error) {
+// turboDecode decodes a JPEG of fullW x fullH (as the caller checked its header) to RGBA (alpha
+// 255), reduced by s. A frame of another size is refused (ErrSizeMismatch).
+func turboDecode(data []byte, fullW, fullH int, s Scale, pix []byte) (*image.NRGBA, error) {
+	w, h := s.Apply(fullW), s.Apply(fullH)
 	if len(data) == 0 || w <= 0 || h <= 0 {
 		return nil, fmt.Errorf("libjpeg-turbo: empty data or %dx%d", w, h)
 	}
@@ -55,6 +57,9 @@ func turboDecode(data []byte, w, h int, pix []byte) (*image.NRGBA, error) {
 	var jw, jh, sub, cs C.int
 	if C.tjDecompressHeader3(hnd, src, size, &jw, &jh, &sub, &cs) != 0 {
 		return nil, turboError(hnd, "header")
+	}
+	if int(jw) != fullW || int(jh) != fullH {
+		return nil, fmt.Errorf("libjpeg-turbo: frame %dx%d, checked %dx%d: %w", jw, jh, fullW, fullH, ErrSizeMismatch)
 	}
 	if cs == C.TJCS_CMYK || cs == C.TJCS_YCCK {
 		return nil, ErrUnsupported
@@ -77,6 +82,10 @@ func turboDecode(data []byte, w, h int, pix []byte) (*image.NRGBA, error) {
 func turboEncode(dst, pix []byte, w, h, stride, quality int) ([]byte, error) {
 	if w <= 0 || h <= 0 {
 		return nil, fmt.Errorf("libjpeg-turbo encode: empty %dx%d image", w, h)
+	}
+	// libjpeg-turbo reads h rows of 4*w bytes, stride apart: the buffer must hold them all.
+	if stride < 4*w || len(pix) < (h-1)*stride+4*w {
+		return nil, fmt.Errorf("libjpeg-turbo encode: %d bytes with stride %d for %dx%d pixels", len(pix), stride, w, h)
 	}
 	hnd := C.tjInitCompress()
 	if hnd == nil {
