@@ -184,20 +184,20 @@ func questionCrops(shares []cropShare) []string {
 }
 
 // questionChoices are the crops to ask about for an analysis without a stated crop (nil: no
-// question), and whether "another crop" is offered last: when the model is unsure between crops
-// (cropDoubt), or when it judged the leaf an unknown crop (unknownCropChoices, with "another
-// crop"). A negative Config.ClearCropShare asks neither.
-func (h *Handler) questionChoices(a store.Analysis) (crops []string, another bool) {
+// question): when the model judged the leaf an unknown crop (unknownCropChoices) or is unsure
+// between crops (cropDoubt). "Another crop" is always offered after them: the farmer's crop may
+// be none of those offered. A negative Config.ClearCropShare asks neither.
+func (h *Handler) questionChoices(a store.Analysis) []string {
 	if h.cfg.ClearCropShare < 0 {
-		return nil, false
+		return nil
 	}
 	if crops := unknownCropChoices(a); len(crops) > 0 {
-		return crops, true
+		return crops
 	}
 	if crops := cropDoubt(a, h.cfg.ClearCropShare); len(crops) >= 2 {
-		return crops, false
+		return crops
 	}
-	return nil, false
+	return nil
 }
 
 // modelCrops are the crops of the model's classes, in class order.
@@ -308,15 +308,10 @@ func (h *Handler) cropCommand(ctx context.Context, t *turn, arg string) {
 }
 
 // askCrop sends the "which crop?" question about a photo (analysis a) and stores it as the
-// chat's open question (replacing an older one). With another, "another crop"
-// (locales.OtherCrop) is the last choice: the question about a leaf the model judged an unknown
-// crop.
-func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Analysis, crops []string, another bool) {
-	key := "crop.question"
-	if another {
-		key = "crop.question_other"
-		crops = append(slices.Clip(crops), locales.OtherCrop)
-	}
+// chat's open question (replacing an older one), "another crop" (locales.OtherCrop) its last
+// choice.
+func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Analysis, crops []string) {
+	crops = append(slices.Clip(crops), locales.OtherCrop)
 	q := store.CropQuestion{Platform: string(t.msg.Chat.Platform), ChatID: t.msg.Chat.ID, PhotoHash: hash,
 		MessageID: t.msg.ID, Crops: crops, Lang: t.lang, Asked: h.cfg.Now()}
 	if err := h.store.PutCropQuestion(ctx, q); err != nil {
@@ -332,7 +327,7 @@ func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Ana
 		lines = append(lines, h.loc.Number(t.lang, i+1)+". "+name)
 		choices = append(choices, Choice{Label: name, Data: cropChoicePrefix + c + ":" + hash[:min(12, len(hash))]})
 	}
-	text := h.loc.T(t.lang, key, "choices", strings.Join(lines, "\n"))
+	text := h.loc.T(t.lang, "crop.question", "choices", strings.Join(lines, "\n"))
 	h.send(ctx, t, Reply{Text: text, Kind: "crop_question", Choices: choices})
 }
 

@@ -249,8 +249,10 @@ func TestCropQuestion(t *testing.T) {
 				t.Fatalf("reply %v, want the crop question", r)
 			}
 			q := r[0]
-			wantChoices := []bot.Choice{{Label: loc.CropName("en", "corn"), Data: "crop:corn:" + hash[:12]}, {Label: loc.CropName("en", "tomato"), Data: "crop:tomato:" + hash[:12]}}
-			if !slices.Equal(q.Choices, wantChoices) || !strings.Contains(q.Text, "1. "+wantChoices[0].Label) || !strings.Contains(q.Text, "2. "+wantChoices[1].Label) || q.Image != nil {
+			wantChoices := []bot.Choice{{Label: loc.CropName("en", "corn"), Data: "crop:corn:" + hash[:12]}, {Label: loc.CropName("en", "tomato"), Data: "crop:tomato:" + hash[:12]},
+				{Label: loc.T("en", "crop.another"), Data: "crop:other:" + hash[:12]}}
+			if !slices.Equal(q.Choices, wantChoices) || !strings.Contains(q.Text, "1. "+wantChoices[0].Label) || !strings.Contains(q.Text, "2. "+wantChoices[1].Label) ||
+				!strings.Contains(q.Text, "3. "+wantChoices[2].Label) || q.Image != nil {
 				t.Fatalf("question %v choices %v, want %v numbered", q, q.Choices, wantChoices)
 			}
 			if tt.restart {

@@ -619,13 +619,13 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 // answer sends the diagnosis of an analysis and notes the photo hash on the inbound record:
 // within the crop the farmer stated (caption, /crop), or, without a stated crop, the question
 // which crop it is when the model is unsure between crops or judged the leaf an unknown crop
-// (then with "another crop" as the last choice; questionChoices).
+// ("another crop" its last choice; questionChoices).
 func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Analysis) {
 	t.rec.PhotoHash, t.recChanged = hash, true
 	crop := h.statedCrop(t)
 	if crop == "" {
-		if crops, another := h.questionChoices(a); len(crops) > 0 {
-			h.askCrop(ctx, t, hash, a, crops, another)
+		if crops := h.questionChoices(a); len(crops) > 0 {
+			h.askCrop(ctx, t, hash, a, crops)
 			return
 		}
 	}
