@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -342,19 +343,26 @@ func (h *Handler) choiceName(lang, crop string) string {
 // cropAnswer reads a message as the answer to the chat's open crop question: a tapped button,
 // or (typed) the number of a choice or a crop's name, or, where the question offers it, "another
 // crop" (locales.OtherCrop: "other", "nyingine", its label). ok is false when the message is no
-// answer (no open question, expired, another photo's button, a text that names no crop).
-func (h *Handler) cropAnswer(ctx context.Context, t *turn) (q store.CropQuestion, crop string, ok bool) {
+// answer (no open question, expired, another photo's button, a text that names no crop). An
+// error is a store failure other than "no question": the message must be handed in again.
+func (h *Handler) cropAnswer(ctx context.Context, t *turn) (q store.CropQuestion, crop string, ok bool, err error) {
 	m := t.msg
 	if m.Photo != nil || len(m.Album) > 0 || (m.Choice == "" && (strings.TrimSpace(m.Text) == "" || isCommand(m.Text))) {
-		return q, "", false
+		return q, "", false, nil
 	}
-	q, err := h.store.GetCropQuestion(ctx, string(m.Chat.Platform), m.Chat.ID, h.cfg.Now().Add(-CropQuestionTTL))
+	q, err = h.store.GetCropQuestion(ctx, string(m.Chat.Platform), m.Chat.ID, h.cfg.Now().Add(-CropQuestionTTL))
+	if errors.Is(err, store.ErrNotFound) {
+		return q, "", false, nil
+	}
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			t.log.Warn("cannot read the crop question", "err", err)
-		}
-		return q, "", false
+		return q, "", false, fmt.Errorf("read the crop question: %w", err)
 	}
+	q, crop, ok = h.readCropAnswer(m, q)
+	return q, crop, ok, nil
+}
+
+// readCropAnswer reads message m as an answer to the open question q.
+func (h *Handler) readCropAnswer(m Message, q store.CropQuestion) (store.CropQuestion, string, bool) {
 	if m.Choice != "" {
 		rest, found := strings.CutPrefix(m.Choice, cropChoicePrefix)
 		crop, prefix, _ := strings.Cut(rest, ":")
@@ -397,6 +405,12 @@ func (h *Handler) answerCropQuestion(ctx context.Context, t *turn, q store.CropQ
 	t.rec.Crop, t.recChanged = crop, true
 	t.replyPhoto, t.replyTo = q.PhotoHash, q.MessageID
 	a, err := h.store.GetAnalysis(ctx, q.PhotoHash, h.model.Info().Version)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// A store failure, not a missing analysis: no reply now, the message is handed in again.
+		t.log.Error("crop answer: cannot read the photo's analysis", "err", err)
+		t.unwritten = true
+		return
+	}
 	if err != nil {
 		// The model changed since the question: the photo must be sent again.
 		t.log.Info("crop answer: the photo's analysis is gone", "err", err)

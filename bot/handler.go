@@ -270,7 +270,14 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 		return nil
 	}
 	if kind == "choice" || kind == "text" {
-		if q, crop, ok := h.cropAnswer(ctx, t); ok {
+		q, crop, ok, err := h.cropAnswer(ctx, t)
+		if err != nil {
+			// No reply now: the turn stays open and the message is handed in again.
+			t.log.Error("cannot read the crop question", "err", err)
+			t.unwritten = true
+			return nil
+		}
+		if ok {
 			h.answerCropQuestion(ctx, t, q, crop)
 			return nil
 		}

@@ -364,3 +364,33 @@ func TestModelPanicsGiveBackTheWorkerSlot(t *testing.T) {
 		}
 	}
 }
+
+// questionReadFails is a store that cannot read crop questions (a disk error, say).
+type questionReadFails struct{ *store.Store }
+
+func (questionReadFails) GetCropQuestion(context.Context, string, string, time.Time) (store.CropQuestion, error) {
+	return store.CropQuestion{}, errors.New("disk error")
+}
+
+// TestCropAnswerStoreErrorKeepsTheMessage: when the open crop question cannot be read (a store
+// failure, not "no question"), a text that may be its answer gets no reply and the turn stays
+// open: Handle returns an error so the adapter hands the message in again.
+func TestCropAnswerStoreErrorKeepsTheMessage(t *testing.T) {
+	f := newFixture(t, bot.Config{Burst: 100}, nil)
+	loc, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := bot.NewHandler(bot.Config{Burst: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		questionReadFails{f.store}, testenv.ContractSession(t), loc, bot.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := bot.Message{ID: "q1", Chat: private("q"), Sender: bot.Sender{ID: "u-q"}, Text: "maize"}
+	if err := h.Handle(context.Background(), m, f.out); err == nil {
+		t.Error("Handle succeeded although the crop question could not be read")
+	}
+	if r := f.out.take(); len(r) != 0 {
+		t.Errorf("replies %v, want none until the message is handed in again", r)
+	}
+}
