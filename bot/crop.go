@@ -428,6 +428,23 @@ func (h *Handler) answerCropQuestion(ctx context.Context, t *turn, q store.CropQ
 	}
 }
 
+// closeOlderQuestion closes the chat's open crop question about another photo when a newer photo
+// is answered without one: a "maize" typed afterwards is about the newer photo, and must not
+// re-answer the older. Best effort: a question left open still expires.
+func (h *Handler) closeOlderQuestion(ctx context.Context, t *turn, hash string) {
+	chat := t.msg.Chat
+	q, err := h.store.GetCropQuestion(ctx, string(chat.Platform), chat.ID, h.cfg.Now().Add(-CropQuestionTTL))
+	if err != nil || q.PhotoHash == hash {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.log.Warn("cannot read the crop question", "err", err)
+		}
+		return
+	}
+	if err := h.store.DeleteCropQuestion(context.WithoutCancel(ctx), q.Platform, q.ChatID, q.PhotoHash); err != nil {
+		t.log.Warn("cannot close the older crop question", "err", err)
+	}
+}
+
 // asciiDigits turns the decimal digits of any script ("২" in Bengali, "३" in Devanagari, as the
 // numbered question shows them in those languages) into ASCII ones, so that an answer by number
 // parses whatever keyboard typed it.

@@ -431,3 +431,19 @@ func TestHistoryWithinAnsweredCrop(t *testing.T) {
 		t.Errorf("/history %v, want the photo as %s", r, tomato.Name)
 	}
 }
+
+// TestNewerPhotoClosesTheQuestion: a photo answered without a question (its crop in the caption)
+// closes the question about an older photo, so that "maize" typed afterwards re-answers nothing.
+func TestNewerPhotoClosesTheQuestion(t *testing.T) {
+	f := newCropFixture(t, maizeOrTom, true, true)
+	chat, amina := private("c1"), bot.Sender{ID: "u-c1", Name: "Amina"}
+	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != "crop_question" {
+		t.Fatalf("first photo: %v, want the question", r)
+	}
+	if r := f.send(chat, amina, "tomato", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 42))); len(r) != 1 || r[0].Kind != "diagnosis" {
+		t.Fatalf("second photo, captioned: %v, want a diagnosis", r)
+	}
+	if r := f.send(chat, amina, "maize", nil); len(r) != 1 || r[0].Kind != "command" {
+		t.Errorf("'maize' after the newer photo: %v, want the usual 'send a photo', not an answer about the first", r)
+	}
+}

@@ -636,6 +636,7 @@ func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Anal
 			return
 		}
 	}
+	h.closeOlderQuestion(ctx, t, hash)
 	t.rec.Crop = crop
 	h.sendDiagnosis(ctx, t, a, crop)
 }
