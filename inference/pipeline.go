@@ -84,6 +84,7 @@ type prepared struct {
 	box      CropBox   // the model's square in base's pixels
 	decoded  time.Time // when decoding ended
 	held     int64     // decode budget still held, given back by done
+	baseErr  error     // a panic while making base, set before baseDone is closed
 }
 
 // fitSize is the size of a w x h image scaled down to at most maxSide on its longer side.
@@ -207,10 +208,7 @@ func (m *Model) prepare(ctx context.Context, data []byte, withBase bool) (*prepa
 		pr.base = &image.NRGBA{Pix: p.pixels.get(4 * dw * dh), Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
 		pr.box = m.info.CropBoxFor(dw, dh)
 		pr.baseDone = make(chan struct{})
-		go func() {
-			defer close(pr.baseDone)
-			finish()
-		}()
+		go pr.makeBase(finish)
 	}
 	ok = true
 	return pr, nil
@@ -226,6 +224,18 @@ func (m *Model) dropDecoded(pr *prepared, fast *image.NRGBA, extra int64) {
 		m.pipe.budget.Release(pr.held - keep)
 		pr.held = keep
 	}
+}
+
+// makeBase runs finish, which makes the overlay's base beside the model's run, and closes
+// baseDone. A panic there is not the process's end: it is recovered and render reports it.
+func (pr *prepared) makeBase(finish func()) {
+	defer close(pr.baseDone)
+	defer func() {
+		if r := recover(); r != nil {
+			pr.baseErr = fmt.Errorf("overlay base: panic: %v", r)
+		}
+	}()
+	finish()
 }
 
 // wait returns when the overlay's base is ready.
@@ -253,6 +263,9 @@ func (m *Model) done(pr *prepared) {
 // render draws the overlay of the top class over the base and encodes it as JPEG.
 func (m *Model) render(pr *prepared, hm Heatmap) (encoded []byte, w, h int, rendered time.Time, err error) {
 	pr.wait()
+	if pr.baseErr != nil {
+		return nil, 0, 0, time.Time{}, pr.baseErr
+	}
 	b := pr.base.Rect
 	over := &image.RGBA{Pix: m.pipe.pixels.get(4 * b.Dx() * b.Dy()), Stride: 4 * b.Dx(), Rect: b}
 	defer m.pipe.pixels.put(over.Pix)

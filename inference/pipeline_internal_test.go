@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -484,6 +485,42 @@ func TestProgressiveJPEGCoefficientsAreCharged(t *testing.T) {
 			}
 			if got := hd.decodedBytes(turbo, scale, 1); got != tc.want {
 				t.Errorf("decodedBytes %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestBasePanicIsReported: a panic while the overlay's base is made beside the model's run does
+// not end the process: render returns it as an error, and done gives everything back.
+func TestBasePanicIsReported(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		finish  func(*image.NRGBA)
+		mention string // in render's error; "" for none
+	}{
+		{"no panic", func(b *image.NRGBA) { b.Pix[0] = 1 }, ""},
+		{"a panic", func(*image.NRGBA) { panic("boom") }, "panic: boom"},
+		{"an index out of range", func(b *image.NRGBA) { b.Pix[len(b.Pix)] = 1 }, "index out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := modelless(Options{})
+			const share = 1000
+			if !m.pipe.budget.TryAcquire(share) {
+				t.Fatal("budget busy")
+			}
+			base := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+			pr := &prepared{base: base, held: share, baseDone: make(chan struct{})}
+			go pr.makeBase(func() { tc.finish(base) })
+			_, _, _, _, err := m.render(pr, Heatmap{W: 2, H: 2, V: []float32{0, 1, 0.5, 0}})
+			switch {
+			case tc.mention == "" && err != nil:
+				t.Errorf("render: %v", err)
+			case tc.mention != "" && (err == nil || !strings.Contains(err.Error(), tc.mention)):
+				t.Errorf("render: %v, want an error mentioning %q", err, tc.mention)
+			}
+			m.done(pr)
+			if !m.pipe.budget.TryAcquire(m.pipe.size) {
+				t.Error("budget not whole after done")
 			}
 		})
 	}
