@@ -423,6 +423,11 @@ func (h *Handler) answerCropQuestion(ctx context.Context, t *turn, q store.CropQ
 		a.OtherCrop = true // the farmer says so
 	}
 	h.sendDiagnosis(ctx, t, a, crop)
+	if ctx.Err() != nil || t.unwritten {
+		// Interrupted before the answer went out: the message is handed in again and must still
+		// find its question.
+		return
+	}
 	if err := h.store.DeleteCropQuestion(context.WithoutCancel(ctx), q.Platform, q.ChatID, q.PhotoHash); err != nil {
 		t.log.Warn("cannot close the crop question", "err", err)
 	}

@@ -3,6 +3,8 @@ package bot_test
 import (
 	"cmp"
 	"context"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // scored makes the shared model give every photo the class probabilities of probs (the rest of
@@ -445,5 +448,48 @@ func TestNewerPhotoClosesTheQuestion(t *testing.T) {
 	}
 	if r := f.send(chat, amina, "maize", nil); len(r) != 1 || r[0].Kind != "command" {
 		t.Errorf("'maize' after the newer photo: %v, want the usual 'send a photo', not an answer about the first", r)
+	}
+}
+
+// cancelOnAnalysis is a store that starts the shutdown (cancel) once a photo's analysis is read.
+type cancelOnAnalysis struct {
+	*store.Store
+	cancel context.CancelFunc
+}
+
+func (c cancelOnAnalysis) GetAnalysis(ctx context.Context, hash, version string) (store.Analysis, error) {
+	defer c.cancel()
+	return c.Store.GetAnalysis(ctx, hash, version)
+}
+
+// TestCropAnswerInterruptedIsAnsweredOnce: shutdown begins while the farmer's answer is being
+// handled, after the photo's analysis is read and before the reply goes out; handed in again,
+// the answer still finds its question and gets its diagnosis, once.
+func TestCropAnswerInterruptedIsAnsweredOnce(t *testing.T) {
+	f := newCropFixture(t, maizeOrTom, true, true)
+	chat, amina := private("c1"), bot.Sender{ID: "u-c1", Name: "Amina"}
+	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != "crop_question" {
+		t.Fatalf("photo: %v, want the question", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	interrupted, err := bot.NewHandler(bot.Config{Threshold: 0.3, Burst: 100, ClearCropShare: 0.66},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), cancelOnAnalysis{f.store, cancel},
+		scored{testenv.ContractSession(t), maizeOrTom, true, true}, loc(t), bot.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := bot.Message{ID: "answer-1", Chat: chat, Sender: amina, Text: "maize"}
+	_ = interrupted.Handle(ctx, answer, f.out)
+	if r := f.out.take(); len(r) != 0 {
+		t.Fatalf("replies while shutting down: %v", r)
+	}
+	for i, want := range []int{1, 0} {
+		if err := f.handler.Handle(context.Background(), answer, f.out); err != nil {
+			t.Fatal(err)
+		}
+		if r := f.out.take(); len(r) != want || (want == 1 && r[0].Kind != "diagnosis") {
+			t.Fatalf("handed in again (%d): %v, want %d diagnosis", i+1, r, want)
+		}
 	}
 }
