@@ -113,7 +113,9 @@ func CropOf(class string) string {
 // ParseCrop understands what a farmer types after /crop or as the answer to "which crop?": one
 // crop's name or synonym in any supported language ("maize", "Mahindi", "मक्का", "MAÏS"), or
 // the crop id. AnyCrop is returned for the words that clear the choice ("any", "yoyote"),
-// OtherCrop for "another crop" ("other", "nyingine").
+// OtherCrop for "another crop" ("other", "nyingine"). Failing an exact name, a text that names
+// exactly one crop among other words is that crop: the names the bot itself shows ("Corn
+// (maize)", "Orange (citrus)"), copied back from a question.
 func (b *Bundle) ParseCrop(input string) (string, bool) {
 	w := cropWords(input)
 	if len(w) == 0 {
@@ -124,7 +126,7 @@ func (b *Bundle) ParseCrop(input string) (string, bool) {
 			return n.crop, true
 		}
 	}
-	return "", false
+	return b.FindCrop(input)
 }
 
 // FindCrop looks for crop names in a text (a photo's caption) as whole words and returns the

@@ -130,3 +130,21 @@ func TestCrops(t *testing.T) {
 		t.Errorf(`CropName("sw", "corn") = %q, want "Mahindi"`, got)
 	}
 }
+
+// TestShownCropNamesParseBack: every crop name the bot shows (in a question's choices, in the
+// list of crops it knows), in every language, is understood when a farmer types it back.
+func TestShownCropNamesParseBack(t *testing.T) {
+	b, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range b.order {
+		for class := range b.langs[code].diseases {
+			crop := CropOf(class)
+			name := b.CropName(code, crop)
+			if got, ok := b.ParseCrop(name); !ok || got != crop {
+				t.Errorf("%s: %q (crop %s) parses as %q, %v", code, name, crop, got, ok)
+			}
+		}
+	}
+}
