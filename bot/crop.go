@@ -314,7 +314,7 @@ func (h *Handler) cropCommand(ctx context.Context, t *turn, arg string) {
 func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Analysis, crops []string) {
 	crops = append(slices.Clip(crops), locales.OtherCrop)
 	q := store.CropQuestion{Platform: string(t.msg.Chat.Platform), ChatID: t.msg.Chat.ID, PhotoHash: hash,
-		MessageID: t.msg.ID, Crops: crops, Lang: t.lang, Asked: h.cfg.Now()}
+		MessageID: t.msg.ID, SenderID: t.msg.Sender.ID, Crops: crops, Lang: t.lang, Asked: h.cfg.Now()}
 	if err := h.store.PutCropQuestion(ctx, q); err != nil {
 		// Without the stored question the answer would find nothing: diagnose as before.
 		t.log.Error("cannot store crop question; answering without it", "err", err)
@@ -361,8 +361,12 @@ func (h *Handler) cropAnswer(ctx context.Context, t *turn) (q store.CropQuestion
 	return q, crop, ok, nil
 }
 
-// readCropAnswer reads message m as an answer to the open question q.
+// readCropAnswer reads message m as an answer to the open question q. In a group only the member
+// who sent the photo answers: another member's "1" or "maize" may be about their own photo.
 func (h *Handler) readCropAnswer(m Message, q store.CropQuestion) (store.CropQuestion, string, bool) {
+	if m.Chat.Kind == Group && q.SenderID != "" && m.Sender.ID != q.SenderID {
+		return q, "", false
+	}
 	if m.Choice != "" {
 		rest, found := strings.CutPrefix(m.Choice, cropChoicePrefix)
 		crop, prefix, _ := strings.Cut(rest, ":")

@@ -493,3 +493,22 @@ func TestCropAnswerInterruptedIsAnsweredOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupQuestionAnsweredByItsSender: in a group, the question about a photo is answered by
+// the member who sent it; another member's "maize" is not taken for the answer.
+func TestGroupQuestionAnsweredByItsSender(t *testing.T) {
+	f := newCropFixture(t, maizeOrTom, true, true)
+	group := bot.ChatRef{Platform: bot.Telegram, ID: "-7", Kind: bot.Group}
+	amina, juma := bot.Sender{ID: "a7", Name: "Amina"}, bot.Sender{ID: "j7", Name: "Juma"}
+	if r := f.send(group, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 43))); len(r) != 1 || r[0].Kind != "crop_question" {
+		t.Fatalf("photo: %v, want the question", r)
+	}
+	for _, text := range []string{"maize", "1"} {
+		if r := f.send(group, juma, text, nil); len(r) != 0 {
+			t.Errorf("another member's %q: %v, want no answer", text, r)
+		}
+	}
+	if r := f.send(group, amina, "maize", nil); len(r) != 1 || r[0].Kind != "diagnosis" {
+		t.Fatalf("the photo's sender: %v, want the maize diagnosis", r)
+	}
+}

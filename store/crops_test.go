@@ -123,7 +123,7 @@ func TestAnalysisScoresRoundTrip(t *testing.T) {
 func TestCropQuestion(t *testing.T) {
 	s := newTestStore(t, "")
 	ctx := t.Context()
-	q := CropQuestion{Platform: "telegram", ChatID: "7", PhotoHash: "h1", MessageID: "42", Crops: []string{"corn", "tomato"}, Lang: "sw", Asked: testTime}
+	q := CropQuestion{Platform: "telegram", ChatID: "7", PhotoHash: "h1", MessageID: "42", SenderID: "u5", Crops: []string{"corn", "tomato"}, Lang: "sw", Asked: testTime}
 	if _, err := s.GetCropQuestion(ctx, "telegram", "7", time.Time{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("no question yet: %v, want ErrNotFound", err)
 	}
@@ -156,7 +156,7 @@ func TestCropQuestion(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got.PhotoHash != "h1" || got.MessageID != "42" || !slices.Equal(got.Crops, q.Crops) || got.Lang != "sw" || !got.Asked.Equal(testTime) {
+			if err != nil || got.PhotoHash != "h1" || got.MessageID != "42" || got.SenderID != "u5" || !slices.Equal(got.Crops, q.Crops) || got.Lang != "sw" || !got.Asked.Equal(testTime) {
 				t.Errorf("got %+v, %v; want %+v", got, err, q)
 			}
 		})

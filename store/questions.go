@@ -21,6 +21,7 @@ type CropQuestion struct {
 	Platform, ChatID string
 	PhotoHash        string
 	MessageID        string   // the photo's platform message id, quoted by the answer
+	SenderID         string   // who sent the photo: in a group, only they answer
 	Crops            []string // the crop ids offered, in the order shown (1, 2, ...); "other": "another crop"
 	Lang             string
 	Asked            time.Time
@@ -29,6 +30,7 @@ type CropQuestion struct {
 type cropQuestionRec struct {
 	PhotoHash string    `json:"photo_hash"`
 	MessageID string    `json:"message_id,omitempty"`
+	SenderID  string    `json:"sender_id,omitempty"`
 	Crops     []string  `json:"crops"`
 	Lang      string    `json:"lang,omitempty"`
 	Asked     time.Time `json:"asked"`
@@ -48,7 +50,7 @@ func (s *Store) PutCropQuestion(ctx context.Context, q CropQuestion) error {
 	if len(q.Crops) == 0 {
 		return fmt.Errorf("%w: a crop question without crops", ErrInvalid)
 	}
-	rec := cropQuestionRec{PhotoHash: q.PhotoHash, MessageID: q.MessageID, Crops: q.Crops, Lang: q.Lang, Asked: utc(q.Asked)}
+	rec := cropQuestionRec{PhotoHash: q.PhotoHash, MessageID: q.MessageID, SenderID: q.SenderID, Crops: q.Crops, Lang: q.Lang, Asked: utc(q.Asked)}
 	return s.update(ctx, "put crop question", func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketCropQuestions)
 		if err != nil {
@@ -78,7 +80,7 @@ func (s *Store) GetCropQuestion(ctx context.Context, platform, chatID string, no
 		return CropQuestion{}, fmt.Errorf("%w: crop question in chat %s on %s expired (asked %s)", ErrNotFound, chatID, platform, rec.Asked.Format(time.RFC3339))
 	}
 	return CropQuestion{Platform: platform, ChatID: chatID, PhotoHash: rec.PhotoHash, MessageID: rec.MessageID,
-		Crops: rec.Crops, Lang: rec.Lang, Asked: rec.Asked}, nil
+		SenderID: rec.SenderID, Crops: rec.Crops, Lang: rec.Lang, Asked: rec.Asked}, nil
 }
 
 // DeleteCropQuestion removes a chat's open question if it is about photoHash (answered); a
