@@ -1,42 +1,20 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
-
-// startServeAskingCrop is startServeWithReview with the crop question on (serve's default
-// --ask-crop-below 0.66): the contract model is unsure between crops on the drawn leaves.
-func startServeAskingCrop(t *testing.T, db string) (chatURL, reviewURL string) {
-	t.Helper()
-	return startServeAsking(t, db, 0.66)
-}
 
 // TestCropQuestionInBrowser: in the web chat (headless Chromium), a leaf the model is unsure
 // between crops of gets "which crop?" with buttons; tapping "Corn (maize)" answers the same photo
 // with a maize top-3 and its overlay; the dashboard's thread shows the stated crop.
 func TestCropQuestionInBrowser(t *testing.T) {
-	chromium(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute) // a safety net, not a measurement
-	defer cancel()
-	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
-	const password = "browser test passphrase"
-	var out bytes.Buffer
-	must(t, "staff add", staffCmd(ctx, []string{"add", "alice", "--role", "agent", "--db", db}, strings.NewReader(password+"\n"), &out, io.Discard))
-	chatURL, reviewURL := startServeAskingCrop(t, db)
-
-	bctx := newBrowser(t, ctx)
-	chatTab := bctx
-	reviewTab, closeReview := chromedp.NewContext(bctx)
-	defer closeReview()
+	b := startBrowserWorkflow(t, 0.66) // serve's default --ask-crop-below: the contract model is unsure between crops
+	chatTab, reviewTab, chatURL, reviewURL, password := b.chatTab, b.reviewTab, b.chatURL, b.reviewURL, staffPassword
 
 	dir := t.TempDir()
 	leaf := filepath.Join(dir, "leaf.jpg")

@@ -57,15 +57,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startServeWithReview runs `cropshield serve` in-process with the web chat and the review
-// dashboard on free 127.0.0.1 ports, over an existing database, without the crop question.
-func startServeWithReview(t *testing.T, db string) (chatURL, reviewURL string) {
-	t.Helper()
-	return startServeAsking(t, db, 0)
-}
-
-// startServeAsking is startServeWithReview with serve's --ask-crop-below (0: the contract model's
-// photos are diagnosed without asking their crop).
+// startServeAsking runs `cropshield serve` in-process with the web chat and the review dashboard
+// on free 127.0.0.1 ports, over an existing database, with serve's --ask-crop-below (0: the
+// contract model's photos are diagnosed without asking their crop).
 func startServeAsking(t *testing.T, db string, askCropBelow float64) (chatURL, reviewURL string) {
 	t.Helper()
 	logs := &lockedBuffer{}
@@ -208,25 +202,42 @@ func saveScreenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", path)
 }
 
+// staffPassword is the agent alice's password in the browser tests.
+const staffPassword = "browser test passphrase"
+
+// browserWorkflow is a real `serve` (contract model) over a new database with the staff agent
+// "alice", and headless Chromium with one tab for the web chat and one for the dashboard.
+type browserWorkflow struct {
+	chatTab, reviewTab context.Context
+	chatURL, reviewURL string
+}
+
+// startBrowserWorkflow starts it, with serve's --ask-crop-below askCropBelow (0: no crop
+// question); everything stops at the test's end, or after 3 minutes (a safety net, not a
+// measurement).
+func startBrowserWorkflow(t *testing.T, askCropBelow float64) browserWorkflow {
+	t.Helper()
+	chromium(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	t.Cleanup(cancel)
+	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
+	var out bytes.Buffer
+	must(t, "staff add", staffCmd(ctx, []string{"add", "alice", "--role", "agent", "--db", db}, strings.NewReader(staffPassword+"\n"), &out, io.Discard))
+	chatURL, reviewURL := startServeAsking(t, db, askCropBelow)
+	bctx := newBrowser(t, ctx)
+	reviewTab, closeReview := chromedp.NewContext(bctx)
+	t.Cleanup(closeReview)
+	return browserWorkflow{chatTab: bctx, reviewTab: reviewTab, chatURL: chatURL, reviewURL: reviewURL}
+}
+
 // TestDashboardInBrowser drives the whole review workflow in headless Chromium against the real
 // `serve` (contract model): farmers' photos sent in the web chat appear in the dashboard; an
 // agent logs in, opens the conversation and sees the overlays, corrects a diagnosis (which the
 // farmer's /history then shows), replies (the reply arrives in the open web chat page) and
 // downloads the dataset.
 func TestDashboardInBrowser(t *testing.T) {
-	chromium(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute) // a safety net, not a measurement
-	defer cancel()
-	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
-	const password = "browser test passphrase"
-	var out bytes.Buffer
-	must(t, "staff add", staffCmd(ctx, []string{"add", "alice", "--role", "agent", "--db", db}, strings.NewReader(password+"\n"), &out, io.Discard))
-	chatURL, reviewURL := startServeWithReview(t, db)
-
-	bctx := newBrowser(t, ctx)
-	chatTab := bctx
-	reviewTab, closeReview := chromedp.NewContext(bctx)
-	defer closeReview()
+	b := startBrowserWorkflow(t, 0)
+	chatTab, reviewTab, chatURL, reviewURL, password := b.chatTab, b.reviewTab, b.chatURL, b.reviewURL, staffPassword
 
 	// A farmer sends two leaves and a file that is not a photo in the web chat.
 	dir := t.TempDir()
