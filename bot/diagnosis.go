@@ -16,7 +16,8 @@ import (
 // photograph one of them (no disease, no percentages, no advice).
 func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details, kind string) {
 	if a.Rejected {
-		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "unsure.retake") + "\n\n" + h.cropsKnown(lang), "not_leaf"
+		// The header ends "…if it is a leaf, take a new photo like this:"; the tips follow.
+		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "photo.tips") + "\n\n" + h.cropsKnown(lang), "not_leaf"
 	}
 	if a.OtherCrop {
 		var crops strings.Builder
@@ -45,6 +46,7 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details
 		line(&c, h.loc.T(lang, "unsure.header", "crop", best.Crop, "disease", best.Name, "percent", h.loc.Percent(lang, top.Prob)))
 		line(&c, "")
 		line(&c, h.loc.T(lang, "unsure.retake"))
+		line(&c, h.loc.T(lang, "photo.tips"))
 		line(&c, "")
 	case best.Healthy:
 		line(&c, h.loc.T(lang, "diagnosis.healthy", "crop", best.Crop, "percent", h.loc.Percent(lang, top.Prob)))
