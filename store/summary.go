@@ -59,7 +59,10 @@ type Summary struct {
 	LastText         string    // the last message, shortened
 	LastDirection    Direction // who wrote the last message
 	LastStaff        string    // the staff member who acted last, if any
-	Texts            []string  // the farmers' last texts, shortened, for search
+	// LastFromStaff is the staff member who wrote the last message, "" when the farmer or the
+	// bot did (summaries written before it existed have "" too).
+	LastFromStaff    string
+	Texts            []string // the farmers' last texts, shortened, for search
 	Messages, Photos int
 	// PhotoHash is the last photo; Disease and Prob its top-1 (or the class staff set, then
 	// Corrected); NotLeaf if the model refused it, OtherCrop if it took it for a leaf of a crop
@@ -95,6 +98,7 @@ type summaryRec struct {
 	LastText   string    `json:"last_text,omitempty"`
 	LastDir    Direction `json:"last_dir,omitempty"`
 	LastStaff  string    `json:"last_staff,omitempty"`
+	LastFrom   string    `json:"last_from_staff,omitempty"`
 	Texts      []string  `json:"texts,omitempty"`
 	Messages   int       `json:"messages"`
 	Photos     int       `json:"photos,omitempty"`
@@ -118,7 +122,7 @@ func (r summaryRec) summary(platform, chatID string) Summary {
 	return Summary{
 		Platform: platform, ChatID: chatID, Kind: r.Kind, Title: r.Title, Name: r.Name, SenderID: r.SenderID,
 		Language: r.Language, First: r.First, Last: r.Last, LastText: r.LastText, LastDirection: r.LastDir,
-		LastStaff: r.LastStaff, Texts: r.Texts, Messages: r.Messages, Photos: r.Photos, PhotoHash: r.PhotoHash,
+		LastStaff: r.LastStaff, LastFromStaff: r.LastFrom, Texts: r.Texts, Messages: r.Messages, Photos: r.Photos, PhotoHash: r.PhotoHash,
 		Disease: r.Disease, Prob: r.Prob, Corrected: r.Corrected, NotLeaf: r.NotLeaf, OtherCrop: r.OtherCrop,
 		Diseases:      r.Diseases,
 		LowConfidence: r.Low, NeedsAttention: r.Attention, Resolved: r.Resolved, ResolvedBy: r.ResolvedBy,
@@ -189,7 +193,7 @@ func noteMessage(tx *bolt.Tx, r Record, prev []byte) error {
 		if !found || t.After(s.Last) {
 			s.Last = t
 		}
-		s.LastText, s.LastDir = shorten(r.Text, maxTextRunes), r.Direction
+		s.LastText, s.LastDir, s.LastFrom = shorten(r.Text, maxTextRunes), r.Direction, r.Staff
 		switch {
 		case r.Direction == Inbound:
 			s.Name, s.SenderID = cmpOr(r.SenderName, s.Name), cmpOr(r.SenderID, s.SenderID)

@@ -108,7 +108,7 @@ func TestSummaryAttentionClearedByStaffAndDiagnosis(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := mustSummary(t, s, "webchat", "w")
-	if sum.NeedsAttention || sum.LastStaff != "alice" || sum.LowConfidence != true {
+	if sum.NeedsAttention || sum.LastStaff != "alice" || sum.LastFromStaff != "alice" || sum.LowConfidence != true {
 		t.Fatalf("after a staff reply: %+v", sum)
 	}
 	// A staff reply that was not delivered needs attention again.
@@ -122,6 +122,10 @@ func TestSummaryAttentionClearedByStaffAndDiagnosis(t *testing.T) {
 	photoTurn(t, s, "webchat", "w", testTime.Add(time.Hour), hashOf(2), Candidate{"corn__common_rust", 0.95}, kindDiagnosis)
 	if sum := mustSummary(t, s, "webchat", "w"); sum.NeedsAttention || sum.LowConfidence || sum.Photos != 2 || sum.Prob != 0.95 {
 		t.Fatalf("after a confident diagnosis: %+v", sum)
+	}
+	// The last message is the bot's: the staff who acted last did not write it.
+	if sum := mustSummary(t, s, "webchat", "w"); sum.LastFromStaff != "" || sum.LastStaff != "alice" || sum.LastDirection != Outbound {
+		t.Fatalf("after the bot's answer to a later photo: LastFromStaff %q, LastStaff %q", sum.LastFromStaff, sum.LastStaff)
 	}
 }
 

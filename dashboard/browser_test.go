@@ -1,0 +1,75 @@
+package dashboard
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cropshield/cropshield/internal/browsertest"
+	"github.com/cropshield/cropshield/store"
+)
+
+// browse starts headless Chromium with a window of width x height and logs in as name through
+// the login form; everything stops at the test's end, or after 2 minutes (a safety net, not a
+// measurement).
+func (e *env) browse(t *testing.T, width, height int, name, pass string) context.Context {
+	t.Helper()
+	browsertest.Exe(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	tab := browsertest.Start(t, ctx, width, height)
+	browsertest.Steps(t, tab, "open the login page", chromedp.Navigate(e.web.URL+"/login"), chromedp.WaitVisible(chromedp.ID("password")))
+	browsertest.Steps(t, tab, "fill the login form", chromedp.SendKeys(chromedp.ID("name"), name), chromedp.SendKeys(chromedp.ID("password"), pass))
+	browsertest.Load(t, tab, "log in", chromedp.Click(chromedp.ID("login")))
+	if loc := browsertest.Do(t, tab, "location", chromedp.Location()); !strings.HasPrefix(loc, e.web.URL+"/conversations") {
+		t.Fatalf("after logging in: %s", loc)
+	}
+	return tab
+}
+
+// open navigates to a dashboard path and waits for the page.
+func (e *env) open(t *testing.T, tab context.Context, path string) {
+	t.Helper()
+	browsertest.Load(t, tab, "open "+path, chromedp.Navigate(e.web.URL+path))
+}
+
+func evalJS[T any](t *testing.T, tab context.Context, what, expr string) T {
+	t.Helper()
+	return browsertest.Do(t, tab, what, chromedp.Evaluate[T](expr))
+}
+
+// appendMessage logs a message in the seeded conversation.
+func (e *env) appendMessage(r store.Record) {
+	e.t.Helper()
+	r.Platform, r.ChatID = "webchat", "web-1"
+	if _, err := e.st.AppendMessage(context.Background(), r); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestListLabelsLastMessageBySender (issue 16, item 7): after a staff reply, the bot's next
+// message is labelled "bot:" in the list's "Last message" column, not "staff:"; a staff reply
+// that is the last message is labelled "staff:".
+func TestListLabelsLastMessageBySender(t *testing.T) {
+	e := newEnv(t, nil)
+	tab := e.browse(t, 1280, 900, "alice", agentPass)
+	e.open(t, tab, "/conversations/"+e.convID)
+	browsertest.Steps(t, tab, "type a reply", chromedp.SendKeys(chromedp.ID("reply-text"), "Please send a closer photo"))
+	browsertest.Load(t, tab, "send the reply", chromedp.Click(chromedp.ID("reply-send")))
+	lastCell := func() string {
+		e.open(t, tab, "/conversations")
+		return browsertest.Do(t, tab, "last message", chromedp.Text(chromedp.CSS("table.conversations tbody tr td.last")))
+	}
+	if got := lastCell(); !strings.HasPrefix(got, "staff:") || !strings.Contains(got, "closer photo") {
+		t.Fatalf("after the staff reply, last message %q", got)
+	}
+	e.clock.advance(time.Minute)
+	e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: "m2", Text: "/help"})
+	e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "command", Text: "Send me a photo of one leaf."})
+	if got := lastCell(); !strings.HasPrefix(got, "bot:") {
+		t.Fatalf("after the bot's answer, last message %q, want it labelled bot:", got)
+	}
+}
