@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/cropshield/cropshield/inference"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
@@ -50,6 +48,7 @@ type Store interface {
 	RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]store.Record, error)
 	// GetCorrection is support staff's verdict on a photo (store.ErrNotFound if none).
 	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
+	PageStore
 }
 
 // Config tunes the handler; zero fields take the defaults in parentheses.
@@ -120,7 +119,7 @@ type Handler struct {
 	limiter *limiter
 
 	workers chan struct{}
-	flight  singleflight.Group
+	flight  flights
 	wg      sync.WaitGroup
 }
 
@@ -545,7 +544,9 @@ func (h *Handler) photoAnalysis(ctx context.Context, t *turn, p *Photo) (string,
 	h.metrics.Cache.WithLabelValues(platform, "miss").Inc()
 	t.cacheMisses++
 	// One analysis per distinct photo, even when a group forwards it many times at once.
-	v, err, _ := h.flight.Do(hash, func() (any, error) {
+	// The analysis is detached from this turn: if this message is abandoned, the others waiting
+	// for the same photo still get their answer (flights).
+	a, err := h.flight.do(ctx, &h.wg, hash, func(ctx context.Context) (store.Analysis, error) {
 		if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
 			return a, nil
 		}
@@ -554,7 +555,7 @@ func (h *Handler) photoAnalysis(ctx context.Context, t *turn, p *Photo) (string,
 	if err != nil {
 		return "", store.Analysis{}, err
 	}
-	return hash, v.(store.Analysis), nil
+	return hash, a, nil
 }
 
 // fetch downloads a photo within the time and size limits.
