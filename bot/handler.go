@@ -48,7 +48,6 @@ type Store interface {
 	RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]store.Record, error)
 	// GetCorrection is support staff's verdict on a photo (store.ErrNotFound if none).
 	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
-	PageStore
 }
 
 // Config tunes the handler; zero fields take the defaults in parentheses.
