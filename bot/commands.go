@@ -6,27 +6,51 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
 )
 
-// isCommand reports whether text is a slash command.
-func isCommand(text string) bool {
-	t := strings.TrimSpace(text)
-	return len(t) > 1 && t[0] == '/' && t[1] != '/' && t[1] != ' '
+// Command is a parsed slash command: "/language@CropShieldBot sw" is Name "language", Arg "sw",
+// Bot "CropShieldBot".
+type Command struct {
+	Name string // lower case, without the slash
+	Arg  string // the rest of the text, trimmed ("" for none)
+	Bot  string // the @bot the command is addressed to (Telegram groups), "" for none
 }
 
-// parseCommand splits "/language@CropShieldBot sw" into "language" and "sw".
-func parseCommand(text string) (name, arg string) {
+// ParseCommand parses a slash command: a "/" at the start of the text (leading white space
+// ignored) followed by a letter, digit or underscore. The name ends at the first white space of
+// any kind ("/language\nsw" is "language" with "sw") and is lower-cased; an "@bot" suffix is
+// split off. ok is false for anything else ("/", "//", "/ x", a plain text). Every channel and
+// the handler use this one parser.
+func ParseCommand(text string) (c Command, ok bool) {
 	t := strings.TrimSpace(text)
-	head, rest, _ := strings.Cut(t, " ")
-	head, _, _ = strings.Cut(strings.TrimPrefix(head, "/"), "@")
-	return strings.ToLower(head), strings.TrimSpace(rest)
+	if len(t) < 2 || t[0] != '/' || !isWordByte(t[1]) {
+		return Command{}, false
+	}
+	head, rest := t[1:], ""
+	if i := strings.IndexFunc(head, unicode.IsSpace); i >= 0 {
+		head, rest = head[:i], head[i:]
+	}
+	name, at, _ := strings.Cut(head, "@")
+	return Command{Name: strings.ToLower(name), Arg: strings.TrimSpace(rest), Bot: at}, true
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// isCommand reports whether text is a slash command.
+func isCommand(text string) bool {
+	_, ok := ParseCommand(text)
+	return ok
 }
 
 func (h *Handler) handleCommand(ctx context.Context, t *turn) {
-	name, arg := parseCommand(t.msg.Text)
+	c, _ := ParseCommand(t.msg.Text)
+	name, arg := c.Name, c.Arg
 	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: "command"}) }
 	switch name {
 	case "start":

@@ -69,3 +69,15 @@ func TestLanguageChoice(t *testing.T) {
 		}
 	}
 }
+
+// TestLanguageCommandOnTwoLines: "/language" and its argument on separate lines (as a phone's
+// keyboard sends it) set the language; the handler once read "language\nsw" as an unknown
+// command while the adapters read "language".
+func TestLanguageCommandOnTwoLines(t *testing.T) {
+	l := loc(t)
+	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100}, nil)
+	amina := bot.Sender{ID: "u1", Name: "Amina", LangHint: "en"}
+	if r := f.send(private("c1"), amina, "  /LANGUAGE\nsw", nil); len(r) != 1 || r[0].Text != l.T("sw", "language.set") {
+		t.Fatalf(`"/LANGUAGE\nsw": %v`, r)
+	}
+}

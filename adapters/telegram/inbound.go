@@ -90,7 +90,7 @@ func (a *Adapter) addressed(m *tgbotapi.Message) bool {
 	if me == nil {
 		return false
 	}
-	if name, _, ok := command(m.Caption); ok && name == "diagnose" && a.commandForMe(m.Caption) {
+	if c, ok := bot.ParseCommand(m.Caption); ok && c.Name == "diagnose" && a.commandForMe(m.Caption) {
 		return true
 	}
 	if mentions(m.Caption, me.UserName) {
@@ -106,34 +106,18 @@ func (a *Adapter) repliesToMe(m *tgbotapi.Message) bool {
 	return me != nil && r != nil && r.From != nil && r.From.ID == me.ID
 }
 
-// command splits "/language@CropShieldBot sw" into "language", "CropShieldBot"; ok is false if
-// text is not a command.
-func command(text string) (name, at string, ok bool) {
-	t := strings.TrimSpace(text)
-	if len(t) < 2 || t[0] != '/' {
-		return "", "", false
-	}
-	head, _, _ := strings.Cut(t[1:], " ")
-	head, _, _ = strings.Cut(head, "\n")
-	name, at, _ = strings.Cut(head, "@")
-	if name == "" || !isWordByte(name[0]) {
-		return "", "", false
-	}
-	return strings.ToLower(name), at, true
-}
-
 // commandForMe: a command without @ (which the bot sees only if privacy mode lets it) or with
 // @ this bot's name.
 func (a *Adapter) commandForMe(text string) bool {
-	_, at, ok := command(text)
+	c, ok := bot.ParseCommand(text)
 	if !ok {
 		return false
 	}
-	if at == "" {
+	if c.Bot == "" {
 		return true
 	}
 	me := a.self.Load()
-	return me != nil && strings.EqualFold(at, me.UserName)
+	return me != nil && strings.EqualFold(c.Bot, me.UserName)
 }
 
 func isWordByte(c byte) bool {

@@ -438,8 +438,8 @@ func (a *Adapter) jobMessage(j job) (bot.Message, bool) {
 // isLanguageCommand: /language or /lang, or /crop (a group's choices only admins make), with or
 // without @bot and an argument.
 func isLanguageCommand(text string) bool {
-	name, _, ok := command(text)
-	return ok && (name == "language" || name == "lang" || name == "crop")
+	c, ok := bot.ParseCommand(text)
+	return ok && (c.Name == "language" || c.Name == "lang" || c.Name == "crop")
 }
 
 // chatID parses the handler's chat id.

@@ -130,7 +130,8 @@ func (a *Adapter) classify(e *events.Message) (meta, bool) {
 	if mentioned {
 		text = stripMentions(text, pn, lid)
 	}
-	m := meta{Group: e.Info.IsGroup || e.Info.Chat.Server == types.GroupServer, Text: text, Command: commandName(text),
+	cmd, _ := bot.ParseCommand(text)
+	m := meta{Group: e.Info.IsGroup || e.Info.Chat.Server == types.GroupServer, Text: text, Command: cmd.Name,
 		PushName: e.Info.PushName, FromMe: e.Info.IsFromMe, Time: e.Info.Timestamp, Addressing: string(e.Info.AddressingMode)}
 	if c.photo != nil {
 		im, _ := c.photo.(*waE2E.ImageMessage)
@@ -177,17 +178,6 @@ func stripMentions(text string, pn, lid types.JID) string {
 			return text
 		}
 	}
-}
-
-// commandName is the lower-case name of a slash command ("/Language@x sw" → "language"), or "".
-func commandName(text string) string {
-	if len(text) < 2 || text[0] != '/' || text[1] == '/' || text[1] == ' ' {
-		return ""
-	}
-	head, _, _ := strings.Cut(text[1:], " ")
-	head, _, _ = strings.Cut(head, "\n")
-	head, _, _ = strings.Cut(head, "@")
-	return strings.ToLower(head)
 }
 
 // startsWithWord tells whether text starts with word (case-insensitive) followed by the end or

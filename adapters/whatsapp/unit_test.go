@@ -69,14 +69,6 @@ func TestPacer(t *testing.T) {
 }
 
 func TestTextHelpers(t *testing.T) {
-	for _, tc := range []struct{ text, command string }{
-		{"/help", "help"}, {"/Language@CropShield sw", "language"}, {"/lang\nsw", "lang"},
-		{"// comment", ""}, {"/ x", ""}, {"hello /help", ""}, {"/", ""},
-	} {
-		if got := commandName(tc.text); got != tc.command {
-			t.Errorf("commandName(%q) = %q, want %q", tc.text, got, tc.command)
-		}
-	}
 	for _, tc := range []struct {
 		text string
 		want bool
