@@ -38,25 +38,27 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
 			return
 		}
 	}
+	// Back to the thread where the staff member was: the reply box, or the new message (the
+	// thread's latest), not the top of a long page.
 	back := "/conversations/" + id
 	out, ok := s.opts.Responders[platformOf(platform)]
 	if !ok {
-		http.Redirect(w, r, back+"?done=no_channel", http.StatusSeeOther)
+		http.Redirect(w, r, back+"?done=no_channel#reply", http.StatusSeeOther)
 		return
 	}
 	chat := bot.ChatRef{Platform: platformOf(platform), ID: chatID, Kind: bot.ChatKind(sum.Kind), Title: sum.Title}
 	err = bot.SendStaffReply(r.Context(), s.st, out, chat, sess.name, r.PostFormValue("text"), s.opts.Now())
 	switch {
 	case errors.Is(err, bot.ErrEmptyReply):
-		http.Redirect(w, r, back, http.StatusSeeOther)
+		http.Redirect(w, r, back+"#reply", http.StatusSeeOther)
 	case errors.Is(err, bot.ErrNotDelivered):
 		s.log.Warn("dashboard: staff reply not delivered", "staff", sess.name, "platform", platform, "chat", chatID, "err", err)
-		http.Redirect(w, r, back+"?done=not_sent", http.StatusSeeOther)
+		http.Redirect(w, r, back+"?done=not_sent#latest", http.StatusSeeOther)
 	case err != nil:
 		s.fail(w, r, err)
 	default:
 		s.log.Info("dashboard: staff reply sent", "staff", sess.name, "platform", platform, "chat", chatID)
-		http.Redirect(w, r, back+"?done=reply", http.StatusSeeOther)
+		http.Redirect(w, r, back+"?done=reply#latest", http.StatusSeeOther)
 	}
 }
 

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -72,4 +73,46 @@ func TestListLabelsLastMessageBySender(t *testing.T) {
 	if got := lastCell(); !strings.HasPrefix(got, "bot:") {
 		t.Fatalf("after the bot's answer, last message %q, want it labelled bot:", got)
 	}
+}
+
+// TestReplyReturnsToTheNewMessage (issue 16, item 9): after "Send reply" in a long thread the
+// page shows the new message and the reply box, not the top of the thread.
+func TestReplyReturnsToTheNewMessage(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := range 30 {
+		e.clock.advance(time.Minute)
+		e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: fmt.Sprintf("t%d", i),
+			Text: "What should I spray on my tomatoes this week?"})
+		e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "command",
+			Text: "Send me a photo of one leaf, in daylight, filling the picture."})
+	}
+	e.clock.advance(time.Minute)
+	tab := e.browse(t, 1280, 800, "alice", agentPass)
+	e.open(t, tab, "/conversations/"+e.convID)
+	const reply = "Our agronomist will call you tomorrow morning."
+	browsertest.Steps(t, tab, "type a reply", chromedp.SendKeys(chromedp.ID("reply-text"), reply))
+	browsertest.Load(t, tab, "send the reply", chromedp.Click(chromedp.ID("reply-send")))
+	browsertest.Do(t, tab, "page loaded", poll(`document.readyState === "complete"`))
+	got := evalJS[map[string]any](t, tab, "where the page is", `(() => {
+		const items = document.querySelectorAll("ol.thread li.item");
+		const last = items[items.length - 1], r = last.getBoundingClientRect();
+		const box = document.querySelector("#reply-text").getBoundingClientRect();
+		return {scrollY: window.scrollY, text: last.textContent, lastTop: r.top, lastBottom: r.bottom,
+			boxTop: box.top, boxBottom: box.bottom, height: window.innerHeight};
+	})()`)
+	t.Logf("%v", got)
+	inView := func(top, bottom string) bool {
+		return got[top].(float64) >= 0 && got[bottom].(float64) <= got["height"].(float64)
+	}
+	if !strings.Contains(got["text"].(string), reply) {
+		t.Fatalf("the thread's last message is %q, want the reply", got["text"])
+	}
+	if got["scrollY"].(float64) == 0 || !inView("lastTop", "lastBottom") || !inView("boxTop", "boxBottom") {
+		t.Fatalf("after sending, the new message or the reply box is out of view: %v", got)
+	}
+}
+
+// poll waits for a JavaScript condition, checking every 100 ms, for as long as the test runs.
+func poll(expr string) chromedp.Action[bool] {
+	return chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
 }

@@ -173,6 +173,9 @@ type threadItem struct {
 	From   string // "farmer", "bot", "staff" or "action"
 	Photos []photoView
 	Action *store.StaffAction
+	// Anchor is the item's id in the page: "latest" for the conversation's newest item, where
+	// the page returns after a staff reply.
+	Anchor string
 }
 
 type threadView struct {
@@ -254,6 +257,9 @@ func (s *Server) thread(w http.ResponseWriter, r *http.Request, sess *session) {
 		tv.Items = append(tv.Items, threadItem{Time: a.Time, From: "action", Action: a})
 	}
 	slices.SortStableFunc(tv.Items, func(a, b threadItem) int { return a.Time.Compare(b.Time) })
+	if n := len(tv.Items); n > 0 && before == 0 {
+		tv.Items[n-1].Anchor = "latest"
+	}
 	s.render(w, r, http.StatusOK, "thread", view{Title: title(sum), Nav: "conversations", Session: sess, Page: tv})
 }
 

@@ -251,7 +251,7 @@ func TestMovedConversation(t *testing.T) {
 	}
 
 	resp := e.post(c, "/conversations/"+oldID+"/reply", url.Values{"csrf": {token}, "text": {"Spray in the evening."}})
-	if want := "/conversations/" + newID + "?done=reply"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+	if want := "/conversations/" + newID + "?done=reply#latest"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 		t.Fatalf("reply: %s to %s, want a redirect to %s", resp.Status, resp.Header.Get("Location"), want)
 	}
 	sent := tg.sent()
