@@ -45,6 +45,7 @@ func acquireRuntime(libPath string) (version string, err error) {
 		}
 		return "", fmt.Errorf("%w: %w", ErrRuntime, err)
 	}
+	disableTelemetry()
 	ort.SetSharedLibraryPath(libPath)
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		return "", fmt.Errorf("%w: cannot start %s (it must be ONNX Runtime >= %s for linux-x64; `make deps` fetches one): %w", ErrRuntime, libPath, MinRuntimeVersion, err)
@@ -57,6 +58,24 @@ func acquireRuntime(libPath string) (version string, err error) {
 	env.refs = 1
 	env.libPath = libPath
 	return version, nil
+}
+
+// TelemetryEnv is the variable with which ONNX Runtime's official Linux builds (>= 1.29) leave
+// their telemetry (Microsoft's 1DS SDK) off when it is set before the environment starts.
+const TelemetryEnv = "ORT_DISABLE_TELEMETRY"
+
+// disableTelemetry turns ONNX Runtime's telemetry off for the process unless the operator set
+// TelemetryEnv themselves. On start-up the telemetry reads /etc/machine-id, keeps a database under
+// ~/.cache/Microsoft and uploads events to Microsoft, none of which a farmers' bot should do
+// unasked; and it matches a std::regex over /proc/self/cmdline that recurses once per character:
+// a command line of ~28 KB (`cropshield diagnose` with ~500 long paths) overflowed the 8 MB
+// thread stack and ended the process with SIGSEGV in CreateOrtEnv. The variable is read by the
+// library, so it has to be in the process's environment; it is set once, before the first
+// environment, under env's lock.
+func disableTelemetry() {
+	if _, set := os.LookupEnv(TelemetryEnv); !set {
+		_ = os.Setenv(TelemetryEnv, "1") // fails only for a malformed name
+	}
 }
 
 // releaseRuntime drops one reference and destroys the environment with the last one.
