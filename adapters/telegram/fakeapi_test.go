@@ -76,6 +76,9 @@ type fakeAPI struct {
 	hookSec   string
 	hookAllow string
 	badToken  int
+	// answerAtOnce: getUpdates answers at once, empty if there is nothing, whatever its timeout
+	// (a Bot API server that does not hold long polls).
+	answerAtOnce bool
 
 	conflicts   int            // 409s still to give on getUpdates
 	floodPlan   map[string]int // method → 429s to give for each chat before success
@@ -532,7 +535,7 @@ func (f *fakeAPI) getUpdates(w http.ResponseWriter, r *http.Request, form map[st
 			}
 			f.queue = kept
 		}
-		if len(f.queue) > 0 || timeout == 0 {
+		if len(f.queue) > 0 || timeout == 0 || f.answerAtOnce {
 			out := make([]json.RawMessage, 0, len(f.queue))
 			now := time.Now()
 			for _, q := range f.queue {

@@ -47,12 +47,13 @@ func (a *Adapter) runPolling(ctx context.Context, p *pool) error {
 		return err
 	}
 	timeout := max(1, int(a.opts.PollTimeout/time.Second))
-	conflicts, failures := 0, 0
+	conflicts, failures, quick := 0, 0, 0
 	for {
 		if err := p.waitSpace(ctx, a.opts.MaxQueued); err != nil {
 			return nil
 		}
 		cfg := tgbotapi.UpdateConfig{Offset: int(offset), Timeout: timeout, AllowedUpdates: allowedUpdates}
+		asked := a.opts.Now()
 		resp, err := a.call(ctx, 0, "getUpdates", retryFlood, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
 			return api.Request(cfg)
 		})
@@ -88,8 +89,20 @@ func (a *Adapter) runPolling(ctx context.Context, p *pool) error {
 		}
 		conflicts, failures = 0, 0
 		if len(raws) == 0 {
+			// A server that answers at once instead of holding the long poll would have us spin:
+			// pause, longer with each such answer in a row.
+			if a.opts.Now().Sub(asked) >= a.opts.PollTimeout/2 {
+				quick = 0
+				continue
+			}
+			delay := min(a.opts.EmptyPollDelay<<min(quick, 5), 30*time.Second)
+			quick++
+			if a.pause(ctx, delay) != nil {
+				return nil
+			}
 			continue
 		}
+		quick = 0
 		all, maxID := a.parseUpdates(raws)
 		next := offset
 		if maxID >= 0 {

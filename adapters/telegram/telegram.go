@@ -143,6 +143,11 @@ type Options struct {
 	// DrainTimeout: after Run's context ends, updates being handled get this long to finish
 	// before their context is cancelled (10 s). Updates not started stay in the inbox.
 	DrainTimeout time.Duration
+	// EmptyPollDelay: when getUpdates answers an empty batch sooner than half PollTimeout (a Bot
+	// API server that does not hold long polls), polling pauses this long before asking again,
+	// doubling with every such answer in a row up to 30 s; a batch with updates or a poll that
+	// was held resets it (1 s).
+	EmptyPollDelay time.Duration
 	// RetryDelay is the first wait after a network error or a 5xx; it doubles up to 30 s (1 s).
 	RetryDelay time.Duration
 	// Retries: how many times a failed idempotent request is retried (5). 429s are retried
@@ -190,6 +195,9 @@ func (o Options) withDefaults() Options {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 10 * time.Second
 	}
+	if o.EmptyPollDelay <= 0 {
+		o.EmptyPollDelay = time.Second
+	}
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = time.Second
 	}
@@ -226,6 +234,8 @@ type Adapter struct {
 	marker  *marker
 
 	drainHook func() // tests: called once intake has stopped, before draining
+	// pause waits between polls after an empty answer (sleep; tests count the pauses).
+	pause func(ctx context.Context, d time.Duration) error
 }
 
 var (
@@ -265,7 +275,7 @@ func New(log *slog.Logger, opts Options) (*Adapter, error) {
 	// context. The endpoint format is the library's: %s token, %s method.
 	base := &tgbotapi.BotAPI{Token: opts.Token, Client: opts.HTTPClient, Buffer: 0}
 	base.SetAPIEndpoint(opts.APIEndpoint + "/bot%s/%s")
-	return &Adapter{opts: opts, log: log, base: base, flood: newFlood(opts.Now)}, nil
+	return &Adapter{opts: opts, log: log, base: base, flood: newFlood(opts.Now), pause: sleep}, nil
 }
 
 // Platform is bot.Telegram.

@@ -14,7 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
@@ -679,4 +681,68 @@ func TestTokenNeverInErrors(t *testing.T) {
 			t.Errorf("Run = %v, want ErrUnauthorized without the token", err)
 		}
 	})
+}
+
+// TestEmptyPollsPause: a Bot API server that answers getUpdates at once with nothing (instead of
+// holding the long poll) does not make polling spin: every quick empty answer is followed by a
+// pause, twice as long as the one before up to 30 s. The pauses are counted, not timed: the
+// first few return at once, the next one blocks, and by then there must have been exactly one
+// getUpdates per pause (without pauses the calls run away).
+func TestEmptyPollsPause(t *testing.T) {
+	const free = 7 // pauses that return at once
+	e := newEnv(t, func(o *telegram.Options) { o.EmptyPollDelay = time.Second })
+	e.api.mu.Lock()
+	e.api.answerAtOnce = true
+	e.api.mu.Unlock()
+	var mu sync.Mutex
+	var pauses []time.Duration
+	blocked := false
+	e.beforeRun = func(a *telegram.Adapter) {
+		telegram.SetPause(a, func(ctx context.Context, d time.Duration) error {
+			mu.Lock()
+			pauses = append(pauses, d)
+			n := len(pauses)
+			if n > free {
+				blocked = true
+			}
+			mu.Unlock()
+			e.api.mu.Lock()
+			e.api.changedLocked()
+			e.api.mu.Unlock()
+			if n <= free {
+				return nil
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		})
+	}
+	e.start()
+	e.api.waitFor(t, "a blocking pause or runaway polling", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return blocked || countLocked(e.api.calls, "getUpdates") > free+1
+	})
+	e.stop()
+	if n := e.api.countCalls("getUpdates"); n != free+1 {
+		t.Errorf("%d getUpdates calls for %d empty answers that came at once, want %d (one per pause)", n, free+1, free+1)
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
+	for i := range want {
+		want[i] *= time.Second
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(pauses, want) {
+		t.Errorf("pauses %v, want %v", pauses, want)
+	}
+}
+
+func countLocked(calls []string, method string) int {
+	n := 0
+	for _, c := range calls {
+		if c == method {
+			n++
+		}
+	}
+	return n
 }
