@@ -85,6 +85,9 @@ type Summary struct {
 	// MovedTo: the chat continues under this id (Store.MigrateChat); MovedFrom: it continues
 	// the chat of that id.
 	MovedTo, MovedFrom string
+	// Forgotten: when the farmer's conversation was deleted on request (Store.ForgetUser); what
+	// the summary shows was written after.
+	Forgotten time.Time
 }
 
 type summaryRec struct {
@@ -116,6 +119,7 @@ type summaryRec struct {
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`
 	MovedTo    string    `json:"moved_to,omitempty"`
 	MovedFrom  string    `json:"moved_from,omitempty"`
+	Forgotten  time.Time `json:"forgotten,omitzero"`
 }
 
 func (r summaryRec) summary(platform, chatID string) Summary {
@@ -126,7 +130,7 @@ func (r summaryRec) summary(platform, chatID string) Summary {
 		Disease: r.Disease, Prob: r.Prob, Corrected: r.Corrected, NotLeaf: r.NotLeaf, OtherCrop: r.OtherCrop,
 		Diseases:      r.Diseases,
 		LowConfidence: r.Low, NeedsAttention: r.Attention, Resolved: r.Resolved, ResolvedBy: r.ResolvedBy,
-		ResolvedAt: r.ResolvedAt, MovedTo: r.MovedTo, MovedFrom: r.MovedFrom,
+		ResolvedAt: r.ResolvedAt, MovedTo: r.MovedTo, MovedFrom: r.MovedFrom, Forgotten: r.Forgotten,
 	}
 }
 

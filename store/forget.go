@@ -1,0 +1,378 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ForgetOptions says what ForgetUser keeps and how it works.
+type ForgetOptions struct {
+	// KeepChat and KeepSeq name one logged message that stays (the farmer's "/forget yes", whose
+	// turn is still being answered); zero for none.
+	KeepChat string
+	KeepSeq  uint64
+	// Batch bounds the records removed per transaction (DefaultBatch).
+	Batch int
+}
+
+// ForgetReport counts what ForgetUser removed.
+type ForgetReport struct {
+	Messages      int // the farmer's messages and the bot's and staff's replies in their chat
+	Photos        int // photos only they sent, with analyses, overlays and corrections
+	Conversations int // their private conversations, now marked forgotten
+	Users         int // user records (the id and its alternates)
+	ContentIDs    int
+	CropQuestions int
+	Summaries     int
+	Transactions  int
+}
+
+// ForgetUser deletes, on the farmer's request, what the store holds about user id on platform and
+// its alternate ids (MigrateUser): every message of their private chat with the replies, their
+// messages in groups with the bot's replies to them, the photos (with analyses, overlays and
+// staff corrections) that no one else sent, their open crop questions, their preferences and the
+// user and chat records. The private conversation's summary becomes a marker: forgotten at at,
+// without content. It works in transactions of at most o.Batch removals, so serving goes on; if
+// it stops half-way (an error, ctx), calling it again finishes the work.
+func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Time, o ForgetOptions) (ForgetReport, error) {
+	var rep ForgetReport
+	if err := checkIDs("platform", platform, "user id", id); err != nil {
+		return rep, err
+	}
+	batch := o.Batch
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	ids, err := s.userIDs(ctx, platform, id)
+	if err != nil {
+		return rep, err
+	}
+	isUser := func(v string) bool { return slices.Contains(ids, v) }
+	// 1. Their messages, chat by chat on the platform.
+	candidates := map[string]bool{} // photos they sent
+	var privates, groups [][]byte   // chats touched
+	prefix := append([]byte(platform), 0)
+	var chats [][]byte
+	err = s.view(ctx, "forget: chats", func(tx *bolt.Tx) error {
+		mb, err := bucket(tx, bucketMessages)
+		if err != nil {
+			return err
+		}
+		c := mb.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if v == nil {
+				chats = append(chats, bytes.Clone(k))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	for _, id := range ids { // a private chat without a log still has records to remove
+		if k := compositeKey(platform, id); !slices.ContainsFunc(chats, func(c []byte) bool { return bytes.Equal(c, k) }) {
+			chats = append(chats, k)
+		}
+	}
+	for _, ck := range chats {
+		chatID := string(ck[len(prefix):])
+		private := isUser(chatID)
+		var keep uint64
+		if o.KeepChat == chatID {
+			keep = o.KeepSeq
+		}
+		n, touched, err := s.forgetInChat(ctx, ck, private, isUser, keep, batch, candidates, &rep)
+		rep.Messages += n
+		if err != nil {
+			return rep, err
+		}
+		switch {
+		case private:
+			privates = append(privates, ck)
+		case touched:
+			groups = append(groups, ck)
+		}
+	}
+	// 2. Photos someone else sent too stay: read every log (every platform) for them.
+	if len(candidates) > 0 {
+		err := s.eachChatLog(ctx, batch, func(_ []byte, cb *bolt.Bucket) error {
+			return cb.ForEach(func(_, v []byte) error {
+				var m msgRec
+				if err := json.Unmarshal(v, &m); err != nil {
+					return fmt.Errorf("decode message: %w", err)
+				}
+				if m.PhotoHash != "" {
+					delete(candidates, m.PhotoHash)
+				}
+				for _, h := range m.Album {
+					delete(candidates, h)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return rep, err
+		}
+	}
+	hashes := make([]string, 0, len(candidates))
+	for h := range candidates {
+		hashes = append(hashes, h)
+	}
+	slices.Sort(hashes)
+	for len(hashes) > 0 {
+		part := hashes[:min(batch, len(hashes))]
+		err := s.update(ctx, "forget: photos", func(tx *bolt.Tx) error {
+			cb, err := bucket(tx, bucketCorrections)
+			if err != nil {
+				return err
+			}
+			for _, h := range part {
+				if err := deletePhoto(tx, h); err != nil {
+					return err
+				}
+				if err := cb.Delete([]byte(h)); err != nil {
+					return err
+				}
+			}
+			rep.Transactions++
+			return nil
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.Photos += len(part)
+		hashes = hashes[len(part):]
+	}
+	var sweep SweepReport
+	err = s.dropPhotoRefs(ctx, candidates, batch, &sweep)
+	rep.ContentIDs, rep.CropQuestions, rep.Summaries = sweep.ContentIDs, sweep.CropQuestions, sweep.Summaries
+	rep.Transactions += sweep.Transactions
+	if err != nil {
+		return rep, err
+	}
+	// 3. Records, preferences, questions and summaries, one transaction.
+	err = s.update(ctx, "forget: records", func(tx *bolt.Tx) error {
+		rep.Transactions++
+		for _, ck := range privates {
+			if err := forgetPrivate(tx, ck, at); err != nil {
+				return err
+			}
+			rep.Conversations++
+		}
+		for _, ck := range groups {
+			if err := forgetInGroup(tx, ck, isUser); err != nil {
+				return err
+			}
+		}
+		ub, err := bucket(tx, bucketUsers)
+		if err != nil {
+			return err
+		}
+		for _, uid := range ids {
+			key := compositeKey(platform, uid)
+			if ub.Get(key) != nil {
+				rep.Users++
+				if err := ub.Delete(key); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return rep, err
+}
+
+// userIDs returns id and the ids the user moved from or to (MigrateUser), transitively.
+func (s *Store) userIDs(ctx context.Context, platform, id string) ([]string, error) {
+	ids := []string{id}
+	err := s.view(ctx, "forget: user ids", func(tx *bolt.Tx) error {
+		ub, err := bucket(tx, bucketUsers)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < len(ids); i++ {
+			v := ub.Get(compositeKey(platform, ids[i]))
+			if v == nil {
+				continue
+			}
+			var u userRec
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("decode user: %w", err)
+			}
+			for _, other := range []string{u.MovedTo, u.MovedFrom} {
+				if other != "" && !slices.Contains(ids, other) {
+					ids = append(ids, other)
+				}
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// forgetInChat removes from a chat's log, at most batch per transaction: everything but keep in
+// a private chat; elsewhere the messages the user sent and the replies to them. It adds the
+// photos of the user's messages to photos and says whether it removed anything.
+func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, isUser func(string) bool, keep uint64,
+	batch int, photos map[string]bool, rep *ForgetReport) (int, bool, error) {
+	theirs := map[string]bool{} // message ids the user sent: replies to them go too
+	var after uint64
+	total := 0
+	for done := false; !done; {
+		n := 0
+		err := s.update(ctx, "forget: messages", func(tx *bolt.Tx) error {
+			n = 0
+			mb, err := bucket(tx, bucketMessages)
+			if err != nil {
+				return err
+			}
+			cb := mb.Bucket(chatKey)
+			if cb == nil {
+				done = true
+				return nil
+			}
+			var dels [][]byte
+			c := cb.Cursor()
+			k, v := c.Seek(seqKey(after + 1))
+			for ; k != nil && len(dels) < batch; k, v = c.Next() {
+				var m msgRec
+				if err := json.Unmarshal(v, &m); err != nil {
+					return fmt.Errorf("decode message: %w", err)
+				}
+				if len(k) != 8 {
+					return fmt.Errorf("malformed message key %x", k)
+				}
+				seq := binary.BigEndian.Uint64(k)
+				after = seq
+				mine := m.Direction == Inbound && isUser(m.SenderID)
+				if seq == keep || !(private || mine || m.Direction == Outbound && m.ReplyTo != "" && theirs[m.ReplyTo]) {
+					continue
+				}
+				if mine || private && m.Direction == Inbound {
+					if m.MessageID != "" {
+						theirs[m.MessageID] = true
+					}
+					notePhotos(photos, m)
+				}
+				if _, err := deleteTurnOf(tx, chatKey, v); err != nil {
+					return err
+				}
+				dels = append(dels, bytes.Clone(k))
+			}
+			done = k == nil
+			for _, d := range dels {
+				if err := cb.Delete(d); err != nil {
+					return err
+				}
+			}
+			if k, _ := cb.Cursor().First(); done && k == nil {
+				if err := mb.DeleteBucket(chatKey); err != nil {
+					return err
+				}
+			}
+			n = len(dels)
+			rep.Transactions++
+			return nil
+		})
+		if err != nil {
+			return total, total > 0, err
+		}
+		total += n
+	}
+	return total, total > 0, nil
+}
+
+// forgetPrivate removes a private chat's record (its preferences), open question and staff action
+// log, and turns its summary into a marker: forgotten at at, without content. A chat without a
+// summary gets none.
+func forgetPrivate(tx *bolt.Tx, chatKey []byte, at time.Time) error {
+	for _, name := range []string{bucketChats, bucketCropQuestions} {
+		b, err := bucket(tx, name)
+		if err != nil {
+			return err
+		}
+		if err := b.Delete(chatKey); err != nil {
+			return err
+		}
+	}
+	ab, err := bucket(tx, bucketStaffActions)
+	if err != nil {
+		return err
+	}
+	if ab.Bucket(chatKey) != nil {
+		if err := ab.DeleteBucket(chatKey); err != nil {
+			return err
+		}
+	}
+	sb, err := bucket(tx, bucketSummaries)
+	if err != nil {
+		return err
+	}
+	v := sb.Get(chatKey)
+	if v == nil {
+		return nil
+	}
+	var old summaryRec
+	if err := json.Unmarshal(v, &old); err != nil {
+		return fmt.Errorf("decode summary: %w", err)
+	}
+	at = utc(at)
+	remaining := 0
+	if mb := tx.Bucket([]byte(bucketMessages)); mb != nil {
+		if cb := mb.Bucket(chatKey); cb != nil {
+			c := cb.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				remaining++
+			}
+		}
+	}
+	marker := summaryRec{Kind: old.Kind, Language: old.Language, First: at, Last: at, Forgotten: at, Messages: remaining}
+	if err := putJSON(sb, chatKey, marker); err != nil {
+		return err
+	}
+	return reindex(tx, chatKey, old.Last, true, at)
+}
+
+// forgetInGroup removes from a group's summary what names the user or quotes anyone's texts
+// (some were theirs), and the user's open crop question there.
+func forgetInGroup(tx *bolt.Tx, chatKey []byte, isUser func(string) bool) error {
+	qb, err := bucket(tx, bucketCropQuestions)
+	if err != nil {
+		return err
+	}
+	if v := qb.Get(chatKey); v != nil {
+		var q cropQuestionRec
+		if err := json.Unmarshal(v, &q); err != nil {
+			return fmt.Errorf("decode crop question: %w", err)
+		}
+		if isUser(q.SenderID) {
+			if err := qb.Delete(chatKey); err != nil {
+				return err
+			}
+		}
+	}
+	sb, err := bucket(tx, bucketSummaries)
+	if err != nil {
+		return err
+	}
+	v := sb.Get(chatKey)
+	if v == nil {
+		return nil
+	}
+	var sum summaryRec
+	if err := json.Unmarshal(v, &sum); err != nil {
+		return fmt.Errorf("decode summary: %w", err)
+	}
+	if isUser(sum.SenderID) {
+		sum.Name, sum.SenderID = "", ""
+	}
+	sum.Texts, sum.LastText = nil, ""
+	return putJSON(sb, chatKey, sum)
+}

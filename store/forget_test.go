@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestForgetUserLeavesNoTraceAndNoOrphan(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, "")
+	at := testTime
+	// Farmer f was first seen by a privacy id (lid-f) on WhatsApp, then by the phone number f.
+	farmerPhoto(t, s, "whatsapp", "lid-f", "private", "lid-f", "f0", at, hashOf(0), at)
+	if _, err := s.MigrateUser(ctx, "whatsapp", "lid-f", "f", at); err != nil {
+		t.Fatal(err)
+	}
+	farmerPhoto(t, s, "whatsapp", "f", "private", "f", "f1", at.Add(time.Minute), hashOf(1), at)   // only f
+	farmerPhoto(t, s, "whatsapp", "f", "private", "f", "f2", at.Add(2*time.Minute), hashOf(2), at) // also sent by g
+	farmerPhoto(t, s, "whatsapp", "f", "private", "f", "f3", at.Add(3*time.Minute), hashOf(3), at) // corrected by staff
+	if err := s.PutCorrection(ctx, Correction{PhotoHash: hashOf(3), Class: "tomato__healthy", By: "ann", At: at}, "whatsapp", "f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetUserLanguage(ctx, "whatsapp", "f", "sw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetUserCrop(ctx, "whatsapp", "f", "tomato"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCropQuestion(ctx, CropQuestion{Platform: "whatsapp", ChatID: "f", PhotoHash: hashOf(2), SenderID: "f", Crops: []string{"tomato"}, Asked: at}); err != nil {
+		t.Fatal(err)
+	}
+	farmerPhoto(t, s, "whatsapp", "g", "private", "g", "g1", at.Add(4*time.Minute), hashOf(2), at)
+	// In a group: f's photo (only theirs) with the bot's answer, then g's.
+	farmerPhoto(t, s, "whatsapp", "grp", "group", "f", "gf", at.Add(5*time.Minute), hashOf(4), at)
+	farmerPhoto(t, s, "whatsapp", "grp", "group", "g", "gg", at.Add(6*time.Minute), hashOf(5), at)
+	if err := s.PutCropQuestion(ctx, CropQuestion{Platform: "whatsapp", ChatID: "grp", PhotoHash: hashOf(5), SenderID: "g", Crops: []string{"tomato"}, Asked: at}); err != nil {
+		t.Fatal(err)
+	}
+	// The same farmer id on another platform is another person: untouched.
+	farmerPhoto(t, s, "telegram", "f", "private", "f", "t1", at, hashOf(6), at)
+	// f's "/forget yes", still being answered: it stays.
+	keep := farmerPhoto(t, s, "whatsapp", "f", "private", "f", "fx", at.Add(10*time.Minute), "", at)
+	checkNoOrphans(t, s)
+
+	rep, err := s.ForgetUser(ctx, "whatsapp", "f", at.Add(11*time.Minute), ForgetOptions{KeepChat: "f", KeepSeq: keep.Seq, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", rep)
+	checkNoOrphans(t, s)
+	for i, kept := range map[int]bool{0: false, 1: false, 2: true, 3: false, 4: false, 5: true, 6: true} {
+		for _, b := range []string{bucketAnalyses, bucketPhotos, bucketOverlays} {
+			if got := has(t, s, b, []byte(hashOf(i))); got != kept {
+				t.Errorf("photo %d in %s: %v, want %v", i, b, got, kept)
+			}
+		}
+	}
+	if has(t, s, bucketCorrections, []byte(hashOf(3))) {
+		t.Error("the correction of f's photo stays")
+	}
+	for _, r := range logged(t, s) {
+		if r.Platform != "whatsapp" {
+			continue
+		}
+		if r.ChatID == "f" && r.Seq != keep.Seq || r.ChatID == "lid-f" || r.SenderID == "f" && r.Seq != keep.Seq || r.ReplyTo == "gf" {
+			t.Errorf("left after forget: %+v", r)
+		}
+	}
+	if n := len(logged(t, s)); n != 1+2+2+2 { // keep; g's chat; g's group message and answer; telegram f
+		t.Errorf("%d messages left", n)
+	}
+	for _, id := range []string{"f", "lid-f"} {
+		if _, err := s.GetUser(ctx, "whatsapp", id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("user %s: %v", id, err)
+		}
+		if _, err := s.GetChat(ctx, "whatsapp", id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("chat %s: %v", id, err)
+		}
+	}
+	if _, err := s.GetUser(ctx, "telegram", "f"); err != nil {
+		t.Errorf("telegram's f: %v", err)
+	}
+	if _, err := s.GetCropQuestion(ctx, "whatsapp", "f", time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("f's crop question: %v", err)
+	}
+	if _, err := s.GetCropQuestion(ctx, "whatsapp", "grp", time.Time{}); err != nil {
+		t.Errorf("g's crop question in the group: %v", err)
+	}
+	sum := mustSummary(t, s, "whatsapp", "f")
+	if !sum.Forgotten.Equal(at.Add(11*time.Minute)) || sum.Name != "" || sum.SenderID != "" || sum.LastText != "" || len(sum.Texts) != 0 || sum.PhotoHash != "" || len(sum.Diseases) != 0 {
+		t.Errorf("forgotten summary: %+v", sum)
+	}
+	if acts, _ := s.StaffActions(ctx, "whatsapp", "f", 10); len(acts) != 0 {
+		t.Errorf("staff actions of f: %+v", acts)
+	}
+	if sum := mustSummary(t, s, "whatsapp", "grp"); sum.Name == "Farmer f" || sum.SenderID == "f" || len(sum.Texts) != 0 {
+		t.Errorf("group summary: %+v", sum)
+	}
+	if sum := mustSummary(t, s, "whatsapp", "lid-f"); !sum.Forgotten.Equal(at.Add(11 * time.Minute)) {
+		t.Errorf("the alternate id's conversation: %+v", sum)
+	}
+	// Forgetting again finds nothing more.
+	rep, err = s.ForgetUser(ctx, "whatsapp", "f", at.Add(12*time.Minute), ForgetOptions{KeepChat: "f", KeepSeq: keep.Seq})
+	if err != nil || rep.Messages != 0 || rep.Photos != 0 {
+		t.Errorf("again: %+v %v", rep, err)
+	}
+	checkNoOrphans(t, s)
+}
