@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -347,18 +348,62 @@ func newSession(data []byte, outputs []string, opts Options, log *slog.Logger) (
 		if err == nil {
 			return s, fmt.Sprintf("CUDA (device %d)", opts.CUDADevice), nil
 		}
-		level := slog.LevelInfo
-		if opts.Device == DeviceCUDA {
-			level = slog.LevelWarn
-		}
-		log.Log(context.Background(), level, "CUDA execution provider unavailable, using the CPU",
-			"device", string(opts.Device), "err", err)
+		logCUDAFallback(log, opts, err)
 	}
 	s, err := build(false)
 	if err != nil {
 		return nil, "", err
 	}
 	return s, "CPU", nil
+}
+
+// cudaProviderLib is the library of the CUDA execution provider, which a GPU build of ONNX
+// Runtime keeps beside libonnxruntime.so (the CPU build has none; ONNX Runtime looks for it in
+// the folder of the library it was loaded from).
+const cudaProviderLib = "libonnxruntime_providers_cuda.so"
+
+// Log lines of the CUDA fallback.
+const (
+	msgNoCUDABuild  = "CUDA not available with this ONNX Runtime build; using the CPU"
+	msgCUDAFailed   = "CUDA could not start; using the CPU"
+	msgCUDAAskedFor = "--device cuda, but this ONNX Runtime build has no CUDA (see README, GPU); using the CPU"
+)
+
+// logCUDAFallback says why a CUDA session could not be made and that the CPU runs. A CPU build
+// of ONNX Runtime (the one `make deps` installs) is the everyday case with --device auto: one
+// short line at info, ONNX Runtime's long error at debug. An explicit --device cuda warns; a
+// GPU build that cannot start (no driver, no GPU, wrong CUDA) gives its reason at info or warn.
+func logCUDAFallback(log *slog.Logger, opts Options, err error) {
+	ctx := context.Background()
+	log.Debug("CUDA execution provider failed", "device", string(opts.Device), "library", opts.LibraryPath, "err", err)
+	level := slog.LevelInfo
+	if opts.Device == DeviceCUDA {
+		level = slog.LevelWarn
+	}
+	if !hasCUDAProvider(opts.LibraryPath) {
+		msg := msgNoCUDABuild
+		if opts.Device == DeviceCUDA {
+			msg = msgCUDAAskedFor
+		}
+		log.Log(ctx, level, msg)
+		return
+	}
+	log.Log(ctx, level, msgCUDAFailed, "device", string(opts.Device), "cuda_device", opts.CUDADevice, "err", err)
+}
+
+// hasCUDAProvider reports whether the ONNX Runtime library at libPath is a GPU build: its CUDA
+// execution provider lies beside it (or beside the file a symbolic link points at).
+func hasCUDAProvider(libPath string) bool {
+	dirs := []string{filepath.Dir(libPath)}
+	if real, err := filepath.EvalSymlinks(libPath); err == nil {
+		dirs = append(dirs, filepath.Dir(real))
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, cudaProviderLib)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // readInfo reads the contract's metadata from the live session.
