@@ -71,7 +71,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "CROPSHIELD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
 			secret := isSecret(f.Name)
 			if err := f.Value.Set(v); err != nil && envErr == nil {
@@ -96,6 +96,11 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return nil
+}
+
+// envName is the environment variable of a flag: --ort-lib ↔ CROPSHIELD_ORT_LIB.
+func envName(flagName string) string {
+	return "CROPSHIELD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // isSecret tells flags whose values must never be printed (tokens, passwords).

@@ -54,7 +54,7 @@ func startReview(c reviewConfig, log *slog.Logger, st *store.Store, loc *locales
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen (review dashboard): %w", err)
+		return nil, listenError("review dashboard", "review-addr", c.addr, err)
 	}
 	r := &reviewServer{done: make(chan error, 1), srv: &http.Server{Handler: dash.Handler(),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}}
