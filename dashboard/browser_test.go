@@ -116,3 +116,24 @@ func TestReplyReturnsToTheNewMessage(t *testing.T) {
 func poll(expr string) chromedp.Action[bool] {
 	return chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
 }
+
+// TestPhotoPageShowsTheCurrentVerdict (issue 16, item 10): after a correction the photo page
+// shows the verdict and who set it, and no longer offers to confirm the model's old top-1.
+func TestPhotoPageShowsTheCurrentVerdict(t *testing.T) {
+	e := newEnv(t, nil)
+	tab := e.browse(t, 1280, 900, "alice", agentPass)
+	e.open(t, tab, "/photos/"+e.hash+"?c="+e.convID)
+	if n := evalJS[int](t, tab, "confirm buttons", `document.querySelectorAll("#confirm").length`); n != 1 {
+		t.Fatalf("before any verdict: %d confirm buttons, want 1", n)
+	}
+	browsertest.Steps(t, tab, "choose the class", chromedp.SetValue(chromedp.ID("class"), "tomato__early_blight"))
+	browsertest.Load(t, tab, "save the correction", chromedp.Click(chromedp.ID("correct")))
+	section := browsertest.Do(t, tab, "verdict section", chromedp.Text(chromedp.CSS("section.correct")))
+	if strings.Contains(section, "Confirm") || evalJS[int](t, tab, "confirm buttons", `document.querySelectorAll("#confirm").length`) != 0 {
+		t.Errorf("after the correction the page still offers to confirm: %q", section)
+	}
+	verdict := evalJS[string](t, tab, "current verdict", `document.querySelector("#current-verdict")?.textContent ?? ""`)
+	if !strings.Contains(verdict, "Tomato: Early blight") || !strings.Contains(verdict, "corrected by alice") {
+		t.Errorf("current verdict %q", verdict)
+	}
+}
