@@ -120,6 +120,11 @@ func (h *Handler) language(ctx context.Context, t *turn, arg string) {
 			reply(h.loc.T(t.lang, "language.group_admin_only"))
 			return
 		}
+	}
+	if !h.written(ctx, t) {
+		return
+	}
+	if m.Chat.Kind == Group {
 		err = h.store.SetChatLanguage(ctx, string(m.Chat.Platform), m.Chat.ID, code)
 	} else {
 		err = h.store.SetUserLanguage(ctx, string(m.Chat.Platform), m.Sender.ID, code)

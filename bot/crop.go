@@ -290,6 +290,11 @@ func (h *Handler) cropCommand(ctx context.Context, t *turn, arg string) {
 			reply(h.loc.T(t.lang, "crop.group_admin_only"))
 			return
 		}
+	}
+	if !h.written(ctx, t) {
+		return
+	}
+	if m.Chat.Kind == Group {
 		err = h.store.SetChatCrop(ctx, string(m.Chat.Platform), m.Chat.ID, crop)
 	} else {
 		err = h.store.SetUserCrop(ctx, string(m.Chat.Platform), m.Sender.ID, crop)

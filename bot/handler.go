@@ -32,7 +32,10 @@ type Store interface {
 	LookupContentID(ctx context.Context, platform, contentID string) (string, error)
 	GetChat(ctx context.Context, platform, id string) (store.Chat, error)
 	GetUser(ctx context.Context, platform, id string) (store.User, error)
+	GetTurn(ctx context.Context, platform, chatID, msgID string) (store.Turn, error)
 	RecordInbound(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error)
+	BeginReply(ctx context.Context, r store.Record, chat *store.Chat, user *store.User, k int) (store.Arrival, error)
+	BeginDone(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error)
 	SetChatLanguage(ctx context.Context, platform, id, lang string) error
 	SetUserLanguage(ctx context.Context, platform, id, lang string) error
 	SetChatCrop(ctx context.Context, platform, id, crop string) error
@@ -168,8 +171,16 @@ type turn struct {
 	// sent is the last reply delivered but not yet recorded: it is recorded before the next
 	// reply's attempt or, finishing the turn in the same transaction, when handling ends.
 	sent *sentReply
-	// begun: the turn is being handled (recorded, not a duplicate), so its end must be written.
+	// begun: the turn is being handled (not a duplicate), so its end must be written.
 	begun bool
+	// pending: nothing of the message is written yet. Its first write goes with its first reply's
+	// attempt (BeginReply) or, if it gets no reply, with its end (BeginDone): one fsync before a
+	// reply goes out, not two. chat and user are the upserts that go with it.
+	pending bool
+	chat    *store.Chat
+	user    *store.User
+	// taken: another delivery of the same message began its turn meanwhile; this one stays silent.
+	taken bool
 	// unwritten: a write the turn needed failed (a reply attempt, say), so the turn must not be
 	// finished: the adapter keeps the message and hands it in again, and the turn resumes.
 	unwritten bool
@@ -214,13 +225,13 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 		if p := recover(); p != nil {
 			t.log.Error("panic while handling message", "panic", p, "stack", string(debug.Stack()))
 			h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "panic").Inc()
-			if t.rec.Seq == 0 {
+			if !t.begun {
 				err = fmt.Errorf("panic before the message was recorded: %v", p)
 				return
 			}
 			h.fail(ctx, t, "error.internal", "internal error")
 		}
-		if !t.begun && t.sent == nil {
+		if (!t.begun && t.sent == nil) || t.taken {
 			return
 		}
 		if e := h.endTurn(ctx, t); e != nil && err == nil {
@@ -243,9 +254,9 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 
 	existed, err := h.record(ctx, t)
 	if err != nil {
-		// Without a durable record the adapter must not acknowledge the message.
+		// Without its turn read the message cannot be answered exactly once: it is handed in again.
 		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "store").Inc()
-		t.log.Error("cannot record inbound message", "err", err)
+		t.log.Error("cannot read the message's chat, sender or turn", "err", err)
 		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "error.internal"), Kind: "error"})
 		return err
 	}
@@ -298,8 +309,9 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	return nil
 }
 
-// record upserts the chat and the sender, resolves the language and begins the message's turn
-// (appending the inbound record), or finds the turn of an earlier delivery (existed).
+// record reads the chat and the sender, resolves the language and prepares the inbound record
+// with the chat's and sender's upserts, written with the turn's first write (pending); or finds
+// the turn of an earlier delivery (existed). It writes nothing.
 func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error) {
 	m := t.msg
 	p := string(m.Chat.Platform)
@@ -332,17 +344,66 @@ func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error)
 	}
 	t.rec = store.Record{Time: m.Time, Platform: p, ChatID: m.Chat.ID, Direction: store.Inbound,
 		SenderID: m.Sender.ID, SenderName: m.Sender.Name, MessageID: m.ID, Text: text, Lang: t.lang}
-	arrival, err := h.store.RecordInbound(ctx, t.rec,
-		&store.Chat{Platform: p, ID: m.Chat.ID, Kind: string(m.Chat.Kind), Title: m.Chat.Title}, touchUser)
+	t.chat = &store.Chat{Platform: p, ID: m.Chat.ID, Kind: string(m.Chat.Kind), Title: m.Chat.Title}
+	t.user = touchUser
+	if m.ID != "" {
+		prior, err := h.store.GetTurn(ctx, p, m.Chat.ID, m.ID)
+		switch {
+		case err == nil:
+			t.prior, t.rec.Seq = prior, prior.Seq
+			return true, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return false, fmt.Errorf("read turn: %w", err)
+		}
+	}
+	t.pending = true
+	return false, nil
+}
+
+// written writes a pending turn now, before a write that needs the chat and the sender stored
+// (a preference): a second fsync, for commands only. False if this delivery must not go on.
+func (h *Handler) written(ctx context.Context, t *turn) bool {
+	if !t.pending {
+		return true
+	}
+	a, err := h.store.RecordInbound(ctx, t.rec, t.chat, t.user)
 	if err != nil {
-		return false, fmt.Errorf("record inbound: %w", err)
+		t.log.Error("cannot record inbound message", "err", err)
+		t.unwritten = true
+		return false
 	}
-	t.prior, existed = arrival.Turn, arrival.Existed
-	t.rec.Seq = t.prior.Seq
-	if !existed {
-		t.prior = store.Turn{}
+	if a.Existed {
+		t.log.Info("message begun by another delivery meanwhile: not answered twice")
+		t.taken = true
+		return false
 	}
-	return existed, nil
+	t.pending, t.recChanged, t.rec.Seq = false, false, a.Turn.Seq
+	return true
+}
+
+// begin writes a pending turn with its first step: the attempt of reply k, or (k < 0) its end.
+// It reports whether the turn is now written and is this delivery's to answer.
+func (h *Handler) begin(ctx context.Context, t *turn, k int) bool {
+	var a store.Arrival
+	var err error
+	if k >= 0 {
+		a, err = h.store.BeginReply(ctx, t.rec, t.chat, t.user, k)
+	} else {
+		a, err = h.store.BeginDone(ctx, t.rec, t.chat, t.user)
+	}
+	if err != nil {
+		h.metrics.Errors.WithLabelValues(string(t.msg.Chat.Platform), "store").Inc()
+		t.log.Error("cannot record inbound message; it is handed in again", "err", err)
+		t.unwritten = true
+		return false
+	}
+	if a.Existed {
+		t.log.Info("message begun by another delivery meanwhile: not answered twice")
+		t.taken = true
+		return false
+	}
+	t.pending, t.recChanged, t.rec.Seq = false, false, a.Turn.Seq
+	return true
 }
 
 // resolveLanguage: in a group the group's choice (everyone reads the reply), then the sender's
@@ -369,6 +430,17 @@ func (h *Handler) endTurn(ctx context.Context, t *turn) error {
 	done := t.begun && ctx.Err() == nil && !t.unwritten
 	wctx := context.WithoutCancel(ctx)
 	p, chat, id := string(t.msg.Chat.Platform), t.msg.Chat.ID, t.msg.ID
+	if t.pending {
+		// Nothing written and no reply sent: the message and its end in one transaction; or, if
+		// handling did not finish, nothing at all (it is handed in again).
+		if done && h.begin(wctx, t, -1) {
+			return nil
+		}
+		if t.unwritten && ctx.Err() == nil {
+			return errTurnUnwritten
+		}
+		return nil
+	}
 	var errs []error
 	if in := t.inbound(); in != nil && (t.sent != nil || !done) {
 		// Rare: an error noted after the last reply went out, or an unfinished turn.
@@ -438,6 +510,9 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		t.log.Info("not replying: interrupted", "kind", r.Kind)
 		return
 	}
+	if t.taken {
+		return
+	}
 	k := t.replies
 	t.replies++
 	switch {
@@ -454,7 +529,11 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 	if err := h.recordSent(wctx, t, false); err != nil {
 		t.unwritten = true
 	}
-	if t.msg.ID != "" {
+	if t.pending {
+		if !h.begin(wctx, t, k) {
+			return
+		}
+	} else if t.msg.ID != "" {
 		if err := h.store.AttemptReply(wctx, string(r.Chat.Platform), r.Chat.ID, t.msg.ID, k, t.inbound()); err != nil {
 			t.log.Error("cannot note reply attempt; not sending it now, the message is handed in again", "err", err)
 			t.unwritten = true
@@ -482,7 +561,7 @@ func (h *Handler) fail(ctx context.Context, t *turn, key, reason string, args ..
 }
 
 func (h *Handler) markError(_ context.Context, t *turn, reason string) {
-	if t.rec.Seq == 0 {
+	if !t.begun {
 		return
 	}
 	t.rec.Error = reason

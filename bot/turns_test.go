@@ -161,7 +161,7 @@ func TestInterruptedByShutdownIsAnsweredLater(t *testing.T) {
 }
 
 // countingStore counts the write transactions the handler asks for; failAttempt makes every
-// AttemptReply fail as a full disk would.
+// reply attempt (BeginReply, AttemptReply) fail as a full disk would.
 type countingStore struct {
 	*store.Store
 	writes      []string
@@ -171,6 +171,17 @@ type countingStore struct {
 func (c *countingStore) RecordInbound(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error) {
 	c.writes = append(c.writes, "RecordInbound")
 	return c.Store.RecordInbound(ctx, r, chat, user)
+}
+func (c *countingStore) BeginReply(ctx context.Context, r store.Record, chat *store.Chat, user *store.User, k int) (store.Arrival, error) {
+	c.writes = append(c.writes, "BeginReply")
+	if c.failAttempt {
+		return store.Arrival{}, errors.New("no space left on device")
+	}
+	return c.Store.BeginReply(ctx, r, chat, user, k)
+}
+func (c *countingStore) BeginDone(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error) {
+	c.writes = append(c.writes, "BeginDone")
+	return c.Store.BeginDone(ctx, r, chat, user)
 }
 func (c *countingStore) PutAnalysis(ctx context.Context, a store.Analysis, photo []byte, mime string) error {
 	c.writes = append(c.writes, "PutAnalysis")
@@ -237,29 +248,30 @@ func TestWritesPerMessage(t *testing.T) {
 		wantWrites  []string
 		wantReplies int
 		wantHash    string // on the inbound record afterwards
+		unrecorded  bool   // nothing of the message is written (it is handed in again)
 		wantError   bool   // an error noted on the inbound record
 		wantDone    bool
 		wantSent    int
 		// Handed in again (after a restart): the replies that go out then.
 		wantRedelivered int
 	}{
-		{name: "new photo", photo: leaf, wantWrites: []string{"RecordInbound", "PutAnalysis", "AttemptReply", "ReplySent"},
+		// The message is written with its reply's attempt: one fsync before the reply goes out.
+		{name: "new photo", photo: leaf, wantWrites: []string{"PutAnalysis", "BeginReply", "ReplySent"},
 			wantReplies: 1, wantHash: hashOf(leaf), wantDone: true, wantSent: 1},
-		{name: "a command", wantWrites: []string{"RecordInbound", "AttemptReply", "ReplySent"},
+		{name: "a command", wantWrites: []string{"BeginReply", "ReplySent"},
 			wantReplies: 1, wantDone: true, wantSent: 1},
-		{name: "not a photo", photo: []byte("not a jpeg"), wantWrites: []string{"RecordInbound", "AttemptReply", "ReplySent"},
+		{name: "not a photo", photo: []byte("not a jpeg"), wantWrites: []string{"BeginReply", "ReplySent"},
 			wantReplies: 1, wantError: true, wantDone: true, wantSent: 1},
-		// The reply is not sent when its attempt cannot be noted, and the turn stays open: handed
-		// in again, the message is answered once. What was found is kept.
+		// The reply is not sent when its attempt cannot be noted, and nothing of the message is
+		// written: handed in again, it is answered once.
 		{name: "the reply attempt cannot be written", photo: other, failAttempt: true,
-			wantWrites: []string{"RecordInbound", "PutAnalysis", "AttemptReply", "UpdateMessage"},
-			wantHash:   hashOf(other), wantRedelivered: 1},
+			wantWrites: []string{"PutAnalysis", "BeginReply"}, unrecorded: true, wantRedelivered: 1},
 		// The error reply goes out first, the turn ends with its record.
-		{name: "the model panics", photo: other, panics: true, wantWrites: []string{"RecordInbound", "AttemptReply", "ReplySent"},
+		{name: "the model panics", photo: other, panics: true, wantWrites: []string{"BeginReply", "ReplySent"},
 			wantReplies: 1, wantError: true, wantDone: true, wantSent: 1},
 		// Sent but not finished: a new delivery must resume the turn and send nothing twice.
 		{name: "shutdown right after the reply", photo: leaf, interrupt: true,
-			wantWrites:  []string{"RecordInbound", "PutAnalysis", "AttemptReply", "ReplySent"},
+			wantWrites:  []string{"PutAnalysis", "BeginReply", "ReplySent"},
 			wantReplies: 1, wantHash: hashOf(leaf), wantSent: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,6 +310,22 @@ func TestWritesPerMessage(t *testing.T) {
 				t.Errorf("writes %v, want %v", cs.writes, tc.wantWrites)
 			}
 			recs, err := f.store.RecentMessages(context.Background(), "telegram", "42", 5)
+			if tc.unrecorded {
+				if err != nil || len(recs) != 0 {
+					t.Fatalf("log %+v %v, want nothing written", recs, err)
+				}
+				cs.failAttempt = false
+				if err := h.Handle(context.Background(), m, out); err != nil {
+					t.Fatal(err)
+				}
+				if r := out.take(); len(r) != tc.wantRedelivered {
+					t.Errorf("handed in again: sent %v, want %d replies", r, tc.wantRedelivered)
+				}
+				if turn, err := f.store.GetTurn(context.Background(), "telegram", "42", m.ID); err != nil || !turn.Done || turn.Sent != 1 {
+					t.Errorf("turn %+v %v, want done with one reply sent", turn, err)
+				}
+				return
+			}
 			if err != nil || len(recs) != 1+tc.wantSent {
 				t.Fatalf("log %+v %v, want the message and %d replies", recs, err, tc.wantSent)
 			}

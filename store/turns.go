@@ -54,10 +54,56 @@ type Arrival struct {
 	Existed bool // the message was recorded before (a second delivery, or a resumed one)
 }
 
-// RecordInbound is the first write of every incoming message, in ONE transaction (one fsync):
-// it upserts the chat and the sender (each optional, as TouchChat and TouchUser would, seen at
+// RecordInbound is the first write of an incoming message, in ONE transaction (one fsync): it
+// upserts the chat and the sender (each optional, as TouchChat and TouchUser would, seen at
 // r.Time) and begins the message's turn as BeginTurn does.
 func (s *Store) RecordInbound(ctx context.Context, r Record, chat *Chat, user *User) (Arrival, error) {
+	return s.recordInbound(ctx, "record inbound", r, chat, user, nil)
+}
+
+// BeginReply is RecordInbound and AttemptReply(k) in one transaction: the handler defers a
+// message's first write until its first reply is about to go out, so that a reply costs one fsync
+// before it is sent. If the turn exists already (another delivery of the same message began it
+// meanwhile), nothing is written and the Arrival says Existed.
+func (s *Store) BeginReply(ctx context.Context, r Record, chat *Chat, user *User, k int) (Arrival, error) {
+	return s.recordInbound(ctx, "begin reply", r, chat, user, func(t *turnRec) { t.Attempted = k + 1 })
+}
+
+// BeginDone is RecordInbound and FinishTurn in one transaction, for a message answered without a
+// reply (a group's chatter, a rate-limited message). Existed as for BeginReply.
+func (s *Store) BeginDone(ctx context.Context, r Record, chat *Chat, user *User) (Arrival, error) {
+	return s.recordInbound(ctx, "begin done", r, chat, user, func(t *turnRec) { t.Done = true })
+}
+
+// GetTurn reads the turn of a message (ErrNotFound if it has none): whether it was answered, or
+// begun and interrupted.
+func (s *Store) GetTurn(ctx context.Context, platform, chatID, msgID string) (Turn, error) {
+	key, err := turnKey(platform, chatID, msgID)
+	if err != nil {
+		return Turn{}, err
+	}
+	var t Turn
+	err = s.view(ctx, "get turn", func(tx *bolt.Tx) error {
+		tb := tx.Bucket([]byte(bucketTurns))
+		var v []byte
+		if tb != nil {
+			v = tb.Get(key)
+		}
+		if v == nil {
+			return fmt.Errorf("%w: turn of message %s in chat %s on %s", ErrNotFound, msgID, chatID, platform)
+		}
+		var rec turnRec
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode turn: %w", err)
+		}
+		t = Turn(rec)
+		return nil
+	})
+	return t, err
+}
+
+// recordInbound is RecordInbound with then applied to a new turn before it is stored.
+func (s *Store) recordInbound(ctx context.Context, op string, r Record, chat *Chat, user *User, then func(*turnRec)) (Arrival, error) {
 	if err := ctx.Err(); err != nil {
 		return Arrival{}, err
 	}
@@ -89,7 +135,7 @@ func (s *Store) RecordInbound(ctx context.Context, r Record, chat *Chat, user *U
 		return Arrival{}, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
 	}
 	var in Arrival
-	err = s.update(ctx, "record inbound", func(tx *bolt.Tx) error {
+	err = s.update(ctx, op, func(tx *bolt.Tx) error {
 		in = Arrival{}
 		if chat != nil {
 			if in.Chat, err = touchChatTx(tx, *chat, r.Time); err != nil {
@@ -133,11 +179,15 @@ func (s *Store) RecordInbound(ctx context.Context, r Record, chat *Chat, user *U
 		if err := noteMessage(tx, r, nil); err != nil {
 			return err
 		}
-		in.Turn = Turn{Seq: seq, Started: utc(r.Time)}
+		rec := turnRec{Seq: seq, Started: utc(r.Time)}
+		if then != nil {
+			then(&rec)
+		}
+		in.Turn = Turn(rec)
 		if key == nil {
 			return nil
 		}
-		return putJSON(tb, key, turnRec(in.Turn))
+		return putJSON(tb, key, rec)
 	})
 	if err != nil {
 		return Arrival{}, err

@@ -168,3 +168,57 @@ func TestRecordInbound(t *testing.T) {
 		t.Errorf("chat without id: %v", err)
 	}
 }
+
+// TestBeginWithFirstStep: BeginReply and BeginDone write the message, the chat, the sender and
+// the turn's first step in one transaction, and write nothing when the turn exists already.
+func TestBeginWithFirstStep(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		begin         func(s *Store, r Record, c *Chat, u *User) (Arrival, error)
+		wantAttempted int
+		wantDone      bool
+	}{
+		{"reply", func(s *Store, r Record, c *Chat, u *User) (Arrival, error) {
+			return s.BeginReply(t.Context(), r, c, u, 0)
+		}, 1, false},
+		{"second reply", func(s *Store, r Record, c *Chat, u *User) (Arrival, error) {
+			return s.BeginReply(t.Context(), r, c, u, 1)
+		}, 2, false},
+		{"no reply", func(s *Store, r Record, c *Chat, u *User) (Arrival, error) {
+			return s.BeginDone(t.Context(), r, c, u)
+		}, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestStore(t, "")
+			ctx := t.Context()
+			in := Record{Time: testTime, Platform: "telegram", ChatID: "42", Direction: Inbound, MessageID: "7", Text: "hi", PhotoHash: "ab"}
+			if _, err := s.GetTurn(ctx, "telegram", "42", "7"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("GetTurn before: %v, want ErrNotFound", err)
+			}
+			chat := &Chat{Platform: "telegram", ID: "42", Kind: "private"}
+			user := &User{Platform: "telegram", ID: "9", Name: "Amina"}
+			a, err := tc.begin(s, in, chat, user)
+			if err != nil || a.Existed || a.Turn.Seq != 1 || a.Turn.Attempted != tc.wantAttempted || a.Turn.Done != tc.wantDone {
+				t.Fatalf("begin = %+v %v", a, err)
+			}
+			got, err := s.GetTurn(ctx, "telegram", "42", "7")
+			if err != nil || got != a.Turn {
+				t.Fatalf("GetTurn = %+v %v, want %+v", got, err, a.Turn)
+			}
+			if u, err := s.GetUser(ctx, "telegram", "9"); err != nil || u.Name != "Amina" {
+				t.Errorf("sender %+v %v, want stored with the message", u, err)
+			}
+			if _, err := s.GetChat(ctx, "telegram", "42"); err != nil {
+				t.Errorf("chat not stored with the message: %v", err)
+			}
+			again, err := tc.begin(s, in, chat, user)
+			if err != nil || !again.Existed || again.Turn != a.Turn {
+				t.Fatalf("begin again = %+v %v, want the existing turn untouched", again, err)
+			}
+			recs, err := s.RecentMessages(ctx, "telegram", "42", 10)
+			if err != nil || len(recs) != 1 || recs[0].PhotoHash != "ab" {
+				t.Fatalf("log %+v %v, want the one inbound record", recs, err)
+			}
+		})
+	}
+}
