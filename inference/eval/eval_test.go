@@ -442,3 +442,41 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestPlotsFitTheirText: nothing is drawn in the right margin of either plot, whatever the
+// number of classes: with two classes the confusion matrix's captions ran off its right edge,
+// and the reliability diagram's notes off its own, and a threshold near 1 put its label outside.
+func TestPlotsFitTheirText(t *testing.T) {
+	samples := []Sample{{Path: "a.jpg", Label: "apple__scab", Class: 0}, {Path: "b.jpg", Label: "apple__healthy", Class: 1}}
+	for _, threshold := range []float64{0.5, 0.99} {
+		r, err := Evaluate(context.Background(), samples, Config{Classes: classes, Threshold: threshold, Workers: 1},
+			func(_ context.Context, s Sample) (Outcome, error) {
+				return Outcome{Probs: probs(map[int]float64{0: 0.7, 1: 0.3})}, nil
+			}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, plot := range map[string]func(*bytes.Buffer) error{
+			"confusion":   func(b *bytes.Buffer) error { return r.PlotConfusion(b) },
+			"reliability": func(b *bytes.Buffer) error { return r.PlotReliability(b, "lab-test") },
+		} {
+			var buf bytes.Buffer
+			if err := plot(&buf); err != nil {
+				t.Fatal(err)
+			}
+			img, err := png.Decode(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := img.Bounds()
+			const margin = 6 // both plots keep a pad of 8 px or more
+			for x := b.Max.X - margin; x < b.Max.X; x++ {
+				for y := b.Min.Y; y < b.Max.Y; y++ {
+					if r, g, bl, _ := img.At(x, y).RGBA(); r != 0xffff || g != 0xffff || bl != 0xffff {
+						t.Fatalf("%s (threshold %v), %dx%d: ink at (%d, %d) in the right margin: text cut at the edge", name, threshold, b.Dx(), b.Dy(), x, y)
+					}
+				}
+			}
+		}
+	}
+}

@@ -191,6 +191,9 @@ func (r Report) usedClasses() []int {
 	return used
 }
 
+// textWidth is the width in pixels of s drawn in the plots' face.
+func textWidth(s string) int { return font.MeasureString(basicfont.Face7x13, s).Ceil() }
+
 // PlotConfusion draws the confusion matrix (rows normalized, darker = more) as a PNG, with the
 // class ids as labels and the counts in the cells.
 func (r Report) PlotConfusion(w io.Writer) error {
@@ -203,7 +206,11 @@ func (r Report) PlotConfusion(w io.Writer) error {
 	}
 	left := pad + 7*(label+3) + 8
 	top := pad + 36
-	width := left + cell*len(used) + pad
+	title := fmt.Sprintf("confusion: rows true class, columns predicted (top-1 %.1f%%)", 100*r.Top1.Rate)
+	const foot = "columns numbered as the rows; green: correct, blue: confused; shade: share of the row"
+	// As wide as the matrix or the longest caption, whichever is wider: a matrix of a few classes
+	// cut the captions at the right edge.
+	width := max(left+cell*len(used), pad+textWidth(title), pad+textWidth(foot)) + pad
 	height := top + cell*len(used) + pad + 13*3
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
@@ -211,7 +218,7 @@ func (r Report) PlotConfusion(w io.Writer) error {
 		d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: face, Dot: fixed.P(x, y)}
 		d.DrawString(s)
 	}
-	text(pad, pad+10, fmt.Sprintf("confusion: rows true class, columns predicted (top-1 %.1f%%)", 100*r.Top1.Rate), color.Black)
+	text(pad, pad+10, title, color.Black)
 	for i, ci := range used {
 		total := 0
 		for _, v := range r.Confusion[ci] {
@@ -244,8 +251,7 @@ func (r Report) PlotConfusion(w io.Writer) error {
 			}
 		}
 	}
-	foot := top + cell*len(used) + 13
-	text(pad, foot+4, "columns numbered as the rows; green: correct, blue: confused; shade: share of the row", color.Gray{Y: 90})
+	text(pad, top+cell*len(used)+17, foot, color.Gray{Y: 90})
 	return png.Encode(w, img)
 }
 
@@ -255,15 +261,42 @@ func (r Report) PlotConfusion(w io.Writer) error {
 // how many photos each bin holds. The title names the source and gives the ECE and its noise floor.
 func (r Report) PlotReliability(w io.Writer, source string) error {
 	const (
-		pad           = 10
-		left, top     = 52, 68
-		binW          = 36
-		plotW         = binW * ECEBins
-		plotH         = 400
-		histTop       = top + plotH + 56 // the row of photo counts; the bars below it
-		histH         = 50
-		width, height = left + plotW + 30, histTop + histH + 58
+		pad       = 10
+		left, top = 52, 68
+		binW      = 36
+		plotW     = binW * ECEBins
+		plotH     = 400
+		histTop   = top + plotH + 56 // the row of photo counts; the bars below it
+		histH     = 50
+		height    = histTop + histH + 58
 	)
+	px := func(v float64) int { return left + int(math.Round(v*plotW)) }        // confidence → x
+	py := func(v float64) int { return top + plotH - int(math.Round(v*plotH)) } // accuracy → y
+	title := "reliability"
+	if source != "" {
+		title += ": " + source
+	}
+	var heading, floor string
+	if r.Top1.N == 0 {
+		heading = title + "  (no leaf photos of the model's classes)"
+	} else {
+		heading = fmt.Sprintf("%s  (%d leaf photos, ECE %.1f%%)", title, r.Top1.N, 100*r.ECE)
+		floor = fmt.Sprintf("noise floor of the ECE on as many photos: mean %.1f%%, 95th percentile %.1f%%",
+			100*r.ECEFloor.Mean, 100*r.ECEFloor.P95)
+	}
+	const (
+		foot1 = "blue: accuracy of the bin's photos; tick: their mean confidence; red: the gap"
+		foot2 = "(red above blue: over-confident); line: perfect calibration; equal-width bins"
+	)
+	threshold := ""
+	if t := r.Threshold; t > 0 && t <= 1 {
+		threshold = fmt.Sprintf("threshold %.0f%%", 100*t)
+	}
+	// Wide enough for the plot and every line of text (they were cut at the right edge).
+	width := max(left+plotW+30, pad+max(textWidth(heading), textWidth(floor), textWidth(foot1), textWidth(foot2))+pad)
+	if threshold != "" {
+		width = max(width, px(r.Threshold)+4+textWidth(threshold)+pad)
+	}
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
 	text := func(x, y int, s string, c color.Color) {
@@ -274,19 +307,9 @@ func (r Report) PlotReliability(w io.Writer, source string) error {
 		draw.Draw(img, image.Rect(x0, y0, x1, y1), image.NewUniform(c), image.Point{}, draw.Src)
 	}
 	grey, dark := color.Gray{Y: 200}, color.Gray{Y: 90}
-	px := func(v float64) int { return left + int(math.Round(v*plotW)) }        // confidence → x
-	py := func(v float64) int { return top + plotH - int(math.Round(v*plotH)) } // accuracy → y
-
-	title := "reliability"
-	if source != "" {
-		title += ": " + source
-	}
-	if r.Top1.N == 0 {
-		text(pad, pad+12, title+"  (no leaf photos of the model's classes)", color.Black)
-	} else {
-		text(pad, pad+12, fmt.Sprintf("%s  (%d leaf photos, ECE %.1f%%)", title, r.Top1.N, 100*r.ECE), color.Black)
-		text(pad, pad+28, fmt.Sprintf("noise floor of the ECE on as many photos: mean %.1f%%, 95th percentile %.1f%%",
-			100*r.ECEFloor.Mean, 100*r.ECEFloor.P95), dark)
+	text(pad, pad+12, heading, color.Black)
+	if floor != "" {
+		text(pad, pad+28, floor, dark)
 	}
 
 	// Grid and axes.
@@ -328,17 +351,18 @@ func (r Report) PlotReliability(w io.Writer, source string) error {
 		fill(left+x, y-1, left+x+1, y+1, color.Black)
 	}
 	// The bot's threshold: dashed.
-	if t := r.Threshold; t > 0 && t <= 1 {
+	if threshold != "" {
+		t := r.Threshold
 		orange := color.RGBA{230, 130, 0, 255}
 		for y := top; y < top+plotH; y += 8 {
 			fill(px(t)-1, y, px(t)+1, min(y+4, top+plotH), orange)
 		}
-		text(px(t)+4, top+12, fmt.Sprintf("threshold %.0f%%", 100*t), orange)
+		text(px(t)+4, top+12, threshold, orange)
 	}
 	fill(left, top, left+1, top+plotH, color.Black)
 	fill(left, top+plotH, left+plotW, top+plotH+1, color.Black)
 	text(pad, histTop, "photos", color.Black)
-	text(pad, histTop+histH+26, "blue: accuracy of the bin's photos; tick: their mean confidence; red: the gap", dark)
-	text(pad, histTop+histH+40, "(red above blue: over-confident); line: perfect calibration; equal-width bins", dark)
+	text(pad, histTop+histH+26, foot1, dark)
+	text(pad, histTop+histH+40, foot2, dark)
 	return png.Encode(w, img)
 }
