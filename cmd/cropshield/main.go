@@ -6,6 +6,8 @@
 //	cropshield bench              measure each stage, the handler, throughput and memory on generated photos
 //	cropshield staff add NAME     add a review dashboard account (also: staff list, staff remove NAME)
 //	cropshield whatsapp link      link the bot's WhatsApp phone (also: whatsapp status, whatsapp unlink)
+//	cropshield backup FILE        copy the database, hot (through the running server) or from the file
+//	cropshield compact            rewrite the database without its free pages (offline)
 //	cropshield version            print the build's versions
 //
 // Every flag has a CROPSHIELD_* environment variable (flag --model ↔ CROPSHIELD_MODEL); a flag
@@ -41,6 +43,8 @@ commands:
   staff add NAME     add a review dashboard account (--role viewer|agent); staff list; staff remove NAME
   whatsapp link      link the bot's WhatsApp phone: a QR code to scan, or --phone +254... for a pairing code;
                      whatsapp status; whatsapp unlink
+  backup FILE        write a consistent copy of the database to FILE, while serving too (--db)
+  compact            reclaim the database's free pages after retention or /forget (offline; --db)
   version            print versions
 
 Run 'cropshield <command> -h' for the flags of a command.
@@ -68,6 +72,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = staffCmd(ctx, rest, os.Stdin, stdout, stderr)
 	case "whatsapp":
 		err = whatsappCmd(ctx, rest, stdout, stderr)
+	case "backup":
+		err = backupCmd(ctx, rest, stdout, stderr)
+	case "compact":
+		err = compactCmd(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCmd(stdout)
 	case "help", "-h", "--help":

@@ -45,6 +45,7 @@ type serveConfig struct {
 	telegram     telegramConfig
 	whatsapp     whatsappConfig
 	review       reviewConfig
+	ops          opsConfig
 	// ready, if set, is called with the listen address once the server accepts connections.
 	ready func(addr string)
 }
@@ -64,6 +65,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	c.telegram.register(fs)
 	c.whatsapp.register(fs)
 	c.review.register(fs)
+	c.ops.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -130,7 +132,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	adapters := []bot.Adapter{web}
+	var adapters []bot.Adapter
+	if c.ops.webchat() {
+		adapters = append(adapters, web)
+	}
 	if withTelegram {
 		tgOpts.Inbox, tgOpts.Chats, tgOpts.DrainTimeout = st, st, c.drainTimeout
 		tg, err := telegram.New(log.With("adapter", "telegram"), tgOpts)
@@ -150,13 +155,26 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	}
 
 	mux := http.NewServeMux()
-	web.Routes(mux)
+	if c.ops.webchat() {
+		web.Routes(mux)
+	}
 	health := &healthState{}
 	for _, a := range adapters {
 		health.set(string(a.Platform()), "running") // before the first /healthz can be asked
 	}
-	mux.Handle("GET /healthz", health)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// /metrics and /healthz: on --addr, or on --metrics-addr (which takes --addr's place when there
+	// is no web chat).
+	opsMux, metricsMux := mux, http.Handler(nil)
+	if c.ops.metricsAddr != "" {
+		if c.ops.webchat() {
+			opsMux = http.NewServeMux()
+			metricsMux = opsMux
+		} else {
+			c.addr = c.ops.metricsAddr
+		}
+	}
+	opsMux.Handle("GET /healthz", health)
+	opsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return listenError("web chat", "addr", c.addr, err)
@@ -173,6 +191,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	review, err := startReview(c.review, log, st, loc, model.Info(), adapters)
 	if err != nil {
 		return errors.Join(err, srv.Close())
+	}
+	ops, err := c.ops.start(log, metricsMux, st, c.db)
+	if err != nil {
+		return errors.Join(err, srv.Close(), review.shutdown(ctx))
 	}
 
 	adapterCtx, stopAdapters := context.WithCancel(context.WithoutCancel(ctx))
@@ -196,6 +218,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		log.Error("HTTP server failed", "err", err)
 	case err := <-review.failed():
 		log.Error("review dashboard server failed", "err", err)
+	case err := <-ops.failed():
+		log.Error("operations server failed", "err", err)
 	}
 	stopAdapters()
 	wg.Wait()
@@ -209,6 +233,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	}
 	if err := review.shutdown(dctx); err != nil {
 		log.Warn("shutdown: HTTP", "err", err)
+	}
+	if err := ops.shutdown(dctx); err != nil {
+		log.Warn("shutdown: operations", "err", err)
 	}
 	log.Info("stopped")
 	return nil
