@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -30,7 +31,7 @@ const defaultModel = "models/cropshield-v2.onnx"
 
 func (c *modelConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.model, "model", defaultModel, "ONNX model file following the CropShield model contract")
-	fs.StringVar(&c.ortLib, "ort-lib", inference.DefaultLibraryPath, "ONNX Runtime shared library (`make deps` installs the CPU build here; point it at a GPU build for CUDA)")
+	fs.StringVar(&c.ortLib, "ort-lib", inference.DefaultLibraryPath, "ONNX Runtime shared library ('make deps' installs the CPU build here; point it at a GPU build for CUDA)")
 	fs.StringVar(&c.device, "device", "auto", "execution provider: auto (CUDA if available), cpu or cuda")
 	fs.IntVar(&c.cudaDev, "cuda-device", 0, "GPU ordinal for CUDA")
 	fs.IntVar(&c.threads, "threads", 0, "ONNX Runtime intra-op threads (0 = one per core)")
@@ -66,9 +67,10 @@ func (c *modelConfig) load(ctx context.Context, stderr io.Writer) (*inference.Mo
 }
 
 // parseFlags parses args after applying CROPSHIELD_* environment variables as defaults, so that a
-// flag on the command line wins over the environment.
+// flag on the command line wins over the environment. Flags may come before, between or after
+// the positional arguments (flagsFirst). The help (-h) names each flag's variable.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
+	fs.SetOutput(envNotes{stderr})
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
@@ -89,7 +91,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	if envErr != nil {
 		return envErr
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(flagsFirst(fs, args)); err != nil {
 		if err == flag.ErrHelp {
 			return err
 		}
@@ -98,9 +100,70 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
+// isHelp reports whether arg asks for help where a subcommand is expected (`cropshield staff -h`).
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
 // envName is the environment variable of a flag: --ort-lib ↔ CROPSHIELD_ORT_LIB.
 func envName(flagName string) string {
 	return "CROPSHIELD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// envNotes passes the help that fs.PrintDefaults writes, adding to each flag's first line
+// ("  -ort-lib string") its environment variable. PrintDefaults writes each flag in one call.
+type envNotes struct{ w io.Writer }
+
+func (e envNotes) Write(p []byte) (int, error) {
+	rest, ok := bytes.CutPrefix(p, []byte("  -"))
+	first, after, more := bytes.Cut(rest, []byte("\n"))
+	if !ok || !more {
+		return e.w.Write(p)
+	}
+	name, _, _ := bytes.Cut(first, []byte(" "))
+	name, _, _ = bytes.Cut(name, []byte("\t"))
+	out := fmt.Appendf(nil, "  -%s  [%s]\n%s", first, envName(string(name)), after)
+	if _, err := e.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// flagsFirst moves the flags before the positional arguments, so that `eval DIR --plot x.png`
+// parses like `eval --plot x.png DIR` and `staff add NAME --role agent` like `staff add --role
+// agent NAME`. After "--" everything is positional.
+func flagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				continue
+			}
+			if i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		}
+	}
+	return append(append(flags, "--"), pos...)
 }
 
 // isSecret tells flags whose values must never be printed (tokens, passwords).

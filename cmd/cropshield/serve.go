@@ -53,6 +53,10 @@ type serveConfig struct {
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	c := serveConfig{memLimit: defaultMemoryLimit, decodeBudget: inference.DefaultDecodeBudget}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: cropshield serve [flags]")
+		fs.PrintDefaults()
+	}
 	c.register(fs)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address of the web chat, /healthz and /metrics")
 	fs.StringVar(&c.db, "db", "data/cropshield.db", "bbolt database file (created 0600)")

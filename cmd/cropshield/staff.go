@@ -38,14 +38,21 @@ func staffCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return fmt.Errorf("%w: staff needs a subcommand: add, list or remove", errUsage)
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprint(stderr, staffUsage)
+		return flag.ErrHelp
+	}
 	fs := flag.NewFlagSet("staff "+sub, flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(stderr, staffUsage) }
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\nflags of staff %s:\n", staffUsage, sub)
+		fs.PrintDefaults()
+	}
 	db := fs.String("db", "data/cropshield.db", "bbolt database file")
 	role := dashboard.RoleViewer
 	if sub == "add" {
 		fs.StringVar(&role, "role", dashboard.RoleViewer, "viewer (reads) or agent (also corrects, replies, resolves, exports)")
 	}
-	if err := parseFlags(fs, flagsFirst(fs, args), stderr); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	names := fs.Args()
@@ -158,36 +165,4 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		return "", fmt.Errorf("%w: no password on stdin", errUsage)
 	}
 	return line, nil
-}
-
-// flagsFirst moves the flags before the positional arguments, so that `staff add NAME --role
-// agent` parses like `staff add --role agent NAME`.
-func flagsFirst(fs *flag.FlagSet, args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
-		}
-		if f := fs.Lookup(name); f != nil {
-			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-				continue
-			}
-			if i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-		}
-	}
-	return append(append(flags, "--"), pos...)
 }

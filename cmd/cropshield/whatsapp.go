@@ -115,8 +115,15 @@ func whatsappCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		return fmt.Errorf("%w: whatsapp needs a subcommand: link, status or unlink", errUsage)
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprint(stderr, whatsappUsage)
+		return flag.ErrHelp
+	}
 	fs := flag.NewFlagSet("whatsapp "+sub, flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(stderr, whatsappUsage) }
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\nflags of whatsapp %s:\n", whatsappUsage, sub)
+		fs.PrintDefaults()
+	}
 	db := fs.String("db", "data/cropshield.db", "bbolt database file; the WhatsApp store defaults to whatsapp.db beside it")
 	var waDB, phone, logLevel string
 	registerWhatsAppDB(fs, &waDB)
