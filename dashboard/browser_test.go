@@ -2,6 +2,8 @@ package dashboard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -135,5 +137,53 @@ func TestPhotoPageShowsTheCurrentVerdict(t *testing.T) {
 	verdict := evalJS[string](t, tab, "current verdict", `document.querySelector("#current-verdict")?.textContent ?? ""`)
 	if !strings.Contains(verdict, "Tomato: Early blight") || !strings.Contains(verdict, "corrected by alice") {
 		t.Errorf("current verdict %q", verdict)
+	}
+}
+
+// TestPercentagesAndNamesAsTheChat (issue 16, item 11): the dashboard writes a model's
+// probabilities as the chat does ("<1%", ">99%"), the statistics chart names languages as its
+// table does, and the export page counts the confirmed and the corrected photos.
+func TestPercentagesAndNamesAsTheChat(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	photo := []byte("\xff\xd8\xff\xe0 another leaf")
+	sum := sha256.Sum256(photo)
+	hash := hex.EncodeToString(sum[:])
+	e.clock.advance(time.Minute)
+	a := store.Analysis{PhotoHash: hash, ModelVersion: "v1", CreatedAt: e.clock.now(), Top: []store.Candidate{
+		{Class: "tomato__early_blight", Prob: 0.996}, {Class: "tomato__late_blight", Prob: 0.003}, {Class: "tomato__leaf_mold", Prob: 0.001}}}
+	if err := e.st.PutAnalysis(ctx, a, photo, "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: "m2", PhotoHash: hash, Lang: "en"})
+	e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "diagnosis", PhotoHash: hash, Lang: "en",
+		Text: "Tomato: Early blight (>99%)"})
+	if err := e.st.PutCorrection(ctx, store.Correction{PhotoHash: hash, Class: "tomato__early_blight", Confirmed: true,
+		ModelClass: "tomato__early_blight", By: "alice", At: e.clock.now()}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+
+	tab := e.browse(t, 1280, 900, "alice", agentPass)
+	e.open(t, tab, "/conversations/"+e.convID)
+	probs := evalJS[[]string](t, tab, "top-3 probabilities", `[...document.querySelectorAll("ol.top3 .prob")].map(p => p.textContent)`)
+	if want := []string{"41%", "30%", "10%", ">99%", "<1%", "<1%"}; strings.Join(probs, " ") != strings.Join(want, " ") {
+		t.Errorf("top-3 probabilities %q, want %q", probs, want)
+	}
+	e.open(t, tab, "/stats")
+	labels := evalJS[[]string](t, tab, "chart labels", `[...document.querySelectorAll("figure.chart")].filter(f => f.textContent.includes("by language")).flatMap(f => [...f.querySelectorAll("text.label")].map(l => l.textContent))`)
+	if strings.Join(labels, " ") != "English" {
+		t.Errorf("language chart labels %q, want the table's English", labels)
+	}
+	e.open(t, tab, "/export")
+	if got := evalJS[string](t, tab, "export wording", `document.querySelector("#verdicts")?.textContent ?? ""`); !strings.HasPrefix(got, "1 photo has a staff verdict: 1 confirmed, 0 corrected.") {
+		t.Errorf("export page: %q", got)
+	}
+}
+
+func TestShare100(t *testing.T) {
+	for v, want := range map[float64]string{0: "0%", 0.004: "<1%", 0.01: "1%", 0.5: "50%", 0.994: ">99%", 1: "100%"} {
+		if got := share100(v); got != want {
+			t.Errorf("share100(%v) = %q, want %q", v, got, want)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -286,7 +287,8 @@ type view struct {
 func (s *Server) parseTemplates() error {
 	funcs := template.FuncMap{
 		"disease": s.diseaseName,
-		"pct":     func(p float64) string { return fmt.Sprintf("%.0f%%", p*100) },
+		"pct":     s.percent,
+		"share":   share100,
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -397,6 +399,27 @@ func (s *Server) cropName(crop string) string {
 		return "any (guessed from each photo)"
 	}
 	return s.opts.Locales.CropName(locales.Default, crop)
+}
+
+// percent writes a model's probability as the chat does (locales.Bundle.Percent): "<1%" and
+// ">99%" at the ends, never "0%" or "100%" for a guess.
+func (s *Server) percent(p float64) string { return s.opts.Locales.Percent(locales.Default, p) }
+
+// share100 writes a share of a count (statistics): exactly "0%" and "100%" when it is, else
+// whole percents with "<1%" and ">99%" at the ends, so that a few cases among many never read
+// as none or all.
+func share100(v float64) string {
+	switch {
+	case v <= 0:
+		return "0%"
+	case v >= 1:
+		return "100%"
+	case v < 0.01:
+		return "<1%"
+	case v > 0.99:
+		return ">99%"
+	}
+	return fmt.Sprintf("%.0f%%", math.Round(v*100))
 }
 
 // languageName is a language code's English name.

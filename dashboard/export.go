@@ -29,6 +29,7 @@ var classRegexp = regexp.MustCompile(`^[A-Za-z0-9_.,()-]{1,100}$`)
 type exportView struct {
 	Corrections int
 	Confirmed   int
+	Corrected   int
 }
 
 func (s *Server) exportPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -41,6 +42,8 @@ func (s *Server) exportPage(w http.ResponseWriter, r *http.Request, sess *sessio
 	for _, c := range cs {
 		if c.Confirmed {
 			ev.Confirmed++
+		} else {
+			ev.Corrected++
 		}
 	}
 	s.render(w, r, http.StatusOK, "export", view{Title: "Export", Nav: "export", Session: sess, Page: ev})

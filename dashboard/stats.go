@@ -280,10 +280,10 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, sess *session) {
 	sv.ByPlatform, sv.ByLanguage = sorted(byPlatform), sorted(byLanguage)
 	var hits, langs []hbar
 	for _, t := range sv.ByPlatform {
-		hits = append(hits, hbar{t.Key, t.CacheHitRate(), fmt.Sprintf("%.0f%% of %d", t.CacheHitRate()*100, t.Answers)})
+		hits = append(hits, hbar{t.Key, t.CacheHitRate(), fmt.Sprintf("%s of %d", share100(t.CacheHitRate()), t.Answers)})
 	}
 	for _, t := range sv.ByLanguage {
-		langs = append(langs, hbar{t.Key, float64(t.Answers), strconv.Itoa(t.Answers)})
+		langs = append(langs, hbar{s.languageName(t.Key), float64(t.Answers), strconv.Itoa(t.Answers)})
 	}
 	sv.CacheHits = hbars("Cache-hit rate by platform", hits, 1)
 	sv.Languages = hbars("Photos answered by language", langs, 0)
