@@ -181,6 +181,11 @@ type turn struct {
 	user    *store.User
 	// taken: another delivery of the same message began its turn meanwhile; this one stays silent.
 	taken bool
+	// later are the writes made while the replies go out (a new photo's analysis, its content
+	// id): started once the first reply's attempt is written, waited for before the turn is
+	// finished, which stays open if one failed. Each may be called more than once.
+	later   []func() error
+	started int // later[:started] are running
 	// unwritten: a write the turn needed failed (a reply attempt, say), so the turn must not be
 	// finished: the adapter keeps the message and hands it in again, and the turn resumes.
 	unwritten bool
@@ -427,6 +432,13 @@ func (h *Handler) resolveLanguage(m Message, chat store.Chat, user store.User) s
 // failed, that the turn is done. It returns an error when the turn could not be finished: the
 // adapter then keeps the message and hands it in again, the turn resumes and sends nothing twice.
 func (h *Handler) endTurn(ctx context.Context, t *turn) error {
+	for _, write := range t.later {
+		if err := write(); err != nil {
+			t.log.Error("cannot store the analysis; the message is handed in again", "err", err)
+			t.unwritten = true
+		}
+	}
+	t.later, t.started = nil, 0
 	done := t.begun && ctx.Err() == nil && !t.unwritten
 	wctx := context.WithoutCancel(ctx)
 	p, chat, id := string(t.msg.Chat.Platform), t.msg.Chat.ID, t.msg.ID
@@ -541,6 +553,9 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		}
 		t.recChanged = false
 	}
+	for ; t.started < len(t.later); t.started++ {
+		go t.later[t.started]() //nolint:errcheck // endTurn calls it again for its error
+	}
 	if err := t.out.Send(ctx, r); err != nil {
 		h.metrics.Errors.WithLabelValues(string(r.Chat.Platform), "send").Inc()
 		t.log.Error("cannot send reply", "kind", r.Kind, "err", err)
@@ -609,10 +624,17 @@ func (h *Handler) photoAnalysis(ctx context.Context, t *turn, p *Photo) (string,
 	}
 	sum := sha256.Sum256(data)
 	hash := hex.EncodeToString(sum[:])
-	if p.ContentID != "" {
-		if err := h.store.PutContentID(ctx, platform, p.ContentID, hash); err != nil {
-			t.log.Warn("cannot index content id", "err", err)
-		}
+	if id := p.ContentID; id != "" {
+		// Written after the reply went out: the index only saves a later download.
+		var once sync.Once
+		t.later = append(t.later, func() error {
+			once.Do(func() {
+				if err := h.store.PutContentID(context.WithoutCancel(ctx), platform, id, hash); err != nil {
+					t.log.Warn("cannot index content id", "err", err)
+				}
+			})
+			return nil
+		})
 	}
 	if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
 		h.metrics.Cache.WithLabelValues(platform, "hit").Inc()
@@ -624,15 +646,17 @@ func (h *Handler) photoAnalysis(ctx context.Context, t *turn, p *Photo) (string,
 	// One analysis per distinct photo, even when a group forwards it many times at once.
 	// The analysis is detached from this turn: if this message is abandoned, the others waiting
 	// for the same photo still get their answer (flights).
-	a, err := h.flight.do(ctx, &h.wg, hash, func(ctx context.Context) (store.Analysis, error) {
+	// It is stored after the reply went out; the turn ends once it is stored (later).
+	a, stored, err := h.flight.do(ctx, &h.wg, hash, func(ctx context.Context) (analysis, error) {
 		if a, err := h.store.GetAnalysis(ctx, hash, version); err == nil {
-			return a, nil
+			return analysis{a: a}, nil
 		}
 		return h.analyze(ctx, hash, data, version)
 	})
 	if err != nil {
 		return "", store.Analysis{}, err
 	}
+	t.later = append(t.later, stored)
 	return hash, a, nil
 }
 
@@ -662,12 +686,12 @@ func (h *Handler) tooLarge(size int64) error {
 
 var errFetch = errors.New("download photo")
 
-// analyze runs the model on a worker slot and stores the photo and its analysis.
-func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version string) (store.Analysis, error) {
+// analyze runs the model on a worker slot; the analysis it returns stores the photo with it.
+func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version string) (analysis, error) {
 	select {
 	case h.workers <- struct{}{}:
 	case <-ctx.Done():
-		return store.Analysis{}, ctx.Err()
+		return analysis{}, ctx.Err()
 	}
 	start := time.Now()
 	// The slot bounds the analyses using the cores: it is given back as soon as the model is done
@@ -677,7 +701,7 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 		return h.model.Analyze(ctx, data)
 	}()
 	if err != nil {
-		return store.Analysis{}, err
+		return analysis{}, err
 	}
 	h.metrics.observe(res.Timings, time.Since(start))
 	a := store.Analysis{PhotoHash: hash, ModelVersion: version, Overlay: res.Overlay,
@@ -696,10 +720,12 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 		a.Top = append(a.Top, store.Candidate{Class: c.ID, Prob: c.Prob})
 	}
 	// The photo with its analysis, in one transaction: staff need both.
-	if err := h.store.PutAnalysis(context.WithoutCancel(ctx), a, data, res.MIME); err != nil {
-		return store.Analysis{}, fmt.Errorf("store analysis: %w", err)
-	}
-	return a, nil
+	return analysis{a: a, store: func(ctx context.Context) error {
+		if err := h.store.PutAnalysis(ctx, a, data, res.MIME); err != nil {
+			return fmt.Errorf("store analysis: %w", err)
+		}
+		return nil
+	}}, nil
 }
 
 // answer sends the diagnosis of an analysis and notes the photo hash on the inbound record:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,54 +165,65 @@ func TestInterruptedByShutdownIsAnsweredLater(t *testing.T) {
 // reply attempt (BeginReply, AttemptReply) fail as a full disk would.
 type countingStore struct {
 	*store.Store
+	mu          sync.Mutex
 	writes      []string
 	failAttempt bool
+	failPut     bool
+}
+
+func (c *countingStore) wrote(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes = append(c.writes, op)
 }
 
 func (c *countingStore) RecordInbound(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error) {
-	c.writes = append(c.writes, "RecordInbound")
+	c.wrote("RecordInbound")
 	return c.Store.RecordInbound(ctx, r, chat, user)
 }
 func (c *countingStore) BeginReply(ctx context.Context, r store.Record, chat *store.Chat, user *store.User, k int) (store.Arrival, error) {
-	c.writes = append(c.writes, "BeginReply")
+	c.wrote("BeginReply")
 	if c.failAttempt {
 		return store.Arrival{}, errors.New("no space left on device")
 	}
 	return c.Store.BeginReply(ctx, r, chat, user, k)
 }
 func (c *countingStore) BeginDone(ctx context.Context, r store.Record, chat *store.Chat, user *store.User) (store.Arrival, error) {
-	c.writes = append(c.writes, "BeginDone")
+	c.wrote("BeginDone")
 	return c.Store.BeginDone(ctx, r, chat, user)
 }
 func (c *countingStore) PutAnalysis(ctx context.Context, a store.Analysis, photo []byte, mime string) error {
-	c.writes = append(c.writes, "PutAnalysis")
+	c.wrote("PutAnalysis")
+	if c.failPut {
+		return errors.New("no space left on device")
+	}
 	return c.Store.PutAnalysis(ctx, a, photo, mime)
 }
 func (c *countingStore) PutContentID(ctx context.Context, platform, id, hash string) error {
-	c.writes = append(c.writes, "PutContentID")
+	c.wrote("PutContentID")
 	return c.Store.PutContentID(ctx, platform, id, hash)
 }
 func (c *countingStore) UpdateMessage(ctx context.Context, r store.Record) error {
-	c.writes = append(c.writes, "UpdateMessage")
+	c.wrote("UpdateMessage")
 	return c.Store.UpdateMessage(ctx, r)
 }
 func (c *countingStore) AppendMessage(ctx context.Context, r store.Record) (uint64, error) {
-	c.writes = append(c.writes, "AppendMessage")
+	c.wrote("AppendMessage")
 	return c.Store.AppendMessage(ctx, r)
 }
 func (c *countingStore) AttemptReply(ctx context.Context, platform, chat, id string, k int, in *store.Record) error {
-	c.writes = append(c.writes, "AttemptReply")
+	c.wrote("AttemptReply")
 	if c.failAttempt {
 		return errors.New("no space left on device")
 	}
 	return c.Store.AttemptReply(ctx, platform, chat, id, k, in)
 }
 func (c *countingStore) ReplySent(ctx context.Context, id string, k int, out store.Record, finish bool) error {
-	c.writes = append(c.writes, "ReplySent")
+	c.wrote("ReplySent")
 	return c.Store.ReplySent(ctx, id, k, out, finish)
 }
 func (c *countingStore) FinishTurn(ctx context.Context, platform, chat, id string, in *store.Record) error {
-	c.writes = append(c.writes, "FinishTurn")
+	c.wrote("FinishTurn")
 	return c.Store.FinishTurn(ctx, platform, chat, id, in)
 }
 
@@ -244,6 +256,7 @@ func TestWritesPerMessage(t *testing.T) {
 		photo       []byte // nil: the text /help
 		panics      bool
 		failAttempt bool
+		failPut     bool
 		interrupt   bool
 		wantWrites  []string
 		wantReplies int
@@ -256,7 +269,8 @@ func TestWritesPerMessage(t *testing.T) {
 		wantRedelivered int
 	}{
 		// The message is written with its reply's attempt: one fsync before the reply goes out.
-		{name: "new photo", photo: leaf, wantWrites: []string{"PutAnalysis", "BeginReply", "ReplySent"},
+		// The photo and its analysis are stored after the reply's attempt, while the reply goes out.
+		{name: "new photo", photo: leaf, wantWrites: []string{"BeginReply", "PutAnalysis", "ReplySent"},
 			wantReplies: 1, wantHash: hashOf(leaf), wantDone: true, wantSent: 1},
 		{name: "a command", wantWrites: []string{"BeginReply", "ReplySent"},
 			wantReplies: 1, wantDone: true, wantSent: 1},
@@ -265,18 +279,23 @@ func TestWritesPerMessage(t *testing.T) {
 		// The reply is not sent when its attempt cannot be noted, and nothing of the message is
 		// written: handed in again, it is answered once.
 		{name: "the reply attempt cannot be written", photo: other, failAttempt: true,
-			wantWrites: []string{"PutAnalysis", "BeginReply"}, unrecorded: true, wantRedelivered: 1},
+			wantWrites: []string{"BeginReply", "PutAnalysis"}, unrecorded: true, wantRedelivered: 1},
+		// The reply went out but the photo could not be stored: the turn stays open, and handed in
+		// again the message stores it and sends nothing twice.
+		{name: "the photo cannot be stored", photo: leaf, failPut: true,
+			wantWrites:  []string{"BeginReply", "PutAnalysis", "ReplySent"},
+			wantReplies: 1, wantHash: hashOf(leaf), wantSent: 1},
 		// The error reply goes out first, the turn ends with its record.
 		{name: "the model panics", photo: other, panics: true, wantWrites: []string{"BeginReply", "ReplySent"},
 			wantReplies: 1, wantError: true, wantDone: true, wantSent: 1},
 		// Sent but not finished: a new delivery must resume the turn and send nothing twice.
 		{name: "shutdown right after the reply", photo: leaf, interrupt: true,
-			wantWrites:  []string{"PutAnalysis", "BeginReply", "ReplySent"},
+			wantWrites:  []string{"BeginReply", "PutAnalysis", "ReplySent"},
 			wantReplies: 1, wantHash: hashOf(leaf), wantSent: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, cfg, nil)
-			cs := &countingStore{Store: f.store, failAttempt: tc.failAttempt}
+			cs := &countingStore{Store: f.store, failAttempt: tc.failAttempt, failPut: tc.failPut}
 			loc, err := locales.Load()
 			if err != nil {
 				t.Fatal(err)
@@ -300,7 +319,7 @@ func TestWritesPerMessage(t *testing.T) {
 			if tc.interrupt {
 				out.cancel = cancel
 			}
-			if err := h.Handle(ctx, m, out); (err != nil) != tc.failAttempt {
+			if err := h.Handle(ctx, m, out); (err != nil) != (tc.failAttempt || tc.failPut) {
 				t.Fatalf("Handle: %v; want an error (the message to be kept) only when a write failed", err)
 			}
 			if r := out.take(); len(r) != tc.wantReplies {
@@ -342,7 +361,7 @@ func TestWritesPerMessage(t *testing.T) {
 			}
 			if !tc.wantDone {
 				// Handed in again after the restart: nothing sent twice, and now finished.
-				cs.failAttempt = false
+				cs.failAttempt, cs.failPut = false, false
 				if err := h.Handle(context.Background(), m, out); err != nil {
 					t.Fatal(err)
 				}
@@ -351,6 +370,11 @@ func TestWritesPerMessage(t *testing.T) {
 				}
 				if turn, _, _ := f.store.BeginTurn(context.Background(), in); !turn.Done || turn.Sent != 1 {
 					t.Errorf("resumed turn %+v, want done with one reply sent", turn)
+				}
+				if tc.photo != nil {
+					if _, err := f.store.GetAnalysis(context.Background(), hashOf(tc.photo), model.Info().Version); err != nil {
+						t.Errorf("the photo's analysis is not stored after the message was handed in again: %v", err)
+					}
 				}
 			}
 		})
