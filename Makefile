@@ -4,6 +4,11 @@ SHELL := /bin/bash
 ORT_LIB := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1
 export CROPSHIELD_ORT_LIB ?= $(ORT_LIB)
 GO ?= go
+# TESTFLAGS go to every go test of `make test` (CI: -count=1, so that no cached result hides a skip).
+TESTFLAGS ?=
+# Each go test of `make test` prints as usual, then how many tests passed, failed and were skipped
+# and why each skipped (scripts/testsummary); pipefail keeps go test's exit status.
+SUMMARY := | $(GO) run ./scripts/testsummary
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: deps run build test bench bench-go lint fmt clean
@@ -22,12 +27,13 @@ run: deps build
 	./bin/cropshield serve
 
 ## test: vet, then every test with the race detector; then the inference tests again with Go's
-## JPEG codec instead of libjpeg-turbo, and the codec package without cgo at all
+## JPEG codec instead of libjpeg-turbo, and the codec package without cgo at all; each ends with a
+## line of passed, failed and skipped tests and the reasons for the skips
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race ./...
-	$(GO) test -tags noturbojpeg ./inference/...
-	CGO_ENABLED=0 $(GO) test ./inference/imagecodec/
+	set -o pipefail; $(GO) test -json -race $(TESTFLAGS) ./... $(SUMMARY)
+	set -o pipefail; $(GO) test -json -tags noturbojpeg $(TESTFLAGS) ./inference/... $(SUMMARY)
+	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./inference/imagecodec/
 
 ## bench: cropshield bench — every stage, the whole handler, photos/s, peak RSS (README's Speed)
 bench: deps build
