@@ -11,12 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
@@ -118,19 +120,27 @@ func (f *fakeClient) emit(evt any) bool {
 	return h(evt)
 }
 
-func (f *fakeClient) Download(_ context.Context, m whatsmeow.DownloadableMessage) ([]byte, error) {
+// DownloadToFile writes the file stored under the message's direct path into file. A message
+// whose URL is on 127.0.0.1 is downloaded from there by whatsmeow's own code (stream, MAC check,
+// decryption), as from WhatsApp's media servers.
+func (f *fakeClient) DownloadToFile(ctx context.Context, m whatsmeow.DownloadableMessage, file whatsmeow.File) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	p := m.GetDirectPath()
 	f.downloads = append(f.downloads, p)
-	if err := f.failures[p]; err != nil {
-		return nil, err
-	}
+	err := f.failures[p]
 	data, ok := f.files[p]
-	if !ok {
-		return nil, whatsmeow.ErrMediaDownloadFailedWith404
+	f.mu.Unlock()
+	if u, ok := m.(interface{ GetURL() string }); ok && strings.HasPrefix(u.GetURL(), "http://127.0.0.1:") {
+		return whatsmeow.NewClient(&store.Device{}, nil).DownloadToFile(ctx, m, file)
 	}
-	return data, nil
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return whatsmeow.ErrMediaDownloadFailedWith404
+	}
+	_, err = file.Write(data)
+	return err
 }
 
 func (f *fakeClient) SendMediaRetryReceipt(_ context.Context, info *types.MessageInfo, mediaKey []byte) error {

@@ -2,8 +2,11 @@ package whatsapp
 
 import (
 	"context"
+	"crypto/aes"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cropshield/cropshield/inference"
 )
 
 // retryWaiters hands events.MediaRetry, which arrive on whatsmeow's event goroutine, to the
@@ -118,16 +123,151 @@ func (a *Adapter) download(ctx context.Context, info *types.MessageInfo, m media
 	return a.downloadOnce(ctx, info.ID, withDirectPath(m, notif.GetDirectPath()))
 }
 
-// downloadOnce downloads; a size or plaintext-hash mismatch is only a warning (WhatsApp's own
-// hash is not always right, and the handler hashes the bytes itself).
+// downloadOnce downloads into memory, at most MaxPhotoBytes of photo: whatsmeow streams the
+// body into a memFile that refuses to grow past that (the declared FileLength is the sender's
+// word, not a bound), and the download stops there. A size or plaintext-hash mismatch is only a
+// warning (WhatsApp's own hash is not always right, and the handler hashes the bytes itself).
 func (a *Adapter) downloadOnce(ctx context.Context, id types.MessageID, m media) ([]byte, error) {
-	data, err := a.client.Download(ctx, m)
-	if err != nil && len(data) > 0 && (errors.Is(err, whatsmeow.ErrInvalidMediaSHA256) || errors.Is(err, whatsmeow.ErrFileLengthMismatch)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := &memFile{limit: a.opts.MaxPhotoBytes + encryptionOverhead, over: cancel}
+	err := a.client.DownloadToFile(ctx, m, f)
+	if f.exceeded {
+		var declared uint64
+		if l, ok := m.(interface{ GetFileLength() uint64 }); ok {
+			declared = l.GetFileLength()
+		}
+		a.log.Warn("photo download stopped at the size limit", "msg", id, "declared_bytes", declared, "limit", a.opts.MaxPhotoBytes)
+		return nil, &inference.PhotoError{Kind: inference.ErrTooLarge, Bytes: a.opts.MaxPhotoBytes + 1,
+			Limit: inference.Limits{MaxBytes: a.opts.MaxPhotoBytes}}
+	}
+	if err != nil && len(f.buf) > 0 && (errors.Is(err, whatsmeow.ErrInvalidMediaSHA256) || errors.Is(err, whatsmeow.ErrFileLengthMismatch)) {
 		a.log.Warn("downloaded photo does not match WhatsApp's hash or length; using it", "msg", id, "err", err)
-		return data, nil
+		return f.buf, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp download: %w", err)
 	}
-	return data, nil
+	return f.buf, nil
 }
+
+// encryptionOverhead is what WhatsApp's encryption adds to a file: up to a block of padding and
+// the 10-byte MAC.
+const encryptionOverhead = aes.BlockSize + 10
+
+// errFileLimit is memFile's refusal to grow past its limit.
+var errFileLimit = errors.New("whatsapp: download larger than the photo size limit")
+
+// memFile is a whatsmeow.File in memory that never holds more than limit bytes: a write past
+// the limit fails, and over is called (it cancels the download, so that whatsmeow neither
+// retries nor tries another host).
+type memFile struct {
+	buf      []byte
+	pos      int64
+	limit    int64
+	exceeded bool
+	over     func()
+}
+
+var _ whatsmeow.File = (*memFile)(nil)
+
+// grow makes the file at least n bytes long (zeros), within the limit.
+func (f *memFile) grow(n int64) error {
+	if n > f.limit {
+		if !f.exceeded {
+			f.exceeded = true
+			f.over()
+		}
+		return errFileLimit
+	}
+	if n <= int64(len(f.buf)) {
+		return nil
+	}
+	if n > int64(cap(f.buf)) {
+		c := min(max(2*int64(cap(f.buf)), n, 64<<10), f.limit)
+		buf := make([]byte, len(f.buf), c)
+		copy(buf, f.buf)
+		f.buf = buf
+	}
+	f.buf = f.buf[:n]
+	return nil
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("memFile: negative offset %d", off)
+	}
+	if err := f.grow(off + int64(len(p))); err != nil {
+		return 0, err
+	}
+	return copy(f.buf[off:], p), nil
+}
+
+func (f *memFile) Write(p []byte) (int, error) {
+	n, err := f.WriteAt(p, f.pos)
+	f.pos += int64(n)
+	return n, err
+}
+
+func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("memFile: negative offset %d", off)
+	}
+	if off >= int64(len(f.buf)) {
+		return 0, io.EOF
+	}
+	n := copy(p, f.buf[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (f *memFile) Read(p []byte) (int, error) {
+	n, err := f.ReadAt(p, f.pos)
+	f.pos += int64(n)
+	if n > 0 && err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+func (f *memFile) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += f.pos
+	case io.SeekEnd:
+		offset += int64(len(f.buf))
+	default:
+		return 0, fmt.Errorf("memFile: bad whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("memFile: negative position %d", offset)
+	}
+	f.pos = offset
+	return offset, nil
+}
+
+func (f *memFile) Truncate(size int64) error {
+	if size < 0 {
+		return fmt.Errorf("memFile: negative size %d", size)
+	}
+	if size <= int64(len(f.buf)) {
+		f.buf = f.buf[:size]
+		return nil
+	}
+	return f.grow(size)
+}
+
+func (f *memFile) Stat() (os.FileInfo, error) { return memFileInfo(len(f.buf)), nil }
+
+// memFileInfo is a memFile's size as an os.FileInfo.
+type memFileInfo int64
+
+func (s memFileInfo) Name() string       { return "whatsapp-download" }
+func (s memFileInfo) Size() int64        { return int64(s) }
+func (s memFileInfo) Mode() os.FileMode  { return 0o600 }
+func (s memFileInfo) ModTime() time.Time { return time.Time{} }
+func (s memFileInfo) IsDir() bool        { return false }
+func (s memFileInfo) Sys() any           { return nil }

@@ -36,6 +36,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/inference"
 )
 
 // Errors returned by the adapter, to be checked with errors.Is.
@@ -78,6 +79,9 @@ type Options struct {
 	ChatInterval time.Duration
 	// GlobalInterval is the least time between any two messages the bot sends (300 ms).
 	GlobalInterval time.Duration
+	// MaxPhotoBytes is the largest photo downloaded (20 MB, the handler's limit): a download
+	// stops there, whatever size the message declares.
+	MaxPhotoBytes int64
 	// MediaRetryTimeout is how long to wait for the sender's phone to upload an expired photo
 	// again (20 s); keep it under the handler's fetch timeout.
 	MediaRetryTimeout time.Duration
@@ -111,6 +115,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.GlobalInterval <= 0 {
 		o.GlobalInterval = 300 * time.Millisecond
+	}
+	if o.MaxPhotoBytes <= 0 {
+		o.MaxPhotoBytes = inference.DefaultLimits.MaxBytes
 	}
 	if o.MediaRetryTimeout <= 0 {
 		o.MediaRetryTimeout = 20 * time.Second
