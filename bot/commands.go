@@ -71,6 +71,8 @@ func (h *Handler) handleCommand(ctx context.Context, t *turn) {
 		reply(h.loc.T(t.lang, "text.need_photo"))
 	case "history":
 		h.history(ctx, t)
+	case "forget":
+		h.forget(ctx, t, arg)
 	default:
 		h.markError(ctx, t, "unknown command")
 		reply(h.loc.T(t.lang, "command.unknown", "command", "/"+name))

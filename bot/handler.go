@@ -298,6 +298,10 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	}
 	switch kind {
 	case "choice":
+		if m.Choice == forgetChoice {
+			h.forgetConfirmed(ctx, t)
+			break
+		}
 		// A button of a question that expired, was answered, or was replaced: quietly nothing.
 		t.log.Info("button of a closed question ignored", "choice", m.Choice)
 	case "photo":

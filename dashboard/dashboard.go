@@ -64,6 +64,7 @@ type Store interface {
 	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
 	Corrections(ctx context.Context) ([]store.Correction, error)
 	SetResolved(ctx context.Context, platform, chatID string, resolved bool, by string, at time.Time) error
+	ForgetUser(ctx context.Context, platform, id string, at time.Time, o store.ForgetOptions) (store.ForgetReport, error)
 	Stats(ctx context.Context, from, to time.Time) ([]store.DayStats, error)
 }
 
@@ -207,6 +208,7 @@ func (s *Server) routeTable() []route {
 		{"GET /conversations/{id}", viewer, s.thread},
 		{"POST /conversations/{id}/reply", agent, s.reply},
 		{"POST /conversations/{id}/resolve", agent, s.resolve},
+		{"POST /conversations/{id}/forget", agent, s.forget},
 		{"GET /photos/{hash}", viewer, s.photoPage},
 		{"GET /photos/{hash}/image", viewer, s.photoImage},
 		{"GET /photos/{hash}/overlay", viewer, s.overlayImage},
@@ -364,6 +366,10 @@ func flash(key string) string {
 		return "Conversation marked resolved."
 	case "reopened":
 		return "Conversation reopened."
+	case "forgotten":
+		return "The farmer's messages, photos, diagnoses and settings were deleted."
+	case "forget_unconfirmed":
+		return "Nothing was deleted: tick the box to confirm that the farmer asked for it."
 	case "not_sent":
 		return "The reply could not be delivered; it is logged as not delivered."
 	case "no_channel":

@@ -280,7 +280,7 @@ func TestFormsNeedCSRFToken(t *testing.T) {
 		}
 		for name, tok := range map[string]string{"no token": "", "another session's token": other, "garbage": "x"} {
 			t.Run(rt.pattern+"/"+name, func(t *testing.T) {
-				form := url.Values{"name": {"alice"}, "password": {agentPass}, "text": {"hello"}, "class": {e.class}, "resolved": {"1"}}
+				form := url.Values{"name": {"alice"}, "password": {agentPass}, "text": {"hello"}, "class": {e.class}, "resolved": {"1"}, "confirm": {"yes"}}
 				if tok != "" {
 					form.Set("csrf", tok)
 				}
@@ -298,6 +298,9 @@ func TestFormsNeedCSRFToken(t *testing.T) {
 	}
 	if sum, _ := e.st.GetSummary(t.Context(), "webchat", "web-1"); sum.Resolved {
 		t.Error("resolved without a token")
+	}
+	if sum, _ := e.st.GetSummary(t.Context(), "webchat", "web-1"); !sum.Forgotten.IsZero() {
+		t.Error("forgotten without a token")
 	}
 	// The session still works (logout without a token did not log out).
 	if code, _, _ := e.page(c, "/conversations"); code != http.StatusOK {

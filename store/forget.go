@@ -20,6 +20,9 @@ type ForgetOptions struct {
 	KeepSeq  uint64
 	// Batch bounds the records removed per transaction (DefaultBatch).
 	Batch int
+	// By is the staff member who acted on the farmer's request, shown on the marker ("" when the
+	// farmer asked the bot).
+	By string
 }
 
 // ForgetReport counts what ForgetUser removed.
@@ -161,7 +164,7 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 	err = s.update(ctx, "forget: records", func(tx *bolt.Tx) error {
 		rep.Transactions++
 		for _, ck := range privates {
-			if err := forgetPrivate(tx, ck, at); err != nil {
+			if err := forgetPrivate(tx, ck, at, o.By); err != nil {
 				return err
 			}
 			rep.Conversations++
@@ -290,9 +293,9 @@ func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, 
 }
 
 // forgetPrivate removes a private chat's record (its preferences), open question and staff action
-// log, and turns its summary into a marker: forgotten at at, without content. A chat without a
-// summary gets none.
-func forgetPrivate(tx *bolt.Tx, chatKey []byte, at time.Time) error {
+// log, and turns its summary into a marker: forgotten at at (by staff member by, if not ""),
+// without content. A chat without a summary gets none.
+func forgetPrivate(tx *bolt.Tx, chatKey []byte, at time.Time, by string) error {
 	for _, name := range []string{bucketChats, bucketCropQuestions} {
 		b, err := bucket(tx, name)
 		if err != nil {
@@ -333,7 +336,7 @@ func forgetPrivate(tx *bolt.Tx, chatKey []byte, at time.Time) error {
 			}
 		}
 	}
-	marker := summaryRec{Kind: old.Kind, Language: old.Language, First: at, Last: at, Forgotten: at, Messages: remaining}
+	marker := summaryRec{Kind: old.Kind, Language: old.Language, First: at, Last: at, Forgotten: at, Messages: remaining, LastStaff: by}
 	if err := putJSON(sb, chatKey, marker); err != nil {
 		return err
 	}
