@@ -1,10 +1,15 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/jpeg"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +190,90 @@ func TestShare100(t *testing.T) {
 		if got := share100(v); got != want {
 			t.Errorf("share100(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// jpegOf encodes a small solid image, a photo Chromium can show.
+func jpegOf(t *testing.T, c color.RGBA) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	draw.Draw(img, img.Bounds(), &image.Uniform{c}, image.Point{}, draw.Src)
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// diagnosisText is a bot answer as the handler writes it: the top-3, then symptoms and advice.
+const diagnosisText = `What I see on this leaf:
+1. Tomato: Early blight — 87%
+2. Tomato: Late blight — 9%
+3. Tomato: Leaf mould — 2%
+
+The coloured picture shows where I looked.
+
+Symptoms:
+• Brown spots with rings like a target
+• Yellowing around the spots
+Advice:
+• Remove the spotted leaves and burn them
+• Water the soil, not the leaves
+• Rotate crops next season
+Urgency: act this week
+Call an expert if it spreads to the fruit.`
+
+// TestLongThreadFoldsAdvice (issue 16, item 8): in a thread of 32 messages every diagnosis's
+// symptoms and advice are folded under its first line (<details>), while each photo and its
+// top-3 stay in view; a click unfolds one.
+func TestLongThreadFoldsAdvice(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	for i := range 15 {
+		e.clock.advance(time.Minute)
+		photo := jpegOf(t, color.RGBA{uint8(40 + i*10), 120, 40, 255})
+		sum := sha256.Sum256(photo)
+		hash := hex.EncodeToString(sum[:])
+		a := store.Analysis{PhotoHash: hash, ModelVersion: "v1", CreatedAt: e.clock.now(), Overlay: jpegOf(t, color.RGBA{200, 40, 40, 255}),
+			Top: []store.Candidate{{Class: "tomato__early_blight", Prob: 0.87}, {Class: "tomato__late_blight", Prob: 0.09}, {Class: "tomato__leaf_mold", Prob: 0.02}}}
+		if err := e.st.PutAnalysis(ctx, a, photo, "image/jpeg"); err != nil {
+			t.Fatal(err)
+		}
+		e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: fmt.Sprintf("p%d", i), PhotoHash: hash, Lang: "en"})
+		e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "diagnosis", PhotoHash: hash, Lang: "en", Text: diagnosisText})
+	}
+	tab := e.browse(t, 1280, 900, "alice", agentPass)
+	e.open(t, tab, "/conversations/"+e.convID)
+	browsertest.Do(t, tab, "photos loaded", poll(`[...document.querySelectorAll("img")].every(i => i.complete)`))
+	got := evalJS[map[string]any](t, tab, "the thread", `(() => {
+		const answers = [...document.querySelectorAll("li.item.bot")].filter(li => li.textContent.includes("What I see"));
+		const folded = answers.filter(li => { const d = li.querySelector("details.answer"); return d && !d.open; });
+		const shown = el => el.getClientRects().length > 0 && el.offsetHeight > 0;
+		const photos = [...document.querySelectorAll("li.item.farmer .photo")].filter(p => !p.innerHTML.includes("` + e.hash + `"));
+		return {
+			messages: document.querySelectorAll("ol.thread li.item").length,
+			answers: answers.length, folded: folded.length,
+			adviceShown: document.body.innerText.includes("Remove the spotted leaves"),
+			headlinesShown: answers.filter(li => li.innerText.includes("What I see on this leaf")).length,
+			photos: photos.length,
+			photosShown: photos.filter(p => [...p.querySelectorAll("img.original, img.overlay")].every(i => shown(i) && i.naturalWidth > 0)).length,
+			top3Shown: photos.filter(p => { const o = p.querySelector("ol.top3"); return o && shown(o); }).length,
+			height: document.documentElement.scrollHeight,
+		};
+	})()`)
+	t.Logf("%v", got)
+	browsertest.Screenshot(t, tab, "long-thread.png")
+	if got["messages"].(float64) != 32 || got["answers"].(float64) != 15 || got["photos"].(float64) != 15 {
+		t.Fatalf("thread %v: want 32 messages, 15 diagnoses, 15 photos besides the seeded one", got)
+	}
+	if got["folded"].(float64) != 15 || got["adviceShown"].(bool) || got["headlinesShown"].(float64) != 15 {
+		t.Errorf("advice not folded under each diagnosis's first line: %v", got)
+	}
+	if got["photosShown"].(float64) != 15 || got["top3Shown"].(float64) != 15 {
+		t.Errorf("photos or top-3 out of sight: %v", got)
+	}
+	browsertest.Steps(t, tab, "unfold the last answer", chromedp.Click(chromedp.CSS("li#latest details.answer summary")))
+	if !evalJS[bool](t, tab, "unfolded advice", `document.querySelector("li#latest").innerText.includes("Remove the spotted leaves")`) {
+		t.Error("a click on the answer's first line does not show its advice")
 	}
 }

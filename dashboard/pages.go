@@ -176,6 +176,27 @@ type threadItem struct {
 	// Anchor is the item's id in the page: "latest" for the conversation's newest item, where
 	// the page returns after a staff reply.
 	Anchor string
+	// Headline is set on a long answer of the bot (a diagnosis with its symptoms and advice):
+	// the page shows this first line and folds the rest, so that a thread of many photos stays
+	// readable; the photos and their top-3 stay in view.
+	Headline string
+}
+
+// foldLines: a bot answer of more lines than this is folded under its first line.
+const foldLines = 4
+
+// headline returns the first non-empty line of a bot's answer longer than foldLines lines, or
+// "" for a short one (shown whole).
+func headline(text string) string {
+	if strings.Count(text, "\n") < foldLines {
+		return ""
+	}
+	for line := range strings.Lines(text) {
+		if line = strings.TrimSpace(line); line != "" {
+			return line
+		}
+	}
+	return ""
 }
 
 type threadView struct {
@@ -219,6 +240,8 @@ func (s *Server) thread(w http.ResponseWriter, r *http.Request, sess *session) {
 			it.From = "bot"
 			if rec.Staff != "" {
 				it.From = "staff"
+			} else {
+				it.Headline = headline(rec.Text)
 			}
 		}
 		if rec.Direction == store.Inbound {
