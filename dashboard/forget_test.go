@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cropshield/cropshield/store"
 )
@@ -79,5 +80,24 @@ func TestStaffForgetAFarmerOnRequest(t *testing.T) {
 	}
 	if resp := e.post(c, "/conversations/"+conversationID("webchat", "grp")+"/forget", url.Values{"csrf": {token}, "confirm": {"yes"}}); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("forget a group: %s", resp.Status)
+	}
+}
+
+// TestThreadAfterRetentionRemovedThePhoto: a message whose photo the retention sweep removed shows
+// that, not a broken image.
+func TestThreadAfterRetentionRemovedThePhoto(t *testing.T) {
+	e := newEnv(t, nil)
+	rep, err := e.st.Sweep(t.Context(), store.RetentionPolicy{Photos: 90 * 24 * time.Hour}, e.clock.now().Add(100*24*time.Hour))
+	if err != nil || rep.Photos != 1 {
+		t.Fatalf("sweep: %+v %v", rep, err)
+	}
+	c := e.client()
+	e.login(c, "victor", viewerPass)
+	code, body, _ := e.page(c, "/conversations/"+e.convID)
+	if code != http.StatusOK || !strings.Contains(body, `class="muted photo-gone"`) || strings.Contains(body, "/photos/"+e.hash+"/image") {
+		t.Errorf("thread after the photo went: %d\n%s", code, body)
+	}
+	if !strings.Contains(body, "my tomato is sick") {
+		t.Error("the message itself is kept")
 	}
 }
