@@ -187,15 +187,15 @@ func questionCrops(shares []cropShare) []string {
 // questionChoices are the crops to ask about for an analysis without a stated crop (nil: no
 // question): when the model judged the leaf an unknown crop (unknownCropChoices) or is unsure
 // between crops (cropDoubt). "Another crop" is always offered after them: the farmer's crop may
-// be none of those offered. A negative Config.ClearCropShare asks neither.
-func (h *Handler) questionChoices(a store.Analysis) []string {
-	if h.cfg.ClearCropShare < 0 {
+// be none of those offered. A negative ClearCropShare asks neither.
+func (c Config) questionChoices(a store.Analysis) []string {
+	if c.ClearCropShare < 0 {
 		return nil
 	}
 	if crops := unknownCropChoices(a); len(crops) > 0 {
 		return crops
 	}
-	if crops := cropDoubt(a, h.cfg.ClearCropShare); len(crops) >= 2 {
+	if crops := cropDoubt(a, c.ClearCropShare); len(crops) >= 2 {
 		return crops
 	}
 	return nil

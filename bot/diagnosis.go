@@ -15,11 +15,12 @@ import (
 // retake message; a leaf of a crop the model does not know gets the crops it knows and how to
 // photograph one of them (no disease, no percentages, no advice).
 func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details, kind string) {
-	if a.Rejected {
+	kind = h.cfg.kindOf(a)
+	if kind == VerdictNotLeaf {
 		// The header ends "…if it is a leaf, take a new photo like this:"; the tips follow.
 		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "photo.tips") + "\n\n" + h.cropsKnown(lang), "not_leaf"
 	}
-	if a.OtherCrop {
+	if kind == VerdictUnknownCrop {
 		var crops strings.Builder
 		for _, c := range h.knownCrops(lang) {
 			crops.WriteString("\n• " + c)
@@ -40,7 +41,7 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details
 			line(&d, "• "+it)
 		}
 	}
-	unsure := top.Prob < h.cfg.Threshold
+	unsure := kind == VerdictUnsure
 	switch {
 	case unsure:
 		line(&c, h.loc.T(lang, "unsure.header", "crop", best.Crop, "disease", best.Name, "percent", h.loc.Percent(lang, top.Prob)))

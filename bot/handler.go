@@ -708,21 +708,7 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 		return analysis{}, err
 	}
 	h.metrics.observe(res.Timings, time.Since(start))
-	a := store.Analysis{PhotoHash: hash, ModelVersion: version, Overlay: res.Overlay,
-		NotLeaf: res.NotLeaf, Rejected: !res.IsLeaf,
-		// Not a leaf takes precedence: a leaf of another crop is a leaf first.
-		UnknownCrop: res.UnknownCrop, OtherCrop: res.IsLeaf && !res.KnownCrop,
-		InferenceMS: float64(res.Timings.Inference.Microseconds()) / 1000, CreatedAt: h.cfg.Now()}
-	if classes := h.model.Info().Classes; len(res.Probs) == len(classes) {
-		// Every class's score, so that an answer within a stated crop needs no second inference.
-		a.Scores = make(map[string]float64, len(classes))
-		for i, c := range classes {
-			a.Scores[c] = res.Probs[i]
-		}
-	}
-	for _, c := range res.Top {
-		a.Top = append(a.Top, store.Candidate{Class: c.ID, Prob: c.Prob})
-	}
+	a := NewAnalysis(res, h.model.Info().Classes, hash, version, h.cfg.Now())
 	// The photo with its analysis, in one transaction: staff need both.
 	return analysis{a: a, store: func(ctx context.Context) error {
 		if err := h.store.PutAnalysis(ctx, a, data, res.MIME); err != nil {
@@ -732,37 +718,39 @@ func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version
 	}}, nil
 }
 
-// answer sends the diagnosis of an analysis and notes the photo hash on the inbound record:
-// within the crop the farmer stated (caption, /crop), or, without a stated crop, the question
-// which crop it is when the model is unsure between crops or judged the leaf an unknown crop
-// ("another crop" its last choice; questionChoices).
+// answer words the verdict on an analysis (Decide) and notes the photo hash on the inbound
+// record: the diagnosis within the crop the farmer stated (caption, /crop), or, without a stated
+// crop, the question which crop it is when the model is unsure between crops or judged the leaf
+// an unknown crop ("another crop" its last choice; questionChoices).
 func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Analysis) {
 	t.rec.PhotoHash, t.recChanged = hash, true
 	crop := h.statedCrop(t)
-	if crop == "" {
-		if crops := h.questionChoices(a); len(crops) > 0 {
-			h.askCrop(ctx, t, hash, a, crops)
-			return
-		}
+	v := h.cfg.decide(a, crop)
+	if v.Kind == VerdictCropQuestion {
+		h.askCrop(ctx, t, hash, a, v.Crops)
+		return
 	}
 	h.closeOlderQuestion(ctx, t, hash)
 	t.rec.Crop = crop
-	h.sendDiagnosis(ctx, t, a, crop)
+	h.sendVerdict(ctx, t, v, crop)
 }
 
-// sendDiagnosis sends the diagnosis of an analysis, within crop if one is stated ("" for none):
-// or, when the photo clearly shows another crop, says so.
+// sendDiagnosis sends the diagnosis of an analysis, within crop if one is stated ("" for none),
+// without asking which crop (Config.settle).
 func (h *Handler) sendDiagnosis(ctx context.Context, t *turn, a store.Analysis, crop string) {
-	if crop != "" {
-		o := withinCrop(a, crop)
-		if o.mismatch {
-			h.send(ctx, t, Reply{Kind: "crop_mismatch", ReplyTo: t.replyTo, Text: h.loc.T(t.lang, "crop.mismatch",
-				"crop", h.loc.CropName(t.lang, crop), "other", h.loc.CropName(t.lang, o.other.crop),
-				"percent", h.loc.Percent(t.lang, o.other.share))})
-			return
-		}
-		a = o.a
+	h.sendVerdict(ctx, t, h.cfg.settle(a, crop), crop)
+}
+
+// sendVerdict words a verdict other than the crop question: the diagnosis, or, when the photo
+// clearly shows another crop than the one stated, says so.
+func (h *Handler) sendVerdict(ctx context.Context, t *turn, v Verdict, crop string) {
+	if v.Kind == VerdictCropMismatch {
+		h.send(ctx, t, Reply{Kind: v.Kind, ReplyTo: t.replyTo, Text: h.loc.T(t.lang, "crop.mismatch",
+			"crop", h.loc.CropName(t.lang, crop), "other", h.loc.CropName(t.lang, v.Crops[0]),
+			"percent", h.loc.Percent(t.lang, v.Share))})
+		return
 	}
+	a := v.Analysis
 	caption, details, kind := h.diagnosisText(t.lang, a)
 	if crop != "" && !a.Rejected {
 		stated := h.loc.T(t.lang, "crop.stated", "crop", h.loc.CropName(t.lang, crop))

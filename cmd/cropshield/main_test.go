@@ -32,7 +32,8 @@ func TestDiagnose(t *testing.T) {
 	t.Setenv("CROPSHIELD_ORT_LIB", testenv.ORTLib(t))
 	t.Setenv("CROPSHIELD_MODEL", testenv.ContractModel(t))
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"diagnose", "--device", "cpu", leaf1, junk, leaf2}, &stdout, &stderr)
+	// A diagnosis (not a crop question nor "not sure") with the top-3 by class id.
+	code := run([]string{"diagnose", "--device", "cpu", "--ids", "--threshold", "0.01", "--ask-crop-below", "0", leaf1, junk, leaf2}, &stdout, &stderr)
 	if code != 1 {
 		t.Errorf("exit code %d with one bad file, want 1", code)
 	}
@@ -176,10 +177,14 @@ func TestEvalCommand(t *testing.T) {
 	}
 	// The confusion matrix agrees with diagnose's own top-1 for the same photos.
 	var diag bytes.Buffer
-	if code := run([]string{"diagnose", "--no-overlay", "--device", "cpu", filepath.Join(dir, "apple__scab/1.png")}, &diag, &bytes.Buffer{}); code != 0 {
+	if code := run([]string{"diagnose", "--json", "--no-overlay", "--device", "cpu", filepath.Join(dir, "apple__scab/1.png")}, &diag, &bytes.Buffer{}); code != 0 {
 		t.Fatal("diagnose failed")
 	}
-	top := strings.Fields(strings.SplitN(diag.String(), ":", 2)[1])[0]
+	var verdict struct{ Top []struct{ Class string } }
+	if err := json.Unmarshal(diag.Bytes(), &verdict); err != nil || len(verdict.Top) == 0 {
+		t.Fatalf("diagnose --json: %v: %s", err, diag.String())
+	}
+	top := verdict.Top[0].Class
 	scab := slices.Index(rep.Classes, "apple__scab")
 	if pred := slices.Index(rep.Classes, top); pred < 0 || rep.Confusion[scab][pred] != 1 {
 		t.Errorf("confusion row of apple__scab %v, diagnose says %s", rep.Confusion[scab], top)
