@@ -277,3 +277,41 @@ func TestLongThreadFoldsAdvice(t *testing.T) {
 		t.Error("a click on the answer's first line does not show its advice")
 	}
 }
+
+// TestUsableOnAPhone (issue 16, item 12): at 390 CSS pixels (a phone) no dashboard page is
+// wider than the screen: the list, a thread with photos and a long answer, a photo, the
+// statistics and the export page.
+func TestUsableOnAPhone(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	photo := jpegOf(t, color.RGBA{60, 140, 40, 255})
+	sum := sha256.Sum256(photo)
+	hash := hex.EncodeToString(sum[:])
+	e.clock.advance(time.Minute)
+	a := store.Analysis{PhotoHash: hash, ModelVersion: "v1", CreatedAt: e.clock.now(), Overlay: jpegOf(t, color.RGBA{200, 40, 40, 255}),
+		Top: []store.Candidate{{Class: "corn__cercospora_leaf_spot gray_leaf_spot", Prob: 0.87}, {Class: "tomato__late_blight", Prob: 0.09}, {Class: "tomato__leaf_mold", Prob: 0.02}}}
+	if err := e.st.PutAnalysis(ctx, a, photo, "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: "p1", PhotoHash: hash, Lang: "en",
+		Text: "https://example.org/a-very-long-link-that-a-farmer-pasted-without-any-spaces-in-it-at-all"})
+	e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "diagnosis", PhotoHash: hash, Lang: "en", Text: diagnosisText})
+
+	tab := e.browse(t, 1280, 900, "alice", agentPass)
+	browsertest.Steps(t, tab, "phone screen", chromedp.EmulateViewport(390, 844, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
+	for _, path := range []string{"/conversations", "/conversations/" + e.convID, "/photos/" + hash + "?c=" + e.convID, "/stats", "/export"} {
+		e.open(t, tab, path)
+		browsertest.Do(t, tab, "page loaded", poll(`document.readyState === "complete"`))
+		got := evalJS[map[string]any](t, tab, "widths", `(() => {
+			const vw = document.documentElement.clientWidth;
+			const wide = [...document.querySelectorAll("body *")].filter(el => el.getBoundingClientRect().right > vw + 0.5)
+				.map(el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.className && typeof el.className === "string" ? "." + el.className.split(" ").join(".") : "") + " " + Math.round(el.getBoundingClientRect().right));
+			return {scrollWidth: document.documentElement.scrollWidth, clientWidth: vw, innerWidth: window.innerWidth, wide: wide.slice(0, 8)};
+		})()`)
+		if sw := got["scrollWidth"].(float64); sw > 390 || got["clientWidth"].(float64) > 390 {
+			t.Errorf("%s at 390 px: page %v px wide (%v)", path, sw, got)
+		}
+		name := strings.NewReplacer("/", "_", "?", "_", "=", "_").Replace(strings.TrimPrefix(path, "/"))
+		browsertest.Screenshot(t, tab, "phone-"+name[:min(len(name), 40)]+".png")
+	}
+}
