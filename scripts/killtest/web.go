@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// entry is a line of the web chat as its API returns it.
+type entry struct {
+	Seq  int64  `json:"seq"`
+	From string `json:"from"`
+	Kind string `json:"kind"`
+	Text string `json:"text"`
+}
+
+// webMsg is one web chat message being sent, and what its client saw.
+type webMsg struct {
+	item     webItem
+	clientID string
+	client   *http.Client // its own cookie jar: its own chat
+	sentAt   time.Time
+
+	mu         sync.Mutex
+	answeredAt time.Time // first reply seen
+	maxLive    int       // most replies seen in one answer of the server (one process)
+	attempts   int       // POSTs made
+	ambiguous  int       // POSTs that failed after the request may have reached the server
+	given      bool      // a POST was answered 200
+	gaveUp     bool      // stopped without a 200 (a failure it must not retry)
+	final      []entry   // the chat as a fresh process restores it from the store (the end)
+	err        string
+}
+
+func newWebMsg(it webItem) (*webMsg, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	var raw [12]byte
+	_, _ = rand.Read(raw[:])
+	return &webMsg{item: it, clientID: "kt-" + hex.EncodeToString(raw[:]),
+		client: &http.Client{Jar: jar, Timeout: 2 * time.Minute}}, nil
+}
+
+func bots(es []entry) int {
+	n := 0
+	for _, e := range es {
+		if e.From == "bot" {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *webMsg) saw(es []entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := bots(es)
+	if n > 0 && m.answeredAt.IsZero() {
+		m.answeredAt = time.Now()
+	}
+	m.maxLive = max(m.maxLive, n)
+}
+
+// body is the message as the page posts it: multipart with "text" and/or a "photo" file, and
+// the client's message id in idField (which the server may or may not honour).
+func (m *webMsg) body(idField string) (*bytes.Buffer, string, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if idField != "" {
+		if err := mw.WriteField(idField, m.clientID); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := mw.WriteField("text", m.item.Text); err != nil {
+		return nil, "", err
+	}
+	if m.item.Photo != nil {
+		w, err := mw.CreateFormFile("photo", "leaf.jpg")
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := w.Write(m.item.Photo); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, "", err
+	}
+	return &buf, mw.FormDataContentType(), nil
+}
+
+// errNotSent: the request surely never reached the server (no connection): safe to send again.
+var errNotSent = errors.New("not sent")
+
+// post sends the message once and returns the entries of the answer.
+func (m *webMsg) post(ctx context.Context, base, idField string) (int, []entry, error) {
+	body, ctype, err := m.body(idField)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/send?after=0", body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Accept-Language", "en")
+	resp, err := m.client.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return 0, nil, fmt.Errorf("%w: %w", errNotSent, err)
+		}
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, nil, fmt.Errorf("HTTP %s: %s", resp.Status, bytes.TrimSpace(data))
+	}
+	var out struct {
+		Entries []entry `json:"entries"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("answer: %w", err)
+	}
+	return resp.StatusCode, out.Entries, nil
+}
+
+// send posts until the server answers 200. A request that surely did not reach the server
+// (connection refused, 503 while it starts or stops, 500 "not stored") is sent again. One that
+// failed after reaching it (the server was killed meanwhile) is sent again, with the same
+// client id, only if the server honours client ids (retrySame); otherwise the client stops and
+// the end of the run tells whether the server had it.
+func (m *webMsg) send(ctx context.Context, base, idField string, retrySame bool) {
+	m.sentAt = time.Now()
+	for {
+		m.mu.Lock()
+		m.attempts++
+		m.mu.Unlock()
+		status, es, err := m.post(ctx, base, idField)
+		switch {
+		case err == nil:
+			m.mu.Lock()
+			m.given = true
+			m.mu.Unlock()
+			m.saw(es)
+			return
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errNotSent) || status == http.StatusServiceUnavailable || status == http.StatusInternalServerError:
+		case status != 0:
+			m.mu.Lock()
+			m.err, m.gaveUp = err.Error(), true
+			m.mu.Unlock()
+			return
+		default:
+			m.mu.Lock()
+			m.ambiguous++
+			m.err = err.Error()
+			stop := !retrySame
+			m.gaveUp = stop
+			m.mu.Unlock()
+			if stop {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// view reads the chat as the page would after a reload: GET / (which restores a chat the
+// process does not hold from the store), then every entry.
+func (m *webMsg) view(ctx context.Context, base string) ([]entry, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/messages?after=0", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err = m.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("messages: HTTP %s", resp.Status)
+	}
+	var out struct {
+		Entries []entry `json:"entries"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	return out.Entries, nil
+}
+
+// watch looks for the reply of a message whose POST gave no reply (killed meanwhile) until it
+// comes or ctx ends.
+func (m *webMsg) watch(ctx context.Context, base string) {
+	for {
+		m.mu.Lock()
+		answered := !m.answeredAt.IsZero()
+		m.mu.Unlock()
+		if answered {
+			return
+		}
+		if es, err := m.view(ctx, base); err == nil {
+			m.saw(es)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// probeClientID tells whether the web chat honours a client's message id: the same /help sent
+// twice with one id must be answered once.
+func probeClientID(ctx context.Context, base, idField string) (bool, error) {
+	m, err := newWebMsg(webItem{Kind: "probe", Text: "/help"})
+	if err != nil {
+		return false, err
+	}
+	_, first, err := m.post(ctx, base, idField)
+	if err != nil {
+		return false, fmt.Errorf("web chat probe: %w", err)
+	}
+	if bots(first) != 1 {
+		return false, fmt.Errorf("web chat probe: /help got %d replies, want 1: %+v", bots(first), first)
+	}
+	_, second, err := m.post(ctx, base, idField)
+	if err != nil {
+		return false, fmt.Errorf("web chat probe (again): %w", err)
+	}
+	return bots(second) == 1, nil // the first reply alone: the second post was the same message
+}
+
+// webClient sends its messages one after the other, each at its time.
+func webClient(ctx context.Context, base, idField string, retrySame bool, msgs []*webMsg, at []time.Time, wg *sync.WaitGroup) {
+	for i, m := range msgs {
+		if d := time.Until(at[i]); d > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+		}
+		m.send(ctx, base, idField, retrySame)
+		m.mu.Lock()
+		answered := !m.answeredAt.IsZero()
+		m.mu.Unlock()
+		if !answered {
+			wg.Go(func() { m.watch(ctx, base) })
+		}
+	}
+}
