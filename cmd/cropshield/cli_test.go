@@ -3,15 +3,18 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cropshield/cropshield/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // TestServeAddressInUse: a port taken by another program is refused with the flag and the
@@ -146,5 +149,77 @@ func TestFlagsAfterArguments(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"diagnose", "--device", "cpu", "--", "--no-overlay"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "--no-overlay: open") {
 		t.Errorf("diagnose -- --no-overlay: exit %d: %s", code, stderr.String())
+	}
+}
+
+// openPTY opens a pseudo-terminal: what a program writes to pts can be read from ptmx.
+func openPTY(t *testing.T) (ptmx, pts *os.File) {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	return ptmx, pts
+}
+
+// TestProgressOnlyOnTerminal: eval and diagnose draw a progress bar when stderr is a terminal,
+// and never into a log file or pipe.
+func TestProgressOnlyOnTerminal(t *testing.T) {
+	t.Setenv("CROPSHIELD_ORT_LIB", testenv.ORTLib(t))
+	t.Setenv("CROPSHIELD_MODEL", testenv.ContractModel(t))
+	t.Setenv("CROPSHIELD_LOG_LEVEL", "warn")
+	dir := t.TempDir()
+	var files []string
+	for i := range 3 {
+		p := filepath.Join(dir, "tomato__late_blight", strconv.Itoa(i)+".jpg")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, testLeaf(t), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	for _, tc := range []struct {
+		args []string
+		bar  string
+	}{
+		{[]string{"eval", "--device", "cpu", dir}, "evaluating contract-v1 on "},
+		{append([]string{"diagnose", "--no-overlay", "--device", "cpu"}, files...), "diagnosing"},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			ptmx, pts := openPTY(t)
+			var screen bytes.Buffer
+			read := make(chan struct{})
+			go func() {
+				defer close(read)
+				_, _ = io.Copy(&screen, ptmx) // ends with EIO once pts is closed
+			}()
+			if code := run(tc.args, io.Discard, pts); code != 0 {
+				t.Errorf("on a terminal: exit %d", code)
+			}
+			pts.Close()
+			<-read
+			if !strings.Contains(screen.String(), tc.bar) {
+				t.Errorf("no progress bar %q on the terminal: %q", tc.bar, screen.String())
+			}
+			var log bytes.Buffer
+			if code := run(tc.args, io.Discard, &log); code != 0 || strings.Contains(log.String(), tc.bar) {
+				t.Errorf("into a file: exit %d, %q", code, log.String())
+			}
+		})
 	}
 }
