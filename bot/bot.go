@@ -2,8 +2,9 @@
 // Adapter interface every channel implements, and Handler, the one place where an incoming
 // message becomes a reply (commands, languages, the photo cache, inference, the conversation log).
 //
-// Adapters translate a platform's events into Message values and hand them to Handler.Handle
-// together with a Responder that sends Reply values back through the same platform.
+// Adapters translate a platform's events into Message values and hand them to the Intake, which
+// keeps them durably, queues them per chat and hands them to Handler.Handle together with the
+// adapter, a Responder that sends Reply values back through the same platform.
 package bot
 
 import (
@@ -53,9 +54,18 @@ type Photo struct {
 	// file SHA-256), "" if it has none.
 	ContentID string
 	// Size in bytes if the platform says so beforehand, 0 if unknown.
-	Size  int64
-	MIME  string
-	Fetch func(ctx context.Context) ([]byte, error)
+	Size int64
+	MIME string
+	// Ref is the adapter's own reference to the photo (a file id, the message holding the
+	// media keys): the intake keeps it with the message in the inbox and fetches the photo
+	// through the adapter's Channel.FetchPhoto, also after a restart.
+	Ref string `json:",omitempty"`
+	// Data is the photo itself when the channel delivered it inline (the web chat's upload): it
+	// is kept in the inbox with the message. Nil otherwise.
+	Data []byte `json:",omitempty"`
+	// Fetch downloads the photo within the size limit; the intake sets it from Data or Ref
+	// before the handler gets the message. It is not stored.
+	Fetch func(ctx context.Context) ([]byte, error) `json:"-"`
 }
 
 // Message is one incoming message, normalized. The handler answers each (platform, chat, ID)
@@ -74,6 +84,16 @@ type Message struct {
 	// web chat button): one of the Choices of an earlier reply. Text and Photo are empty then.
 	Choice string
 	Time   time.Time
+	// AlbumID marks one photo of an album (a Telegram media group) as the adapter received it:
+	// the intake collects the photos with the same AlbumID in a chat and hands them to the
+	// handler as one message with Album set (AlbumID empty then).
+	AlbumID string `json:",omitempty"`
+	// Unaddressed marks a group photo the adapter kept only because it may belong to an album
+	// addressed to the bot: an album none of whose photos is addressed is not handled.
+	Unaddressed bool `json:",omitempty"`
+	// Ref is the adapter's own reference to the message, kept with it in the inbox (what its
+	// Preparer needs, say).
+	Ref string `json:",omitempty"`
 }
 
 // Choice is a button offered with a reply. Channels with buttons show Label and send Data back
@@ -115,12 +135,13 @@ type MessageHandler interface {
 	Handle(ctx context.Context, m Message, out Responder) error
 }
 
-// Adapter is one messaging channel. Run receives messages until ctx is cancelled and returns
-// nil after a clean stop; Send delivers replies (also replies that staff write later).
+// Adapter is one messaging channel. Run opens the channel on the intake (Intake.Open), hands it
+// the messages received until ctx is cancelled, closes the channel and returns nil after a clean
+// stop; Send delivers replies (also replies that staff write later); FetchPhoto downloads the
+// photos of its messages.
 type Adapter interface {
-	Platform() Platform
-	Run(ctx context.Context, h MessageHandler) error
-	Responder
+	Channel
+	Run(ctx context.Context, in *Intake) error
 }
 
 // Typist is an optional Responder ability: show "working" (Telegram's upload_photo) while a photo

@@ -111,13 +111,18 @@ type env struct {
 	loc  *locales.Bundle
 	opts telegram.Options
 	cfg  bot.Config
+	icfg bot.IntakeConfig
 
 	st        *store.Store
 	a         *telegram.Adapter
+	in        *bot.Intake
 	cancel    context.CancelFunc
 	done      chan error
 	msgID     int
 	beforeRun func(*telegram.Adapter)
+	// drainHook is called at a stop once the intake's gate has closed (no message starts any
+	// more) and before its drain ends.
+	drainHook func()
 }
 
 func newEnv(t testing.TB, mutate func(*telegram.Options)) *env {
@@ -129,9 +134,9 @@ func newEnv(t testing.TB, mutate func(*telegram.Options)) *env {
 	e := &env{t: t, api: newFakeAPI(t), path: filepath.Join(t.TempDir(), "cropshield.db"), loc: loc,
 		// ClearCropShare -1: the contract model is unsure between crops on synthetic leaves, and
 		// these tests want its diagnosis (the crop question has its own tests).
-		cfg: bot.Config{Threshold: 0.01, Burst: 1 << 20, ClearCropShare: -1}, msgID: 1000}
-	e.opts = telegram.Options{Token: testToken, APIEndpoint: e.api.URL(), AlbumWait: 50 * time.Millisecond,
-		RetryDelay: 5 * time.Millisecond, DrainTimeout: time.Minute}
+		cfg:  bot.Config{Threshold: 0.01, Burst: 1 << 20, ClearCropShare: -1}, msgID: 1000,
+		icfg: bot.IntakeConfig{AlbumWait: 50 * time.Millisecond, RetryDelay: 5 * time.Millisecond}}
+	e.opts = telegram.Options{Token: testToken, APIEndpoint: e.api.URL(), RetryDelay: 5 * time.Millisecond}
 	if mutate != nil {
 		mutate(&e.opts)
 	}
@@ -169,15 +174,16 @@ func (e *env) close() {
 	}
 }
 
-// start builds a handler and an adapter on the current store and runs the adapter.
+// start builds a handler, an intake and an adapter on the current store and runs the adapter.
 func (e *env) start() {
 	e.t.Helper()
 	h, err := bot.NewHandler(e.cfg, sink.logger(e.t), e.st, testenv.ContractSession(e.t), e.loc, bot.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	in := bot.NewIntake(e.icfg, sink.logger(e.t), e.st, h)
 	opts := e.opts
-	opts.Inbox, opts.Chats = e.st, e.st
+	opts.Chats = bot.NewMoves(e.st)
 	a, err := telegram.New(sink.logger(e.t), opts)
 	if err != nil {
 		e.t.Fatal(err)
@@ -187,15 +193,25 @@ func (e *env) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, h) }()
-	e.a, e.cancel, e.done = a, cancel, done
+	go func() { done <- a.Run(ctx, in) }()
+	e.a, e.in, e.cancel, e.done = a, in, cancel, done
 }
 
-// stop cancels Run and waits for it; Run must return nil.
+// stop shuts down as serve does: the intake stops (its gate closes, the messages being handled
+// finish), then Run is cancelled and waited for; Run must return nil.
 func (e *env) stop() {
 	e.t.Helper()
 	if e.cancel == nil {
 		return
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.in.Stop(context.Background()) }()
+	<-e.in.Stopping()
+	if e.drainHook != nil {
+		e.drainHook()
+	}
+	if err := <-stopped; err != nil {
+		e.t.Error(err)
 	}
 	e.cancel()
 	if err := <-e.done; err != nil {

@@ -14,17 +14,15 @@ import (
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"github.com/cropshield/cropshield/bot"
-	"github.com/cropshield/cropshield/inference"
 )
 
 // imageMIME lists the document types handed over as photos.
 var imageMIME = []string{"image/jpeg", "image/png", "image/webp"}
 
-// update is one received update: its raw JSON (what the inbox keeps) and its message. A tapped
-// inline keyboard button (callback query) has cb set and msg made from it: its chat, its sender.
+// update is one received update and its message. A tapped inline keyboard button (callback
+// query) has cb set and msg made from it: its chat, its sender.
 type update struct {
 	id  int64
-	raw []byte
 	msg *tgbotapi.Message
 	cb  *tgbotapi.CallbackQuery
 }
@@ -208,7 +206,8 @@ func (a *Adapter) message(m *tgbotapi.Message) bot.Message {
 	}
 }
 
-// photo is the message's image as the handler sees it, nil if it has none.
+// photo is the message's image as the handler sees it, nil if it has none: its Ref is the file
+// id, which FetchPhoto downloads.
 func (a *Adapter) photo(m *tgbotapi.Message) *bot.Photo {
 	sizes, doc := imageOf(m)
 	var fileID, uniqueID, mime string
@@ -222,33 +221,21 @@ func (a *Adapter) photo(m *tgbotapi.Message) *bot.Photo {
 	default:
 		return nil
 	}
-	chat := m.Chat.ID
-	return &bot.Photo{
-		ContentID: uniqueID,
-		Size:      int64(size),
-		MIME:      mime,
-		Fetch:     func(ctx context.Context) ([]byte, error) { return a.download(ctx, chat, fileID, int64(size)) },
-	}
-}
-
-// tooLarge is the handler's error for a file over the download limit.
-func tooLarge(size int64) error {
-	return &inference.PhotoError{Kind: inference.ErrTooLarge, Bytes: size, Limit: inference.Limits{MaxBytes: MaxDownloadBytes}}
+	return &bot.Photo{ContentID: uniqueID, Size: int64(size), MIME: mime, Ref: fileID}
 }
 
 // download gets a file: getFile for its path, then the bytes from the file URL built from the
-// configured endpoint (File.Link would ignore it), reading at most MaxDownloadBytes.
-func (a *Adapter) download(ctx context.Context, chat int64, fileID string, size int64) ([]byte, error) {
-	if size > MaxDownloadBytes {
-		return nil, tooLarge(size)
-	}
+// configured endpoint (File.Link would ignore it), reading at most limit bytes (a larger file is
+// bot.PhotoTooLarge).
+func (a *Adapter) download(ctx context.Context, fileID string, limit int64) ([]byte, error) {
+	tooLarge := func(size int64) error { return bot.PhotoTooLarge(size, limit) }
 	resp, err := a.call(ctx, 0, "getFile", retryIdempotent, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
 		return api.Request(tgbotapi.FileConfig{FileID: fileID})
 	})
 	if err != nil {
 		var te *tgbotapi.Error
 		if errors.As(err, &te) && strings.Contains(strings.ToLower(te.Message), "too big") {
-			return nil, tooLarge(max(size, MaxDownloadBytes+1))
+			return nil, tooLarge(max(limit+1, MaxDownloadBytes+1))
 		}
 		return nil, err
 	}
@@ -256,7 +243,7 @@ func (a *Adapter) download(ctx context.Context, chat int64, fileID string, size 
 	if err := decodeResult(resp, &f); err != nil {
 		return nil, fmt.Errorf("%w: getFile: %w", ErrAPI, err)
 	}
-	if int64(f.FileSize) > MaxDownloadBytes {
+	if int64(f.FileSize) > limit {
 		return nil, tooLarge(int64(f.FileSize))
 	}
 	if f.FilePath == "" {
@@ -265,18 +252,18 @@ func (a *Adapter) download(ctx context.Context, chat int64, fileID string, size 
 	var data []byte
 	err = a.retry(ctx, "download", func(ctx context.Context) (bool, error) {
 		var transient bool
-		data, transient, err = a.fetchFile(ctx, f.FilePath)
+		data, transient, err = a.fetchFile(ctx, f.FilePath, limit, tooLarge)
 		return transient, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.log.Debug("telegram: photo downloaded", "chat", chat, "bytes", len(data))
+	a.log.Debug("telegram: photo downloaded", "bytes", len(data))
 	return data, nil
 }
 
 // fetchFile downloads one file; transient tells a failure worth retrying.
-func (a *Adapter) fetchFile(ctx context.Context, filePath string) (data []byte, transient bool, err error) {
+func (a *Adapter) fetchFile(ctx context.Context, filePath string, limit int64, tooLarge func(int64) error) (data []byte, transient bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
 	defer cancel()
 	u := a.opts.APIEndpoint + "/file/bot" + a.opts.Token + "/" + strings.TrimLeft(filePath, "/")
@@ -293,14 +280,14 @@ func (a *Adapter) fetchFile(ctx context.Context, filePath string) (data []byte, 
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, resp.StatusCode >= 500, fmt.Errorf("%w: download: HTTP %s", ErrAPI, resp.Status)
 	}
-	if resp.ContentLength > MaxDownloadBytes {
+	if resp.ContentLength > limit {
 		return nil, false, tooLarge(resp.ContentLength)
 	}
-	data, err = io.ReadAll(io.LimitReader(resp.Body, MaxDownloadBytes+1))
+	data, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, true, fmt.Errorf("telegram download: %w", redact(err, a.opts.Token))
 	}
-	if len(data) > MaxDownloadBytes {
+	if int64(len(data)) > limit {
 		return nil, false, tooLarge(int64(len(data)))
 	}
 	return data, false, nil

@@ -16,8 +16,8 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/inference"
-	"github.com/cropshield/cropshield/store"
 )
 
 func TestSplitText(t *testing.T) {
@@ -100,7 +100,7 @@ func testAdapter(t *testing.T, opts Options) *Adapter {
 	if opts.Token == "" {
 		opts.Token = "42:secret-token-for-unit-tests"
 	}
-	opts.Inbox, opts.Chats = nopInbox{}, nopChats{}
+	opts.Chats = nopChats{}
 	a, err := New(slog.New(slog.DiscardHandler), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -109,19 +109,10 @@ func testAdapter(t *testing.T, opts Options) *Adapter {
 	return a
 }
 
-type nopInbox struct{}
-
-func (nopInbox) SaveInbox(context.Context, string, []store.InboxUpdate, int64) error { return nil }
-func (nopInbox) PendingInbox(context.Context, string) ([]store.InboxUpdate, error) {
-	return nil, nil
-}
-func (nopInbox) DoneInbox(context.Context, string, ...int64) error  { return nil }
-func (nopInbox) InboxOffset(context.Context, string) (int64, error) { return 0, nil }
-
 type nopChats struct{}
 
-func (nopChats) MigrateChat(context.Context, string, string, string, time.Time) (store.Chat, error) {
-	return store.Chat{}, nil
+func (nopChats) MoveChat(context.Context, bot.Platform, string, string, time.Time) (bool, string, error) {
+	return false, "", nil
 }
 
 func TestWanted(t *testing.T) {
@@ -296,7 +287,6 @@ func TestDownload(t *testing.T) {
 
 	tests := []struct {
 		fileID   string
-		size     int64
 		want     string
 		tooLarge bool
 	}{
@@ -305,11 +295,10 @@ func TestDownload(t *testing.T) {
 		{fileID: "huge-getfile", tooLarge: true},
 		{fileID: "huge-size", tooLarge: true},
 		{fileID: "endless", tooLarge: true},
-		{fileID: "never-asked", size: big, tooLarge: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fileID, func(t *testing.T) {
-			data, err := a.download(context.Background(), 1, tt.fileID, tt.size)
+			data, err := a.download(context.Background(), tt.fileID, MaxDownloadBytes)
 			switch {
 			case tt.want != "":
 				if err != nil || string(data) != tt.want {
@@ -331,13 +320,12 @@ func TestNewChecksOptions(t *testing.T) {
 		name string
 		opts Options
 	}{
-		{"no token", Options{Inbox: nopInbox{}, Chats: nopChats{}}},
-		{"token with a newline", Options{Token: "1:abc\n", Inbox: nopInbox{}, Chats: nopChats{}}},
-		{"no inbox", Options{Token: "1:abc", Chats: nopChats{}}},
-		{"no chats", Options{Token: "1:abc", Inbox: nopInbox{}}},
-		{"endpoint not http", Options{Token: "1:abc", Inbox: nopInbox{}, Chats: nopChats{}, APIEndpoint: "ftp://x"}},
-		{"webhook not absolute", Options{Token: "1:abc", Inbox: nopInbox{}, Chats: nopChats{}, WebhookURL: "/hook"}},
-		{"group photos", Options{Token: "1:abc", Inbox: nopInbox{}, Chats: nopChats{}, GroupPhotos: "some"}},
+		{"no token", Options{Chats: nopChats{}}},
+		{"token with a newline", Options{Token: "1:abc\n", Chats: nopChats{}}},
+		{"no chats", Options{Token: "1:abc"}},
+		{"endpoint not http", Options{Token: "1:abc", Chats: nopChats{}, APIEndpoint: "ftp://x"}},
+		{"webhook not absolute", Options{Token: "1:abc", Chats: nopChats{}, WebhookURL: "/hook"}},
+		{"group photos", Options{Token: "1:abc", Chats: nopChats{}, GroupPhotos: "some"}},
 	}
 	for _, tt := range tests {
 		if _, err := New(slog.New(slog.DiscardHandler), tt.opts); !errors.Is(err, ErrConfig) {

@@ -9,13 +9,13 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
-	"github.com/cropshield/cropshield/store"
+	"github.com/cropshield/cropshield/bot"
 )
 
-// Chats is where the adapter records that a group continues under a new chat id; *store.Store
+// Chats is where the adapter records that a group continues under a new chat id; *bot.Moves
 // implements it.
 type Chats interface {
-	MigrateChat(ctx context.Context, platform, from, to string, at time.Time) (store.Chat, error)
+	MoveChat(ctx context.Context, p bot.Platform, from, to string, at time.Time) (moved bool, language string, err error)
 }
 
 // migration reads a group's migration notice: when a group is upgraded to a supergroup, the
@@ -41,15 +41,15 @@ func isMigration(m *tgbotapi.Message) bool {
 // migrate records that chat from continues as chat to (Chats.MigrateChat): the group's language
 // and the rest of its record go with it. A group the bot never talked in has nothing to carry.
 func (a *Adapter) migrate(ctx context.Context, from, to int64, at time.Time) error {
-	c, err := a.opts.Chats.MigrateChat(ctx, platform, strconv.FormatInt(from, 10), strconv.FormatInt(to, 10), at)
+	moved, lang, err := a.opts.Chats.MoveChat(ctx, bot.Telegram, strconv.FormatInt(from, 10), strconv.FormatInt(to, 10), at)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		a.log.Info("telegram: a group the bot has not talked in became a supergroup; nothing to carry over", "from", from, "to", to)
-		return nil
 	case err != nil:
 		return fmt.Errorf("telegram: record that chat %d moved to %d: %w", from, to, err)
+	case !moved:
+		a.log.Info("telegram: a group the bot has not talked in became a supergroup; nothing to carry over", "from", from, "to", to)
+		return nil
 	}
-	a.log.Info("telegram: group upgraded to a supergroup: its chat moved", "from", from, "to", to, "language", c.Language)
+	a.log.Info("telegram: group upgraded to a supergroup: its chat moved", "from", from, "to", to, "language", lang)
 	return nil
 }
 

@@ -19,17 +19,18 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
-	"github.com/cropshield/cropshield/store"
+	"github.com/cropshield/cropshield/bot"
 )
 
 // allowedUpdates: the bot reads messages and the taps of its inline keyboard buttons (no edits,
 // channel posts...).
 var allowedUpdates = []string{"message", "callback_query"}
 
-// runPolling receives updates with getUpdates until ctx ends. Each batch is saved with its new
-// offset before that offset is sent (by the next getUpdates), which is what confirms the batch
-// to Telegram.
-func (a *Adapter) runPolling(ctx context.Context, p *pool) error {
+// runPolling receives updates with getUpdates until ctx ends. Each batch is accepted by the
+// intake with its new offset (both stored in one transaction) before that offset is sent (by the
+// next getUpdates), which is what confirms the batch to Telegram. While the intake's queues are
+// full, Accept waits and so does polling.
+func (a *Adapter) runPolling(ctx context.Context, in *bot.Intake, offset int64) error {
 	err := a.persist(ctx, "deleteWebhook", func() error {
 		_, err := a.call(ctx, 0, "deleteWebhook", retryIdempotent, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
 			return api.Request(tgbotapi.DeleteWebhookConfig{})
@@ -39,19 +40,9 @@ func (a *Adapter) runPolling(ctx context.Context, p *pool) error {
 	if err != nil {
 		return fmt.Errorf("telegram: remove the webhook before polling: %w", err)
 	}
-	offset, err := a.opts.Inbox.InboxOffset(ctx, platform)
-	if err != nil {
-		return fmt.Errorf("telegram: read the inbox offset: %w", err)
-	}
-	if err := a.resume(ctx); err != nil {
-		return err
-	}
 	timeout := max(1, int(a.opts.PollTimeout/time.Second))
 	conflicts, failures, quick := 0, 0, 0
 	for {
-		if err := p.waitSpace(ctx, a.opts.MaxQueued); err != nil {
-			return nil
-		}
 		cfg := tgbotapi.UpdateConfig{Offset: int(offset), Timeout: timeout, AllowedUpdates: allowedUpdates}
 		asked := a.opts.Now()
 		resp, err := a.call(ctx, 0, "getUpdates", retryFlood, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
@@ -108,10 +99,14 @@ func (a *Adapter) runPolling(ctx context.Context, p *pool) error {
 		if maxID >= 0 {
 			next = maxID + 1
 		}
-		keep := a.keep(all)
-		// Once received the batch is saved even if ctx just ended: it is handled at the next
-		// start instead of being fetched again.
-		if err := a.opts.Inbox.SaveInbox(context.WithoutCancel(ctx), platform, inboxUpdates(keep), next); err != nil {
+		msgs, err := a.receive(ctx, all)
+		if err == nil {
+			err = in.Accept(ctx, bot.Telegram, msgs, next)
+		}
+		switch {
+		case errors.Is(err, bot.ErrStopped) || ctx.Err() != nil:
+			return nil // not confirmed: Telegram delivers the batch again after the restart
+		case err != nil:
 			a.log.Error("telegram: cannot save received updates; not confirming them (Telegram sends them again)", "err", err)
 			if sleep(ctx, a.opts.RetryDelay) != nil {
 				return nil
@@ -119,13 +114,12 @@ func (a *Adapter) runPolling(ctx context.Context, p *pool) error {
 			continue
 		}
 		offset = next
-		a.accept(keep)
 	}
 }
 
 // runWebhook serves the webhook until ctx ends. The listener is up before setWebhook, so the
 // first delivery finds it.
-func (a *Adapter) runWebhook(ctx context.Context, p *pool) error {
+func (a *Adapter) runWebhook(ctx context.Context, in *bot.Intake) error {
 	var raw [32]byte
 	_, _ = rand.Read(raw[:]) // never fails (crypto/rand panics rather than return an error)
 	secret := hex.EncodeToString(raw[:])
@@ -142,8 +136,11 @@ func (a *Adapter) runWebhook(ctx context.Context, p *pool) error {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST "+path, a.webhookHandler(secret, p))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	mux.Handle("POST "+path, a.webhookHandler(secret, in))
+	// Telegram posts one update of at most 1 MB per request from its data centres; the answer
+	// waits at most for the inbox's fsync and for room in the queue.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: webhookMaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -154,9 +151,6 @@ func (a *Adapter) runWebhook(ctx context.Context, p *pool) error {
 			a.log.Warn("telegram: webhook server shutdown", "err", err)
 		}
 	}()
-	if err := a.resume(ctx); err != nil {
-		return err
-	}
 	allowed, _ := json.Marshal(allowedUpdates)
 	params := tgbotapi.Params{"url": a.opts.WebhookURL, "secret_token": secret, "allowed_updates": string(allowed)}
 	err := a.persist(ctx, "setWebhook", func() error {
@@ -180,10 +174,13 @@ func (a *Adapter) runWebhook(ctx context.Context, p *pool) error {
 // maxWebhookBody bounds an update's JSON.
 const maxWebhookBody = 1 << 20
 
+// webhookMaxHeaderBytes bounds a webhook request's headers (Telegram sends a handful).
+const webhookMaxHeaderBytes = 16 << 10
+
 // webhookHandler takes one update per request: 401 without the secret token, 200 once the
-// update is saved in the inbox (or is not for us), 5xx when it could not be saved (Telegram
-// delivers it again).
-func (a *Adapter) webhookHandler(secret string, p *pool) http.Handler {
+// intake has the update durably (or it is not for us), 503 while the intake is full or stopped
+// and 500 when it could not be saved (Telegram delivers it again).
+func (a *Adapter) webhookHandler(secret string, in *bot.Intake) http.Handler {
 	want := sha256.Sum256([]byte(secret))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := sha256.Sum256([]byte(r.Header.Get("X-Telegram-Bot-Api-Secret-Token")))
@@ -203,21 +200,22 @@ func (a *Adapter) webhookHandler(secret string, p *pool) http.Handler {
 			http.Error(w, "not an update", http.StatusBadRequest)
 			return
 		}
-		if !a.wanted(up.Message) {
-			w.WriteHeader(http.StatusOK)
-			return
+		u := update{id: int64(up.UpdateID), msg: up.Message}
+		if up.CallbackQuery != nil {
+			u.msg, u.cb = callbackMessage(up.CallbackQuery), up.CallbackQuery
 		}
-		if err := p.waitSpace(r.Context(), a.opts.MaxQueued); err != nil {
+		msgs, err := a.receive(r.Context(), []update{u})
+		if err == nil {
+			err = in.Accept(r.Context(), bot.Telegram, msgs, 0)
+		}
+		switch {
+		case errors.Is(err, bot.ErrStopped) || errors.Is(err, bot.ErrBusy):
 			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		u := update{id: int64(up.UpdateID), raw: raw, msg: up.Message}
-		if err := a.opts.Inbox.SaveInbox(r.Context(), platform, []store.InboxUpdate{{ID: u.id, Data: raw}}, 0); err != nil {
+		case err != nil:
 			a.log.Error("telegram webhook: cannot save the update; Telegram will deliver it again", "err", err)
 			http.Error(w, "cannot save the update", http.StatusInternalServerError)
-			return
+		default:
+			w.WriteHeader(http.StatusOK)
 		}
-		a.accept([]update{u})
-		w.WriteHeader(http.StatusOK)
 	})
 }

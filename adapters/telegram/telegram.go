@@ -3,30 +3,30 @@
 // sendMessage calls. It holds no business logic (languages, commands, caching and inference are
 // the handler's); it translates, and it makes delivery reliable:
 //
-//   - Crash safety. Every update is saved in the durable inbox (store.SaveInbox) together with
-//     the getUpdates offset that will confirm it, in one bbolt transaction, before that offset is
-//     sent to Telegram. An update leaves the inbox only when the handler returned nil for it. On
-//     start the pending updates are handed to the handler again; the handler answers each
-//     message once (a delivered-again message gets no second reply, an interrupted one resumes).
+//   - Crash safety. Every batch of updates is handed to the intake (bot.Intake.Accept) together
+//     with the getUpdates offset that will confirm it; the intake stores both in one transaction
+//     before the offset is sent to Telegram, hands the messages to the handler, and hands the
+//     ones left at a stop in again at the next start. The handler answers each message once (a
+//     delivered-again message gets no second reply, an interrupted one resumes).
 //   - Modes. Long polling by default (deleteWebhook first); a webhook when a public URL is set
 //     (setWebhook with a random secret_token checked on every request). A 409 Conflict, another
 //     instance receiving this bot's updates, stops Run with ErrConflict.
 //   - Flood control. A 429 is waited out for its retry_after, per chat for a chat's calls and
 //     for the whole bot otherwise (or when several chats are throttled at once); a reply is
 //     retried until its context ends, never dropped.
-//   - Work. Updates are handled by a bounded pool of workers, never on the polling goroutine or
-//     the webhook request, in order within each chat; a panic is recovered per update.
+//   - Work. The intake's bounded pool of workers handles the messages, in order within each chat;
+//     when its queues are full polling waits (and a webhook request gets 503).
 //   - Photos. The smallest size whose shorter side reaches Options.MinPhotoSide is downloaded,
 //     from a URL built from File.FilePath and the configured endpoint; images sent as files
-//     (JPEG, PNG, WebP) count as photos; the photos of an album (media group) are collected for
-//     Options.AlbumWait and handed over as one message.
+//     (JPEG, PNG, WebP) count as photos; the photos of an album (media group) carry its id
+//     (bot.Message.AlbumID) and the intake hands them over as one message.
 //   - Groups. Only photos addressed to the bot (a /diagnose caption, an @mention, a reply to the
 //     bot) or every photo (GroupPhotosAll), and commands for this bot, reach the handler; other
 //     group chatter is neither handled, stored nor logged.
 //   - Migrations. When a group is upgraded to a supergroup Telegram gives it a new chat id. The
 //     notice of the move (migrate_to_chat_id in the group, migrate_from_chat_id in the
-//     supergroup) is recorded with Options.Chats, which carries the group's language and record
-//     over; it never reaches the handler. A reply to the old id that Telegram refuses with
+//     supergroup) is recorded with Options.Chats (bot.Moves), which carries the group's language
+//     and record over, before its batch is accepted; it never reaches the handler. A reply to the old id that Telegram refuses with
 //     migrate_to_chat_id is recorded the same way and sent once more, to the new id.
 //   - Secrecy. The bot token is in every request URL; it never appears in an error or a log line
 //     of this package (net/url errors are redacted).
@@ -41,14 +41,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"github.com/cropshield/cropshield/bot"
-	"github.com/cropshield/cropshield/store"
 )
 
 // Errors of this package, to be checked with errors.Is.
@@ -86,14 +84,6 @@ func ParseGroupPhotos(s string) (GroupPhotos, error) {
 	return "", fmt.Errorf("%w: group photos %q: want addressed or all", ErrConfig, s)
 }
 
-// Inbox is the durable update inbox; *store.Store implements it.
-type Inbox interface {
-	SaveInbox(ctx context.Context, platform string, updates []store.InboxUpdate, offset int64) error
-	PendingInbox(ctx context.Context, platform string) ([]store.InboxUpdate, error)
-	DoneInbox(ctx context.Context, platform string, ids ...int64) error
-	InboxOffset(ctx context.Context, platform string) (int64, error)
-}
-
 // DefaultAPIEndpoint is Telegram's Bot API server.
 const DefaultAPIEndpoint = "https://api.telegram.org"
 
@@ -110,8 +100,6 @@ type Options struct {
 	APIEndpoint string
 	// HTTPClient makes the requests (a client of its own). Requests carry their own deadlines.
 	HTTPClient *http.Client
-	// Inbox is the durable update inbox (required).
-	Inbox Inbox
 	// Chats records groups that moved to a new chat id (required).
 	Chats Chats
 
@@ -128,21 +116,11 @@ type Options struct {
 	PollTimeout time.Duration
 	// RequestTimeout bounds every other Bot API request and each file download (60 s).
 	RequestTimeout time.Duration
-	// Workers is how many updates are handled at once (8); the handler bounds the analyses.
-	Workers int
-	// MaxQueued is how many received updates may wait for a worker before polling pauses (1000).
-	MaxQueued int
 	// MinPhotoSide: the smallest photo size whose shorter side reaches it is downloaded, the
 	// largest if none does (320 px; the model needs about 256).
 	MinPhotoSide int
-	// AlbumWait is how long the photos of an album are collected after the last one arrived
-	// (1.5 s).
-	AlbumWait time.Duration
 	// GroupPhotos: which photos in groups are answered (GroupPhotosAddressed).
 	GroupPhotos GroupPhotos
-	// DrainTimeout: after Run's context ends, updates being handled get this long to finish
-	// before their context is cancelled (10 s). Updates not started stay in the inbox.
-	DrainTimeout time.Duration
 	// EmptyPollDelay: when getUpdates answers an empty batch sooner than half PollTimeout (a Bot
 	// API server that does not hold long polls), polling pauses this long before asking again,
 	// doubling with every such answer in a row up to 30 s; a batch with updates or a poll that
@@ -177,23 +155,11 @@ func (o Options) withDefaults() Options {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 60 * time.Second
 	}
-	if o.Workers <= 0 {
-		o.Workers = 8
-	}
-	if o.MaxQueued <= 0 {
-		o.MaxQueued = 1000
-	}
 	if o.MinPhotoSide <= 0 {
 		o.MinPhotoSide = 320
 	}
-	if o.AlbumWait <= 0 {
-		o.AlbumWait = 1500 * time.Millisecond
-	}
 	if o.GroupPhotos == "" {
 		o.GroupPhotos = GroupPhotosAddressed
-	}
-	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 10 * time.Second
 	}
 	if o.EmptyPollDelay <= 0 {
 		o.EmptyPollDelay = time.Second
@@ -213,9 +179,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// platform is the inbox's and the store's name for this channel.
-const platform = string(bot.Telegram)
-
 // Adapter is the Telegram channel. Send and Typing work before and after Run (staff replies).
 type Adapter struct {
 	opts  Options
@@ -226,21 +189,14 @@ type Adapter struct {
 	self    atomic.Pointer[tgbotapi.User] // set by Run from getMe
 	running atomic.Bool
 
-	mu      sync.Mutex // guards what follows: the intake side of Run
-	albums  map[albumKey]*album
-	active  map[int64]bool // update ids queued or being handled
-	stopped bool
-	pool    *pool
-	marker  *marker
-
-	drainHook func() // tests: called once intake has stopped, before draining
 	// pause waits between polls after an empty answer (sleep; tests count the pauses).
 	pause func(ctx context.Context, d time.Duration) error
 }
 
 var (
-	_ bot.Adapter = (*Adapter)(nil)
-	_ bot.Typist  = (*Adapter)(nil)
+	_ bot.Adapter  = (*Adapter)(nil)
+	_ bot.Typist   = (*Adapter)(nil)
+	_ bot.Preparer = (*Adapter)(nil)
 )
 
 // New checks the options and builds the adapter. It does no I/O: Run asks Telegram who the bot
@@ -252,9 +208,6 @@ func New(log *slog.Logger, opts Options) (*Adapter, error) {
 	}
 	if strings.ContainsAny(opts.Token, "/?#% \t\r\n") {
 		return nil, fmt.Errorf("%w: the bot token has characters a token never has (a stray space or newline?)", ErrConfig)
-	}
-	if opts.Inbox == nil {
-		return nil, fmt.Errorf("%w: no inbox", ErrConfig)
 	}
 	if opts.Chats == nil {
 		return nil, fmt.Errorf("%w: no chats store", ErrConfig)
@@ -281,10 +234,10 @@ func New(log *slog.Logger, opts Options) (*Adapter, error) {
 // Platform is bot.Telegram.
 func (a *Adapter) Platform() bot.Platform { return bot.Telegram }
 
-// Run receives updates until ctx ends, then lets the updates being handled finish (up to
-// Options.DrainTimeout) and returns nil. It returns an error if the token is refused, another
-// instance holds the updates (ErrConflict), or the inbox fails.
-func (a *Adapter) Run(ctx context.Context, h bot.MessageHandler) error {
+// Run opens the channel on the intake, receives updates and hands them in until ctx ends, and
+// returns nil. It returns an error if the token is refused, another instance holds the updates
+// (ErrConflict), or the intake cannot be opened. The intake drains the messages being handled.
+func (a *Adapter) Run(ctx context.Context, in *bot.Intake) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: Run is already running", ErrConfig)
 	}
@@ -302,41 +255,19 @@ func (a *Adapter) Run(ctx context.Context, h bot.MessageHandler) error {
 	}
 	a.self.Store(&me)
 	log := a.log.With("bot", "@"+me.UserName)
-
-	// Handling continues for DrainTimeout after ctx ends, so that a reply being sent is not cut.
-	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelJobs()
-	p := newPool(a.opts.Workers, func(j job) { a.handleJob(jobCtx, h, j) })
-	mk := newMarker(a.opts.Inbox, a.log)
-	defer mk.close() // after the workers are done: their updates are marked before Run returns
-	a.mu.Lock()
-	a.albums, a.active, a.stopped, a.pool, a.marker = map[albumKey]*album{}, map[int64]bool{}, false, p, mk
-	a.mu.Unlock()
+	offset, err := in.Open(ctx, a)
+	if err != nil {
+		return fmt.Errorf("telegram: %w", err)
+	}
+	defer in.Close(bot.Telegram)
 
 	var runErr error
 	if a.opts.WebhookURL != "" {
 		log.Info("telegram: receiving updates by webhook", "url", a.opts.WebhookURL)
-		runErr = a.runWebhook(ctx, p)
+		runErr = a.runWebhook(ctx, in)
 	} else {
 		log.Info("telegram: receiving updates by long polling")
-		runErr = a.runPolling(ctx, p)
-	}
-
-	a.stopIntake()
-	if a.drainHook != nil {
-		a.drainHook()
-	}
-	drained := make(chan struct{})
-	go func() { p.wait(); close(drained) }()
-	timer := time.NewTimer(a.opts.DrainTimeout)
-	defer timer.Stop()
-	select {
-	case <-drained:
-	case <-timer.C:
-		log.Warn("telegram: updates still being handled after the drain timeout: interrupting them; they are resumed at the next start",
-			"drain_timeout", a.opts.DrainTimeout)
-		cancelJobs()
-		<-drained
+		runErr = a.runPolling(ctx, in, offset)
 	}
 	log.Info("telegram: stopped")
 	if runErr != nil && ctx.Err() != nil && !errors.Is(runErr, ErrConflict) && !errors.Is(runErr, ErrUnauthorized) {

@@ -275,7 +275,7 @@ func squash(s string) string { return strings.Join(strings.Fields(s), " ") }
 func (e *env) a2() *telegram.Adapter {
 	e.t.Helper()
 	opts := e.opts
-	opts.Inbox, opts.Chats = e.st, e.st
+	opts.Chats = bot.NewMoves(e.st)
 	a, err := telegram.New(sink.logger(e.t), opts)
 	if err != nil {
 		e.t.Fatal(err)
@@ -439,19 +439,20 @@ func TestFloodStorm(t *testing.T) {
 
 // TestRestartMidBatch: the adapter and the store are closed while a batch is being handled (one
 // update answered, one being sent, four waiting) and opened again; one update had been answered
-// but not yet marked done (the crash window between the two). Every update is answered exactly
-// once, and the inbox ends empty.
+// but its inbox entry was still there (the crash window between the two). Every update is
+// answered exactly once, and the inbox ends empty.
 func TestRestartMidBatch(t *testing.T) {
-	e := newEnv(t, func(o *telegram.Options) { o.Workers = 1 })
+	e := newEnv(t, nil)
+	e.icfg.Workers = 1
 	const n = 6
 	var msgs []tgbotapi.Message
 	for c := range int64(n) {
 		msgs = append(msgs, e.photo(privateChat(700+c), farmer(700+c), "", e.onePhotoSize(70+int(c))))
 	}
 	e.api.hold(func(method string, chat int64) bool { return method == "sendPhoto" && chat == 701 })
-	e.beforeRun = func(a *telegram.Adapter) { telegram.SetDrainHook(a, e.api.release) }
+	e.drainHook = e.api.release
 	e.start()
-	ids := e.api.push(msgs...)
+	e.api.push(msgs...)
 	e.api.waitFor(t, "chat 700 answered and chat 701's answer on its way", func() bool {
 		held := 0
 		for _, c := range e.api.calls {
@@ -467,19 +468,24 @@ func TestRestartMidBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var left []int64
+	var left []string
 	for _, p := range pending {
-		left = append(left, p.ID)
+		var m bot.Message
+		if err := json.Unmarshal(p.Data, &m); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, m.Chat.ID)
 	}
-	if !slices.Equal(left, ids[2:]) {
-		t.Fatalf("inbox after the stop holds %v, want the 4 updates not started %v", left, ids[2:])
+	if want := []string{"702", "703", "704", "705"}; !slices.Equal(left, want) {
+		t.Fatalf("inbox after the stop holds the messages of chats %v, want those not started %v", left, want)
 	}
-	// The crash window: chat 700's update answered but its inbox entry not yet deleted.
-	raw, err := json.Marshal(tgbotapi.Update{UpdateID: int(ids[0]), Message: &msgs[0]})
+	// The crash window: chat 700's message answered but its inbox entry not yet deleted.
+	again, err := json.Marshal(bot.Message{ID: strconv.Itoa(msgs[0].MessageID), Chat: bot.ChatRef{Platform: bot.Telegram, ID: "700", Kind: bot.Private},
+		Sender: bot.Sender{ID: "700"}, Photo: &bot.Photo{Ref: msgs[0].Photo[0].FileID}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.SaveInbox(context.Background(), "telegram", []store.InboxUpdate{{ID: ids[0], Data: raw}}, 0); err != nil {
+	if err := e.st.SaveInbox(context.Background(), "telegram", []store.InboxUpdate{{ID: 1 << 40, Data: again}}, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -492,6 +498,10 @@ func TestRestartMidBatch(t *testing.T) {
 		}
 		return true
 	})
+	// Chat 700's message handed in again is handled (no second answer) before the stop.
+	if err := e.in.WaitHandled(context.Background(), bot.Telegram, "700", strconv.Itoa(msgs[0].MessageID)); err != nil {
+		t.Fatal(err)
+	}
 	e.stop() // drains: the answers being sent are complete
 	for c := range int64(n) {
 		checkAnswer(t, e, e.api.sentTo(700+c), "sendPhoto", 1, 0)
@@ -500,30 +510,30 @@ func TestRestartMidBatch(t *testing.T) {
 		}
 	}
 	if pending, err := e.st.PendingInbox(context.Background(), "telegram"); err != nil || len(pending) != 0 {
-		t.Errorf("inbox after the restart: %d updates, %v; want empty", len(pending), err)
+		t.Errorf("inbox after the restart: %d updates, %v; want empty: %s", len(pending), err, pending[0].Data)
 	}
 }
 
-// TestAlbumResumedAfterRestart: the photos of an album saved in the inbox but not handled
-// before a crash are regrouped at the next start and answered once, together.
+// TestAlbumResumedAfterRestart: the photos of an album received (and confirmed to Telegram) but
+// not handled before a stop, because the album was still being collected, are regrouped at the
+// next start and answered once, together.
 func TestAlbumResumedAfterRestart(t *testing.T) {
 	e := newEnv(t, nil)
+	e.icfg.AlbumWait = time.Hour // the album is still being collected at the stop
 	chat, amina := privateChat(81), farmer(81)
-	var saved []store.InboxUpdate
+	e.start()
 	for i := range 3 {
 		m := e.photo(chat, amina, "", e.onePhotoSize(80+i))
 		m.MediaGroupID = "24680"
-		raw := e.api.update(m)
-		var u tgbotapi.Update
-		if err := json.Unmarshal(raw, &u); err != nil {
-			t.Fatal(err)
-		}
-		saved = append(saved, store.InboxUpdate{ID: int64(u.UpdateID), Data: raw})
+		e.api.push(m)
 	}
-	if err := e.st.SaveInbox(context.Background(), "telegram", saved, saved[2].ID+1); err != nil {
-		t.Fatal(err)
+	e.api.waitFor(t, "the album confirmed to Telegram", func() bool { return len(e.api.queue) == 0 && countLocked(e.api.calls, "getUpdates") >= 2 })
+	e.stop()
+	if pending, err := e.st.PendingInbox(context.Background(), "telegram"); err != nil || len(pending) != 3 {
+		t.Fatalf("inbox after the stop: %d entries, %v; want the album's 3 photos", len(pending), err)
 	}
-	e.start()
+	e.icfg.AlbumWait = 50 * time.Millisecond
+	e.restart()
 	checkAnswer(t, e, e.untilHelp(chat, amina), "sendMediaGroup", 3, 0)
 }
 

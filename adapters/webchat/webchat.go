@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,14 +63,12 @@ type Adapter struct {
 	log  *slog.Logger
 	page *template.Template
 
-	handler atomic.Pointer[handlerRef] // set while Run runs
-	msgSeq  atomic.Uint64
+	intake atomic.Pointer[bot.Intake] // set while Run runs
+	msgSeq atomic.Uint64
 
 	mu    sync.Mutex
 	chats map[string]*chat
 }
-
-type handlerRef struct{ h bot.MessageHandler }
 
 // chat is one browser's conversation as the page shows it.
 type chat struct {
@@ -126,14 +125,24 @@ func New(log *slog.Logger, opts Options) (*Adapter, error) {
 // Platform is bot.WebChat.
 func (a *Adapter) Platform() bot.Platform { return bot.WebChat }
 
-// Run accepts messages until ctx ends. Requests outside Run get 503.
-func (a *Adapter) Run(ctx context.Context, h bot.MessageHandler) error {
-	a.handler.Store(&handlerRef{h})
+// Run hands messages to the intake until ctx ends. Requests outside Run, and after the intake
+// stopped, get 503 with the "busy, try again" text.
+func (a *Adapter) Run(ctx context.Context, in *bot.Intake) error {
+	if _, err := in.Open(ctx, a); err != nil {
+		return fmt.Errorf("webchat: %w", err)
+	}
+	a.intake.Store(in)
 	a.log.Info("web chat accepting messages")
 	<-ctx.Done()
-	a.handler.Store(nil)
+	a.intake.Store(nil)
+	in.Close(bot.WebChat)
 	a.log.Info("web chat stopped accepting messages")
 	return nil
+}
+
+// FetchPhoto fails: the web chat's photos come inline (Photo.Data), never by reference.
+func (a *Adapter) FetchPhoto(context.Context, string, int64) ([]byte, error) {
+	return nil, errors.New("webchat: photos are uploaded with the message, there is nothing to fetch")
 }
 
 // Routes registers the page, its assets and its API on mux.
@@ -167,6 +176,15 @@ func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
 		c.entries[len(c.entries)-1].ImageURL = "/api/image/" + strconv.FormatUint(e.Seq, 10)
 	}
 	return nil
+}
+
+// dropEntry removes an entry the user's message could not keep (it was not taken).
+func (a *Adapter) dropEntry(id string, seq uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c, ok := a.chats[id]; ok {
+		c.entries = slices.DeleteFunc(c.entries, func(e Entry) bool { return e.Seq == seq })
+	}
 }
 
 func (a *Adapter) chatLocked(id string) *chat {
@@ -238,11 +256,13 @@ func (a *Adapter) index(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// send takes one message (a text field and/or a photo file) and hands it to the handler. The
-// replies are then in the outbox, and the response carries every entry after `after`.
+// send takes one message (a text field and/or a photo file), hands it to the intake and waits
+// until it is answered. The replies are then in the outbox, and the response carries every entry
+// after `after`. A full queue gets the "busy, try again" answer in the user's language, a
+// stopped intake (shutdown) 503 with the same text.
 func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
-	ref := a.handler.Load()
-	if ref == nil {
+	in := a.intake.Load()
+	if in == nil {
 		http.Error(w, "the bot is not accepting messages right now", http.StatusServiceUnavailable)
 		return
 	}
@@ -262,8 +282,7 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "empty message", http.StatusBadRequest)
 		return
 	}
-	a.mu.Lock()
-	c := a.chatLocked(id)
+	ctx := context.WithoutCancel(r.Context()) // a browser that goes away does not cancel its message
 	kind, shown := "text", msg.Text
 	switch {
 	case msg.Photo != nil:
@@ -272,12 +291,32 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 		// A tapped button: the page shows its label as what the user said.
 		kind, shown, msg.Text = "choice", label, ""
 	}
-	a.appendLocked(c, Entry{From: "you", Kind: kind, Text: shown})
+	// The user's line first: the reply may come before TryAccept returns.
+	a.mu.Lock()
+	c := a.chatLocked(id)
+	mine := a.appendLocked(c, Entry{From: "you", Kind: kind, Text: shown})
 	a.mu.Unlock()
-
-	// The handler answers through Send; a browser that goes away does not cancel the analysis.
-	if err := ref.h.Handle(context.WithoutCancel(r.Context()), msg, a); err != nil {
-		a.log.Error("web chat message not handled", "msg", msg.ID, "err", err)
+	err = in.TryAccept(ctx, bot.WebChat, []bot.Message{msg}, 0)
+	switch {
+	case errors.Is(err, bot.ErrBusy):
+		a.mu.Lock()
+		a.appendLocked(a.chatLocked(id), Entry{From: "bot", Kind: "error", Text: in.Busy(ctx, msg)})
+		a.mu.Unlock()
+	case errors.Is(err, bot.ErrStopped):
+		a.dropEntry(id, mine.Seq)
+		http.Error(w, in.Busy(ctx, msg), http.StatusServiceUnavailable)
+		return
+	case err != nil:
+		a.dropEntry(id, mine.Seq)
+		a.log.Error("web chat message not stored", "msg", msg.ID, "err", err)
+		http.Error(w, "the message could not be stored; try again", http.StatusInternalServerError)
+		return
+	}
+	if err == nil {
+		// The intake hands it to the handler, which answers through Send.
+		if err := in.WaitHandled(r.Context(), bot.WebChat, id, msg.ID); err != nil {
+			return // the browser went away; the message is answered all the same
+		}
 	}
 	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 	a.writeEntries(w, id, after)
@@ -353,14 +392,8 @@ func (a *Adapter) readPhoto(part *multipart.Part) (*bot.Photo, error) {
 		size += rest
 		data = nil
 	}
-	p := &bot.Photo{Size: size, MIME: part.Header.Get("Content-Type")}
-	p.Fetch = func(ctx context.Context) ([]byte, error) {
-		if data == nil {
-			return nil, fmt.Errorf("webchat: photo of %d bytes over the limit", size)
-		}
-		return data, ctx.Err()
-	}
-	return p, nil
+	// Over the limit there are no data: the handler refuses it by its size.
+	return &bot.Photo{Size: size, MIME: part.Header.Get("Content-Type"), Data: data}, nil
 }
 
 func (a *Adapter) messages(w http.ResponseWriter, r *http.Request) {

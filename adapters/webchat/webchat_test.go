@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"net/url"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/cropshield/cropshield/adapters/webchat"
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/store"
 )
 
 var _ bot.Adapter = (*webchat.Adapter)(nil)
@@ -55,7 +57,10 @@ func newFakeHandler(t *testing.T) *fakeHandler {
 
 func (f *fakeHandler) Handle(ctx context.Context, m bot.Message, out bot.Responder) error {
 	rec := handled{msg: m}
-	if m.Photo != nil {
+	switch {
+	case m.Photo != nil && m.Photo.Fetch == nil:
+		rec.fetchErr = errors.New("no photo to fetch") // over the limit: only its size came
+	case m.Photo != nil:
 		rec.photo, rec.fetchErr = m.Photo.Fetch(ctx)
 	}
 	f.mu.Lock()
@@ -111,11 +116,13 @@ func smallJPEG(t *testing.T) []byte {
 	return b.Bytes()
 }
 
-// env is one adapter mounted on a 127.0.0.1 test server.
+// env is one adapter mounted on a 127.0.0.1 test server, with the intake on a real bbolt store.
 type env struct {
 	a   *webchat.Adapter
 	srv *httptest.Server
 	h   *fakeHandler
+	st  *store.Store
+	in  *bot.Intake
 }
 
 func newEnv(t *testing.T, opts webchat.Options) *env {
@@ -128,7 +135,21 @@ func newEnv(t *testing.T, opts webchat.Options) *env {
 	a.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{a: a, srv: srv, h: newFakeHandler(t)}
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "cropshield.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{a: a, srv: srv, h: newFakeHandler(t), st: st}
+	e.in = bot.NewIntake(bot.IntakeConfig{}, slog.New(slog.DiscardHandler), st, e.h)
+	t.Cleanup(func() {
+		if err := e.in.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return e
 }
 
 // run starts Run with the fake handler, waits until messages are accepted, and stops it (and
@@ -148,7 +169,7 @@ func (e *env) start(t *testing.T) (context.CancelFunc, <-chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.a.Run(ctx, e.h) }()
+	go func() { done <- e.a.Run(ctx, e.in) }()
 	// A request that is not multipart gets 503 until Run has installed the handler and 400
 	// after; it never reaches the handler.
 	for {
@@ -1014,5 +1035,40 @@ func TestConcurrentBrowsers(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestNoTurnAfterDrain: at shutdown the intake is stopped (its drain) while the web chat's Run
+// still runs; a message posted after that must not start a turn (it once went straight to the
+// handler after the handler's Wait had returned): it gets 503 with the "busy, try again" text
+// and the handler never sees it.
+func TestNoTurnAfterDrain(t *testing.T) {
+	e := newEnv(t, webchat.Options{})
+	e.run(t)
+	b := e.browser(t)
+	if got := e.send(t, b, upload{text: "/start"}); len(got) == 0 {
+		t.Fatal("no entries before the shutdown")
+	}
+	if err := e.in.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	req, err := e.sendReq(upload{text: "/help"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "busy") {
+		t.Errorf("after the drain: status %d %q, want 503 saying the bot is busy", resp.StatusCode, body)
+	}
+	if n := len(e.h.handled()); n != 1 {
+		t.Errorf("handler got %d messages, want 1: none after the drain", n)
 	}
 }

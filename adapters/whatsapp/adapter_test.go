@@ -530,25 +530,28 @@ func TestReplyShapes(t *testing.T) {
 }
 
 // fakeUsers records the moves asked of the bot's store and answers them with errs in turn (then
-// with success).
+// with success); store.ErrNotFound stands for "nothing to move".
 type fakeUsers struct {
 	mu    sync.Mutex
 	errs  []error
 	calls []string // "from>to at"
 }
 
-func (f *fakeUsers) MigrateUser(_ context.Context, platform, from, to string, at time.Time) (store.User, error) {
+func (f *fakeUsers) MoveUser(_ context.Context, platform bot.Platform, from, to string, at time.Time) (bool, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("%s:%s>%s@%d", platform, from, to, at.Unix()))
 	if len(f.errs) > 0 {
 		err := f.errs[0]
 		f.errs = f.errs[1:]
-		if err != nil {
-			return store.User{}, err
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return false, "", nil // as bot.Moves says it: nothing kept under the LID
+		case err != nil:
+			return false, "", err
 		}
 	}
-	return store.User{Platform: platform, ID: to, MovedFrom: from}, nil
+	return true, "", nil
 }
 
 // TestLIDFarmerMovedOnce: the adapter asks the bot's store to move a farmer from their LID to

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cropshield/cropshield/bot"
+	cstore "github.com/cropshield/cropshield/store"
 )
 
 // The bot's account and the people who write to it.
@@ -233,14 +234,50 @@ func openTestStore(t testing.TB, path string) *Store {
 	return st
 }
 
-// rig runs an adapter on a fake client until the test ends.
+// rig runs an adapter on a fake client, with an intake on the handler, until the test ends.
 type rig struct {
 	t      testing.TB
 	client *fakeClient
 	st     *Store
 	a      *Adapter
+	in     *bot.Intake
 	cancel context.CancelFunc
 	done   chan error
+	// drain bounds the intake's drain at stop (none: until the messages being handled finish);
+	// already over, the messages being handled are interrupted as by a crash.
+	drain context.Context
+}
+
+// inboxes are the bot's durable inboxes (bbolt) the rigs' intakes keep messages in, one per
+// WhatsApp store: a rig started again on the same store finds what the last one left.
+var inboxes sync.Map // *Store → *cstore.Store
+
+func inboxOf(t testing.TB, st *Store) *cstore.Store {
+	if in, ok := inboxes.Load(st); ok {
+		return in.(*cstore.Store)
+	}
+	in, err := cstore.Open(context.Background(), filepath.Join(t.TempDir(), "cropshield.db"), cstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inboxes.Store(st, in)
+	t.Cleanup(func() {
+		inboxes.Delete(st)
+		if err := in.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return in
+}
+
+// pendingIn counts the messages the intake keeps for WhatsApp, not answered yet.
+func pendingIn(t testing.TB, st *Store) int {
+	t.Helper()
+	p, err := inboxOf(t, st).PendingInbox(context.Background(), string(bot.WhatsApp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(p)
 }
 
 // testOptions paces nothing and retries media quickly enough for tests that wait for the event.
@@ -256,11 +293,12 @@ func startRig(t testing.TB, st *Store, h bot.MessageHandler, opts Options) *rig 
 // startRigOn runs the adapter on a client prepared beforehand (files on its servers).
 func startRigOn(t testing.TB, client *fakeClient, st *Store, h bot.MessageHandler, opts Options) *rig {
 	t.Helper()
-	r := &rig{t: t, client: client, st: st, done: make(chan error, 1)}
+	r := &rig{t: t, client: client, st: st, done: make(chan error, 1), drain: context.Background()}
 	r.a = New(testLogger, r.client, st, opts)
+	r.in = bot.NewIntake(bot.IntakeConfig{Workers: 4, RetryDelay: time.Millisecond}, testLogger, inboxOf(t, st), h)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go func() { r.done <- r.a.Run(ctx, h) }()
+	go func() { r.done <- r.a.Run(ctx, r.in) }()
 	select {
 	case <-r.client.connected:
 	case err := <-r.done:
@@ -270,8 +308,10 @@ func startRigOn(t testing.TB, client *fakeClient, st *Store, h bot.MessageHandle
 	return r
 }
 
-// stop ends Run (letting messages in progress finish) and returns its error.
+// stop shuts down as serve does: the intake stops (the messages in progress finish, within
+// r.drain), then Run ends; it returns Run's error.
 func (r *rig) stop() error {
+	_ = r.in.Stop(r.drain) // an interrupted drain is what r.drain asks for
 	r.cancel()
 	err, ok := <-r.done
 	if ok {

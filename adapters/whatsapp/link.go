@@ -186,10 +186,9 @@ type Status struct {
 	LID      string
 	PushName string
 	Platform string
-	Pending  int // received messages not answered yet
 }
 
-// ReadStatus reads the linked device and the inbox without connecting.
+// ReadStatus reads the linked device without connecting.
 func ReadStatus(ctx context.Context, st *Store) (Status, error) {
 	d, err := st.Device(ctx)
 	if err != nil {
@@ -201,9 +200,6 @@ func ReadStatus(ctx context.Context, st *Store) (Status, error) {
 		if !d.LID.IsEmpty() {
 			s.LID = d.LID.ToNonAD().String()
 		}
-	}
-	if s.Pending, err = st.PendingCount(ctx); err != nil {
-		return Status{}, err
 	}
 	return s, nil
 }

@@ -17,7 +17,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/bot"
 )
 
 // retryWaiters hands events.MediaRetry, which arrive on whatsmeow's event goroutine, to the
@@ -138,8 +138,7 @@ func (a *Adapter) downloadOnce(ctx context.Context, id types.MessageID, m media)
 			declared = l.GetFileLength()
 		}
 		a.log.Warn("photo download stopped at the size limit", "msg", id, "declared_bytes", declared, "limit", a.opts.MaxPhotoBytes)
-		return nil, &inference.PhotoError{Kind: inference.ErrTooLarge, Bytes: a.opts.MaxPhotoBytes + 1,
-			Limit: inference.Limits{MaxBytes: a.opts.MaxPhotoBytes}}
+		return nil, bot.PhotoTooLarge(a.opts.MaxPhotoBytes+1, a.opts.MaxPhotoBytes)
 	}
 	if err != nil && len(f.buf) > 0 && (errors.Is(err, whatsmeow.ErrInvalidMediaSHA256) || errors.Is(err, whatsmeow.ErrFileLengthMismatch)) {
 		a.log.Warn("downloaded photo does not match WhatsApp's hash or length; using it", "msg", id, "err", err)

@@ -2,19 +2,17 @@ package whatsapp
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/cropshield/cropshield/bot"
-	"github.com/cropshield/cropshield/store"
 )
 
 // Users is where the adapter records that a farmer known until then only by a LID continues
-// under their phone-number id, with their private chat; *store.Store implements it.
+// under their phone-number id, with their private chat; *bot.Moves implements it.
 type Users interface {
-	MigrateUser(ctx context.Context, platform, from, to string, at time.Time) (store.User, error)
+	MoveUser(ctx context.Context, p bot.Platform, from, to string, at time.Time) (moved bool, language string, err error)
 }
 
 // moveUser carries what the bot keeps under a LID that was a farmer's canonical id (their
@@ -26,16 +24,16 @@ func (a *Adapter) moveUser(ctx context.Context, lid, pn types.JID, at time.Time)
 	if a.opts.Users == nil {
 		return true
 	}
-	u, err := a.opts.Users.MigrateUser(ctx, string(bot.WhatsApp), lid.String(), pn.String(), at)
+	moved, lang, err := a.opts.Users.MoveUser(ctx, bot.WhatsApp, lid.String(), pn.String(), at)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return true
 	case err != nil:
 		a.log.Error("cannot move a farmer known by LID to their phone number; the message is answered anyway, the next one tries again",
 			"lid", lid, "phone", pn, "err", err)
 		return false
+	case !moved:
+		return true
 	}
 	a.log.Info("a farmer known by LID is now keyed by phone number: their language and conversation moved",
-		"lid", lid, "phone", pn, "language", u.Language)
+		"lid", lid, "phone", pn, "language", lang)
 	return true
 }

@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,14 +16,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cropshield/cropshield/bot"
-	"github.com/cropshield/cropshield/inference"
 )
 
 // storeTimeout bounds the inbox writes done on whatsmeow's event goroutine.
 const storeTimeout = 10 * time.Second
 
-// receive decides whether a message is for the bot and records it. It returns false (do not
-// acknowledge: WhatsApp delivers it again) only when a message for the bot could not be recorded.
+// receive decides whether a message is for the bot, records it and hands it to the intake. It
+// returns false (do not acknowledge: WhatsApp delivers it again) only when a message for the bot
+// could not be recorded or the intake did not take it (full for storeTimeout, or stopping).
 func (a *Adapter) receive(e *events.Message) bool {
 	info := e.Info
 	switch {
@@ -53,10 +54,24 @@ func (a *Adapter) receive(e *events.Message) bool {
 		return false
 	}
 	if !inserted {
+		// Delivered again (the receipt may not have reached WhatsApp): handed in again, the
+		// intake and the handler answer it once.
 		a.log.Info("WhatsApp message delivered again; already recorded", "chat", m.ChatID, "msg", info.ID)
+	}
+	msg, err := a.message(r)
+	if err != nil {
+		a.log.Error("cannot read a WhatsApp message; dropping it", "chat", info.Chat, "msg", info.ID, "err", err)
 		return true
 	}
-	a.enqueue(r)
+	rs := a.current()
+	if rs == nil {
+		return false
+	}
+	if err := rs.in.Accept(ctx, bot.WhatsApp, []bot.Message{msg}, 0); err != nil {
+		a.log.Warn("the intake did not take a WhatsApp message; not acknowledging it, WhatsApp delivers it again",
+			"chat", m.ChatID, "msg", info.ID, "err", err)
+		return false
+	}
 	return true
 }
 
@@ -254,10 +269,10 @@ func (a *Adapter) identify(ctx context.Context, info types.MessageInfo, m *meta)
 }
 
 // followPair hands a message recorded from a farmer's LID over as sent by their phone-number id
-// when the pair was learnt after the message arrived (it waited in the inbox or its chat's
-// queue): the farmer's record moved there (identify), so the reply's language is theirs and a
-// /language sent before the move lands where it is read. The chat stays the one the message was
-// recorded in: replies go where the farmer wrote from. A failed lookup changes nothing.
+// when the pair was learnt after the message arrived (it waited in the intake): the farmer's
+// record moved there (identify), so the reply's language is theirs and a /language sent before
+// the move lands where it is read. The chat stays the one the message was recorded in: replies
+// go where the farmer wrote from. A failed lookup changes nothing.
 func (a *Adapter) followPair(ctx context.Context, msg *bot.Message) {
 	lid, err := types.ParseJID(msg.Sender.ID)
 	if err != nil || lid.Server != types.HiddenUserServer {
@@ -275,8 +290,30 @@ func (a *Adapter) followPair(ctx context.Context, msg *bot.Message) {
 	msg.Sender.ID, msg.Sender.LangHint = pn.String(), "+"+pn.User
 }
 
-// message rebuilds the bot.Message of a recorded message.
-func (a *Adapter) message(ctx context.Context, r inboxRow) (bot.Message, error) {
+// ref names a received message (its row) in bot.Message.Ref and bot.Photo.Ref.
+type ref struct {
+	Chat string `json:"c"` // the chat's JID
+	ID   string `json:"m"`
+}
+
+func (r inboxRow) ref() string {
+	b, _ := json.Marshal(ref{Chat: r.ChatJID, ID: r.MsgID}) // cannot fail
+	return string(b)
+}
+
+// row reads the received message a Ref names.
+func (a *Adapter) row(ctx context.Context, s string) (inboxRow, error) {
+	var r ref
+	if err := json.Unmarshal([]byte(s), &r); err != nil || r.Chat == "" || r.ID == "" {
+		return inboxRow{}, fmt.Errorf("whatsapp: bad message reference %q", s)
+	}
+	return a.st.receivedMessage(ctx, r.Chat, r.ID)
+}
+
+// message builds the bot.Message of a recorded message: what is known when it arrives. What is
+// known only when it is handled (the sender's phone-number id learnt meanwhile, the group's
+// title and admins) is Prepare's.
+func (a *Adapter) message(r inboxRow) (bot.Message, error) {
 	var wm waE2E.Message
 	if err := proto.Unmarshal(r.Message, &wm); err != nil {
 		return bot.Message{}, fmt.Errorf("decode message %s: %w", r.MsgID, err)
@@ -288,50 +325,77 @@ func (a *Adapter) message(ctx context.Context, r inboxRow) (bot.Message, error) 
 		Sender: bot.Sender{ID: m.SenderID, Name: m.PushName, LangHint: m.Phone},
 		Text:   m.Text,
 		Time:   m.Time,
+		Ref:    r.ref(),
 	}
-	a.followPair(ctx, &msg)
 	if m.Group {
 		msg.Chat.Kind = bot.Group
-		chat, err := types.ParseJID(r.ChatJID)
-		if err != nil {
-			return bot.Message{}, fmt.Errorf("chat %q: %w", r.ChatJID, err)
-		}
-		admin := m.Command == "language" || m.Command == "lang" || m.Command == "crop" // group choices: admins only
-		g := a.groups.get(ctx, a.client, chat, admin, a.opts.Now())
-		msg.Chat.Title = g.title
-		if admin {
-			msg.Sender.IsAdmin = g.isAdmin(m.Sender, m.SenderID)
-		}
 	}
 	c := contentOf(&wm)
 	if c.photo == nil {
 		return msg, nil
 	}
-	p := &bot.Photo{MIME: mimeOf(c.photo)}
-	if m.ViewOnce {
-		// View-once photos are refused: the farmer asked that the photo not be kept, and the bot
-		// keeps every photo it diagnoses for staff review. The handler answers in the farmer's
-		// language that it cannot read such photos and asks for a normal one.
-		p.Fetch = func(context.Context) ([]byte, error) {
-			return nil, &inference.PhotoError{Kind: inference.ErrUnsupportedFormat, Format: "view-once"}
+	p := &bot.Photo{MIME: mimeOf(c.photo), Ref: r.ref()}
+	if !m.ViewOnce {
+		if sum := c.photo.GetFileSHA256(); len(sum) == 32 {
+			p.ContentID = hex.EncodeToString(sum)
 		}
-		msg.Photo = p
-		return msg, nil
+		if l, ok := c.photo.(interface{ GetFileLength() uint64 }); ok {
+			p.Size = int64(l.GetFileLength())
+		}
 	}
-	if sum := c.photo.GetFileSHA256(); len(sum) == 32 {
-		p.ContentID = hex.EncodeToString(sum)
+	msg.Photo = p
+	return msg, nil
+}
+
+// Prepare is called by the intake just before the handler gets a message: the sender's
+// phone-number id learnt meanwhile, the group's title and (for the group choices only admins
+// make) whether the sender is an admin now, and the blue ticks: the message is being handled.
+func (a *Adapter) Prepare(ctx context.Context, msg *bot.Message) {
+	a.followPair(ctx, msg)
+	r, err := a.row(ctx, msg.Ref)
+	if err != nil {
+		a.log.Warn("cannot read a received message to prepare it", "msg", msg.ID, "err", err)
+		return
 	}
-	if l, ok := c.photo.(interface{ GetFileLength() uint64 }); ok {
-		p.Size = int64(l.GetFileLength())
+	if r.Meta.Group {
+		chat, err := types.ParseJID(r.ChatJID)
+		if err == nil {
+			admin := r.Meta.Command == "language" || r.Meta.Command == "lang" || r.Meta.Command == "crop" // group choices: admins only
+			g := a.groups.get(ctx, a.client, chat, admin, a.opts.Now())
+			msg.Chat.Title = g.title
+			if admin {
+				msg.Sender.IsAdmin = g.isAdmin(r.Meta.Sender, r.Meta.SenderID)
+			}
+		}
+	}
+	a.markRead(ctx, r)
+}
+
+// FetchPhoto downloads the photo of the received message ref names. View-once photos are refused:
+// the farmer asked that the photo not be kept, and the bot keeps every photo it diagnoses for
+// staff review. The handler answers in the farmer's language that it cannot read such photos and
+// asks for a normal one.
+func (a *Adapter) FetchPhoto(ctx context.Context, ref string, _ int64) ([]byte, error) {
+	r, err := a.row(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if r.Meta.ViewOnce {
+		return nil, bot.PhotoUnsupported("view-once")
+	}
+	var wm waE2E.Message
+	if err := proto.Unmarshal(r.Message, &wm); err != nil {
+		return nil, fmt.Errorf("whatsapp: decode message %s: %w", r.MsgID, err)
+	}
+	c := contentOf(&wm)
+	if c.photo == nil {
+		return nil, fmt.Errorf("whatsapp: message %s has no photo", r.MsgID)
 	}
 	info, err := r.messageInfo()
 	if err != nil {
-		return bot.Message{}, err
+		return nil, err
 	}
-	photo := c.photo
-	p.Fetch = func(ctx context.Context) ([]byte, error) { return a.download(ctx, &info, photo) }
-	msg.Photo = p
-	return msg, nil
+	return a.download(ctx, &info, c.photo)
 }
 
 func mimeOf(m media) string {

@@ -22,7 +22,9 @@ import (
 
 // Store is the WhatsApp side's SQL database: whatsmeow's device store (the linked device's keys,
 // Signal sessions, contacts, LID↔phone map, decrypted-event buffer) and the adapter's own tables
-// (the inbox of received messages and each user's alternate id). It is SQLite in its own file
+// (the received messages, which replies quote and whose media keys download their photos, and
+// each user's alternate id). The messages waiting to be answered are in the bot's intake, not
+// here. It is SQLite in its own file
 // beside the bbolt database, or PostgreSQL.
 type Store struct {
 	db        *sql.DB
@@ -124,8 +126,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		blob = "BYTEA"
 	}
 	for _, q := range []string{
-		// The inbox: every message handed to the bot, recorded before WhatsApp gets its receipt.
-		// state: 0 pending, 1 done, 2 failed (its handling panicked; never retried).
+		// The received messages: every message handed to the bot, recorded before WhatsApp gets
+		// its receipt. state: 3 handed to the intake; from older versions, which kept their
+		// own queue here, 0 pending (handed to the intake at the next start), 1 done, 2 failed.
 		`CREATE TABLE IF NOT EXISTS cropshield_wa_inbox (
 			chat_jid TEXT NOT NULL,
 			msg_id   TEXT NOT NULL,
@@ -185,8 +188,8 @@ func (s *Store) insertInbox(ctx context.Context, r inboxRow) (inserted bool, err
 		return false, err
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO cropshield_wa_inbox (chat_jid, msg_id, chat_id, seq, state, meta, message)
-		VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (chat_jid, msg_id) DO NOTHING`,
-		r.ChatJID, r.MsgID, r.Meta.ChatID, r.Seq, string(m), r.Message)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chat_jid, msg_id) DO NOTHING`,
+		r.ChatJID, r.MsgID, r.Meta.ChatID, r.Seq, stateHanded, string(m), r.Message)
 	if err != nil {
 		return false, fmt.Errorf("%w: record message: %w", ErrStore, err)
 	}
@@ -197,11 +200,11 @@ func (s *Store) insertInbox(ctx context.Context, r inboxRow) (inserted bool, err
 	return n == 1, nil
 }
 
-// Inbox row states.
+// Row states: statePending is a message an older version left unanswered in its own queue;
+// every message received now is stateHanded (the intake has it).
 const (
 	statePending = 0
-	stateDone    = 1
-	stateFailed  = 2
+	stateHanded  = 3
 )
 
 func (s *Store) setInboxState(ctx context.Context, chatJID, msgID string, state int) error {
@@ -224,7 +227,7 @@ func scanRow(sc interface{ Scan(...any) error }) (inboxRow, error) {
 	return r, nil
 }
 
-// pendingInbox returns the messages not yet answered, oldest first.
+// pendingInbox returns the messages an older version left unanswered, oldest first.
 func (s *Store) pendingInbox(ctx context.Context) ([]inboxRow, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT chat_jid, msg_id, seq, meta, message FROM cropshield_wa_inbox
 		WHERE state = $1 ORDER BY seq`, statePending)
@@ -246,13 +249,17 @@ func (s *Store) pendingInbox(ctx context.Context) ([]inboxRow, error) {
 	return out, nil
 }
 
-// PendingCount is how many received messages wait to be answered.
-func (s *Store) PendingCount(ctx context.Context) (int, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM cropshield_wa_inbox WHERE state = $1`, statePending).Scan(&n); err != nil {
-		return 0, fmt.Errorf("%w: count pending messages: %w", ErrStore, err)
+// receivedMessage finds a received message by the chat's JID and the message id.
+func (s *Store) receivedMessage(ctx context.Context, chatJID, msgID string) (inboxRow, error) {
+	r, err := scanRow(s.db.QueryRowContext(ctx, `SELECT chat_jid, msg_id, seq, meta, message FROM cropshield_wa_inbox
+		WHERE chat_jid = $1 AND msg_id = $2`, chatJID, msgID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, errNotFound
 	}
-	return n, nil
+	if err != nil {
+		return r, fmt.Errorf("%w: read message %s: %w", ErrStore, msgID, err)
+	}
+	return r, nil
 }
 
 // inboxMessage finds a received message by the canonical chat id and message id.
@@ -288,7 +295,8 @@ func (s *Store) lastReceived(ctx context.Context, chatID string) (types.JID, tim
 	return j, time.Unix(0, seq), nil
 }
 
-// pruneInbox deletes answered messages received before before.
+// pruneInbox deletes the messages received before before (those an older version left pending
+// stay until they are handed to the intake).
 func (s *Store) pruneInbox(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM cropshield_wa_inbox WHERE state <> $1 AND seq < $2`, statePending, before.UnixNano())
 	if err != nil {

@@ -65,7 +65,10 @@ func TestStoreOpensAndUpgradesOnSQLite(t *testing.T) {
 	}
 }
 
-func TestInbox(t *testing.T) {
+// TestReceivedMessages: the table of received messages records each once, finds it for a quote
+// and a download, knows where a chat last wrote from, hands over what an older version left
+// pending in it, and prunes the old ones.
+func TestReceivedMessages(t *testing.T) {
 	ctx := context.Background()
 	st := openTestStore(t, "")
 	at := time.Unix(1700000000, 0)
@@ -86,12 +89,22 @@ func TestInbox(t *testing.T) {
 			t.Fatalf("insert %s/%s: %v %v, want %v", tc.r.ChatJID, tc.r.MsgID, got, err, tc.want)
 		}
 	}
-	if err := st.setInboxState(ctx, "a@s.whatsapp.net", "1", stateDone); err != nil {
+	if pending, err := st.pendingInbox(ctx); err != nil || len(pending) != 0 {
+		t.Fatalf("messages received now are the intake's, none pending here: %+v %v", pending, err)
+	}
+	// An older version left messages 2 and b/1 pending in its own queue: they are handed over.
+	if _, err := st.db.ExecContext(ctx, `UPDATE cropshield_wa_inbox SET state = $1 WHERE NOT (chat_jid = 'a@s.whatsapp.net' AND msg_id = '1')`, statePending); err != nil {
 		t.Fatal(err)
 	}
 	pending, err := st.pendingInbox(ctx)
 	if err != nil || len(pending) != 2 || pending[0].MsgID != "2" || pending[1].ChatJID != "b@s.whatsapp.net" || pending[0].Meta.ChatID != "c-a@s.whatsapp.net" {
 		t.Fatalf("pending %+v %v", pending, err)
+	}
+	if err := st.setInboxState(ctx, "b@s.whatsapp.net", "1", stateHanded); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.receivedMessage(ctx, "b@s.whatsapp.net", "1"); err != nil || r.Meta.ChatID != "c-b@s.whatsapp.net" {
+		t.Errorf("received message %+v %v", r, err)
 	}
 	jid, last, err := st.lastReceived(ctx, "c-a@s.whatsapp.net")
 	if err != nil || jid.String() != "a@s.whatsapp.net" || !last.Equal(at.Add(2*time.Second)) {
@@ -100,8 +113,8 @@ func TestInbox(t *testing.T) {
 	if _, last, err := st.lastReceived(ctx, "nobody"); err != nil || !last.IsZero() {
 		t.Errorf("last received of a stranger %v %v", last, err)
 	}
-	if n, err := st.pruneInbox(ctx, at.Add(time.Hour)); err != nil || n != 1 {
-		t.Errorf("pruned %d %v, want the answered one", n, err)
+	if n, err := st.pruneInbox(ctx, at.Add(time.Hour)); err != nil || n != 2 {
+		t.Errorf("pruned %d %v, want the 2 not left pending by an older version", n, err)
 	}
 	if _, err := st.inboxMessage(ctx, "c-a@s.whatsapp.net", "1"); !errors.Is(err, errNotFound) {
 		t.Errorf("pruned message still found: %v", err)

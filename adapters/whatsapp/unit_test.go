@@ -7,45 +7,6 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-func TestQueueKeepsEachChatInOrder(t *testing.T) {
-	q := newQueue()
-	msg := func(chat, id string) inboxRow { return inboxRow{MsgID: id, Meta: meta{ChatID: chat}} }
-	for _, r := range []inboxRow{msg("a", "a1"), msg("a", "a2"), msg("b", "b1"), msg("a", "a3")} {
-		if !q.push(r) {
-			t.Fatal("push refused")
-		}
-	}
-	// a1 and b1 may run together; a2 only once a1 is done.
-	take := func(want string) {
-		t.Helper()
-		r, ok := q.next()
-		if !ok || r.MsgID != want {
-			t.Fatalf("next = %s %v, want %s", r.MsgID, ok, want)
-		}
-	}
-	take("a1")
-	take("b1")
-	if len(q.ready) != 0 {
-		t.Fatalf("chat a is ready while a1 runs: %v", q.ready)
-	}
-	q.done("b")
-	q.done("a")
-	take("a2")
-	q.done("a")
-	take("a3")
-	q.close()
-	if q.push(msg("c", "c1")) {
-		t.Error("push accepted after close")
-	}
-	if _, ok := q.next(); ok {
-		t.Error("next after close")
-	}
-	q.done("a")
-	if len(q.chats) != 0 {
-		t.Errorf("chats left %v", q.chats)
-	}
-}
-
 func TestPacer(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	p := newPacer(time.Second, 300*time.Millisecond, func() time.Time { return now })

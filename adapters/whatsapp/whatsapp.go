@@ -3,11 +3,13 @@
 // farmers send it in private chats, and in groups when it is addressed.
 //
 // Receiving: whatsmeow delivers events one at a time on its own goroutine. The adapter only
-// decides there whether a message is for the bot and records it in its inbox table (in the same
-// SQL database as whatsmeow's device store); WhatsApp gets its receipt only after that, so a crash
-// loses nothing: an unacknowledged message is delivered again, and a recorded one not yet answered
-// is handed to the handler at the next start. The slow work (download, analysis, replies) runs on
-// a bounded pool of workers, one message of a chat at a time.
+// decides there whether a message is for the bot, records it in its table of received messages
+// (in the same SQL database as whatsmeow's device store: what quoting a reply and downloading its
+// photo need) and hands it to the intake (bot.Intake), which keeps it durably in the bot's inbox;
+// WhatsApp gets its receipt only after that, so a crash loses nothing: an unacknowledged message
+// is delivered again, and an accepted one not yet answered is handed to the handler at the next
+// start. The slow work (download, analysis, replies) runs on the intake's bounded pool of
+// workers, one message of a chat at a time; while the intake is full, receiving waits.
 //
 // Sending: replies only ever go to chats that wrote to the bot (never a broadcast: numbers that
 // broadcast get banned), quote the farmer's message and are paced per chat and overall.
@@ -36,7 +38,6 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/cropshield/cropshield/bot"
-	"github.com/cropshield/cropshield/inference"
 )
 
 // Errors returned by the adapter, to be checked with errors.Is.
@@ -65,8 +66,6 @@ var (
 
 // Options tune the adapter; zero fields take the defaults in parentheses.
 type Options struct {
-	// Workers bounds the messages handled at once (4). The handler bounds the analyses itself.
-	Workers int
 	// GroupAllPhotos answers every photo in a group, not only those that mention the bot or
 	// whose caption starts with DiagnoseWord.
 	GroupAllPhotos bool
@@ -85,15 +84,13 @@ type Options struct {
 	// MediaRetryTimeout is how long to wait for the sender's phone to upload an expired photo
 	// again (20 s); keep it under the handler's fetch timeout.
 	MediaRetryTimeout time.Duration
-	// DrainTimeout is how long a stop waits for the messages being handled before interrupting
-	// them (15 s); interrupted ones are handed in again at the next start.
-	DrainTimeout time.Duration
 	// ReplyWindow: replies go only to chats that wrote to the bot within it (7 days).
 	ReplyWindow time.Duration
-	// InboxRetention: answered messages are kept this long for quoting staff replies (30 days).
+	// InboxRetention: received messages are kept this long for quoting staff replies and
+	// downloading their photos (30 days).
 	InboxRetention time.Duration
 	// Users moves a farmer known until then only by a LID (their language, private chat and
-	// conversation) to the phone-number id once the adapter learns the pair; *store.Store. Nil:
+	// conversation) to the phone-number id once the adapter learns the pair; *bot.Moves. Nil:
 	// nothing is moved, and such a farmer starts afresh under the phone number.
 	Users Users
 	// Now is the clock (time.Now).
@@ -101,9 +98,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Workers <= 0 {
-		o.Workers = 4
-	}
 	if o.DiagnoseWord == "" {
 		o.DiagnoseWord = "/diagnose"
 	}
@@ -117,13 +111,10 @@ func (o Options) withDefaults() Options {
 		o.GlobalInterval = 300 * time.Millisecond
 	}
 	if o.MaxPhotoBytes <= 0 {
-		o.MaxPhotoBytes = inference.DefaultLimits.MaxBytes
+		o.MaxPhotoBytes = bot.DefaultMaxPhotoBytes
 	}
 	if o.MediaRetryTimeout <= 0 {
 		o.MediaRetryTimeout = 20 * time.Second
-	}
-	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 15 * time.Second
 	}
 	if o.ReplyWindow <= 0 {
 		o.ReplyWindow = 7 * 24 * time.Hour
@@ -155,17 +146,17 @@ type Adapter struct {
 
 // runState is one Run.
 type runState struct {
-	h         bot.MessageHandler
-	q         *queue
-	accepting bool // new messages go to the queue (else they wait in the inbox for the next start)
+	ctx       context.Context
+	in        *bot.Intake
 	fatal     chan error
-	online    chan struct{} // closed at the first logged-in connection: workers start then
+	online    chan struct{} // closed at the first logged-in connection: the intake is open then
 	onlineSet sync.Once
 }
 
 var (
-	_ bot.Adapter = (*Adapter)(nil)
-	_ bot.Typist  = (*Adapter)(nil)
+	_ bot.Adapter  = (*Adapter)(nil)
+	_ bot.Typist   = (*Adapter)(nil)
+	_ bot.Preparer = (*Adapter)(nil)
 )
 
 // New builds the adapter on a client (WrapClient(NewWhatsmeowClient(...)) in production) and the
@@ -179,10 +170,12 @@ func New(log *slog.Logger, client Client, st *Store, opts Options) *Adapter {
 // Platform is bot.WhatsApp.
 func (a *Adapter) Platform() bot.Platform { return bot.WhatsApp }
 
-// Run connects and answers messages until ctx ends (nil) or WhatsApp ends the session for good
-// (an error saying what happened and what to do). On the way out it stops taking new messages,
-// lets those being handled finish for up to DrainTimeout and disconnects.
-func (a *Adapter) Run(ctx context.Context, h bot.MessageHandler) error {
+// Run connects and hands the messages received to the intake until ctx ends (nil) or WhatsApp
+// ends the session for good (an error saying what happened and what to do). The channel is
+// opened on the intake at the first logged-in connection (the replies to the messages left from
+// the last run need it); on the way out it is closed and the client disconnected. The intake
+// drains the messages being handled.
+func (a *Adapter) Run(ctx context.Context, in *bot.Intake) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return errors.New("whatsapp: already running")
 	}
@@ -194,77 +187,75 @@ func (a *Adapter) Run(ctx context.Context, h bot.MessageHandler) error {
 	if n, err := a.st.pruneInbox(ctx, a.opts.Now().Add(-a.opts.InboxRetention)); err != nil {
 		a.log.Warn("cannot prune the WhatsApp inbox", "err", err)
 	} else if n > 0 {
-		a.log.Debug("pruned answered WhatsApp messages", "count", n)
-	}
-	pending, err := a.st.pendingInbox(ctx)
-	if err != nil {
-		return err
+		a.log.Debug("pruned received WhatsApp messages", "count", n)
 	}
 
-	rs := &runState{h: h, q: newQueue(), accepting: true, fatal: make(chan error, 1), online: make(chan struct{})}
-	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelJobs()
-	var workers sync.WaitGroup
-	for range a.opts.Workers {
-		workers.Go(func() { a.work(jobCtx, rs) })
-	}
-	for _, r := range pending {
-		rs.q.push(r)
-	}
+	rs := &runState{ctx: ctx, in: in, fatal: make(chan error, 1), online: make(chan struct{})}
 	a.mu.Lock()
 	a.run = rs
 	a.mu.Unlock()
 	hid := a.client.AddEventHandlerWithSuccessStatus(a.onEvent)
-
-	stop := func(drain bool) {
-		a.mu.Lock()
-		rs.accepting = false
-		a.mu.Unlock()
-		rs.q.close()
-		rs.onlineSet.Do(func() { close(rs.online) }) // workers still waiting for it find the queue closed
-		if drain && !waitTimeout(&workers, a.opts.DrainTimeout) {
-			a.log.Warn("messages still being handled after the drain timeout: interrupting them; they are handed in again at the next start")
-		}
-		cancelJobs()
-		workers.Wait()
+	stop := func() {
 		a.client.RemoveEventHandler(hid)
 		a.client.Disconnect()
+		in.Close(bot.WhatsApp)
 		a.mu.Lock()
 		a.run = nil
 		a.mu.Unlock()
 	}
 	if err := a.client.Connect(); err != nil {
-		stop(false)
+		stop()
 		return fmt.Errorf("whatsapp: connect: %w", err)
 	}
 	groupPhotos := "when the bot is mentioned or the caption starts with " + a.opts.DiagnoseWord
 	if a.opts.GroupAllPhotos {
 		groupPhotos = "all"
 	}
-	a.log.Info("WhatsApp adapter running", "account", "+"+pn.User, "pending", len(pending), "group_photos", groupPhotos)
+	a.log.Info("WhatsApp adapter running", "account", "+"+pn.User, "group_photos", groupPhotos)
 
 	select {
 	case <-ctx.Done():
-		stop(true)
+		stop()
 		a.log.Info("WhatsApp adapter stopped")
 		return nil
 	case err := <-rs.fatal:
 		a.log.Error("WHATSAPP ADAPTER STOPPED: the rest of the bot keeps serving", "err", err)
-		stop(false)
+		stop()
 		return err
 	}
 }
 
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
+// connected opens the channel on the intake at the first logged-in connection, on whatsmeow's
+// event goroutine before any message of the connection is delivered, and hands the intake what
+// an older version of the adapter left pending in its own inbox table.
+func (a *Adapter) connected(rs *runState) {
+	first := false
+	rs.onlineSet.Do(func() { first = true })
+	if !first {
+		return
+	}
+	defer close(rs.online)
+	if _, err := rs.in.Open(rs.ctx, a); err != nil {
+		a.fatal(fmt.Errorf("whatsapp: open the intake: %w", err))
+		return
+	}
+	legacy, err := a.st.pendingInbox(rs.ctx)
+	if err != nil {
+		a.log.Warn("cannot read messages left pending in the old WhatsApp inbox", "err", err)
+		return
+	}
+	for _, r := range legacy {
+		msg, err := a.message(r)
+		if err == nil {
+			err = rs.in.Accept(rs.ctx, bot.WhatsApp, []bot.Message{msg}, 0)
+		}
+		if err != nil {
+			a.log.Warn("a message left pending in the old WhatsApp inbox not handed to the intake", "msg", r.MsgID, "err", err)
+			continue
+		}
+		if err := a.st.setInboxState(rs.ctx, r.ChatJID, r.MsgID, stateHanded); err != nil {
+			a.log.Warn("cannot mark a message handed to the intake", "msg", r.MsgID, "err", err)
+		}
 	}
 }
 
@@ -310,7 +301,7 @@ func (a *Adapter) onEvent(evt any) (ack bool) {
 	case *events.Connected:
 		a.log.Info("WhatsApp connected")
 		if rs := a.current(); rs != nil {
-			rs.onlineSet.Do(func() { close(rs.online) })
+			a.connected(rs)
 		}
 	case *events.Disconnected:
 		a.log.Warn("WhatsApp disconnected; reconnecting")
@@ -339,71 +330,6 @@ func (a *Adapter) fatal(err error) {
 	select {
 	case rs.fatal <- err:
 	default:
-	}
-}
-
-// enqueue hands a recorded message to the workers if Run is taking new work.
-func (a *Adapter) enqueue(r inboxRow) {
-	a.mu.Lock()
-	rs := a.run
-	ok := rs != nil && rs.accepting
-	a.mu.Unlock()
-	if !ok || !rs.q.push(r) {
-		a.log.Info("message recorded while stopping; it is answered after the next start", "chat", r.Meta.ChatID, "msg", r.MsgID)
-	}
-}
-
-// work runs messages from the queue until it closes, once WhatsApp is connected (the replies
-// to messages left from the last run need the connection).
-func (a *Adapter) work(ctx context.Context, rs *runState) {
-	select {
-	case <-rs.online:
-	case <-ctx.Done():
-		return
-	}
-	for {
-		r, ok := rs.q.next()
-		if !ok {
-			return
-		}
-		a.process(ctx, rs.h, r)
-		rs.q.done(r.Meta.ChatID)
-	}
-}
-
-// process hands one recorded message to the handler and marks it answered.
-func (a *Adapter) process(ctx context.Context, h bot.MessageHandler, r inboxRow) {
-	log := a.log.With("chat", r.Meta.ChatID, "msg", r.MsgID)
-	wctx := context.WithoutCancel(ctx)
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("panic while handling a WhatsApp message; it is not retried", "panic", p, "stack", string(debug.Stack()))
-			if err := a.st.setInboxState(wctx, r.ChatJID, r.MsgID, stateFailed); err != nil {
-				log.Error("cannot mark message failed", "err", err)
-			}
-		}
-	}()
-	msg, err := a.message(ctx, r)
-	if err != nil {
-		log.Error("cannot read a recorded WhatsApp message; it is not retried", "err", err)
-		if err := a.st.setInboxState(wctx, r.ChatJID, r.MsgID, stateFailed); err != nil {
-			log.Error("cannot mark message failed", "err", err)
-		}
-		return
-	}
-	a.markRead(ctx, r)
-	err = h.Handle(ctx, msg, a)
-	switch {
-	case ctx.Err() != nil:
-		log.Info("interrupted while handling; handed in again at the next start")
-		return
-	case err != nil:
-		log.Error("the handler could not record the message; it stays in the inbox and is handed in again at the next start", "err", err)
-		return
-	}
-	if err := a.st.setInboxState(wctx, r.ChatJID, r.MsgID, stateDone); err != nil {
-		// Harmless: handed in again at the next start, the handler knows it was answered.
-		log.Warn("cannot mark message answered", "err", err)
 	}
 }
 

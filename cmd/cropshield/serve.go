@@ -40,6 +40,8 @@ type serveConfig struct {
 	askCropBelow float64
 	workers      int
 	drainTimeout time.Duration
+	// intake bounds the messages handled at once and waiting (bot.IntakeConfig).
+	intake       bot.IntakeConfig
 	memLimit     byteSize
 	decodeBudget byteSize
 	telegram     telegramConfig
@@ -64,6 +66,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Float64Var(&c.askCropBelow, "ask-crop-below", 0.66, "without a crop stated by the farmer, below this share of its most likely crop the bot asks which crop it is (a leaf the model judges an unknown crop is asked about too, with \"another crop\"); 0 never asks")
 	fs.IntVar(&c.workers, "workers", 2, "photos analysed at once")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 20*time.Second, "how long shutdown waits for messages being handled")
+	fs.IntVar(&c.intake.Workers, "message-workers", 8, "messages handled at once, across chats and channels (the model's own limit is --workers)")
+	fs.IntVar(&c.intake.ChatQueue, "queue-per-chat", 20, "messages one chat may have waiting or being handled; more wait (Telegram, WhatsApp) or get \"busy, try again\" (web chat)")
+	fs.IntVar(&c.intake.Queue, "queue", 1000, "messages all chats together may have waiting or being handled")
 	fs.Var(&c.memLimit, "memory-limit", "soft limit of the Go heap (debug.SetMemoryLimit), e.g. 384MiB or 1GiB; off for none")
 	fs.Var(&c.decodeBudget, "decode-budget", "bytes of decoded pixels that the photos being analysed may hold at once; a photo waits for its share")
 	c.telegram.register(fs)
@@ -132,6 +137,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	// The one intake for every channel: the durable inbox, each chat's queue, retries.
+	c.intake.AlbumWait = c.telegram.albumWait
+	intake := bot.NewIntake(c.intake, log.With("part", "intake"), st, handler)
 	web, err := webchat.New(log.With("adapter", "webchat"), webchat.Options{})
 	if err != nil {
 		return err
@@ -141,7 +149,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		adapters = append(adapters, web)
 	}
 	if withTelegram {
-		tgOpts.Inbox, tgOpts.Chats, tgOpts.DrainTimeout = st, st, c.drainTimeout
+		tgOpts.Chats = bot.NewMoves(st)
 		tg, err := telegram.New(log.With("adapter", "telegram"), tgOpts)
 		if err != nil {
 			return fmt.Errorf("%w: %w", errUsage, err)
@@ -149,7 +157,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		adapters = append(adapters, tg)
 	}
 	if c.whatsapp.enabled {
-		wa, closeWA, waErr := c.whatsapp.adapter(ctx, log, c.db, st, c.drainTimeout)
+		wa, closeWA, waErr := c.whatsapp.adapter(ctx, log, c.db, bot.NewMoves(st))
 		if waErr != nil {
 			return waErr
 		}
@@ -206,7 +214,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	var wg sync.WaitGroup
 	for _, a := range adapters {
 		wg.Go(func() {
-			if err := a.Run(adapterCtx, handler); err != nil {
+			if err := a.Run(adapterCtx, intake); err != nil {
 				logAdapterError(log, string(a.Platform()), err)
 				health.set(string(a.Platform()), "failed: "+err.Error())
 				return
@@ -225,10 +233,16 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	case err := <-ops.failed():
 		log.Error("operations server failed", "err", err)
 	}
-	stopAdapters()
-	wg.Wait()
+	// The stop gate first, while the adapters can still send: no message starts from now on
+	// (the web chat answers "busy", Telegram and WhatsApp are not acknowledged), those being
+	// handled finish within --drain-timeout, the rest waits in the inbox for the next start.
 	dctx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
 	defer cancel()
+	if err := intake.Stop(dctx); err != nil {
+		log.Warn("shutdown: messages still in progress were interrupted", "err", err)
+	}
+	stopAdapters()
+	wg.Wait()
 	if err := handler.Wait(dctx); err != nil {
 		log.Warn("shutdown: messages still in progress", "err", err)
 	}

@@ -23,7 +23,6 @@ type telegramConfig struct {
 	groupPhotos  string
 	minPhotoSide int
 	albumWait    time.Duration
-	workers      int
 }
 
 func (c *telegramConfig) register(fs *flag.FlagSet) {
@@ -37,7 +36,6 @@ func (c *telegramConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.groupPhotos, "telegram-group-photos", string(telegram.GroupPhotosAddressed), "photos answered in groups: addressed (a /diagnose caption, an @mention, a reply to the bot) or all")
 	fs.IntVar(&c.minPhotoSide, "telegram-min-photo-side", 320, "download the smallest photo size whose shorter side reaches this many pixels")
 	fs.DurationVar(&c.albumWait, "telegram-album-wait", 1500*time.Millisecond, "how long the photos of an album are collected after the last one")
-	fs.IntVar(&c.workers, "telegram-workers", 8, "Telegram updates handled at once")
 }
 
 // options returns the adapter's options, or ok false when Telegram is not configured.
@@ -67,7 +65,7 @@ func (c *telegramConfig) options() (opts telegram.Options, ok bool, err error) {
 	}
 	return telegram.Options{
 		Token: token, APIEndpoint: c.api, WebhookURL: c.webhookURL, WebhookAddr: c.webhookAddr,
-		GroupPhotos: gp, MinPhotoSide: c.minPhotoSide, AlbumWait: c.albumWait, Workers: c.workers,
+		GroupPhotos: gp, MinPhotoSide: c.minPhotoSide,
 	}, true, nil
 }
 

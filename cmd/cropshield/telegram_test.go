@@ -170,7 +170,7 @@ func TestServeTelegram(t *testing.T) {
 		threshold:    0.01,
 		workers:      2,
 		drainTimeout: 10 * time.Second,
-		telegram:     telegramConfig{tokenFile: tokenFile, api: tg.srv.URL, groupPhotos: "addressed", minPhotoSide: 320, albumWait: time.Second, workers: 2},
+		telegram:     telegramConfig{tokenFile: tokenFile, api: tg.srv.URL, groupPhotos: "addressed", minPhotoSide: 320, albumWait: time.Second},
 	}
 	addr := make(chan string, 1)
 	c.ready = func(a string) { addr <- a }

@@ -25,7 +25,6 @@ type whatsappConfig struct {
 	diagnoseWord   string
 	chatInterval   time.Duration
 	globalInterval time.Duration
-	workers        int
 	replyWindow    time.Duration
 }
 
@@ -36,7 +35,6 @@ func (c *whatsappConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.diagnoseWord, "whatsapp-diagnose-word", "/diagnose", "a caption starting with this word asks for a diagnosis in a WhatsApp group")
 	fs.DurationVar(&c.chatInterval, "whatsapp-chat-interval", time.Second, "least time between two WhatsApp messages to one chat")
 	fs.DurationVar(&c.globalInterval, "whatsapp-global-interval", 300*time.Millisecond, "least time between any two WhatsApp messages the bot sends")
-	fs.IntVar(&c.workers, "whatsapp-workers", 4, "WhatsApp messages handled at once")
 	fs.DurationVar(&c.replyWindow, "whatsapp-reply-window", 7*24*time.Hour, "replies (also staff replies) go only to chats that wrote within this time")
 }
 
@@ -56,7 +54,7 @@ func whatsappDBLocation(flagValue, bboltPath string) string {
 
 func (c *whatsappConfig) options() (whatsapp.Options, error) {
 	opts := whatsapp.Options{DiagnoseWord: c.diagnoseWord, ChatInterval: c.chatInterval, GlobalInterval: c.globalInterval,
-		Workers: c.workers, ReplyWindow: c.replyWindow}
+		ReplyWindow: c.replyWindow}
 	switch c.groupPhotos {
 	case "addressed":
 	case "all":
@@ -75,12 +73,12 @@ func (c *whatsappConfig) options() (whatsapp.Options, error) {
 // farmer known by LID moves to their phone-number id. closeStore closes the store after the
 // adapter stopped. An unlinked device is not an error here: the adapter's Run reports it, so
 // /healthz says what to do and the other channels keep serving.
-func (c *whatsappConfig) adapter(ctx context.Context, log *slog.Logger, bboltPath string, users whatsapp.Users, drain time.Duration) (a *whatsapp.Adapter, closeStore func() error, err error) {
+func (c *whatsappConfig) adapter(ctx context.Context, log *slog.Logger, bboltPath string, users whatsapp.Users) (a *whatsapp.Adapter, closeStore func() error, err error) {
 	opts, err := c.options()
 	if err != nil {
 		return nil, nil, err
 	}
-	opts.Users, opts.DrainTimeout = users, drain
+	opts.Users = users
 	loc := whatsappDBLocation(c.db, bboltPath)
 	wlog := log.With("adapter", "whatsapp")
 	st, err := whatsapp.OpenStore(ctx, loc, wlog)
@@ -190,7 +188,6 @@ func whatsappStatus(ctx context.Context, st *whatsapp.Store, loc string, stdout 
 			fmt.Fprintf(stdout, "phone os: %s\n", s.Platform)
 		}
 	}
-	fmt.Fprintf(stdout, "waiting:  %d received message(s) not answered yet\n", s.Pending)
 	return nil
 }
 

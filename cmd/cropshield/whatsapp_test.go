@@ -153,7 +153,7 @@ func TestServeWhatsAppNotLinked(t *testing.T) {
 		workers:      2,
 		drainTimeout: 10 * time.Second,
 		whatsapp: whatsappConfig{enabled: true, groupPhotos: "addressed", diagnoseWord: "/diagnose", chatInterval: time.Second,
-			globalInterval: 300 * time.Millisecond, workers: 2, replyWindow: time.Hour},
+			globalInterval: 300 * time.Millisecond, replyWindow: time.Hour},
 	}
 	addr := make(chan string, 1)
 	c.ready = func(a string) { addr <- a }

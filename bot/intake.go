@@ -1,0 +1,777 @@
+package bot
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cropshield/cropshield/store"
+)
+
+// The intake's errors, to be checked with errors.Is.
+var (
+	// ErrBusy: the chat's queue or the whole intake's is full; nothing was stored. The adapter
+	// does not acknowledge the message (the platform delivers it again) or tells the user to try
+	// again (the web chat).
+	ErrBusy = errors.New("intake: busy, try again")
+	// ErrStopped: the intake has stopped taking messages (shutdown) or the channel is closed;
+	// nothing was stored.
+	ErrStopped = errors.New("intake: stopped")
+	// ErrNotOpen: Accept for a platform whose channel was never opened.
+	ErrNotOpen = errors.New("intake: channel not open")
+)
+
+// InboxStore is the durable inbox the intake keeps messages in until they are answered;
+// *store.Store implements it.
+type InboxStore interface {
+	SaveInbox(ctx context.Context, platform string, updates []store.InboxUpdate, offset int64) error
+	PendingInbox(ctx context.Context, platform string) ([]store.InboxUpdate, error)
+	DoneInbox(ctx context.Context, platform string, ids ...int64) error
+	InboxOffset(ctx context.Context, platform string) (int64, error)
+}
+
+// Channel is an adapter as the intake sees it: replies go out through it, and the photos of its
+// messages are fetched through it by their Photo.Ref.
+type Channel interface {
+	Platform() Platform
+	Responder
+	// FetchPhoto downloads the photo ref names (Photo.Ref), reading at most limit bytes.
+	FetchPhoto(ctx context.Context, ref string, limit int64) ([]byte, error)
+}
+
+// Preparer is an optional Channel ability: Prepare is called on the worker just before the
+// handler gets a message (in the chat's order, also after a restart), for what is known only
+// then: whether the sender is a group admin now, an id that moved while the message waited, a
+// receipt or a button's spinner on the platform. It changes m in place; it does not fail (what it
+// cannot learn stays as it was).
+type Preparer interface {
+	Prepare(ctx context.Context, m *Message)
+}
+
+// IntakeConfig tunes the intake; zero fields take the defaults in parentheses.
+type IntakeConfig struct {
+	// Workers is how many messages are handled at once, across chats (8); the handler bounds
+	// the analyses itself.
+	Workers int
+	// ChatQueue is how many messages one chat may have waiting or being handled (20); more are
+	// refused with ErrBusy (or wait, with Accept). A batch larger than the bound is taken when
+	// the chat has nothing waiting, so that no batch is refused for ever.
+	ChatQueue int
+	// Queue is the same bound for all chats together (1000).
+	Queue int
+	// Retries is how many times a message whose handling failed (the handler returned an
+	// error: a store or network failure) is handed in again before it is left in the inbox for
+	// the next start (5).
+	Retries int
+	// RetryDelay is the first wait before a retry; it doubles with each retry up to a minute
+	// (1 s).
+	RetryDelay time.Duration
+	// AlbumWait is how long the photos of an album are collected after the last one arrived
+	// (1.5 s).
+	AlbumWait time.Duration
+	// MaxPhotoBytes is the limit passed to Channel.FetchPhoto (20 MB, the handler's default).
+	MaxPhotoBytes int64
+}
+
+func (c IntakeConfig) withDefaults() IntakeConfig {
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.ChatQueue <= 0 {
+		c.ChatQueue = 20
+	}
+	if c.Queue <= 0 {
+		c.Queue = 1000
+	}
+	if c.Retries <= 0 {
+		c.Retries = 5
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.AlbumWait <= 0 {
+		c.AlbumWait = 1500 * time.Millisecond
+	}
+	if c.MaxPhotoBytes <= 0 {
+		c.MaxPhotoBytes = DefaultMaxPhotoBytes
+	}
+	return c
+}
+
+// Intake is the one way in for every channel. An adapter hands it the messages it received
+// (Accept); the intake stores them in the durable inbox, with the platform's cursor (Telegram's
+// getUpdates offset) in the same transaction, and returns only then, so the adapter acknowledges
+// the platform only for what is durable. It hands each chat's messages to the handler in order,
+// one at a time, on a bounded pool of workers shared by all chats; it bounds what may wait per
+// chat and in all (back-pressure: ErrBusy); it retries a message whose handling failed with
+// exponential backoff; it collects the photos of an album into one message; and on Stop it
+// takes no more messages, lets those being handled finish and leaves the rest in the inbox for
+// the next start, when Open hands them in again. The handler answers each message once (its turn
+// log), so a message handed in twice is not answered twice.
+type Intake struct {
+	cfg   IntakeConfig
+	log   *slog.Logger
+	inbox InboxStore
+	h     MessageHandler
+
+	jobCtx     context.Context // the handler's context: cancelled when a stop's drain times out
+	cancelJobs context.CancelFunc
+	stopCh     chan struct{} // closed by Stop: ends retry waits
+	mark       *marker
+	wg         sync.WaitGroup
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	stopping bool
+	channels map[Platform]*channelState
+	queues   map[queueKey][]*job // per chat, jobs not started
+	busy     map[queueKey]bool   // chats with a job running
+	ready    []queueKey          // chats with jobs and none running, oldest first
+	perChat  map[queueKey]int    // messages accepted and not finished, per chat
+	total    int                // the same, in all
+	active   map[msgKey]int64   // messages accepted and not finished → their inbox id
+	albums   map[albumKey]*album
+	space    chan struct{}              // closed (and replaced) when messages finish
+	waiters  map[msgKey][]chan struct{} // WaitHandled callers
+}
+
+type channelState struct {
+	ch     Channel
+	nextID int64 // the inbox id of the next message
+	closed bool
+}
+
+type queueKey struct {
+	platform Platform
+	chat     string
+}
+
+type msgKey struct {
+	platform Platform
+	chat, id string
+}
+
+func keyOf(m Message) msgKey { return msgKey{m.Chat.Platform, m.Chat.ID, m.ID} }
+
+// job is what a worker hands to the handler: one message, or the photos of an album as one.
+type job struct {
+	chat  queueKey
+	ids   []int64  // inbox ids
+	keys  []msgKey // the messages it finishes
+	msg   Message
+	album bool
+}
+
+type albumKey struct {
+	chat  queueKey
+	album string
+}
+
+type album struct {
+	parts []part
+	gen   int
+	timer *time.Timer
+}
+
+type part struct {
+	id  int64
+	msg Message
+}
+
+// NewIntake starts the intake's workers; messages come once a channel is opened.
+func NewIntake(cfg IntakeConfig, log *slog.Logger, inbox InboxStore, h MessageHandler) *Intake {
+	cfg = cfg.withDefaults()
+	in := &Intake{cfg: cfg, log: log, inbox: inbox, h: h, stopCh: make(chan struct{}),
+		channels: map[Platform]*channelState{}, queues: map[queueKey][]*job{}, busy: map[queueKey]bool{},
+		perChat: map[queueKey]int{}, active: map[msgKey]int64{}, albums: map[albumKey]*album{},
+		space: make(chan struct{}), waiters: map[msgKey][]chan struct{}{}}
+	in.cond = sync.NewCond(&in.mu)
+	in.jobCtx, in.cancelJobs = context.WithCancel(context.Background())
+	in.mark = newMarker(inbox, log)
+	for range cfg.Workers {
+		in.wg.Go(in.work)
+	}
+	return in
+}
+
+// Open registers a channel (an adapter) for its platform, hands in the messages of that platform
+// left in the inbox by an earlier run, and returns the platform's cursor (0 if none was saved).
+// Replies to the platform's messages go through ch from now on. Opening an open platform again
+// replaces its channel (an adapter's Run started again).
+func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error) {
+	p := ch.Platform()
+	cursor, err = in.inbox.InboxOffset(ctx, string(p))
+	if err != nil {
+		return 0, fmt.Errorf("intake: read the %s cursor: %w", p, err)
+	}
+	pending, err := in.inbox.PendingInbox(ctx, string(p))
+	if err != nil {
+		return 0, fmt.Errorf("intake: read the %s inbox: %w", p, err)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopping {
+		return 0, ErrStopped
+	}
+	cs := in.channels[p]
+	if cs == nil {
+		cs = &channelState{}
+		in.channels[p] = cs
+	}
+	cs.ch, cs.closed = ch, false
+	var parts []part
+	var drop []int64
+	for _, u := range pending {
+		cs.nextID = max(cs.nextID, u.ID+1)
+		var m Message
+		if err := json.Unmarshal(u.Data, &m); err != nil || m.Chat.Platform != p || m.Chat.ID == "" {
+			in.log.Error("intake: an inbox entry cannot be read; dropping it", "platform", p, "entry", u.ID, "err", err)
+			drop = append(drop, u.ID)
+			continue
+		}
+		if _, dup := in.active[keyOf(m)]; dup {
+			drop = append(drop, u.ID) // queued already (Open again), or stored twice
+			continue
+		}
+		in.active[keyOf(m)] = u.ID
+		in.perChat[queueKey{p, m.Chat.ID}]++
+		in.total++
+		parts = append(parts, part{id: u.ID, msg: m})
+	}
+	if len(drop) > 0 {
+		in.mark.add(string(p), drop)
+	}
+	if len(parts) > 0 {
+		in.log.Info("intake: handing in the messages left from the last run", "platform", p, "messages", len(parts))
+	}
+	in.queueLocked(parts)
+	return cursor, nil
+}
+
+// Close ends a channel's run (its adapter stopped): it takes no more messages, and its messages
+// not started yet stay in the inbox for the next Open. Those being handled finish.
+func (in *Intake) Close(p Platform) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	cs := in.channels[p]
+	if cs == nil {
+		return
+	}
+	cs.closed = true
+	for k, al := range in.albums {
+		if k.chat.platform == p {
+			al.timer.Stop()
+			delete(in.albums, k)
+			for _, pt := range al.parts {
+				in.finishLocked(k.chat, []msgKey{keyOf(pt.msg)})
+			}
+		}
+	}
+	for k, q := range in.queues {
+		if k.platform != p {
+			continue
+		}
+		for _, j := range q {
+			in.finishLocked(k, j.keys)
+		}
+		delete(in.queues, k)
+	}
+	in.ready = slices.DeleteFunc(in.ready, func(k queueKey) bool { return k.platform == p })
+}
+
+// Accept stores a batch of messages received from one platform durably, with the platform's
+// cursor if it is positive (0 leaves it), in one transaction, and queues them. It returns nil
+// only once they are durable: then the adapter acknowledges them. A message already accepted
+// and not finished is not stored twice. While the queues are full Accept waits for room until
+// ctx ends, and then returns an error wrapping ErrBusy; after Stop (or Close) it returns
+// ErrStopped. An empty batch with a cursor saves the cursor.
+func (in *Intake) Accept(ctx context.Context, p Platform, batch []Message, cursor int64) error {
+	return in.accept(ctx, p, batch, cursor, true)
+}
+
+// TryAccept is Accept without waiting: ErrBusy at once when the queues are full.
+func (in *Intake) TryAccept(ctx context.Context, p Platform, batch []Message, cursor int64) error {
+	return in.accept(ctx, p, batch, cursor, false)
+}
+
+func (in *Intake) accept(ctx context.Context, p Platform, batch []Message, cursor int64, wait bool) error {
+	for _, m := range batch {
+		if m.Chat.Platform != p || m.Chat.ID == "" || m.ID == "" {
+			return fmt.Errorf("intake: message %q of chat %q (%s) is not a %s message with ids", m.ID, m.Chat.ID, m.Chat.Platform, p)
+		}
+	}
+	// Reserve room, assign inbox ids, then write outside the lock.
+	var parts []part
+	for {
+		in.mu.Lock()
+		cs := in.channels[p]
+		switch {
+		case in.stopping || cs != nil && cs.closed:
+			in.mu.Unlock()
+			return ErrStopped
+		case cs == nil:
+			in.mu.Unlock()
+			return fmt.Errorf("%w: %s", ErrNotOpen, p)
+		}
+		fresh := in.freshLocked(batch)
+		if in.fitsLocked(fresh) {
+			parts = parts[:0]
+			for _, m := range fresh {
+				parts = append(parts, part{id: cs.nextID, msg: m})
+				cs.nextID++
+				in.active[keyOf(m)] = parts[len(parts)-1].id
+				in.perChat[queueKey{p, m.Chat.ID}]++
+				in.total++
+			}
+			in.mu.Unlock()
+			break
+		}
+		space := in.space
+		in.mu.Unlock()
+		if !wait {
+			return ErrBusy
+		}
+		select {
+		case <-space:
+		case <-in.stopCh:
+			return ErrStopped
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+		}
+	}
+	updates := make([]store.InboxUpdate, 0, len(parts))
+	for _, pt := range parts {
+		data, err := json.Marshal(pt.msg)
+		if err != nil {
+			in.unreserve(p, parts)
+			return fmt.Errorf("intake: encode message %s: %w", pt.msg.ID, err)
+		}
+		updates = append(updates, store.InboxUpdate{ID: pt.id, Data: data})
+	}
+	// Once received a batch is saved even if ctx just ended: it is handled instead of fetched
+	// again.
+	if err := in.inbox.SaveInbox(context.WithoutCancel(ctx), string(p), updates, cursor); err != nil {
+		in.unreserve(p, parts)
+		return fmt.Errorf("intake: store %d %s messages: %w", len(updates), p, err)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopping || in.channels[p].closed {
+		// Durable: handled after the next start. Nothing starts after a stop.
+		in.unreserveLocked(p, parts)
+		return nil
+	}
+	in.queueLocked(parts)
+	return nil
+}
+
+// freshLocked is the batch without the messages already accepted and not finished (a platform
+// delivering again) and without repeats within the batch.
+func (in *Intake) freshLocked(batch []Message) []Message {
+	seen := map[msgKey]bool{}
+	var out []Message
+	for _, m := range batch {
+		k := keyOf(m)
+		if _, dup := in.active[k]; dup || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, m)
+	}
+	return out
+}
+
+// fitsLocked tells whether msgs fit in the bounds: per chat and in all, a batch that does not fit
+// waits unless what it would wait for is empty.
+func (in *Intake) fitsLocked(msgs []Message) bool {
+	if len(msgs) == 0 {
+		return true
+	}
+	if in.total > 0 && in.total+len(msgs) > in.cfg.Queue {
+		return false
+	}
+	n := map[queueKey]int{}
+	for _, m := range msgs {
+		n[queueKey{m.Chat.Platform, m.Chat.ID}]++
+	}
+	for k, c := range n {
+		if have := in.perChat[k]; have > 0 && have+c > in.cfg.ChatQueue {
+			return false
+		}
+	}
+	return true
+}
+
+func (in *Intake) unreserve(p Platform, parts []part) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.unreserveLocked(p, parts)
+}
+
+func (in *Intake) unreserveLocked(p Platform, parts []part) {
+	for _, pt := range parts {
+		in.finishLocked(queueKey{p, pt.msg.Chat.ID}, []msgKey{keyOf(pt.msg)})
+	}
+}
+
+// finishLocked forgets messages that are done or left to the inbox, gives their room back and
+// wakes who waits for them.
+func (in *Intake) finishLocked(chat queueKey, keys []msgKey) {
+	for _, k := range keys {
+		if _, ok := in.active[k]; !ok {
+			continue
+		}
+		delete(in.active, k)
+		in.perChat[chat]--
+		in.total--
+		for _, w := range in.waiters[k] {
+			close(w)
+		}
+		delete(in.waiters, k)
+	}
+	if in.perChat[chat] <= 0 {
+		delete(in.perChat, chat)
+	}
+	close(in.space)
+	in.space = make(chan struct{})
+}
+
+// queueLocked hands accepted messages to the chats' queues: the photos of an album wait for the
+// rest of it; any other message first completes the albums its sender began in the chat (order
+// kept).
+func (in *Intake) queueLocked(parts []part) {
+	for _, pt := range parts {
+		m := pt.msg
+		ck := queueKey{m.Chat.Platform, m.Chat.ID}
+		if m.AlbumID != "" && m.Photo != nil {
+			k := albumKey{ck, m.AlbumID}
+			al := in.albums[k]
+			if al == nil {
+				al = &album{}
+				in.albums[k] = al
+			}
+			al.parts = append(al.parts, pt)
+			al.gen++
+			if al.timer != nil {
+				al.timer.Stop()
+			}
+			gen := al.gen
+			al.timer = time.AfterFunc(in.cfg.AlbumWait, func() { in.albumQuiet(k, gen) })
+			continue
+		}
+		var earlier []albumKey
+		for k, al := range in.albums {
+			if k.chat == ck && al.parts[0].msg.Sender.ID == m.Sender.ID {
+				earlier = append(earlier, k)
+			}
+		}
+		slices.SortFunc(earlier, func(x, y albumKey) int { return cmp.Compare(in.albums[x].parts[0].id, in.albums[y].parts[0].id) })
+		for _, k := range earlier {
+			in.flushAlbumLocked(k)
+		}
+		in.submitLocked(&job{chat: ck, ids: []int64{pt.id}, keys: []msgKey{keyOf(m)}, msg: m})
+	}
+}
+
+func (in *Intake) albumQuiet(k albumKey, gen int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if al := in.albums[k]; al != nil && al.gen == gen && !in.stopping {
+		in.flushAlbumLocked(k)
+	}
+}
+
+// flushAlbumLocked queues a complete album as one message: the first photo's ids, sender and
+// time, every photo, the first caption. An album none of whose photos is addressed to the bot is
+// finished without handling.
+func (in *Intake) flushAlbumLocked(k albumKey) {
+	al := in.albums[k]
+	delete(in.albums, k)
+	al.timer.Stop()
+	slices.SortFunc(al.parts, func(x, y part) int { return cmp.Compare(x.id, y.id) })
+	j := &job{chat: k.chat, album: true, msg: al.parts[0].msg}
+	j.msg.Photo, j.msg.Text, j.msg.AlbumID = nil, "", ""
+	addressed := false
+	for _, pt := range al.parts {
+		j.ids = append(j.ids, pt.id)
+		j.keys = append(j.keys, keyOf(pt.msg))
+		j.msg.Album = append(j.msg.Album, pt.msg.Photo)
+		j.msg.Text = cmp.Or(j.msg.Text, pt.msg.Text)
+		addressed = addressed || !pt.msg.Unaddressed
+	}
+	j.msg.Unaddressed = !addressed
+	if len(j.msg.Album) == 1 {
+		j.msg.Photo, j.msg.Album = j.msg.Album[0], nil
+	}
+	if !addressed {
+		in.mark.add(string(k.chat.platform), j.ids)
+		in.finishLocked(k.chat, j.keys)
+		return
+	}
+	in.submitLocked(j)
+}
+
+func (in *Intake) submitLocked(j *job) {
+	q := in.queues[j.chat]
+	in.queues[j.chat] = append(q, j)
+	if len(q) == 0 && !in.busy[j.chat] {
+		in.ready = append(in.ready, j.chat)
+		in.cond.Signal()
+	}
+}
+
+// work runs jobs until the intake stops: it takes the first ready chat, runs its next job, and
+// puts the chat back at the end if it has more.
+func (in *Intake) work() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for {
+		for len(in.ready) == 0 && !in.stopping {
+			in.cond.Wait()
+		}
+		if in.stopping {
+			return
+		}
+		ck := in.ready[0]
+		in.ready = in.ready[1:]
+		q := in.queues[ck]
+		j := q[0]
+		in.queues[ck] = q[1:]
+		in.busy[ck] = true
+		ch := in.channels[ck.platform].ch
+		in.mu.Unlock()
+
+		done := in.run(ch, j)
+
+		in.mu.Lock()
+		delete(in.busy, ck)
+		if len(in.queues[ck]) > 0 {
+			in.ready = append(in.ready, ck)
+			in.cond.Signal()
+		} else {
+			delete(in.queues, ck)
+		}
+		if done {
+			in.mark.add(string(ck.platform), j.ids)
+		}
+		in.finishLocked(ck, j.keys)
+	}
+}
+
+// run hands a job to the handler, retrying a failure with backoff, and reports whether the
+// job's messages are done (answered, or never to be handled). Interrupted (a stop), or still
+// failing after the retries, they stay in the inbox for the next start.
+func (in *Intake) run(ch Channel, j *job) (done bool) {
+	log := in.log.With("platform", j.chat.platform, "chat", j.chat.chat, "msg", j.msg.ID)
+	for attempt := 0; ; attempt++ {
+		err, panicked := in.handle(ch, j)
+		switch {
+		case panicked:
+			return true // it would panic again at every start
+		case in.jobCtx.Err() != nil:
+			log.Info("intake: handling interrupted; the message is handed in again at the next start")
+			return false
+		case err == nil:
+			return true
+		case attempt >= in.cfg.Retries:
+			log.Error("intake: handling still fails after the retries; the message stays in the inbox for the next start",
+				"attempts", attempt+1, "err", err)
+			return false
+		}
+		delay := min(in.cfg.RetryDelay<<min(attempt, 16), time.Minute)
+		log.Warn("intake: handling failed; retrying", "attempt", attempt+1, "in", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-in.stopCh:
+			t.Stop()
+			log.Info("intake: stopping; the message is handed in again at the next start")
+			return false
+		}
+	}
+}
+
+// handle is one attempt: the channel prepares the message, the handler answers it. A panic is
+// recovered and reported.
+func (in *Intake) handle(ch Channel, j *job) (err error, panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			in.log.Error("intake: panic while handling a message; dropping it", "platform", j.chat.platform,
+				"chat", j.chat.chat, "msg", j.msg.ID, "panic", p, "stack", string(debug.Stack()))
+			err, panicked = fmt.Errorf("panic: %v", p), true
+		}
+	}()
+	m := j.msg
+	m.Photo = in.withFetch(ch, m.Photo)
+	if m.Album != nil {
+		m.Album = make([]*Photo, len(j.msg.Album))
+		for i, p := range j.msg.Album {
+			m.Album[i] = in.withFetch(ch, p)
+		}
+	}
+	if pr, ok := ch.(Preparer); ok {
+		pr.Prepare(in.jobCtx, &m)
+	}
+	return in.h.Handle(in.jobCtx, m, ch), false
+}
+
+// withFetch gives a stored photo its Fetch: its inline data, or the channel's FetchPhoto.
+func (in *Intake) withFetch(ch Channel, p *Photo) *Photo {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	switch {
+	case c.Data != nil:
+		data := c.Data
+		c.Fetch = func(ctx context.Context) ([]byte, error) { return data, ctx.Err() }
+	case c.Ref != "":
+		ref, limit := c.Ref, in.cfg.MaxPhotoBytes
+		c.Fetch = func(ctx context.Context) ([]byte, error) { return ch.FetchPhoto(ctx, ref, limit) }
+	default:
+		c.Fetch = nil // the handler says it cannot read the photo
+	}
+	return &c
+}
+
+// WaitHandled blocks until the message (platform, chat, id) is no longer waiting or being
+// handled (answered, or left in the inbox by a stop), or ctx ends.
+func (in *Intake) WaitHandled(ctx context.Context, p Platform, chat, id string) error {
+	k := msgKey{p, chat, id}
+	in.mu.Lock()
+	if _, ok := in.active[k]; !ok {
+		in.mu.Unlock()
+		return nil
+	}
+	w := make(chan struct{})
+	in.waiters[k] = append(in.waiters[k], w)
+	in.mu.Unlock()
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Busy is the text telling the sender of m that the bot is busy and to try again, in their
+// language when the handler knows it (English otherwise).
+func (in *Intake) Busy(ctx context.Context, m Message) string {
+	if b, ok := in.h.(interface {
+		BusyText(ctx context.Context, m Message) string
+	}); ok {
+		return b.BusyText(ctx, m)
+	}
+	return "The bot is busy right now. Please try again in a minute."
+}
+
+// Stopping is closed once Stop has closed the gate: no message starts after that.
+func (in *Intake) Stopping() <-chan struct{} { return in.stopCh }
+
+// Stop is the stop gate of a shutdown: from now on Accept returns ErrStopped and no message
+// starts; those being handled finish until ctx ends, when their context is cancelled (they are
+// resumed at the next start); the rest stays in the inbox. It returns once every worker is done
+// and the finished messages are marked in the inbox. Stop is for once.
+func (in *Intake) Stop(ctx context.Context) error {
+	in.mu.Lock()
+	if !in.stopping {
+		in.stopping = true
+		close(in.stopCh)
+		for k, al := range in.albums {
+			al.timer.Stop()
+			delete(in.albums, k)
+		}
+		for k, ws := range in.waiters {
+			for _, w := range ws {
+				close(w)
+			}
+			delete(in.waiters, k)
+		}
+		in.cond.Broadcast()
+	}
+	in.mu.Unlock()
+	done := make(chan struct{})
+	go func() { in.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("intake: messages still being handled at the drain deadline were interrupted (resumed at the next start): %w", ctx.Err())
+		in.cancelJobs()
+		<-done
+	}
+	in.cancelJobs()
+	in.mark.close()
+	return err
+}
+
+// marker deletes handled messages from the inbox off the workers' path, many in one commit:
+// while one commit is written, the ids finished meanwhile gather for the next. Deleting late is
+// safe: a message handed in again after a crash is not answered twice (the handler knows it).
+type marker struct {
+	inbox InboxStore
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	ids      map[string][]int64 // by platform
+	wake     chan struct{}      // capacity 1: "there are ids"
+	stop     chan struct{}
+	finished chan struct{}
+	once     sync.Once
+}
+
+func newMarker(inbox InboxStore, log *slog.Logger) *marker {
+	m := &marker{inbox: inbox, log: log, ids: map[string][]int64{}, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), finished: make(chan struct{})}
+	go m.loop()
+	return m
+}
+
+func (m *marker) add(platform string, ids []int64) {
+	m.mu.Lock()
+	m.ids[platform] = append(m.ids[platform], ids...)
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *marker) loop() {
+	defer close(m.finished)
+	for {
+		select {
+		case <-m.wake:
+			m.flush()
+		case <-m.stop:
+			m.flush()
+			return
+		}
+	}
+}
+
+func (m *marker) flush() {
+	m.mu.Lock()
+	all := m.ids
+	m.ids = map[string][]int64{}
+	m.mu.Unlock()
+	for p, ids := range all {
+		if err := m.inbox.DoneInbox(context.Background(), p, ids...); err != nil {
+			m.log.Error("intake: cannot mark messages done; they are handed in again at the next start (and not answered twice)",
+				"platform", p, "entries", ids, "err", err)
+		}
+	}
+}
+
+// close writes what is left and ends the loop.
+func (m *marker) close() {
+	m.once.Do(func() { close(m.stop) })
+	<-m.finished
+}

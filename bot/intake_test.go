@@ -1,0 +1,421 @@
+package bot_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/store"
+)
+
+// scriptHandler records what it handles and does what the test says for each message id: block
+// until released, fail a number of times.
+type scriptHandler struct {
+	mu      sync.Mutex
+	changed chan struct{}
+	got     []bot.Message // every attempt, in order
+	photos  map[string][]byte
+	block   map[string]chan struct{} // message id → closed to let it finish
+	fails   map[string]int           // message id → attempts that fail
+}
+
+func newScriptHandler() *scriptHandler {
+	return &scriptHandler{changed: make(chan struct{}), photos: map[string][]byte{},
+		block: map[string]chan struct{}{}, fails: map[string]int{}}
+}
+
+var errFlaky = errors.New("store unavailable")
+
+func (h *scriptHandler) Handle(ctx context.Context, m bot.Message, out bot.Responder) error {
+	h.mu.Lock()
+	h.got = append(h.got, m)
+	block := h.block[m.ID]
+	fail := h.fails[m.ID] > 0
+	if fail {
+		h.fails[m.ID]--
+	}
+	h.changedLocked()
+	h.mu.Unlock()
+	if m.Photo != nil {
+		data, err := m.Photo.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		h.mu.Lock()
+		h.photos[m.ID] = data
+		h.mu.Unlock()
+	}
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if fail {
+		return errFlaky
+	}
+	return out.Send(ctx, bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Text: "re " + m.Text})
+}
+
+func (h *scriptHandler) changedLocked() {
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+// waitFor blocks until cond (called with h.mu held) holds. The deadline only turns a hang into a
+// readable failure.
+func (h *scriptHandler) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	for {
+		h.mu.Lock()
+		ok, ch := cond(), h.changed
+		h.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("gave up waiting for %s", what)
+		}
+	}
+}
+
+func (h *scriptHandler) ids() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, m := range h.got {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+// fakeChannel is a platform: it records replies and serves photos by ref.
+type fakeChannel struct {
+	platform bot.Platform
+	h        *scriptHandler
+	photos   map[string][]byte
+	mu       sync.Mutex
+	sent     []bot.Reply
+}
+
+func (c *fakeChannel) Platform() bot.Platform { return c.platform }
+
+func (c *fakeChannel) Send(_ context.Context, r bot.Reply) error {
+	c.mu.Lock()
+	c.sent = append(c.sent, r)
+	c.mu.Unlock()
+	c.h.mu.Lock()
+	c.h.changedLocked()
+	c.h.mu.Unlock()
+	return nil
+}
+
+func (c *fakeChannel) FetchPhoto(_ context.Context, ref string, limit int64) ([]byte, error) {
+	p, ok := c.photos[ref]
+	if !ok {
+		return nil, fmt.Errorf("no photo %q", ref)
+	}
+	if int64(len(p)) > limit {
+		return nil, errors.New("too large")
+	}
+	return p, nil
+}
+
+func (c *fakeChannel) replies() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, r := range c.sent {
+		out = append(out, r.ReplyTo)
+	}
+	return out
+}
+
+type intakeEnv struct {
+	t    *testing.T
+	path string
+	st   *store.Store
+	h    *scriptHandler
+	ch   *fakeChannel
+	in   *bot.Intake
+	cfg  bot.IntakeConfig
+}
+
+func newIntakeEnv(t *testing.T, cfg bot.IntakeConfig) *intakeEnv {
+	e := &intakeEnv{t: t, path: filepath.Join(t.TempDir(), "cropshield.db"), h: newScriptHandler(), cfg: cfg}
+	e.ch = &fakeChannel{platform: bot.Telegram, h: e.h, photos: map[string][]byte{}}
+	e.st = openStore(t, e.path)
+	e.start()
+	t.Cleanup(func() {
+		if e.in != nil {
+			_ = e.in.Stop(context.Background())
+		}
+	})
+	return e
+}
+
+func (e *intakeEnv) start() {
+	e.in = bot.NewIntake(e.cfg, slog.New(slog.DiscardHandler), e.st, e.h)
+	if _, err := e.in.Open(context.Background(), e.ch); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *intakeEnv) pending() []int64 {
+	e.t.Helper()
+	p, err := e.st.PendingInbox(context.Background(), string(bot.Telegram))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var ids []int64
+	for _, u := range p {
+		ids = append(ids, u.ID)
+	}
+	return ids
+}
+
+func tgText(chat, id, text string) bot.Message {
+	return bot.Message{ID: id, Chat: bot.ChatRef{Platform: bot.Telegram, ID: chat, Kind: bot.Private},
+		Sender: bot.Sender{ID: chat}, Text: text}
+}
+
+// TestIntakeOrderOnceAndCursor: messages of one chat are handled in order, each once, even when a
+// batch is delivered again; the cursor is saved with the batch; answered messages leave the inbox.
+func TestIntakeOrderOnceAndCursor(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{Workers: 4})
+	ctx := context.Background()
+	var batch []bot.Message
+	for i := range 12 {
+		batch = append(batch, tgText(fmt.Sprint("c", i%3), fmt.Sprint(i), "hello"))
+	}
+	if err := e.in.Accept(ctx, bot.Telegram, batch, 77); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := e.st.InboxOffset(ctx, string(bot.Telegram)); err != nil || off != 77 {
+		t.Fatalf("offset %d, %v; want 77 saved with the batch", off, err)
+	}
+	e.h.waitFor(t, "12 replies", func() bool { return len(e.ch.replies()) == 12 })
+	if err := e.in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := e.h.ids()
+	for c := range 3 {
+		var order []string
+		for _, id := range got {
+			var n int
+			fmt.Sscan(id, &n)
+			if n%3 == c {
+				order = append(order, id)
+			}
+		}
+		want := []string{fmt.Sprint(c), fmt.Sprint(c + 3), fmt.Sprint(c + 6), fmt.Sprint(c + 9)}
+		if !slices.Equal(order, want) {
+			t.Errorf("chat c%d handled %v, want %v", c, order, want)
+		}
+	}
+	if len(got) != 12 {
+		t.Errorf("handled %d times, want 12: %v", len(got), got)
+	}
+	if p := e.pending(); len(p) != 0 {
+		t.Errorf("inbox still holds %v after every message was answered", p)
+	}
+}
+
+// TestIntakeBackPressure: a chat with ChatQueue messages waiting or being handled refuses more
+// (TryAccept at once, Accept when its context ends) without storing them; other chats are not
+// held up; room comes back once the chat's messages are answered.
+func TestIntakeBackPressure(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{Workers: 2, ChatQueue: 2, Queue: 3})
+	ctx := context.Background()
+	release := make(chan struct{})
+	e.h.block["1"] = release
+	for _, id := range []string{"1", "2"} {
+		if err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{tgText("a", id, "x")}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.h.waitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
+	if err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{tgText("a", "3", "x")}, 0); !errors.Is(err, bot.ErrBusy) {
+		t.Fatalf("third message of a full chat: %v, want ErrBusy", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := e.in.Accept(cctx, bot.Telegram, []bot.Message{tgText("a", "3", "x")}, 5); !errors.Is(err, bot.ErrBusy) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Accept on a full chat whose context ended: %v, want ErrBusy and Canceled", err)
+	}
+	if off, _ := e.st.InboxOffset(ctx, string(bot.Telegram)); off != 0 {
+		t.Errorf("offset %d saved with a refused batch", off)
+	}
+	// Another chat still fits in the global bound (3), then the intake is full.
+	if err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{tgText("b", "1", "x")}, 0); err != nil {
+		t.Fatalf("another chat: %v", err)
+	}
+	if err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{tgText("c", "1", "x")}, 0); !errors.Is(err, bot.ErrBusy) {
+		t.Fatalf("past the global bound: %v, want ErrBusy", err)
+	}
+	if n := len(e.pending()); n != 3 {
+		t.Errorf("inbox holds %d messages, want the 3 accepted", n)
+	}
+	// A blocking Accept gets in once the chat's messages are answered.
+	accepted := make(chan error, 1)
+	go func() { accepted <- e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "3", "x")}, 0) }()
+	close(release)
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
+	}
+	e.h.waitFor(t, "every reply", func() bool { return len(e.ch.replies()) == 4 })
+}
+
+// TestIntakeRetry: a handler that fails (a store error) is retried with backoff and the message
+// answered once; one that keeps failing stays in the inbox and is handed in at the next start.
+func TestIntakeRetry(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{Retries: 3, RetryDelay: time.Millisecond})
+	ctx := context.Background()
+	e.h.fails["1"] = 2
+	e.h.fails["2"] = 100
+	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x"), tgText("a", "2", "y"), tgText("a", "3", "z")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.h.waitFor(t, "message 3 answered", func() bool { return len(e.ch.sent) == 2 })
+	if got, want := e.h.ids(), []string{"1", "1", "1", "2", "2", "2", "2", "3"}; !slices.Equal(got, want) {
+		t.Errorf("attempts %v, want %v", got, want)
+	}
+	if got := e.ch.replies(); !slices.Equal(got, []string{"1", "3"}) {
+		t.Errorf("replies to %v, want 1 and 3 once each", got)
+	}
+	if err := e.in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.pending(); len(p) != 1 {
+		t.Fatalf("inbox %v, want only the message that kept failing", p)
+	}
+	e.h.fails["2"] = 0
+	e.start()
+	e.h.waitFor(t, "message 2 answered after the restart", func() bool { return len(e.ch.sent) == 3 })
+}
+
+// TestIntakeStopDrains: Stop closes the gate (Accept returns ErrStopped, nothing stored), lets the
+// message being handled finish, starts none of the queued ones and leaves them in the inbox; the
+// next start hands them in, with their photos fetched by ref.
+func TestIntakeStopDrains(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{Workers: 1})
+	ctx := context.Background()
+	release := make(chan struct{})
+	e.h.block["1"] = release
+	e.ch.photos["file-7"] = []byte("leaf")
+	photo := tgText("a", "2", "")
+	photo.Photo = &bot.Photo{Ref: "file-7", MIME: "image/jpeg"}
+	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x"), photo}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.h.waitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.in.Stop(ctx) }()
+	// The gate closes at once: wait until a new message is refused.
+	for {
+		err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{tgText("b", "9", "late")}, 0)
+		if errors.Is(err, bot.ErrStopped) {
+			break
+		}
+		if err != nil && !errors.Is(err, bot.ErrBusy) {
+			t.Fatal(err)
+		}
+		if err == nil {
+			// Accepted before the gate closed: it is durable and must simply not start.
+			break
+		}
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if got := e.h.ids(); !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("handled %v during the drain, want only the running message 1", got)
+	}
+	if got := e.ch.replies(); !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("replies %v, want message 1's", got)
+	}
+	if err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{tgText("b", "10", "later")}, 0); !errors.Is(err, bot.ErrStopped) {
+		t.Fatalf("after Stop: %v, want ErrStopped", err)
+	}
+	e.start()
+	e.h.waitFor(t, "the photo answered after the restart", func() bool { return slices.Contains(e.ch.replies(), "2") })
+	e.h.mu.Lock()
+	defer e.h.mu.Unlock()
+	if string(e.h.photos["2"]) != "leaf" {
+		t.Errorf("photo after the restart: %q, want it fetched by its ref", e.h.photos["2"])
+	}
+}
+
+// TestIntakeAlbum: the photos of an album are handed in as one message, before the sender's next
+// message; an album nobody addressed in a group is not handled.
+func TestIntakeAlbum(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{AlbumWait: time.Hour})
+	ctx := context.Background()
+	var batch []bot.Message
+	for i, ref := range []string{"p1", "p2", "p3"} {
+		e.ch.photos[ref] = []byte(ref)
+		m := tgText("a", fmt.Sprint(10+i), "")
+		if i == 1 {
+			m.Text = "tomato"
+		}
+		m.Photo, m.AlbumID = &bot.Photo{Ref: ref}, "g1"
+		batch = append(batch, m)
+	}
+	group := bot.ChatRef{Platform: bot.Telegram, ID: "-5", Kind: bot.Group}
+	for i := range 2 {
+		m := bot.Message{ID: fmt.Sprint(20 + i), Chat: group, Sender: bot.Sender{ID: "a"}, Photo: &bot.Photo{Ref: "p1"},
+			AlbumID: "g2", Unaddressed: true}
+		batch = append(batch, m)
+	}
+	if err := e.in.Accept(ctx, bot.Telegram, batch, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The album waits (AlbumWait is long) until the sender writes again in the chat.
+	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "13", "/help")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.h.waitFor(t, "album and text", func() bool { return len(e.ch.sent) == 2 })
+	e.h.mu.Lock()
+	got := slices.Clone(e.h.got)
+	e.h.mu.Unlock()
+	if len(got) != 2 || got[0].ID != "10" || len(got[0].Album) != 3 || got[0].Text != "tomato" || got[1].ID != "13" {
+		t.Fatalf("handled %+v, want the album (3 photos, caption) as message 10, then 13", got)
+	}
+	if err := e.in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The group album was still being collected: it stays in the inbox. After a restart it is
+	// collected again and, as none of its photos is addressed, finished without handling when
+	// its sender writes again.
+	if n := len(e.pending()); n != 2 {
+		t.Fatalf("inbox holds %d entries after the stop, want the 2 photos of the group album", n)
+	}
+	e.start()
+	after := bot.Message{ID: "30", Chat: group, Sender: bot.Sender{ID: "a"}, Text: "/help"}
+	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{after}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.h.waitFor(t, "the group text answered", func() bool { return len(e.ch.sent) == 3 })
+	if err := e.in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.h.ids(); !slices.Equal(got, []string{"10", "13", "30"}) {
+		t.Errorf("handled %v, want the unaddressed group album left out", got)
+	}
+	if p := e.pending(); len(p) != 0 {
+		t.Errorf("inbox still holds %v", p)
+	}
+}
