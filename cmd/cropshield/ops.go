@@ -133,8 +133,7 @@ func (c *opsConfig) start(log *slog.Logger, metricsMux http.Handler, st *store.S
 		if err != nil {
 			return nil, fmt.Errorf("listen (metrics): %w", err)
 		}
-		o.metrics = &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		o.metrics = metricsLimits().server(metricsMux, log)
 		go func() { o.done <- fmt.Errorf("metrics server: %w", o.metrics.Serve(ln)) }()
 		if c.metricsReady != nil {
 			c.metricsReady(ln.Addr().String())
@@ -190,9 +189,8 @@ func (o *opsServer) startAdmin(st *store.Store, db string) error {
 		}
 		o.log.Info("backup through the admin socket", "bytes", n, "took", time.Since(start).Round(time.Millisecond))
 	})
-	// A backup streams for as long as the database takes to copy: no write deadline.
-	o.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}
+	// A backup streams for as long as the database takes to copy, while it moves.
+	o.admin = adminLimits().server(mux, o.log)
 	o.sock = sock
 	go func() { o.done <- fmt.Errorf("admin socket server: %w", o.admin.Serve(ln)) }()
 	o.log.Info("admin socket for backups", "socket", sock)

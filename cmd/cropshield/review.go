@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/dashboard"
@@ -23,6 +22,8 @@ type reviewConfig struct {
 	behindTLSProxy bool
 	// ready, if set, is called with the dashboard's listen address once it accepts connections.
 	ready func(addr string)
+	// http bounds each connection to the dashboard's server (zero fields: dashboardLimits).
+	http httpLimits
 }
 
 func (c *reviewConfig) register(fs *flag.FlagSet) {
@@ -56,8 +57,7 @@ func startReview(c reviewConfig, log *slog.Logger, st *store.Store, loc *locales
 	if err != nil {
 		return nil, listenError("review dashboard", "review-addr", c.addr, err)
 	}
-	r := &reviewServer{done: make(chan error, 1), srv: &http.Server{Handler: dash.Handler(),
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}}
+	r := &reviewServer{done: make(chan error, 1), srv: c.http.or(dashboardLimits()).server(dash.Handler(), log)}
 	go func() { r.done <- r.srv.Serve(ln) }()
 	if c.ready != nil {
 		c.ready(ln.Addr().String())

@@ -50,6 +50,8 @@ type serveConfig struct {
 	ops          opsConfig
 	// ready, if set, is called with the listen address once the server accepts connections.
 	ready func(addr string)
+	// http bounds each connection to the web chat's server (zero fields: webLimits).
+	http httpLimits
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -191,8 +193,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if err != nil {
 		return listenError("web chat", "addr", c.addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := c.http.or(webLimits()).server(mux, log)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 	if c.ready != nil {
