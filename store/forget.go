@@ -220,18 +220,34 @@ func (s *Store) userIDs(ctx context.Context, platform, id string) ([]string, err
 	return ids, err
 }
 
-// forgetInChat removes from a chat's log, at most batch per transaction: everything but keep in
-// a private chat; elsewhere the messages the user sent and the replies to them. It adds the
-// photos of the user's messages to photos and says whether it removed anything.
+// forgetInChat removes from a chat's log everything but keep in a private chat; elsewhere the
+// messages the user sent and the replies to them: a read transaction finds at most batch (of
+// scanFactor*batch records), a write transaction removes them, and none is opened for a chat
+// without any. It adds the photos of the user's messages to photos and says whether it removed
+// anything.
 func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, isUser func(string) bool, keep uint64,
 	batch int, photos map[string]bool, rep *ForgetReport) (int, bool, error) {
 	theirs := map[string]bool{} // message ids the user sent: replies to them go too
+	// goes says whether a record is removed, and whether it is one of the user's messages.
+	goes := func(seq uint64, v []byte) (gone, mine bool, m msgRec, err error) {
+		if err := json.Unmarshal(v, &m); err != nil {
+			return false, false, m, fmt.Errorf("decode message: %w", err)
+		}
+		mine = m.Direction == Inbound && (isUser(m.SenderID) || private)
+		if seq == keep || !(mine || private || m.Direction == Outbound && m.ReplyTo != "" && theirs[m.ReplyTo]) {
+			return false, false, m, nil
+		}
+		if mine && m.MessageID != "" {
+			theirs[m.MessageID] = true
+		}
+		return true, mine, m, nil
+	}
 	var after uint64
 	total := 0
 	for done := false; !done; {
-		n := 0
-		err := s.update(ctx, "forget: messages", func(tx *bolt.Tx) error {
-			n = 0
+		var keys [][]byte
+		err := s.view(ctx, "forget: read messages", func(tx *bolt.Tx) error {
+			keys = nil
 			mb, err := bucket(tx, bucketMessages)
 			if err != nil {
 				return err
@@ -241,46 +257,70 @@ func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, 
 				done = true
 				return nil
 			}
-			var dels [][]byte
 			c := cb.Cursor()
 			k, v := c.Seek(seqKey(after + 1))
-			for ; k != nil && len(dels) < batch; k, v = c.Next() {
-				var m msgRec
-				if err := json.Unmarshal(v, &m); err != nil {
-					return fmt.Errorf("decode message: %w", err)
-				}
+			for seen := 0; k != nil && seen < scanFactor*batch && len(keys) < batch; k, v = c.Next() {
+				seen++
 				if len(k) != 8 {
 					return fmt.Errorf("malformed message key %x", k)
 				}
-				seq := binary.BigEndian.Uint64(k)
-				after = seq
-				mine := m.Direction == Inbound && isUser(m.SenderID)
-				if seq == keep || !(private || mine || m.Direction == Outbound && m.ReplyTo != "" && theirs[m.ReplyTo]) {
+				after = binary.BigEndian.Uint64(k)
+				gone, _, _, err := goes(after, v)
+				if err != nil {
+					return err
+				}
+				if gone {
+					keys = append(keys, bytes.Clone(k))
+				}
+			}
+			done = k == nil
+			return nil
+		})
+		if err != nil {
+			return total, total > 0, err
+		}
+		if len(keys) == 0 {
+			continue // nothing of theirs here: no write transaction
+		}
+		n := 0
+		err = s.update(ctx, "forget: messages", func(tx *bolt.Tx) error {
+			n = 0
+			mb, err := bucket(tx, bucketMessages)
+			if err != nil {
+				return err
+			}
+			cb := mb.Bucket(chatKey)
+			if cb == nil {
+				return nil
+			}
+			for _, k := range keys {
+				v := cb.Get(k)
+				if v == nil {
 					continue
 				}
-				if mine || private && m.Direction == Inbound {
-					if m.MessageID != "" {
-						theirs[m.MessageID] = true
-					}
+				gone, mine, m, err := goes(binary.BigEndian.Uint64(k), v) // as it is now
+				if err != nil {
+					return err
+				}
+				if !gone {
+					continue
+				}
+				if mine {
 					notePhotos(photos, m)
 				}
 				if _, err := deleteTurnOf(tx, chatKey, v); err != nil {
 					return err
 				}
-				dels = append(dels, bytes.Clone(k))
-			}
-			done = k == nil
-			for _, d := range dels {
-				if err := cb.Delete(d); err != nil {
+				if err := cb.Delete(k); err != nil {
 					return err
 				}
+				n++
 			}
 			if k, _ := cb.Cursor().First(); done && k == nil {
 				if err := mb.DeleteBucket(chatKey); err != nil {
 					return err
 				}
 			}
-			n = len(dels)
 			rep.Transactions++
 			return nil
 		})

@@ -18,6 +18,11 @@ import (
 // DefaultBatch bounds the records one sweep or forget transaction removes.
 const DefaultBatch = 256
 
+// scanFactor: a read transaction looks at no more than scanFactor*batch records (or chats) for
+// what to remove; the write transaction that follows removes at most batch of them, re-checking
+// each, and none is opened when there is nothing to remove (no writer lock taken, no fsync).
+const scanFactor = 16
+
 // RetentionPolicy says how long data is kept; zero keeps it forever.
 type RetentionPolicy struct {
 	// Photos: a photo (with its analysis and overlay) analysed longer ago than this and not sent
@@ -84,43 +89,92 @@ type timed struct {
 }
 
 // sweepLog removes, from each nested bucket (one per chat) of the top-level bucket name, the
-// leading records older than cutoff, at most batch per transaction. del is called in the
-// transaction for each record before it is removed; emptied for each chat left empty, whose
-// bucket is then removed.
+// leading records older than cutoff: a read transaction finds at most batch (visiting at most
+// scanFactor*batch chats), a write transaction removes them. del is called in that transaction
+// for each record before it is removed; emptied for each chat left empty, whose bucket is then
+// removed.
 func (s *Store) sweepLog(ctx context.Context, name string, cutoff time.Time, batch int, rep *SweepReport,
 	del func(tx *bolt.Tx, chatKey, k, v []byte) error, emptied func(tx *bolt.Tx, chatKey []byte) error) (int, error) {
+	type chatDels struct{ chat, from []byte } // delete the leading old records up to and including from
+	old := func(v []byte) (bool, error) {
+		var t timed
+		if err := json.Unmarshal(v, &t); err != nil {
+			return false, fmt.Errorf("decode record of %q: %w", name, err)
+		}
+		return t.Time.Before(cutoff), nil
+	}
 	var resume []byte
 	total := 0
 	for done := false; !done; {
-		err := s.update(ctx, "retention: "+name, func(tx *bolt.Tx) error {
+		var todo []chatDels
+		err := s.view(ctx, "retention: read "+name, func(tx *bolt.Tx) error {
+			todo = nil
 			top, err := bucket(tx, name)
 			if err != nil {
 				return err
 			}
-			n := 0
-			var empty [][]byte
 			c := top.Cursor()
 			k, v := c.First()
 			if resume != nil {
 				k, v = c.Seek(resume)
 			}
-			for ; k != nil; k, v = c.Next() {
+			n, visited := 0, 0
+			for ; k != nil && n < batch && visited < scanFactor*batch; k, v = c.Next() {
 				if v != nil {
 					continue // not a chat's bucket
 				}
-				cb := top.Bucket(k)
-				var dels [][]byte
-				cc := cb.Cursor()
-				rk, rv := cc.First()
-				for ; rk != nil && n+len(dels) < batch; rk, rv = cc.Next() {
-					var t timed
-					if err := json.Unmarshal(rv, &t); err != nil {
-						return fmt.Errorf("decode record %x of %q: %w", rk, k, err)
+				visited++
+				var last []byte
+				cc := top.Bucket(k).Cursor()
+				for rk, rv := cc.First(); rk != nil && n < batch; rk, rv = cc.Next() {
+					isOld, err := old(rv)
+					if err != nil {
+						return err
 					}
-					if !t.Time.Before(cutoff) {
+					if !isOld {
 						break // the rest is newer (logs are appended in time order)
 					}
-					if err := del(tx, k, rk, rv); err != nil {
+					last, n = rk, n+1
+				}
+				if last != nil {
+					todo = append(todo, chatDels{bytes.Clone(k), bytes.Clone(last)})
+				}
+			}
+			if n >= batch && len(todo) > 0 {
+				k = todo[len(todo)-1].chat // it may have more: visit it again
+			}
+			done, resume = k == nil, bytes.Clone(k)
+			return nil
+		})
+		if err != nil || len(todo) == 0 {
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		removed := 0
+		err = s.update(ctx, "retention: "+name, func(tx *bolt.Tx) error {
+			removed = 0
+			top, err := bucket(tx, name)
+			if err != nil {
+				return err
+			}
+			for _, cd := range todo {
+				cb := top.Bucket(cd.chat)
+				if cb == nil {
+					continue
+				}
+				var dels [][]byte
+				cc := cb.Cursor()
+				for rk, rv := cc.First(); rk != nil && bytes.Compare(rk, cd.from) <= 0; rk, rv = cc.Next() {
+					isOld, err := old(rv)
+					if err != nil {
+						return err
+					}
+					if !isOld {
+						break
+					}
+					if err := del(tx, cd.chat, rk, rv); err != nil {
 						return err
 					}
 					dels = append(dels, bytes.Clone(rk))
@@ -130,33 +184,23 @@ func (s *Store) sweepLog(ctx context.Context, name string, cutoff time.Time, bat
 						return err
 					}
 				}
-				n += len(dels)
-				if rk == nil {
-					empty = append(empty, bytes.Clone(k))
-				}
-				if n >= batch {
-					resume = bytes.Clone(k) // this chat may have more
-					break
-				}
-			}
-			if k == nil {
-				done = true
-			}
-			for _, ck := range empty {
-				if err := top.DeleteBucket(ck); err != nil {
-					return err
-				}
-				if err := emptied(tx, ck); err != nil {
-					return err
+				removed += len(dels)
+				if first, _ := cb.Cursor().First(); first == nil {
+					if err := top.DeleteBucket(cd.chat); err != nil {
+						return err
+					}
+					if err := emptied(tx, cd.chat); err != nil {
+						return err
+					}
 				}
 			}
-			total += n
 			rep.Transactions++
 			return nil
 		})
 		if err != nil {
 			return total, err
 		}
+		total += removed
 	}
 	return total, nil
 }
@@ -310,19 +354,27 @@ func (s *Store) eachChatLog(ctx context.Context, batch int, fn func(chatKey []by
 }
 
 // sweepPhotos removes the photos analysed before cutoff that recent does not name and staff did
-// not correct, checking at most batch analyses per transaction. It returns the removed hashes.
+// not correct: a read transaction finds at most batch (of scanFactor*batch analyses), a write
+// transaction checks and removes them. It returns the removed hashes.
 func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[string]bool, batch int, rep *SweepReport) (map[string]bool, error) {
+	expiredIn := func(tx *bolt.Tx, k, v []byte) (bool, error) {
+		var rec analysisRec
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return false, fmt.Errorf("decode analysis of %s: %w", k, err)
+		}
+		corr, err := bucket(tx, bucketCorrections)
+		if err != nil {
+			return false, err
+		}
+		return rec.CreatedAt.Before(cutoff) && !recent[string(k)] && corr.Get(k) == nil, nil
+	}
 	removed := map[string]bool{}
 	var resume []byte
 	for done := false; !done; {
 		var expired []string
-		err := s.update(ctx, "retention: photos", func(tx *bolt.Tx) error {
-			expired = expired[:0]
+		err := s.view(ctx, "retention: read photos", func(tx *bolt.Tx) error {
+			expired = nil
 			ab, err := bucket(tx, bucketAnalyses)
-			if err != nil {
-				return err
-			}
-			corr, err := bucket(tx, bucketCorrections)
 			if err != nil {
 				return err
 			}
@@ -331,25 +383,48 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 			if resume != nil {
 				k, v = c.Seek(resume)
 			}
-			for n := 0; k != nil; k, v = c.Next() {
-				if n == batch {
-					resume = bytes.Clone(k)
-					break
+			for seen := 0; k != nil && seen < scanFactor*batch && len(expired) < batch; k, v = c.Next() {
+				seen++
+				ok, err := expiredIn(tx, k, v)
+				if err != nil {
+					return err
 				}
-				n++
-				var rec analysisRec
-				if err := json.Unmarshal(v, &rec); err != nil {
-					return fmt.Errorf("decode analysis of %s: %w", k, err)
-				}
-				if rec.CreatedAt.Before(cutoff) && !recent[string(k)] && corr.Get(k) == nil {
+				if ok {
 					expired = append(expired, string(k))
 				}
 			}
-			done = k == nil
+			done, resume = k == nil, bytes.Clone(k)
+			return nil
+		})
+		if err != nil {
+			return removed, err
+		}
+		if len(expired) == 0 {
+			continue
+		}
+		var gone []string
+		err = s.update(ctx, "retention: photos", func(tx *bolt.Tx) error {
+			gone = gone[:0]
+			ab, err := bucket(tx, bucketAnalyses)
+			if err != nil {
+				return err
+			}
 			for _, h := range expired {
+				v := ab.Get([]byte(h))
+				if v == nil {
+					continue
+				}
+				ok, err := expiredIn(tx, []byte(h), v) // a staff correction may have come meanwhile
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
 				if err := deletePhoto(tx, h); err != nil {
 					return err
 				}
+				gone = append(gone, h)
 			}
 			rep.Transactions++
 			return nil
@@ -357,10 +432,10 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 		if err != nil {
 			return removed, err
 		}
-		for _, h := range expired { // counted once committed
+		for _, h := range gone { // counted once committed
 			removed[h] = true
 		}
-		rep.Photos += len(expired)
+		rep.Photos += len(gone)
 	}
 	return removed, nil
 }
@@ -420,32 +495,27 @@ func (s *Store) dropPhotoRefs(ctx context.Context, removed map[string]bool, batc
 	return err
 }
 
-// rewriteEach visits every key of a top-level bucket, at most batch per write transaction, and
-// removes it (fn says drop) or replaces its value (fn returns one). It returns how many keys it
-// changed.
+// rewriteEach visits every key of a top-level bucket and removes it (fn says drop) or replaces its
+// value (fn returns one): a read transaction finds at most batch keys to change (of
+// scanFactor*batch), a write transaction calls fn again on each and changes it. It returns how
+// many keys it changed.
 func (s *Store) rewriteEach(ctx context.Context, name string, batch int, rep *SweepReport, fn func(k, v []byte) (nv []byte, drop bool, err error)) (int, error) {
 	var resume []byte
 	total := 0
 	for done := false; !done; {
-		n := 0
-		err := s.update(ctx, "rewrite "+name, func(tx *bolt.Tx) error {
-			n = 0
+		var keys [][]byte
+		err := s.view(ctx, "read "+name, func(tx *bolt.Tx) error {
+			keys = nil
 			b, err := bucket(tx, name)
 			if err != nil {
 				return err
 			}
-			type change struct{ k, v []byte }
-			var changes []change
 			c := b.Cursor()
 			k, v := c.First()
 			if resume != nil {
 				k, v = c.Seek(resume)
 			}
-			for seen := 0; k != nil; k, v = c.Next() {
-				if seen == batch {
-					resume = bytes.Clone(k)
-					break
-				}
+			for seen := 0; k != nil && seen < scanFactor*batch && len(keys) < batch; k, v = c.Next() {
 				seen++
 				if v == nil {
 					continue // a nested bucket
@@ -455,22 +525,46 @@ func (s *Store) rewriteEach(ctx context.Context, name string, batch int, rep *Sw
 					return err
 				}
 				if drop || nv != nil {
-					changes = append(changes, change{bytes.Clone(k), nv})
+					keys = append(keys, bytes.Clone(k))
 				}
 			}
-			done = k == nil
-			for _, ch := range changes {
-				var err error
-				if ch.v == nil {
-					err = b.Delete(ch.k)
-				} else {
-					err = b.Put(ch.k, ch.v)
+			done, resume = k == nil, bytes.Clone(k)
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		n := 0
+		err = s.update(ctx, "rewrite "+name, func(tx *bolt.Tx) error {
+			n = 0
+			b, err := bucket(tx, name)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				v := b.Get(k)
+				if v == nil {
+					continue
+				}
+				nv, drop, err := fn(k, v) // again: it may have changed meanwhile
+				switch {
+				case err != nil:
+					return err
+				case drop:
+					err = b.Delete(k)
+				case nv != nil:
+					err = b.Put(k, nv)
+				default:
+					continue
 				}
 				if err != nil {
 					return err
 				}
+				n++
 			}
-			n = len(changes)
 			rep.Transactions++
 			return nil
 		})

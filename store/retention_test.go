@@ -202,3 +202,30 @@ func TestCompactShrinksAfterRetention(t *testing.T) {
 	}
 	checkNoOrphans(t, s)
 }
+
+// TestSweepAndForgetWriteOnlyWhereThereIsSomethingToRemove: finding what to remove takes read
+// transactions; a write transaction (the writer lock, an fsync) is opened only to remove, so a
+// daily sweep over a store with nothing old, or a farmer's /forget among many other chats, does
+// not make the bot's own writes wait.
+func TestSweepAndForgetWriteOnlyWhereThereIsSomethingToRemove(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, "")
+	for i := range 60 {
+		chat := fmt.Sprint("c", i)
+		farmerPhoto(t, s, "telegram", chat, "private", chat, fmt.Sprint("m", i), testTime, hashOf(i), testTime)
+	}
+	rep, err := s.Sweep(ctx, RetentionPolicy{Photos: 90 * day, Messages: 365 * day, Batch: 2}, testTime)
+	if err != nil || rep != (SweepReport{}) {
+		t.Errorf("sweep with nothing old: %+v %v", rep, err)
+	}
+	frep, err := s.ForgetUser(ctx, "telegram", "c7", testTime, ForgetOptions{Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its 2 messages; its photo; its content id; the summary's photo link; the records: 5 write
+	// transactions, whatever the number of other chats.
+	if frep.Messages != 2 || frep.Photos != 1 || frep.Transactions > 5 {
+		t.Errorf("forget among 60 chats: %+v", frep)
+	}
+	checkNoOrphans(t, s)
+}
