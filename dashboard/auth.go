@@ -36,7 +36,7 @@ const (
 // Errors of account creation.
 var (
 	ErrBadName      = errors.New("dashboard: a staff name is 1-64 characters: lowercase letters, digits and . _ @ -, starting with a letter or digit")
-	ErrBadRole      = errors.New("dashboard: the role is viewer or agent")
+	ErrBadRole      = errors.New("dashboard: the role is viewer, agent or admin")
 	ErrWeakPassword = fmt.Errorf("dashboard: a password has %d to %d bytes", MinPasswordLen, maxPasswordBytes)
 )
 
@@ -52,11 +52,11 @@ func NewAccount(name, role, password string, cost int, now time.Time) (store.Sta
 	if !nameRegexp.MatchString(name) {
 		return store.StaffAccount{}, ErrBadName
 	}
-	if role != RoleViewer && role != RoleAgent {
+	if roleRank(role) == public {
 		return store.StaffAccount{}, ErrBadRole
 	}
-	if utf8.RuneCountInString(password) < MinPasswordLen || len(password) > maxPasswordBytes {
-		return store.StaffAccount{}, ErrWeakPassword
+	if err := CheckPassword(password); err != nil {
+		return store.StaffAccount{}, err
 	}
 	if cost == 0 {
 		cost = DefaultBcryptCost
@@ -66,6 +66,14 @@ func NewAccount(name, role, password string, cost int, now time.Time) (store.Sta
 		return store.StaffAccount{}, fmt.Errorf("dashboard: hash password: %w", err)
 	}
 	return store.StaffAccount{Name: name, Role: role, PasswordHash: hash, Created: now}, nil
+}
+
+// CheckPassword returns ErrWeakPassword for a password too short or too long (for bcrypt).
+func CheckPassword(password string) error {
+	if utf8.RuneCountInString(password) < MinPasswordLen || len(password) > maxPasswordBytes {
+		return ErrWeakPassword
+	}
+	return nil
 }
 
 // session is a logged-in staff member, for one request. The raw token is not kept: only its
@@ -80,7 +88,8 @@ type session struct {
 // Name, Role and Agent are for templates.
 func (s *session) Name() string { return s.name }
 func (s *session) Role() string { return s.role }
-func (s *session) Agent() bool  { return s.role == RoleAgent }
+func (s *session) Agent() bool  { return roleRank(s.role) >= agent }
+func (s *session) Admin() bool  { return s.role == RoleAdmin }
 
 const csrfField = "csrf"
 
@@ -166,7 +175,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *session {
 		return nil
 	}
 	acct, err := s.st.GetStaff(ctx, ss.Name)
-	if err != nil { // the account was removed
+	if err != nil || acct.Disabled { // the account was removed or disabled
 		return nil
 	}
 	if now.Sub(ss.Seen) > time.Minute {
@@ -248,6 +257,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 		return
 	}
 	s.limiter.reset(keys[1])
+	if acct.Disabled {
+		s.log.Warn("dashboard: login refused: account disabled", "staff", name, "ip", ip)
+		s.showLogin(w, r, http.StatusForbidden, "This account is disabled: ask an admin.", lv)
+		return
+	}
 	token := newToken()
 	now := s.opts.Now()
 	if err := s.st.PutStaffSession(r.Context(), store.StaffSession{IDHash: hashToken(token), Name: acct.Name, Created: now, Seen: now}); err != nil {

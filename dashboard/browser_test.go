@@ -249,7 +249,7 @@ func TestLongThreadFoldsAdvice(t *testing.T) {
 		const answers = [...document.querySelectorAll("li.item.bot")].filter(li => li.textContent.includes("What I see"));
 		const folded = answers.filter(li => { const d = li.querySelector("details.answer"); return d && !d.open; });
 		const shown = el => el.getClientRects().length > 0 && el.offsetHeight > 0;
-		const photos = [...document.querySelectorAll("li.item.farmer .photo")].filter(p => !p.innerHTML.includes("` + e.hash + `"));
+		const photos = [...document.querySelectorAll("li.item.farmer .photo")].filter(p => !p.innerHTML.includes("`+e.hash+`"));
 		return {
 			messages: document.querySelectorAll("ol.thread li.item").length,
 			answers: answers.length, folded: folded.length,

@@ -64,6 +64,7 @@ type Store interface {
 	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
 	Corrections(ctx context.Context) ([]store.Correction, error)
 	SetResolved(ctx context.Context, platform, chatID string, resolved bool, by string, at time.Time) error
+	StaffAdmin
 	ForgetUser(ctx context.Context, platform, id string, at time.Time, o store.ForgetOptions) (store.ForgetReport, error)
 	Stats(ctx context.Context, from, to time.Time) ([]store.DayStats, error)
 }
@@ -103,7 +104,21 @@ type Options struct {
 const (
 	RoleViewer = "viewer" // reads conversations, photos and statistics
 	RoleAgent  = "agent"  // also corrects diagnoses, replies, resolves and exports
+	RoleAdmin  = "admin"  // also adds, disables and resets staff accounts and clears the cache
 )
+
+// roleRank orders the roles: each may do what the ones below it may.
+func roleRank(role string) access {
+	switch role {
+	case RoleViewer:
+		return viewer
+	case RoleAgent:
+		return agent
+	case RoleAdmin:
+		return admin
+	}
+	return public
+}
 
 // access is what a route requires.
 type access int
@@ -112,6 +127,7 @@ const (
 	public access = iota // no session: the login page and the stylesheet only
 	viewer
 	agent
+	admin
 )
 
 // route is one entry of the router: every route the dashboard serves is in Server.routes, so a
@@ -135,6 +151,8 @@ type Server struct {
 	// dummyHash is compared for unknown accounts, made on first use (bcrypt is slow on purpose).
 	dummyOnce sync.Once
 	dummyHash []byte
+
+	setup setupLink // the one-time link that makes the first admin (staff.go)
 }
 
 // New parses the templates and builds the routes.
@@ -214,6 +232,12 @@ func (s *Server) routeTable() []route {
 		{"GET /photos/{hash}/overlay", viewer, s.overlayImage},
 		{"POST /photos/{hash}/correction", agent, s.correct},
 		{"GET /stats", viewer, s.stats},
+		{"GET /staff", admin, s.staffPage},
+		{"POST /staff", admin, s.addStaff},
+		{"POST /staff/{name}/disable", admin, s.disableStaff},
+		{"POST /staff/{name}/password", admin, s.resetStaff},
+		{"GET /setup", public, s.setupPage},
+		{"POST /setup", public, s.setupAdmin},
 		{"GET /export", viewer, s.exportPage},
 		{"GET /export/dataset.zip", agent, s.exportDataset},
 		{"GET /export/conversations.csv", agent, s.exportConversations},
@@ -253,8 +277,8 @@ func (s *Server) guard(rt route) http.Handler {
 				return
 			}
 		}
-		if rt.access == agent && sess.role != RoleAgent {
-			http.Error(w, "this needs an agent account", http.StatusForbidden)
+		if roleRank(sess.role) < rt.access {
+			http.Error(w, "this needs an "+map[access]string{agent: "agent", admin: "admin"}[rt.access]+" account", http.StatusForbidden)
 			return
 		}
 		rt.handle(w, r, sess)
@@ -370,6 +394,16 @@ func flash(key string) string {
 		return "The farmer's messages, photos, diagnoses and settings were deleted."
 	case "forget_unconfirmed":
 		return "Nothing was deleted: tick the box to confirm that the farmer asked for it."
+	case "staff_added":
+		return "Account added."
+	case "staff_disabled":
+		return "Account disabled: its sessions ended."
+	case "staff_enabled":
+		return "Account enabled."
+	case "staff_password":
+		return "Password changed: the account's sessions ended."
+	case "first_admin":
+		return "Admin account created: log in with it."
 	case "not_sent":
 		return "The reply could not be delivered; it is logged as not delivered."
 	case "no_channel":

@@ -22,15 +22,18 @@ const (
 // StaffAccount is one support staff member who may use the review dashboard.
 type StaffAccount struct {
 	Name         string
-	Role         string // "viewer" or "agent"; the dashboard gives it meaning
+	Role         string // "viewer", "agent" or "admin"; the dashboard gives it meaning
 	PasswordHash []byte // bcrypt
 	Created      time.Time
+	// Disabled accounts cannot log in (staffadmin.go).
+	Disabled bool
 }
 
 type staffRec struct {
 	Role         string    `json:"role"`
 	PasswordHash []byte    `json:"password_hash"`
 	Created      time.Time `json:"created"`
+	Disabled     bool      `json:"disabled,omitempty"`
 }
 
 // StaffSession is a logged-in dashboard session, keyed by a hash of its token.
@@ -85,7 +88,7 @@ func (s *Store) GetStaff(ctx context.Context, name string) (StaffAccount, error)
 	if err != nil {
 		return StaffAccount{}, err
 	}
-	return StaffAccount{Name: name, Role: rec.Role, PasswordHash: rec.PasswordHash, Created: rec.Created}, nil
+	return StaffAccount{Name: name, Role: rec.Role, PasswordHash: rec.PasswordHash, Created: rec.Created, Disabled: rec.Disabled}, nil
 }
 
 // ListStaff returns every account by name (without password hashes).
@@ -101,7 +104,7 @@ func (s *Store) ListStaff(ctx context.Context) ([]StaffAccount, error) {
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("decode staff account %q: %w", k, err)
 			}
-			out = append(out, StaffAccount{Name: string(k), Role: rec.Role, Created: rec.Created})
+			out = append(out, StaffAccount{Name: string(k), Role: rec.Role, Created: rec.Created, Disabled: rec.Disabled})
 			return nil
 		})
 	})

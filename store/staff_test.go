@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,5 +82,65 @@ func TestStaffAccounts(t *testing.T) {
 	}
 	if err := s.DeleteStaffSession(ctx, "s3"); err != nil {
 		t.Errorf("deleting a missing session: %v", err)
+	}
+}
+
+// TestStaffAdministration: an admin's changes to accounts, each with its audit entry; disabling
+// and a new password end the account's sessions; the first admin is made only while there is
+// none.
+func TestStaffAdministration(t *testing.T) {
+	s := newTestStore(t, "")
+	ctx := t.Context()
+	first := StaffAccount{Name: "ada", Role: "admin", PasswordHash: []byte("h1"), Created: testTime}
+	if err := s.AddFirstAdmin(ctx, first, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFirstAdmin(ctx, StaffAccount{Name: "eve", Role: "admin", PasswordHash: []byte("h"), Created: testTime}, "admin"); !errors.Is(err, ErrExists) {
+		t.Errorf("a second first admin: %v, want ErrExists", err)
+	}
+	if err := s.AddStaffBy(ctx, StaffAccount{Name: "bob", Role: "agent", PasswordHash: []byte("h2"), Created: testTime}, "ada"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutStaffSession(ctx, StaffSession{IDHash: "s1", Name: "bob", Created: testTime, Seen: testTime}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStaffDisabled(ctx, "bob", true, "ada", testTime.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.GetStaff(ctx, "bob"); err != nil || !a.Disabled {
+		t.Errorf("bob after disable: %+v %v", a, err)
+	}
+	if _, err := s.GetStaffSession(ctx, "s1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a disabled account's session: %v, want ErrNotFound", err)
+	}
+	if err := s.SetStaffDisabled(ctx, "bob", false, "ada", testTime.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutStaffSession(ctx, StaffSession{IDHash: "s2", Name: "bob", Created: testTime, Seen: testTime}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStaffPassword(ctx, "bob", []byte("h3"), "ada", testTime.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.GetStaff(ctx, "bob"); err != nil || a.Disabled || string(a.PasswordHash) != "h3" {
+		t.Errorf("bob after enable and reset: %+v %v", a, err)
+	}
+	if _, err := s.GetStaffSession(ctx, "s2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a reset account's session: %v, want ErrNotFound", err)
+	}
+	if err := s.SetStaffDisabled(ctx, "nobody", true, "ada", testTime); !errors.Is(err, ErrNotFound) {
+		t.Errorf("disable a missing account: %v", err)
+	}
+	log, err := s.StaffAuditLog(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range log {
+		got = append(got, a.By+" "+a.Action+" "+a.Name+" "+a.Role)
+	}
+	want := []string{"ada password bob agent", "ada enable bob agent", "ada disable bob agent", "ada add bob agent", " first_admin ada admin"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("audit log %q, want %q", got, want)
 	}
 }

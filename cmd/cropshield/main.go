@@ -61,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		err = serveCmd(ctx, rest, stderr)
+		err = serveCmd(ctx, rest, stdout, stderr)
 	case "diagnose":
 		err = diagnoseCmd(ctx, rest, stdout, stderr)
 	case "eval":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,8 @@ type reviewConfig struct {
 	behindTLSProxy bool
 	// ready, if set, is called with the dashboard's listen address once it accepts connections.
 	ready func(addr string)
+	// console, if set, gets the one-time setup link while no admin account exists (setuplink.go).
+	console io.Writer
 	// http bounds each connection to the dashboard's server (zero fields: dashboardLimits).
 	http httpLimits
 }
@@ -39,7 +42,7 @@ type reviewServer struct {
 
 // startReview builds the dashboard over the adapters (staff replies go out through them) and
 // serves it on its own listener.
-func startReview(c reviewConfig, log *slog.Logger, st *store.Store, loc *locales.Bundle, info inference.Info, adapters []bot.Adapter) (*reviewServer, error) {
+func startReview(ctx context.Context, c reviewConfig, log *slog.Logger, st *store.Store, loc *locales.Bundle, info inference.Info, adapters []bot.Adapter) (*reviewServer, error) {
 	if c.addr == "" {
 		return nil, nil
 	}
@@ -63,6 +66,9 @@ func startReview(c reviewConfig, log *slog.Logger, st *store.Store, loc *locales
 		c.ready(ln.Addr().String())
 	}
 	log.Info("review dashboard serving", "url", "http://"+ln.Addr().String()+"/", "behind_tls_proxy", c.behindTLSProxy)
+	if err := printSetupLink(ctx, c, log, dash, ln.Addr().String()); err != nil {
+		return nil, errors.Join(err, r.srv.Close())
+	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && !c.behindTLSProxy {
 		log.Warn("the review dashboard listens beyond this machine without TLS: passwords and sessions would cross the network in clear; put it behind a TLS reverse proxy (README) and pass --review-tls-behind-proxy")
 	}

@@ -54,7 +54,7 @@ type serveConfig struct {
 	http httpLimits
 }
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := serveConfig{memLimit: defaultMemoryLimit, decodeBudget: inference.DefaultDecodeBudget}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -87,6 +87,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	c.review.console = stdout // the first admin's setup link: on the console, apart from the log
 	return serve(ctx, c, log)
 }
 
@@ -201,7 +202,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	}
 	log.Info("CropShield serving", "web_chat", "http://"+ln.Addr().String()+"/", "metrics", "/metrics", "healthz", "/healthz",
 		"db", c.db, "provider", model.Info().Provider, "memory_limit", c.memLimit.String(), "decode_budget", c.decodeBudget.String())
-	review, err := startReview(c.review, log, st, loc, model.Info(), adapters)
+	review, err := startReview(ctx, c.review, log, st, loc, model.Info(), adapters)
 	if err != nil {
 		return errors.Join(err, srv.Close())
 	}

@@ -21,13 +21,15 @@ import (
 )
 
 const staffUsage = `usage:
-  cropshield staff add NAME [--role viewer|agent]   add an account; asks for the password twice
+  cropshield staff add NAME [--role viewer|agent|admin]
+                                                    add an account; asks for the password twice
                                                     (or reads one line from stdin when it is not a terminal)
   cropshield staff list                             list the accounts
   cropshield staff remove NAME                      remove an account and end its sessions
 
 Each takes --db (default data/cropshield.db). bbolt lets one process open the database, so stop
-'cropshield serve' first.
+'cropshield serve' first. While it serves, an admin adds, disables and resets accounts on the
+dashboard's Staff page; with no admin yet, serve prints a one-time link that makes the first.
 `
 
 // staffCmd manages the review dashboard's accounts. There is no default account: the first one
@@ -50,7 +52,7 @@ func staffCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	db := fs.String("db", "data/cropshield.db", "bbolt database file")
 	role := dashboard.RoleViewer
 	if sub == "add" {
-		fs.StringVar(&role, "role", dashboard.RoleViewer, "viewer (reads) or agent (also corrects, replies, resolves, exports)")
+		fs.StringVar(&role, "role", dashboard.RoleViewer, "viewer (reads), agent (also corrects, replies, resolves, exports) or admin (also manages staff and the cache)")
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -103,9 +105,13 @@ func staffCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tCREATED")
+	fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tSTATUS")
 	for _, a := range accts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Role, a.Created.UTC().Format("2006-01-02 15:04 UTC"))
+		status := "active"
+		if a.Disabled {
+			status = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, a.Role, a.Created.UTC().Format("2006-01-02 15:04 UTC"), status)
 	}
 	return tw.Flush()
 }
@@ -143,18 +149,7 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 			}
 			return string(b), nil
 		}
-		p1, err := ask(fmt.Sprintf("Password (at least %d characters): ", dashboard.MinPasswordLen))
-		if err != nil {
-			return "", err
-		}
-		p2, err := ask("Password again: ")
-		if err != nil {
-			return "", err
-		}
-		if p1 != p2 {
-			return "", fmt.Errorf("%w: the two passwords differ", errUsage)
-		}
-		return p1, nil
+		return askTwice(ask)
 	}
 	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -165,4 +160,24 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		return "", fmt.Errorf("%w: no password on stdin", errUsage)
 	}
 	return line, nil
+}
+
+// askTwice asks for a new password, checks its length at once (not after it was typed twice),
+// then asks again and compares.
+func askTwice(ask func(prompt string) (string, error)) (string, error) {
+	p1, err := ask(fmt.Sprintf("Password (at least %d characters): ", dashboard.MinPasswordLen))
+	if err != nil {
+		return "", err
+	}
+	if err := dashboard.CheckPassword(p1); err != nil {
+		return "", fmt.Errorf("%w: %w", errUsage, err)
+	}
+	p2, err := ask("Password again: ")
+	if err != nil {
+		return "", err
+	}
+	if p1 != p2 {
+		return "", fmt.Errorf("%w: the two passwords differ", errUsage)
+	}
+	return p1, nil
 }
