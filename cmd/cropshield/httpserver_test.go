@@ -274,3 +274,41 @@ func TestServeServersCutSlowClients(t *testing.T) {
 		slowClient(t, a, slowPost(upload))
 	}
 }
+
+// TestServeFailsWhenItsHTTPServerDies: when the web chat's listener fails under the running
+// server, serve shuts down and returns the cause (a non-zero exit, so a supervisor restarts it)
+// instead of nil.
+func TestServeFailsWhenItsHTTPServerDies(t *testing.T) {
+	listeners := make(chan net.Listener, 1)
+	c := serveConfig{
+		modelConfig: modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 1},
+		addr:        "127.0.0.1:0", db: filepath.Join(t.TempDir(), "cropshield.db"), threshold: 0.01, workers: 1,
+		drainTimeout: 10 * time.Second,
+		listen: func(addr string) (net.Listener, error) {
+			ln, err := net.Listen("tcp", addr)
+			if err == nil {
+				listeners <- ln
+			}
+			return ln, err
+		},
+	}
+	ready := make(chan struct{})
+	c.ready = func(string) { close(ready) }
+	done := make(chan error, 1)
+	go func() { done <- serve(context.Background(), c, quietLog) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve stopped early: %v", err)
+	}
+	if err := (<-listeners).Close(); err != nil { // the server's listener dies under it
+		t.Fatal(err)
+	}
+	err := <-done
+	if err == nil {
+		t.Fatal("serve returned nil after its HTTP server died: the process would exit 0")
+	}
+	if !errors.Is(err, net.ErrClosed) || !strings.Contains(err.Error(), "HTTP server") {
+		t.Errorf("serve: %v, want the HTTP server's cause", err)
+	}
+}

@@ -52,6 +52,8 @@ type serveConfig struct {
 	ready func(addr string)
 	// http bounds each connection to the web chat's server (zero fields: webLimits).
 	http httpLimits
+	// listen, if set, opens the web chat's listener instead of net.Listen("tcp", addr).
+	listen func(addr string) (net.Listener, error)
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -190,7 +192,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	}
 	opsMux.Handle("GET /healthz", health)
 	opsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	ln, err := net.Listen("tcp", c.addr)
+	listen := c.listen
+	if listen == nil {
+		listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	}
+	ln, err := listen(c.addr)
 	if err != nil {
 		return listenError("web chat", "addr", c.addr, err)
 	}
@@ -225,15 +231,21 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		})
 	}
 
+	// A server that dies ends serve with an error (a non-zero exit), after the same orderly
+	// shutdown, so that a supervisor restarts the process.
+	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case err := <-httpDone:
-		log.Error("HTTP server failed", "err", err)
+		failed = fmt.Errorf("HTTP server: %w", err)
+		log.Error("HTTP server failed; shutting down", "err", err)
 	case err := <-review.failed():
-		log.Error("review dashboard server failed", "err", err)
+		failed = fmt.Errorf("review dashboard server: %w", err)
+		log.Error("review dashboard server failed; shutting down", "err", err)
 	case err := <-ops.failed():
-		log.Error("operations server failed", "err", err)
+		failed = err // names its server
+		log.Error("operations server failed; shutting down", "err", err)
 	}
 	// The stop gate first, while the adapters can still send: no message starts from now on
 	// (the web chat answers "busy", Telegram and WhatsApp are not acknowledged), those being
@@ -258,7 +270,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		log.Warn("shutdown: operations", "err", err)
 	}
 	log.Info("stopped")
-	return nil
+	return failed
 }
 
 func closeLogged(log *slog.Logger, what string, close func() error) error {
