@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,6 +41,7 @@ import (
 type config struct {
 	bin, model, ortLib string
 	build              bool
+	buildFlags         []string // for go build (the test's -race)
 	dir                string
 	keep               bool
 	updates            int
@@ -116,7 +119,8 @@ func (c *config) defaults() error {
 		return fmt.Errorf("ONNX Runtime library: %w (run `make deps` or set CROPSHIELD_ORT_LIB)", err)
 	}
 	if _, err := os.Stat(c.bin); err != nil || c.build {
-		cmd := exec.Command("go", "build", "-o", c.bin, "./cmd/cropshield")
+		args := append(append([]string{"build"}, c.buildFlags...), "-o", c.bin, "./cmd/cropshield")
+		cmd := exec.Command("go", args...)
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build ./cmd/cropshield: %w", err)
@@ -310,8 +314,15 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 		return res, err
 	}
 	res.starts = srv.epoch
+	if err := writeRecord(filepath.Join(dir, "web.json"), web, srv.baseURL()); err != nil {
+		return res, err
+	}
 	res.elapsed = time.Since(start)
-	res.check(items, released, fake, web)
+	suppressed, err := suppressedReplies(logf.Name())
+	if err != nil {
+		return res, err
+	}
+	res.check(items, released, fake, web, srv.baseURL(), suppressed)
 	if res.clean() && !c.keep && c.dir == "" {
 		_ = os.RemoveAll(dir)
 		res.dir, res.log = "", ""
@@ -384,6 +395,11 @@ func missingWeb(web []*webMsg) int {
 type tally struct {
 	messages, expect, answered, lost, dups, unexpected int
 	latency                                            []time.Duration
+	// Causes of losses: the reply was attempted before a kill and then not sent again (the
+	// handler sends a reply that may have gone out at most once: the server's log says so);
+	// a web chat POST failed after reaching the server, was not sent again (no client message
+	// id) and the server had not stored it.
+	lostAttempted, lostUnsent int
 }
 
 // result is what a run found.
@@ -414,7 +430,7 @@ func (r *result) problem(format string, args ...any) {
 
 // check sorts every reply the fake Bot API recorded to the item it answers (by chat and, in
 // groups, the message it quotes) and every web chat message by what its chat shows, and counts.
-func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web []*webMsg) {
+func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web []*webMsg, base string, suppressed map[suppressedKey]bool) {
 	r.redelivered = fake.redelivered()
 	type key struct {
 		chat int64
@@ -456,7 +472,15 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 		case units == 0:
 			r.tg.expect++
 			r.tg.lost++
-			r.problem("telegram: LOST: %s (chat %d, message %v) never answered", it.Kind, it.Chat, it.IDs)
+			why := "never answered"
+			for _, id := range it.IDs {
+				if suppressed[suppressedKey{"telegram", strconv.FormatInt(it.Chat, 10), strconv.Itoa(id)}] {
+					r.tg.lostAttempted++
+					why = "its reply was attempted before a kill and not sent again"
+					break
+				}
+			}
+			r.problem("telegram: LOST: %s (chat %d, message %v): %s", it.Kind, it.Chat, it.IDs, why)
 		default:
 			r.tg.expect++
 			r.tg.answered++
@@ -493,14 +517,25 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 			if m.gaveUp {
 				why = "its POST failed (" + m.err + ") and was not sent again"
 			}
-			r.problem("web chat: LOST: %s: %s", m.item.Kind, why)
+			chat := m.chatID(base)
+			switch {
+			case suppressed[suppressedKey{"webchat", chat, ""}]:
+				r.web.lostAttempted++
+				why += "; the server stored it, attempted its reply before a kill and did not send it again"
+			case you > 0:
+				why += "; the server stored it and never answered"
+			case m.gaveUp && m.ambiguous > 0:
+				r.web.lostUnsent++
+				why += "; the server never stored it"
+			}
+			r.problem("web chat: LOST: %s (chat %s): %s", m.item.Kind, chat, why)
 			continue
 		case m.maxLive > 1 || bot > 1 || you > 1:
 			r.web.dups++
-			r.problem("web chat: TWICE: %s: %d replies in one answer, chat shows %d messages and %d replies after a restart (%d POSTs)",
-				m.item.Kind, m.maxLive, you, bot, m.attempts)
+			r.problem("web chat: TWICE: %s (chat %s): %d replies in one answer, chat shows %d messages and %d replies after a restart (%d POSTs)",
+				m.item.Kind, m.chatID(base), m.maxLive, you, bot, m.attempts)
 		case r.webRestored && bot == 0:
-			r.problem("web chat: %s answered (live) but its chat shows no reply after a restart", m.item.Kind)
+			r.problem("web chat: %s (chat %s) answered (live) but its chat shows no reply after a restart", m.item.Kind, m.chatID(base))
 		}
 		r.web.answered++
 		if live {
@@ -559,6 +594,13 @@ func (r *result) print(w io.Writer) {
 	line("webchat", r.web)
 	fmt.Fprintf(w, "\nTelegram updates handed out again after a kill: %d. Web chat POSTs sent again: %d; failed after reaching the server: %d.\n",
 		r.redelivered, r.webRetries, r.webAmbiguous)
+	if n := r.tg.lostAttempted + r.web.lostAttempted; n > 0 {
+		fmt.Fprintf(w, "Lost because the reply was attempted before a kill and, maybe delivered, not sent again (at most once): %d Telegram, %d web chat.\n",
+			r.tg.lostAttempted, r.web.lostAttempted)
+	}
+	if r.web.lostUnsent > 0 {
+		fmt.Fprintf(w, "Lost because a web chat POST failed after reaching the server, could not be sent again and the server had not stored it: %d.\n", r.web.lostUnsent)
+	}
 	if r.webIDs {
 		fmt.Fprintln(w, "The web chat honours a client message id: a POST that failed after reaching the server was sent again with the same id.")
 	} else {
@@ -582,4 +624,63 @@ func (r *result) print(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "\nFAIL")
 	}
+}
+
+// writeRecord keeps what each web chat message's client saw, for a failed run's reader.
+func writeRecord(path string, web []*webMsg, base string) error {
+	type rec struct {
+		Chat, Kind, Err              string
+		Attempts, Ambiguous, MaxLive int
+		Given, GaveUp                bool
+		Sent, Answered               time.Time
+		AfterRestart                 []entry
+	}
+	var out []rec
+	for _, m := range web {
+		m.mu.Lock()
+		out = append(out, rec{Chat: m.chatID(base), Kind: m.item.Kind, Err: m.err, Attempts: m.attempts, Ambiguous: m.ambiguous,
+			MaxLive: m.maxLive, Given: m.given, GaveUp: m.gaveUp, Sent: m.sentAt, Answered: m.answeredAt, AfterRestart: m.final})
+		m.mu.Unlock()
+	}
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// suppressedKey names a message whose reply the server did not send again after a restart:
+// platform, chat and (Telegram) message id.
+type suppressedKey struct{ platform, chat, msg string }
+
+// suppressedReplies reads the server's log for the replies it attempted before a kill and then
+// did not send again, since they may have gone out ("... not sending it twice").
+func suppressedReplies(logPath string) (map[suppressedKey]bool, error) {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		return nil, err
+	}
+	out := map[suppressedKey]bool{}
+	for line := range strings.Lines(string(data)) {
+		if !strings.Contains(line, "not sending it twice") {
+			continue
+		}
+		var k suppressedKey
+		for _, f := range strings.Fields(line) {
+			name, v, _ := strings.Cut(f, "=")
+			switch name {
+			case "platform":
+				k.platform = v
+			case "chat":
+				k.chat = v
+			case "msg":
+				k.msg = v
+			}
+		}
+		if k.platform == "webchat" {
+			k.msg = "" // one message per web chat
+		}
+		out[k] = true
+	}
+	return out, nil
 }

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"sync"
 	"syscall"
 	"time"
@@ -52,6 +55,22 @@ func newWebMsg(it webItem) (*webMsg, error) {
 	_, _ = rand.Read(raw[:])
 	return &webMsg{item: it, clientID: "kt-" + hex.EncodeToString(raw[:]),
 		client: &http.Client{Jar: jar, Timeout: 2 * time.Minute}}, nil
+}
+
+// chatID is the web chat's id of this message's chat as the server logs it (a hash of the
+// cookie, as adapters/webchat computes it), "" before the server set the cookie.
+func (m *webMsg) chatID(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	for _, c := range m.client.Jar.Cookies(u) {
+		if c.Name == "cropshield_chat" {
+			sum := sha256.Sum256([]byte("cropshield-webchat:" + c.Value))
+			return "web-" + hex.EncodeToString(sum[:8])
+		}
+	}
+	return ""
 }
 
 func bots(es []entry) int {
@@ -119,7 +138,8 @@ func (m *webMsg) post(ctx context.Context, base, idField string) (int, []entry, 
 	req.Header.Set("Accept-Language", "en")
 	resp, err := m.client.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		var oe *net.OpError
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &oe) && oe.Op == "dial" {
 			return 0, nil, fmt.Errorf("%w: %w", errNotSent, err)
 		}
 		return 0, nil, err
@@ -148,6 +168,20 @@ func (m *webMsg) post(ctx context.Context, base, idField string) (int, []entry, 
 // the end of the run tells whether the server had it.
 func (m *webMsg) send(ctx context.Context, base, idField string, retrySame bool) {
 	m.sentAt = time.Now()
+	// As the page: GET / first, which gives the browser its chat cookie. (A POST without one gets
+	// a new chat whose cookie is lost with the answer when the server dies meanwhile.)
+	for m.chatID(base) == "" {
+		if _, err := m.view(ctx, base); err != nil && ctx.Err() != nil {
+			return
+		}
+		if m.chatID(base) == "" {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
 	for {
 		m.mu.Lock()
 		m.attempts++

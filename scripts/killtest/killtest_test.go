@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cropshield/cropshield/internal/testenv"
+)
+
+// TestKillUnderLoad runs killtest small: 60 Telegram updates and 2 web chat clients while the
+// server is killed 3 times. Every Telegram message that wants an answer gets exactly one; no web
+// chat message is answered twice, and none is lost unless the web chat ignores client message
+// ids and its POST failed after reaching the server (then the client cannot send it again
+// safely: logged, see issue 14).
+func TestKillUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills cropshield serve: not with -short")
+	}
+	c := config{
+		bin: filepath.Join(t.TempDir(), "cropshield"), build: true, ortLib: testenv.ORTLib(t),
+		model: testenv.ShippedModel(t), dir: filepath.Join(t.TempDir(), "data"),
+		updates: 60, webClients: 2, webMsgs: 6, kills: 3, seed: 7, rate: 15,
+		settle: 20 * time.Second, webIDField: "client_id", webRetry: "auto",
+	}
+	if raceBuild {
+		c.buildFlags = []string{"-race"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress strings.Builder
+	res, err := run(ctx, c, &progress)
+	var summary strings.Builder
+	if res != nil {
+		res.print(&summary)
+	}
+	t.Log(progress.String() + summary.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.kills != 3 || res.starts != 5 {
+		t.Errorf("%d kills and %d starts, want 3 and 5 (3 after the kills, the first, one orderly)", res.kills, res.starts)
+	}
+	if res.tg.messages != 60 || res.tg.expect == 0 || res.web.messages != 12 {
+		t.Errorf("%d Telegram updates (%d wanting an answer) and %d web messages, want 60 (some) and 12",
+			res.tg.messages, res.tg.expect, res.web.messages)
+	}
+	// Duplicates and answers to what wants none fail. So does a loss, except the two known gaps
+	// of issue 14, which are logged: a reply attempted before a kill is not sent again (at most
+	// once; for the web chat, whose outbox dies with the process, it surely never went out), and
+	// a web chat POST that failed after reaching the server cannot be sent again while the web
+	// chat ignores client message ids.
+	if res.tg.dups+res.tg.unexpected+res.web.dups != 0 {
+		t.Errorf("answered twice: %d Telegram, %d web chat; %d Telegram answers to messages that want none",
+			res.tg.dups, res.web.dups, res.tg.unexpected)
+	}
+	if lost := res.tg.lost - res.tg.lostAttempted; lost != 0 {
+		t.Errorf("Telegram: %d lost", lost)
+	}
+	if lost := res.web.lost - res.web.lostAttempted - res.web.lostUnsent; lost != 0 || (res.webIDs && res.web.lostUnsent != 0) {
+		t.Errorf("web chat: %d lost (%d after a POST that failed after reaching the server)", res.web.lost, res.web.lostUnsent)
+	}
+	if n := res.tg.lostAttempted + res.web.lostAttempted + res.web.lostUnsent; n > 0 {
+		t.Logf("KNOWN GAPS (issue 14): %d messages lost: %d Telegram and %d web chat replies attempted before a kill and not sent again; %d web chat POSTs that failed after reaching the server (no client message id)",
+			n, res.tg.lostAttempted, res.web.lostAttempted, res.web.lostUnsent)
+	}
+	if t.Failed() && res.dir != "" {
+		if log, err := os.ReadFile(res.log); err == nil && len(log) > 20000 {
+			t.Logf("server log (last 20 kB):\n%s", log[len(log)-20000:])
+		}
+	}
+}
