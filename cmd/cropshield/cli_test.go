@@ -71,7 +71,7 @@ func TestHelpOfEveryCommand(t *testing.T) {
 			cmds = append(cmds, []string{m[1], "-h"})
 		}
 	}
-	subs := map[string][]string{"staff": {"add", "list", "remove"}, "whatsapp": {"link", "status", "unlink"}}
+	subs := map[string][]string{"staff": {"add", "list", "remove"}, "whatsapp": {"link", "status", "unlink"}, "cache": {"stats", "clear"}}
 	for _, c := range slices.Clone(cmds) {
 		for _, sub := range subs[c[0]] {
 			cmds = append(cmds, []string{c[0], sub, "-h"})
