@@ -65,6 +65,7 @@ type Store interface {
 	Corrections(ctx context.Context) ([]store.Correction, error)
 	SetResolved(ctx context.Context, platform, chatID string, resolved bool, by string, at time.Time) error
 	StaffAdmin
+	Cache
 	ForgetUser(ctx context.Context, platform, id string, at time.Time, o store.ForgetOptions) (store.ForgetReport, error)
 	Stats(ctx context.Context, from, to time.Time) ([]store.DayStats, error)
 }
@@ -232,6 +233,7 @@ func (s *Server) routeTable() []route {
 		{"GET /photos/{hash}/overlay", viewer, s.overlayImage},
 		{"POST /photos/{hash}/correction", agent, s.correct},
 		{"GET /stats", viewer, s.stats},
+		{"POST /cache/clear", admin, s.clearCache},
 		{"GET /staff", admin, s.staffPage},
 		{"POST /staff", admin, s.addStaff},
 		{"POST /staff/{name}/disable", admin, s.disableStaff},
@@ -402,6 +404,8 @@ func flash(key string) string {
 		return "Account enabled."
 	case "staff_password":
 		return "Password changed: the account's sessions ended."
+	case "cache_cleared":
+		return "Cache cleared: photos sent again are analysed again."
 	case "first_admin":
 		return "Admin account created: log in with it."
 	case "not_sent":

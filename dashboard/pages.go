@@ -131,7 +131,8 @@ type candidate struct {
 // photoView is one photo with its analysis and the staff's verdict.
 type photoView struct {
 	Hash        string
-	Analysis    bool // an analysis is stored
+	Photo       bool // the photo is stored (retention or /forget remove it)
+	Analysis    bool // an analysis is stored (clearing the cache removes it, not the photo)
 	Top         []candidate
 	Rejected    bool
 	NotLeaf     float64
@@ -145,6 +146,10 @@ type photoView struct {
 
 func (s *Server) photoView(r *http.Request, hash string) (photoView, error) {
 	pv := photoView{Hash: hash}
+	var err error
+	if pv.Photo, err = s.st.HasPhoto(r.Context(), hash); err != nil {
+		return pv, err
+	}
 	a, err := s.st.StoredAnalysis(r.Context(), hash)
 	switch {
 	case err == nil:

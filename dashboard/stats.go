@@ -188,6 +188,7 @@ type statsView struct {
 	TopDiseases chart
 	CacheHits   chart
 	Languages   chart
+	Cache       cacheView
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -203,6 +204,12 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, sess *session) {
 		return
 	}
 	sv := statsView{Days: days, DayChoices: []int{7, 30, 90, 365}, From: from, To: to}
+	cs, err := s.st.CacheStats(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sv.Cache = cacheView{CacheStats: cs, Size: FormatBytes(cs.Bytes), CanClear: sess.Admin()}
 	labels := make([]string, days)
 	for i := range days {
 		labels[i] = from.AddDate(0, 0, i).Format("01-02")

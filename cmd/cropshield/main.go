@@ -5,6 +5,7 @@
 //	cropshield eval DIR...        measure the model on labelled photos (folder per class id), per folder and summed up
 //	cropshield bench              measure each stage, the handler, throughput and memory on generated photos
 //	cropshield staff add NAME     add a review dashboard account (also: staff list, staff remove NAME)
+//	cropshield cache stats        the analysis cache's size and hit rate (also: cache clear)
 //	cropshield whatsapp link      link the bot's WhatsApp phone (also: whatsapp status, whatsapp unlink)
 //	cropshield backup FILE        copy the database, hot (through the running server) or from the file
 //	cropshield compact            rewrite the database without its free pages (offline)
@@ -40,7 +41,9 @@ commands:
                      not_a_leaf/): a report per folder, then a summary line per folder
   bench              measure decode, preprocess, inference, render, encode and the whole handler on
                      generated phone-like photos; photos/s with --workers N; peak RSS; --json
-  staff add NAME     add a review dashboard account (--role viewer|agent); staff list; staff remove NAME
+  staff add NAME     add a review dashboard account (--role viewer|agent|admin); staff list; staff remove NAME
+  cache stats        the analysis cache's size and hit rate; cache clear empties it (analyses and
+                     heat-maps only; offline, or on the dashboard's Statistics page as an admin)
   whatsapp link      link the bot's WhatsApp phone: a QR code to scan, or --phone +254... for a pairing code;
                      whatsapp status; whatsapp unlink
   backup FILE        write a consistent copy of the database to FILE, while serving too (--db)
@@ -70,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = benchCmd(ctx, rest, stdout, stderr)
 	case "staff":
 		err = staffCmd(ctx, rest, os.Stdin, stdout, stderr)
+	case "cache":
+		err = cacheCmd(ctx, rest, stdout, stderr)
 	case "whatsapp":
 		err = whatsappCmd(ctx, rest, stdout, stderr)
 	case "backup":

@@ -134,6 +134,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := bot.NewMetrics(reg)
+	if err := bot.RegisterCacheSize(reg, st.CacheStats); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	askCrop := c.askCropBelow
 	if askCrop <= 0 {
 		askCrop = -1 // never

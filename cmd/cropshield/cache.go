@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/cropshield/cropshield/dashboard"
+	"github.com/cropshield/cropshield/store"
+)
+
+const cacheUsage = `usage:
+  cropshield cache stats    the analysis cache's size, and how many photos it answered (last 30 days)
+  cropshield cache clear    remove every stored analysis and heat-map overlay
+
+The cache holds the model's analysis of each photo (and its heat-map) by the photo's SHA-256, so
+a photo sent again is answered without the model. Clearing it removes those only: photos,
+conversations, staff corrections and statistics stay, and a photo sent again is analysed again.
+Each takes --db (default data/cropshield.db) and opens the database, so stop 'cropshield serve'
+first; while it serves, an admin clears the cache on the dashboard's Statistics page.
+`
+
+// cacheCmd shows or clears the analysis cache of a database that is not being served.
+func cacheCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, cacheUsage)
+		return fmt.Errorf("%w: cache needs a subcommand: stats or clear", errUsage)
+	}
+	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprint(stderr, cacheUsage)
+		return flag.ErrHelp
+	}
+	if sub != "stats" && sub != "clear" {
+		fmt.Fprint(stderr, cacheUsage)
+		return fmt.Errorf("%w: unknown cache subcommand %q", errUsage, sub)
+	}
+	fs := flag.NewFlagSet("cache "+sub, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\nflags of cache %s:\n", cacheUsage, sub)
+		fs.PrintDefaults()
+	}
+	db := fs.String("db", "data/cropshield.db", "bbolt database file")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: cache %s takes no arguments, got %q", errUsage, sub, fs.Args())
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return fmt.Errorf("no database at %s: %w", *db, err)
+	}
+	st, err := store.Open(ctx, *db, store.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return fmt.Errorf("%s is in use by 'cropshield serve': clear the cache on the dashboard's Statistics page as an admin, or stop serve first: %w", *db, err)
+	}
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer func() { err = errors.Join(err, st.Close()) }()
+	if sub == "clear" {
+		removed, err := st.ClearCache(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.LogStaffAudit(ctx, store.StaffAudit{Time: time.Now(), By: "cropshield cache clear", Action: store.AuditClearCache,
+			Detail: fmt.Sprintf("%d analyses, %d overlays, %d bytes", removed.Analyses, removed.Overlays, removed.Bytes)}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %d analyses and %d heat-map overlays (%s); photos, conversations, corrections and statistics are kept\n",
+			removed.Analyses, removed.Overlays, dashboard.FormatBytes(removed.Bytes))
+		return nil
+	}
+	cs, err := st.CacheStats(ctx)
+	if err != nil {
+		return err
+	}
+	to := time.Now().UTC()
+	days, err := st.Stats(ctx, to.AddDate(0, 0, -29), to)
+	if err != nil {
+		return err
+	}
+	var hits, answers int
+	for _, d := range days {
+		hits, answers = hits+d.CacheHits, answers+d.Answers
+	}
+	fmt.Fprintf(stdout, "analyses:  %d\noverlays:  %d\nsize:      %s\n", cs.Analyses, cs.Overlays, dashboard.FormatBytes(cs.Bytes))
+	if answers == 0 {
+		fmt.Fprintln(stdout, "hit rate:  no photo answered in the last 30 days")
+		return nil
+	}
+	fmt.Fprintf(stdout, "hit rate:  %.1f %% of the %d photos answered in the last 30 days (%d from the cache)\n", 100*float64(hits)/float64(answers), answers, hits)
+	return nil
+}
