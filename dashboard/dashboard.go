@@ -3,12 +3,14 @@
 // sent and what the bot answered, confirm or correct diagnoses, answer farmers through the
 // channel they wrote on, mark conversations resolved, see statistics and export data.
 //
-// Every page, image and export needs a staff session (Login); only the login page and the
-// stylesheet do not. Sessions are random tokens kept in an HttpOnly, SameSite=Strict cookie
+// Every page, image and export needs a staff session (Login); only the login page, the
+// stylesheet and the first admin's setup page (guarded by its one-time token) do not. Sessions are random tokens kept in an HttpOnly, SameSite=Strict cookie
 // (Secure behind TLS) and stored only as hashes, with an idle and an absolute expiry. Every form
 // carries a per-session CSRF token checked on every POST, on top of the standard library's
 // cross-origin protection. Failed logins are rate limited per client address and per account.
-// Viewers read; agents also act (corrections, replies, resolving, exports).
+// Viewers read; agents also act (corrections, replies, resolving, exports); admins also add,
+// disable and reset staff accounts and clear the analysis cache, each with an audit entry
+// (staff.go, cache.go). While no admin exists, serve prints a one-time setup link (SetupToken).
 //
 // Pages are html/template files and one stylesheet embedded in the binary and parsed at start-up;
 // charts are server-rendered SVG. No JavaScript, no external CDN.

@@ -84,7 +84,7 @@ func (s *Store) StaffAuditLog(ctx context.Context, limit int) ([]StaffAudit, err
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode staff audit: %w", err)
 			}
-			out = append(out, StaffAudit{Time: r.Time, By: r.By, Action: r.Action, Name: r.Name, Role: r.Role, Detail: r.Detail})
+			out = append(out, StaffAudit(r))
 		}
 		return nil
 	})

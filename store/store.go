@@ -5,7 +5,9 @@
 // For the review dashboard it also keeps a summary of each conversation
 // (updated in the same transaction as each message, indexed by last
 // activity), staff corrections by photo hash, daily statistics, and staff
-// accounts and sessions (summary.go, staff.go).
+// accounts and sessions with an audit log of administrative actions
+// (summary.go, staff.go, staffadmin.go). The analysis cache (analyses and
+// overlays) can be cleared without touching anything else (cache.go).
 //
 // Every method takes a context first and returns ctx.Err() without touching
 // the database if the context is already done. Byte slices returned by the
