@@ -98,6 +98,9 @@ func TestStaffAdministration(t *testing.T) {
 	if err := s.AddFirstAdmin(ctx, StaffAccount{Name: "eve", Role: "admin", PasswordHash: []byte("h"), Created: testTime}, "admin"); !errors.Is(err, ErrExists) {
 		t.Errorf("a second first admin: %v, want ErrExists", err)
 	}
+	if ok, err := s.HasStaffRole(ctx, "admin"); err != nil || !ok {
+		t.Errorf("HasStaffRole(admin): %v %v", ok, err)
+	}
 	if err := s.AddStaffBy(ctx, StaffAccount{Name: "bob", Role: "agent", PasswordHash: []byte("h2"), Created: testTime}, "ada"); err != nil {
 		t.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func (s *Store) AddStaffBy(ctx context.Context, a StaffAccount, by string) error
 	return s.addStaff(ctx, a, StaffAudit{Time: a.Created, By: by, Action: AuditAdd, Name: a.Name, Role: a.Role}, "")
 }
 
-// AddFirstAdmin stores a's account only if no account has the role adminRole yet, in one
+// AddFirstAdmin stores a's account only if no enabled account has the role adminRole, in one
 // transaction (two uses of a setup link cannot both make one); ErrExists otherwise.
 func (s *Store) AddFirstAdmin(ctx context.Context, a StaffAccount, adminRole string) error {
 	return s.addStaff(ctx, a, StaffAudit{Time: a.Created, Action: AuditFirstAdmin, Name: a.Name, Role: a.Role}, adminRole)
@@ -125,7 +125,7 @@ func (s *Store) addStaff(ctx context.Context, a StaffAccount, audit StaffAudit, 
 			found := false
 			err := b.ForEach(func(_, v []byte) error {
 				var rec staffRec
-				if json.Unmarshal(v, &rec) == nil && rec.Role == unlessRole {
+				if json.Unmarshal(v, &rec) == nil && rec.Role == unlessRole && !rec.Disabled {
 					found = true
 				}
 				return nil
