@@ -297,3 +297,51 @@ func checkIDs(whatA, a, whatB, b string) error {
 	}
 	return checkID(whatB, b)
 }
+
+// StoredAnalysis returns the analysis stored for a photo whatever the model version that made
+// it, without the overlay (see Overlay), or ErrNotFound.
+func (s *Store) StoredAnalysis(ctx context.Context, photoHash string) (Analysis, error) {
+	if err := ctx.Err(); err != nil {
+		return Analysis{}, err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return Analysis{}, err
+	}
+	var rec analysisRec
+	err := s.view(ctx, "stored analysis", func(tx *bolt.Tx) error {
+		return getJSON(tx, bucketAnalyses, []byte(photoHash), &rec, "analysis of "+photoHash)
+	})
+	if err != nil {
+		return Analysis{}, err
+	}
+	return Analysis{PhotoHash: photoHash, ModelVersion: rec.ModelVersion, Top: rec.Top, NotLeaf: rec.NotLeaf,
+		Rejected: rec.Rejected, UnknownCrop: rec.UnknownCrop, OtherCrop: rec.OtherCrop, InferenceMS: rec.InferenceMS,
+		CreatedAt: rec.CreatedAt}, nil
+}
+
+// Overlay returns a photo's stored heat-map overlay (JPEG), or ErrNotFound.
+func (s *Store) Overlay(ctx context.Context, photoHash string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkID("photo hash", photoHash); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := s.view(ctx, "overlay", func(tx *bolt.Tx) error {
+		ob, err := bucket(tx, bucketOverlays)
+		if err != nil {
+			return err
+		}
+		v := ob.Get([]byte(photoHash))
+		if v == nil {
+			return fmt.Errorf("%w: overlay of %s", ErrNotFound, photoHash)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

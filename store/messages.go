@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -257,4 +258,93 @@ func decodeMessage(platform, chatID string, k, v []byte) (Record, error) {
 		return Record{}, fmt.Errorf("decode message %d of chat %s on %s: %w", seq, chatID, platform, err)
 	}
 	return m.record(platform, chatID, seq), nil
+}
+
+// AppendMessages appends records (of any chats) in one transaction, as AppendMessage does one by
+// one, and returns their Seqs. It is for imports and bulk loads.
+func (s *Store) AppendMessages(ctx context.Context, rs []Record) ([]uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	vals := make([][]byte, len(rs))
+	for i, r := range rs {
+		if err := checkRecord(r); err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(newMsgRec(r))
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
+		}
+		vals[i] = v
+	}
+	seqs := make([]uint64, len(rs))
+	err := s.update(ctx, "append messages", func(tx *bolt.Tx) error {
+		mb, err := bucket(tx, bucketMessages)
+		if err != nil {
+			return err
+		}
+		for i, r := range rs {
+			cb, err := mb.CreateBucketIfNotExists(compositeKey(r.Platform, r.ChatID))
+			if err != nil {
+				return err
+			}
+			if seqs[i], err = cb.NextSequence(); err != nil {
+				return err
+			}
+			if err := cb.Put(seqKey(seqs[i]), vals[i]); err != nil {
+				return err
+			}
+			if err := noteMessage(tx, r, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return seqs, nil
+}
+
+// MessagesBefore returns up to limit records of a chat with Seq < beforeSeq (0: the newest),
+// oldest first, reading only those records. An unknown chat gives an empty result.
+func (s *Store) MessagesBefore(ctx context.Context, platform, chatID string, beforeSeq uint64, limit int) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	out := []Record{}
+	err := s.view(ctx, "read chat log", func(tx *bolt.Tx) error {
+		cb, err := chatLog(tx, platform, chatID)
+		if err != nil || cb == nil {
+			return err
+		}
+		c := cb.Cursor()
+		var k, v []byte
+		if beforeSeq == 0 {
+			k, v = c.Last()
+		} else if k, _ = c.Seek(seqKey(beforeSeq)); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Prev() {
+			r, err := decodeMessage(platform, chatID, k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(out)
+	return out, nil
 }
