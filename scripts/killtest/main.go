@@ -461,7 +461,7 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 		replies[i] = append(replies[i], s)
 	}
 	for i, it := range items {
-		r.tg.messages += len(it.Msgs)
+		r.tg.messages += len(it.IDs)
 		rs := replies[i]
 		units, repeated := replyUnits(rs)
 		switch {

@@ -47,14 +47,22 @@ type webMsg struct {
 }
 
 func newWebMsg(it webItem) (*webMsg, error) {
-	jar, err := cookiejar.New(nil)
+	c, err := newClient()
 	if err != nil {
 		return nil, err
 	}
 	var raw [12]byte
 	_, _ = rand.Read(raw[:])
-	return &webMsg{item: it, clientID: "kt-" + hex.EncodeToString(raw[:]),
-		client: &http.Client{Jar: jar, Timeout: 2 * time.Minute}}, nil
+	return &webMsg{item: it, clientID: "kt-" + hex.EncodeToString(raw[:]), client: c}, nil
+}
+
+// newClient is a browser: its own cookie jar, so its own chat.
+func newClient() (*http.Client, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Jar: jar, Timeout: 2 * time.Minute}, nil
 }
 
 // chatID is the web chat's id of this message's chat as the server logs it (a hash of the

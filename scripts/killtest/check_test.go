@@ -1,0 +1,83 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// TestCheck: the verdict of a run from what the fake Bot API recorded and what the web chat
+// showed: a loss, a reply sent twice (whole, or one part again), an answer to what wants none,
+// and a reply quoting nothing sent are each counted; the rest of a photo's answer is not a second
+// answer.
+func TestCheck(t *testing.T) {
+	t0 := time.Now()
+	items := []tgItem{
+		{Kind: "private photo", Chat: 1, IDs: []int{10}, Expect: true},                 // photo + rest: one answer
+		{Kind: "private photo", Chat: 2, IDs: []int{11}, Expect: true},                 // answered twice
+		{Kind: "private text", Chat: 3, IDs: []int{12}, Expect: true},                  // lost
+		{Kind: "group /help", Chat: -5, Group: true, IDs: []int{13}, Expect: true},     // one answer
+		{Kind: "group chatter", Chat: -5, Group: true, IDs: []int{14}, Expect: false},  // answered: unexpected
+		{Kind: "group album", Chat: -5, Group: true, IDs: []int{15, 16}, Expect: true}, // quoted by its second part
+		{Kind: "private photo", Chat: 4, IDs: []int{17}, Expect: true},                 // its rest sent twice
+		{Kind: "private text", Chat: 6, IDs: []int{18}, Expect: true},                  // lost, reply suppressed
+	}
+	released := make([]time.Time, len(items))
+	for i := range released {
+		released[i] = t0
+	}
+	at := t0.Add(time.Second)
+	fake := &fakeBot{sends: []sendRec{
+		{Method: "sendPhoto", Chat: 1, Text: "diagnosis", Images: 1, At: at},
+		{Method: "sendMessage", Chat: 1, Text: "details", At: at},
+		{Method: "sendPhoto", Chat: 2, Text: "diagnosis", Images: 1, At: at},
+		{Method: "sendPhoto", Chat: 2, Text: "diagnosis", Images: 1, At: at},
+		{Method: "sendMessage", Chat: -5, ReplyTo: 13, Text: "help", At: at},
+		{Method: "sendMessage", Chat: -5, ReplyTo: 14, Text: "send a photo", At: at},
+		{Method: "sendMediaGroup", Chat: -5, ReplyTo: 16, Text: "album", Images: 2, At: at},
+		{Method: "sendMessage", Chat: -5, ReplyTo: 99, Text: "to whom?", At: at},
+		{Method: "sendPhoto", Chat: 4, Text: "diagnosis", Images: 1, At: at},
+		{Method: "sendMessage", Chat: 4, Text: "details", At: at},
+		{Method: "sendMessage", Chat: 4, Text: "details", At: at},
+	}, deliver: map[int64]int{}}
+	answered := &webMsg{item: webItem{Kind: "web photo"}, sentAt: t0, answeredAt: at, maxLive: 1, given: true,
+		final: []entry{{From: "you"}, {From: "bot"}}}
+	twice := &webMsg{item: webItem{Kind: "web photo"}, sentAt: t0, answeredAt: at, maxLive: 1, given: true,
+		final: []entry{{From: "you"}, {From: "bot"}, {From: "you"}, {From: "bot"}}}
+	unsent := &webMsg{item: webItem{Kind: "web text"}, sentAt: t0, gaveUp: true, ambiguous: 1, attempts: 1}
+	for _, m := range []*webMsg{answered, twice, unsent} {
+		var err error
+		if m.client, err = newClient(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r result
+	r.check(items, released, fake, []*webMsg{answered, twice, unsent}, "http://127.0.0.1:1",
+		map[suppressedKey]bool{{"telegram", "6", "18"}: true})
+
+	tests := []struct {
+		name      string
+		got, want int
+	}{
+		{"telegram messages", r.tg.messages, 9},
+		{"telegram wanting an answer", r.tg.expect, 7},
+		{"telegram answered", r.tg.answered, 5},
+		{"telegram lost", r.tg.lost, 2},
+		{"telegram lost after an attempt", r.tg.lostAttempted, 1},
+		{"telegram answered twice", r.tg.dups, 2},
+		{"telegram unexpected", r.tg.unexpected, 2},
+		{"telegram latencies", len(r.tg.latency), 5},
+		{"web messages", r.web.messages, 3},
+		{"web answered", r.web.answered, 2},
+		{"web lost", r.web.lost, 1},
+		{"web lost unsent", r.web.lostUnsent, 1},
+		{"web answered twice", r.web.dups, 1},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, tt.got, tt.want)
+		}
+	}
+	if r.clean() {
+		t.Error("clean() with losses and duplicates")
+	}
+}
