@@ -51,6 +51,7 @@ type Store interface {
 	RecentMessages(ctx context.Context, platform, chatID string, limit int) ([]store.Record, error)
 	// GetCorrection is support staff's verdict on a photo (store.ErrNotFound if none).
 	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
+	PageStore
 }
 
 // Config tunes the handler; zero fields take the defaults in parentheses.
@@ -334,6 +335,10 @@ func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error)
 	if m.Sender.ID != "" {
 		if user, err = h.store.GetUser(ctx, p, m.Sender.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, fmt.Errorf("read user: %w", err)
+		}
+		if m.Sender.Name == "" && user.Name != "" {
+			// The name the person gave their page (Pages.SetName): greetings and staff use it.
+			m.Sender.Name, t.msg.Sender.Name = user.Name, user.Name
 		}
 		touchUser = &store.User{Platform: p, ID: m.Sender.ID, Name: m.Sender.Name, LangHint: m.Sender.LangHint}
 	}

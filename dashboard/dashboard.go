@@ -221,6 +221,7 @@ func (s *Server) routeTable() []route {
 		{"GET /login", public, s.loginPage},
 		{"POST /login", public, s.login},
 		{"GET /static/style.css", public, s.stylesheet},
+		{"GET /favicon.ico", public, s.favicon},
 		{"POST /logout", viewer, s.logout},
 		{"GET /{$}", viewer, func(w http.ResponseWriter, r *http.Request, _ *session) {
 			http.Redirect(w, r, "/conversations", http.StatusSeeOther)

@@ -216,7 +216,7 @@ func (e *env) path(pattern string) (method, path string) {
 // the login page or 401, and never with the data.
 func TestEveryRouteNeedsASession(t *testing.T) {
 	e := newEnv(t, nil)
-	publicRoutes := map[string]bool{"GET /login": true, "POST /login": true, "GET /static/style.css": true,
+	publicRoutes := map[string]bool{"GET /login": true, "POST /login": true, "GET /static/style.css": true, "GET /favicon.ico": true,
 		"GET /setup": true, "POST /setup": true} // the setup link's own one-time token guards these
 	forged := &http.Cookie{Name: sessionCookie, Value: strings.Repeat("A", 43)}
 	for _, rt := range e.srv.routes {

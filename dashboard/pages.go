@@ -293,6 +293,9 @@ func (s *Server) thread(w http.ResponseWriter, r *http.Request, sess *session) {
 
 // title names a conversation: the group's title, else the farmer's name, else its id.
 func title(s store.Summary) string {
+	if name, ok := webVisitor(s); ok {
+		return name
+	}
 	switch {
 	case s.Title != "":
 		return s.Title

@@ -48,7 +48,10 @@ type Options struct {
 	MaxEntries int
 	// SecureCookie marks the chat cookie Secure (behind TLS).
 	SecureCookie bool
-	Now          func() time.Time
+	// Pages gives the page its texts in the chat's language and a returning visitor's
+	// conversation from the store (nil: an English page without the stored conversation).
+	Pages bot.Pages
+	Now   func() time.Time
 }
 
 const cookieName = "cropshield_chat"
@@ -76,6 +79,8 @@ type chat struct {
 	images  map[uint64][]byte
 	next    uint64
 	active  time.Time
+	// overlays are the photo hashes of restored entries' overlays (Pages.Overlay), by Seq.
+	overlays map[uint64]string
 }
 
 // Entry is one line of the chat as the page renders it.
@@ -149,6 +154,9 @@ func (a *Adapter) FetchPhoto(context.Context, string, int64) ([]byte, error) {
 func (a *Adapter) Routes(mux *http.ServeMux) {
 	static, _ := fs.Sub(assets, "assets")
 	mux.HandleFunc("GET /{$}", a.index)
+	mux.HandleFunc("GET /favicon.ico", a.serveFavicon)
+	mux.HandleFunc("GET /api/page", a.pageJSON)
+	mux.HandleFunc("POST /api/name", a.setName)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("POST /api/send", a.send)
 	mux.HandleFunc("GET /api/messages", a.messages)
@@ -247,15 +255,6 @@ func hashID(secret string) string {
 	return "web-" + hex.EncodeToString(sum[:8])
 }
 
-func (a *Adapter) index(w http.ResponseWriter, r *http.Request) {
-	a.chatID(w, r, true)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' blob:; style-src 'self'; script-src 'self'")
-	if err := a.page.Execute(w, map[string]any{"MaxMB": a.opts.MaxPhotoBytes >> 20}); err != nil {
-		a.log.Error("web chat page", "err", err)
-	}
-}
-
 // send takes one message (a text field and/or a photo file), hands it to the intake and waits
 // until it is answered. The replies are then in the outbox, and the response carries every entry
 // after `after`. A full queue gets the "busy, try again" answer in the user's language, a
@@ -329,7 +328,8 @@ func (a *Adapter) readMessage(r *http.Request, chatID string) (msg bot.Message, 
 	msg = bot.Message{
 		ID:     "w" + strconv.FormatUint(a.msgSeq.Add(1), 10) + "-" + strconv.FormatInt(a.opts.Now().UnixNano(), 36),
 		Chat:   bot.ChatRef{Platform: bot.WebChat, ID: chatID, Kind: bot.Private},
-		Sender: bot.Sender{ID: chatID, Name: "Web visitor", LangHint: r.Header.Get("Accept-Language")},
+		// No name: the bot uses the one the visitor gave the page, if any (bot.Pages.SetName).
+		Sender: bot.Sender{ID: chatID, LangHint: r.Header.Get("Accept-Language")},
 		Time:   a.opts.Now(),
 	}
 	mr, err := r.MultipartReader()
@@ -435,6 +435,9 @@ func (a *Adapter) image(w http.ResponseWriter, r *http.Request) {
 		img = c.images[seq]
 	}
 	a.mu.Unlock()
+	if img == nil {
+		img = a.storedOverlay(r.Context(), id, seq)
+	}
 	if img == nil {
 		http.NotFound(w, r)
 		return

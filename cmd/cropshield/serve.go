@@ -148,7 +148,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	// The one intake for every channel: the durable inbox, each chat's queue, retries.
 	c.intake.AlbumWait = c.telegram.albumWait
 	intake := bot.NewIntake(c.intake, log.With("part", "intake"), st, handler)
-	web, err := webchat.New(log.With("adapter", "webchat"), webchat.Options{})
+	web, err := webchat.New(log.With("adapter", "webchat"), webchat.Options{Pages: handler})
 	if err != nil {
 		return err
 	}

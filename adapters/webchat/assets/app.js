@@ -1,5 +1,6 @@
 // CropShield web chat: sends a text or a photo, renders the bot's replies, and polls for replies
-// that arrive later (from support staff).
+// that arrive later (from support staff). The page's texts are in the chat's language; after a
+// command (/language) the page asks for them again. It may ask once for the visitor's name.
 "use strict";
 (function () {
   const log = document.getElementById("log");
@@ -8,6 +9,10 @@
   const photo = document.getElementById("photo");
   const send = document.getElementById("send");
   const working = document.getElementById("working");
+  const chat = document.getElementById("chat");
+  const nameAsk = document.getElementById("name-ask");
+  const nameText = document.getElementById("name-text");
+  const nameAsked = "cropshield-name-asked";
   let last = 0;
   const seen = new Set();
 
@@ -22,11 +27,11 @@
     if (src) {
       const img = document.createElement("img");
       img.src = src;
-      img.alt = entry.from === "bot" ? "Heat-map of your photo: red shows where CropShield looked" : "Your photo";
+      img.alt = entry.from === "bot" ? chat.dataset.heatmapAlt : chat.dataset.photoAlt;
       div.appendChild(img);
     }
     if (entry.text) div.appendChild(document.createTextNode(entry.text));
-    else if (entry.from === "you" && entry.kind === "photo" && !src) div.appendChild(document.createTextNode("[photo]"));
+    else if (entry.from === "you" && entry.kind === "photo" && !src) div.appendChild(document.createTextNode("📷"));
     if (entry.choices && entry.choices.length) {
       // The bot's buttons (which crop?): a tap sends the choice; the buttons then stay disabled.
       const row = document.createElement("div");
@@ -54,7 +59,51 @@
     div.appendChild(t);
     log.appendChild(div);
     log.scrollTop = log.scrollHeight;
+    if (entry.from === "bot" && entry.kind === "command") refreshTexts();
   }
+
+  // refreshTexts shows the page's texts in the chat's language (it may have changed).
+  async function refreshTexts() {
+    try {
+      const r = await fetch("/api/page", { credentials: "same-origin" });
+      if (!r.ok) return;
+      const p = await r.json();
+      const t = p.text;
+      document.documentElement.lang = p.lang;
+      document.getElementById("tagline").textContent = t.Tagline;
+      document.title = "CropShield · " + t.Tagline;
+      text.placeholder = t.Placeholder;
+      text.setAttribute("aria-label", t.Placeholder);
+      send.textContent = t.Send;
+      working.textContent = t.Working;
+      document.getElementById("attach").title = t.Attach;
+      document.getElementById("attach-label").textContent = t.Attach;
+      document.getElementById("name-prompt").textContent = t.NamePrompt;
+      document.getElementById("name-save").textContent = t.NameSave;
+      document.getElementById("name-skip").textContent = t.NameSkip;
+      chat.dataset.photoAlt = t.PhotoAlt;
+      chat.dataset.heatmapAlt = t.HeatmapAlt;
+      chat.dataset.offline = t.Offline;
+    } catch (e) { /* offline: the texts stay as they are */ }
+  }
+
+  // The visitor's name is asked once, and only if they gave none: skipping is fine.
+  function closeNameAsk() {
+    nameAsk.hidden = true;
+    try { localStorage.setItem(nameAsked, "1"); } catch (e) { /* private mode: ask again next time */ }
+  }
+  let asked = false;
+  try { asked = localStorage.getItem(nameAsked) === "1"; } catch (e) { /* no storage */ }
+  if ("askName" in chat.dataset && !asked) nameAsk.hidden = false;
+  nameAsk.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!nameText.value.trim()) return;
+    try {
+      const r = await fetch("/api/name", { method: "POST", body: new URLSearchParams({ name: nameText.value }), credentials: "same-origin" });
+      if (r.ok) closeNameAsk();
+    } catch (e) { /* offline: the form stays */ }
+  });
+  document.getElementById("name-skip").addEventListener("click", closeNameAsk);
 
   async function poll() {
     try {
@@ -86,7 +135,7 @@
         entries.forEach((e) => render(e, e.from === "you" && e.kind === "photo" ? preview : null));
       }
     } catch (e) {
-      render({ seq: -Date.now(), from: "bot", kind: "error", text: "Could not reach CropShield. Check the connection and try again.", time: new Date() });
+      render({ seq: -Date.now(), from: "bot", kind: "error", text: chat.dataset.offline, time: new Date() });
     } finally {
       send.disabled = false;
       working.hidden = true;
