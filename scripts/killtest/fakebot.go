@@ -63,6 +63,7 @@ type fakeBot struct {
 	deliver   map[int64]int // update id → how many times getUpdates handed it out
 	downloads int
 	unknown   map[string]int // methods the fake does not know
+	cutOff    int            // sends whose request broke off (the bot was killed while sending)
 	lastSend  time.Time
 }
 
@@ -126,6 +127,16 @@ func (f *fakeBot) sent() []sendRec {
 	return append([]sendRec(nil), f.sends...)
 }
 
+// stats: the sends that broke off mid-request, and the methods the fake does not know.
+func (f *fakeBot) stats() (cutOff int, unknown []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for m, n := range f.unknown {
+		unknown = append(unknown, fmt.Sprintf("%s ×%d", m, n))
+	}
+	return f.cutOff, unknown
+}
+
 // redelivered counts the updates getUpdates handed out more than once (after a kill).
 func (f *fakeBot) redelivered() int {
 	f.mu.Lock()
@@ -178,6 +189,11 @@ func (f *fakeBot) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	form, files, err := params(r)
 	if err != nil {
+		if strings.HasPrefix(method, "send") {
+			f.mu.Lock()
+			f.cutOff++ // the bot died while sending it: nothing was sent
+			f.mu.Unlock()
+		}
 		fail(w, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return
 	}

@@ -413,6 +413,7 @@ type result struct {
 	webRestored   bool // a fresh process showed stored web chats (GET / restores them)
 	tg, web       tally
 	redelivered   int
+	cutOff        int // Bot API sends that broke off mid-request (killed while sending)
 	webAmbiguous  int
 	webRetries    int
 	problems      []string
@@ -432,6 +433,11 @@ func (r *result) problem(format string, args ...any) {
 // groups, the message it quotes) and every web chat message by what its chat shows, and counts.
 func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web []*webMsg, base string, suppressed map[suppressedKey]bool) {
 	r.redelivered = fake.redelivered()
+	var unknown []string
+	r.cutOff, unknown = fake.stats()
+	for _, m := range unknown {
+		r.problem("telegram: the bot called a method the fake Bot API does not know: %s", m)
+	}
 	type key struct {
 		chat int64
 		id   int
@@ -592,8 +598,8 @@ func (r *result) print(w io.Writer) {
 	}
 	line("telegram", r.tg)
 	line("webchat", r.web)
-	fmt.Fprintf(w, "\nTelegram updates handed out again after a kill: %d. Web chat POSTs sent again: %d; failed after reaching the server: %d.\n",
-		r.redelivered, r.webRetries, r.webAmbiguous)
+	fmt.Fprintf(w, "\nTelegram updates handed out again after a kill: %d; sends cut off by a kill mid-request: %d. Web chat POSTs sent again: %d; failed after reaching the server: %d.\n",
+		r.redelivered, r.cutOff, r.webRetries, r.webAmbiguous)
 	if n := r.tg.lostAttempted + r.web.lostAttempted; n > 0 {
 		fmt.Fprintf(w, "Lost because the reply was attempted before a kill and, maybe delivered, not sent again (at most once): %d Telegram, %d web chat.\n",
 			r.tg.lostAttempted, r.web.lostAttempted)
