@@ -29,7 +29,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -585,7 +584,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 		return 0
 	}
 	s := slices.Clone(ds)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	slices.Sort(s)
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
@@ -608,10 +607,15 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "Lost because a web chat POST failed after reaching the server, could not be sent again and the server had not stored it: %d.\n", r.web.lostUnsent)
 	}
 	if r.webIDs {
-		fmt.Fprintln(w, "The web chat honours a client message id: a POST that failed after reaching the server was sent again with the same id.")
+		fmt.Fprintln(w, "The web chat honours a client message id (the same /help posted twice with one id was answered once).")
 	} else {
 		fmt.Fprintln(w, "NOTE: the web chat ignores the client's message id (the same /help posted twice with one id was answered twice):")
-		fmt.Fprintln(w, "      a POST that fails after reaching the server cannot be sent again safely, and was not.")
+		fmt.Fprintln(w, "      a POST that fails after reaching the server cannot be sent again safely.")
+	}
+	if r.webRetrySame {
+		fmt.Fprintln(w, "A web chat POST that failed after reaching the server was sent again with the same id.")
+	} else {
+		fmt.Fprintln(w, "A web chat POST that failed after reaching the server was not sent again.")
 	}
 	if !r.webRestored && r.web.messages > 0 {
 		fmt.Fprintln(w, "NOTE: after a restart the web chat showed no stored conversation (GET / restores none): web answers were judged from what the clients saw.")
