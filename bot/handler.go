@@ -52,6 +52,7 @@ type Store interface {
 	// GetCorrection is support staff's verdict on a photo (store.ErrNotFound if none).
 	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
 	PageStore
+	HandoffStore
 }
 
 // Config tunes the handler; zero fields take the defaults in parentheses.
@@ -75,6 +76,10 @@ type Config struct {
 	// asked about whatever its shares, with "another crop" as the last choice. Negative: it
 	// never asks (an unknown crop gets the unknown-crop reply at once).
 	ClearCropShare float64
+	// StaffHandoff: for this long after a support staff reply, until the conversation is
+	// resolved, the farmer's plain text is for the staff and gets no stock answer (24 h;
+	// negative: always answered).
+	StaffHandoff time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
 }
@@ -103,6 +108,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClearCropShare == 0 {
 		c.ClearCropShare = defaultClearCropShare
+	}
+	if c.StaffHandoff == 0 {
+		c.StaffHandoff = DefaultStaffHandoff
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -313,6 +321,10 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 		h.handleCommand(ctx, t)
 	default:
 		if m.Chat.Kind != Group {
+			if h.staffHandling(ctx, t) {
+				t.log.Info("text for the support staff handling the chat: no stock answer")
+				return nil
+			}
 			h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "text.need_photo"), Kind: "command"})
 		}
 	}

@@ -47,7 +47,10 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
 		return
 	}
 	chat := bot.ChatRef{Platform: platformOf(platform), ID: chatID, Kind: bot.ChatKind(sum.Kind), Title: sum.Title}
-	err = bot.SendStaffReply(r.Context(), s.st, out, chat, sess.name, r.PostFormValue("text"), s.opts.Now())
+	// Signed for the farmer, in the chat's language: the support team, with the first name the
+	// agent chose to give, if any.
+	text := bot.SignStaffReply(s.opts.Locales, sum.Language, r.PostFormValue("sign"), r.PostFormValue("text"))
+	err = bot.SendStaffReply(r.Context(), s.st, out, chat, sess.name, text, s.opts.Now())
 	switch {
 	case errors.Is(err, bot.ErrEmptyReply):
 		http.Redirect(w, r, back+"#reply", http.StatusSeeOther)

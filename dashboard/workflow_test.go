@@ -77,12 +77,12 @@ func TestAgentWorkflow(t *testing.T) {
 	}
 
 	// Reply through the adapter.
-	resp = e.post(c, "/conversations/"+e.convID+"/reply", url.Values{"csrf": {token}, "text": {"Please send a closer photo of one leaf."}})
+	resp = e.post(c, "/conversations/"+e.convID+"/reply", url.Values{"csrf": {token}, "text": {"Please send a closer photo of one leaf."}, "sign": {" Amina "}})
 	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "done=reply") {
 		t.Fatalf("reply: %s %s", resp.Status, resp.Header.Get("Location"))
 	}
 	sent := e.out.sent()
-	if len(sent) != 1 || sent[0].Kind != "staff" || sent[0].Chat.ID != "web-1" || sent[0].Text != "Please send a closer photo of one leaf." {
+	if len(sent) != 1 || sent[0].Kind != "staff" || sent[0].Chat.ID != "web-1" || sent[0].Text != "Amina, CropShield support team:\nPlease send a closer photo of one leaf." {
 		t.Fatalf("sent %v", sent)
 	}
 	// Resolve.
