@@ -348,9 +348,9 @@ func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error)
 		if user, err = h.store.GetUser(ctx, p, m.Sender.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, fmt.Errorf("read user: %w", err)
 		}
-		if m.Sender.Name == "" && user.Name != "" {
+		if n := givenName(m.Chat.Platform, user.Name); m.Sender.Name == "" && n != "" {
 			// The name the person gave their page (Pages.SetName): greetings and staff use it.
-			m.Sender.Name, t.msg.Sender.Name = user.Name, user.Name
+			m.Sender.Name, t.msg.Sender.Name = n, n
 		}
 		touchUser = &store.User{Platform: p, ID: m.Sender.ID, Name: m.Sender.Name, LangHint: m.Sender.LangHint}
 	}

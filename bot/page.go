@@ -65,6 +65,17 @@ type Pages interface {
 	SetName(ctx context.Context, chat ChatRef, sender Sender, name string) error
 }
 
+// legacyWebName is the name the web chat once gave every visitor: no name a person gave.
+const legacyWebName = "Web visitor"
+
+// givenName is a stored user name, "" for the web chat's old made-up one.
+func givenName(p Platform, name string) string {
+	if p == WebChat && name == legacyWebName {
+		return ""
+	}
+	return name
+}
+
 // ErrBadName: a name given with Pages.SetName is empty, too long or has control characters.
 var ErrBadName = errors.New("bot: not a name")
 
@@ -92,7 +103,7 @@ func (h *Handler) ChatPage(ctx context.Context, chat ChatRef, sender Sender, lim
 		}
 	}
 	lang := h.resolveLanguage(Message{Chat: chat, Sender: sender}, c, u)
-	page := ChatPage{Lang: lang, Text: h.pageText(lang), Name: u.Name}
+	page := ChatPage{Lang: lang, Text: h.pageText(lang), Name: givenName(chat.Platform, u.Name)}
 	if limit <= 0 {
 		return page, nil
 	}

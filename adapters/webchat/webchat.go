@@ -326,8 +326,8 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 // passed on with its size so the handler can say so.
 func (a *Adapter) readMessage(r *http.Request, chatID string) (msg bot.Message, label string, err error) {
 	msg = bot.Message{
-		ID:     "w" + strconv.FormatUint(a.msgSeq.Add(1), 10) + "-" + strconv.FormatInt(a.opts.Now().UnixNano(), 36),
-		Chat:   bot.ChatRef{Platform: bot.WebChat, ID: chatID, Kind: bot.Private},
+		ID:   "w" + strconv.FormatUint(a.msgSeq.Add(1), 10) + "-" + strconv.FormatInt(a.opts.Now().UnixNano(), 36),
+		Chat: bot.ChatRef{Platform: bot.WebChat, ID: chatID, Kind: bot.Private},
 		// No name: the bot uses the one the visitor gave the page, if any (bot.Pages.SetName).
 		Sender: bot.Sender{ID: chatID, LangHint: r.Header.Get("Accept-Language")},
 		Time:   a.opts.Now(),
