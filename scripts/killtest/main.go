@@ -316,6 +316,9 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 	if err := writeRecord(filepath.Join(dir, "web.json"), web, srv.baseURL()); err != nil {
 		return res, err
 	}
+	if err := writeJSONFile(filepath.Join(dir, "telegram.json"), map[string]any{"items": items, "released": released, "sends": fake.sent()}); err != nil {
+		return res, err
+	}
 	res.elapsed = time.Since(start)
 	suppressed, err := suppressedReplies(logf.Name())
 	if err != nil {
@@ -636,7 +639,8 @@ func (r *result) print(w io.Writer) {
 	}
 }
 
-// writeRecord keeps what each web chat message's client saw, for a failed run's reader.
+// writeRecord keeps what each web chat message's client saw, for a failed run's reader
+// (telegram.json keeps the Telegram items, when each was released and what the bot sent).
 func writeRecord(path string, web []*webMsg, base string) error {
 	type rec struct {
 		Chat, Kind, Err              string
@@ -652,7 +656,11 @@ func writeRecord(path string, web []*webMsg, base string) error {
 			MaxLive: m.maxLive, Given: m.given, GaveUp: m.gaveUp, Sent: m.sentAt, Answered: m.answeredAt, AfterRestart: m.final})
 		m.mu.Unlock()
 	}
-	data, err := json.MarshalIndent(out, "", "  ")
+	return writeJSONFile(path, out)
+}
+
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
