@@ -181,7 +181,7 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 			}
 		}
 		if r.PhotoHash == "" {
-			if isCommand(r.Text) || r.Error == "rate limited" {
+			if isCommand(r.Text) || r.Error == reasonRateLimited {
 				continue
 			}
 			lines = append(lines, h.loc.T(t.lang, "history.item_failed", "date", date))

@@ -286,9 +286,9 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 	if !h.limiter.allow(m.Chat.Platform, m.Chat.ID, m.Time) {
 		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "rate_limited").Inc()
 		if h.limiter.shouldWarn(m.Chat.Platform, m.Chat.ID) {
-			h.fail(ctx, t, "error.rate_limited", "rate limited")
+			h.fail(ctx, t, "error.rate_limited", reasonRateLimited)
 		} else {
-			h.markError(ctx, t, "rate limited")
+			h.markError(ctx, t, reasonRateLimited)
 		}
 		return nil
 	}
@@ -501,8 +501,6 @@ func (h *Handler) endTurn(ctx context.Context, t *turn) error {
 	return nil
 }
 
-var errTurnUnwritten = errors.New("turn not finished: a write failed, the message is to be handed in again")
-
 // recordSent records the reply delivered last, if it is not recorded yet; finish also marks the
 // turn done.
 func (h *Handler) recordSent(ctx context.Context, t *turn, finish bool) error {
@@ -580,7 +578,7 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 	if err := t.out.Send(ctx, r); err != nil {
 		h.metrics.Errors.WithLabelValues(string(r.Chat.Platform), "send").Inc()
 		t.log.Error("cannot send reply", "kind", r.Kind, "err", err)
-		rec.Error = "not delivered"
+		rec.Error = reasonNotDelivered
 		if _, err := h.store.AppendMessage(wctx, rec); err != nil {
 			t.log.Error("cannot record reply", "err", err)
 		}
@@ -704,8 +702,6 @@ func (h *Handler) fetch(ctx context.Context, p *Photo) ([]byte, error) {
 func (h *Handler) tooLarge(size int64) error {
 	return &inference.PhotoError{Kind: inference.ErrTooLarge, Bytes: size, Limit: inference.Limits{MaxBytes: h.cfg.MaxPhotoBytes}}
 }
-
-var errFetch = errors.New("download photo")
 
 // analyze runs the model on a worker slot; the analysis it returns stores the photo with it.
 func (h *Handler) analyze(ctx context.Context, hash string, data []byte, version string) (analysis, error) {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -13,19 +12,6 @@ import (
 	"time"
 
 	"github.com/cropshield/cropshield/store"
-)
-
-// The intake's errors, to be checked with errors.Is.
-var (
-	// ErrBusy: the chat's queue or the whole intake's is full; nothing was stored. The adapter
-	// does not acknowledge the message (the platform delivers it again) or tells the user to try
-	// again (the web chat).
-	ErrBusy = errors.New("intake: busy, try again")
-	// ErrStopped: the intake has stopped taking messages (shutdown) or the channel is closed;
-	// nothing was stored.
-	ErrStopped = errors.New("intake: stopped")
-	// ErrNotOpen: Accept for a platform whose channel was never opened.
-	ErrNotOpen = errors.New("intake: channel not open")
 )
 
 // InboxStore is the durable inbox the intake keeps messages in until they are answered;

@@ -15,14 +15,6 @@ type StaffLog interface {
 	AppendMessage(ctx context.Context, r store.Record) (uint64, error)
 }
 
-// Errors of staff replies.
-var (
-	// ErrEmptyReply: a staff reply has no text.
-	ErrEmptyReply = errors.New("bot: empty staff reply")
-	// ErrNotDelivered: the platform did not take the staff reply (it is logged as not delivered).
-	ErrNotDelivered = errors.New("bot: staff reply not delivered")
-)
-
 // MaxStaffReply is the longest staff reply in runes (Telegram's message limit).
 const MaxStaffReply = 4096
 
@@ -45,7 +37,7 @@ func SendStaffReply(ctx context.Context, log StaffLog, out Responder, chat ChatR
 		Text: text, Kind: "staff", Staff: staff}
 	sendErr := out.Send(ctx, Reply{Chat: chat, Text: text, Kind: "staff"})
 	if sendErr != nil {
-		rec.Error = "not delivered"
+		rec.Error = reasonNotDelivered
 		sendErr = fmt.Errorf("%w: %w", ErrNotDelivered, sendErr)
 	}
 	if _, err := log.AppendMessage(context.WithoutCancel(ctx), rec); err != nil {

@@ -14,9 +14,6 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// ErrInUse reports that another process (a running server) holds the database file.
-var ErrInUse = errors.New("store: database in use by another process")
-
 // OpenReadOnly opens an existing database for reading only, sharing the file with other readers;
 // it fails with ErrInUse (wrapping bbolt's timeout) when a writer (a running server) holds it
 // beyond opts.Timeout. Nothing is created or migrated: a file written by a newer schema is

@@ -44,6 +44,8 @@ var (
 	ErrInvalid = errors.New("store: invalid argument")
 	// ErrExists reports that a record to be created exists already.
 	ErrExists = errors.New("store: already exists")
+	// ErrInUse reports that another process (a running server) holds the database file.
+	ErrInUse = errors.New("store: database in use by another process")
 )
 
 // SchemaVersion is the version of the on-disk layout written by this build.

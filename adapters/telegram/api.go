@@ -79,8 +79,9 @@ const (
 )
 
 // call runs one Bot API request. It waits out flood-control pauses (the chat's, if chat is not
-// 0, and the bot's), retries as policy says, and returns errors that wrap ErrAPI,
-// ErrUnauthorized, ErrConflict or the transport error, never holding the token.
+// 0, and the bot's), retries as policy says, and returns errors that wrap ErrAPI (and
+// ErrFileTooBig: apiError), ErrUnauthorized, ErrConflict or the transport error, never holding
+// the token.
 func (a *Adapter) call(ctx context.Context, chat int64, method string, policy retryPolicy,
 	fn func(*tgbotapi.BotAPI) (*tgbotapi.APIResponse, error)) (*tgbotapi.APIResponse, error) {
 	timeout := a.opts.RequestTimeout
@@ -114,7 +115,7 @@ func (a *Adapter) call(ctx context.Context, chat int64, method string, policy re
 		case errors.As(err, &te) && te.Code >= 500:
 			transient = policy == retryIdempotent
 		case errors.As(err, &te):
-			return nil, fmt.Errorf("%w: %s: %w", ErrAPI, method, err)
+			return nil, apiError(method, te, err)
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("telegram %s: %w", method, err)
 		case policy == retryIdempotent:
@@ -125,7 +126,7 @@ func (a *Adapter) call(ctx context.Context, chat int64, method string, policy re
 		}
 		if !transient || failures >= a.opts.Retries {
 			if te != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrAPI, method, err)
+				return nil, apiError(method, te, err)
 			}
 			return nil, fmt.Errorf("telegram %s: %w", method, err)
 		}
@@ -156,6 +157,27 @@ func (a *Adapter) persist(ctx context.Context, what string, fn func() error) err
 			return fmt.Errorf("telegram %s: %w", what, err)
 		}
 	}
+}
+
+// apiErrors are the refusals the Bot API tells apart only by their description (all 400 Bad
+// Request): the one place their text is read. Everything else checks the sentinel.
+var apiErrors = []struct {
+	description string // a part of the description, lower case
+	err         error
+}{
+	{"too big", ErrFileTooBig}, // "Bad Request: file is too big" (getFile)
+}
+
+// apiError wraps err, the Bot API's refusal te of method, with ErrAPI and, where the
+// description names one, the refusal's own sentinel.
+func apiError(method string, te *tgbotapi.Error, err error) error {
+	desc := strings.ToLower(te.Message)
+	for _, e := range apiErrors {
+		if strings.Contains(desc, e.description) {
+			return fmt.Errorf("%w: %w: %s: %w", ErrAPI, e.err, method, err)
+		}
+	}
+	return fmt.Errorf("%w: %s: %w", ErrAPI, method, err)
 }
 
 // retryAfter is how long a 429 asks to wait (a second if it does not say).

@@ -233,8 +233,7 @@ func (a *Adapter) download(ctx context.Context, fileID string, limit int64) ([]b
 		return api.Request(tgbotapi.FileConfig{FileID: fileID})
 	})
 	if err != nil {
-		var te *tgbotapi.Error
-		if errors.As(err, &te) && strings.Contains(strings.ToLower(te.Message), "too big") {
+		if errors.Is(err, ErrFileTooBig) {
 			return nil, tooLarge(max(limit+1, MaxDownloadBytes+1))
 		}
 		return nil, err

@@ -315,6 +315,45 @@ func TestDownload(t *testing.T) {
 	}
 }
 
+// TestAPIErrorSentinels: a Bot API refusal wraps ErrAPI, and the one told apart only by its
+// description ("file is too big") wraps ErrFileTooBig too, which download turns into a photo too
+// large; another 400 does not.
+func TestAPIErrorSentinels(t *testing.T) {
+	const token = "42:secret-token-for-unit-tests"
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /bot"+token+"/getFile", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":false,"error_code":400,"description":"`+r.PostForm.Get("file_id")+`"}`)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	a := testAdapter(t, Options{Token: token, APIEndpoint: srv.URL + "/", Retries: 1, RetryDelay: time.Millisecond})
+	tests := []struct {
+		description string
+		tooBig      bool
+	}{
+		{"Bad Request: file is too big", true},
+		{"Bad Request: FILE IS TOO BIG", true},
+		{"Bad Request: invalid file_id", false},
+		{"Bad Request: wrong file identifier/HTTP URL specified", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.description, func(t *testing.T) {
+			_, err := a.call(context.Background(), 0, "getFile", retryIdempotent, func(api *tgbotapi.BotAPI) (*tgbotapi.APIResponse, error) {
+				return api.Request(tgbotapi.FileConfig{FileID: tt.description})
+			})
+			if !errors.Is(err, ErrAPI) || errors.Is(err, ErrFileTooBig) != tt.tooBig {
+				t.Errorf("call = %v: want ErrAPI, ErrFileTooBig %v", err, tt.tooBig)
+			}
+			_, err = a.download(context.Background(), tt.description, MaxDownloadBytes)
+			if errors.Is(err, inference.ErrTooLarge) != tt.tooBig || errors.Is(err, ErrAPI) == tt.tooBig {
+				t.Errorf("download = %v: want too large %v (else ErrAPI)", err, tt.tooBig)
+			}
+		})
+	}
+}
+
 func TestNewChecksOptions(t *testing.T) {
 	tests := []struct {
 		name string

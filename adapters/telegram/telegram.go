@@ -59,6 +59,9 @@ var (
 	// ErrAPI: the Bot API refused a request (a 4xx other than 429, or a failure that was not
 	// retried).
 	ErrAPI = errors.New("telegram: Bot API error")
+	// ErrFileTooBig: getFile refused a file over the Bot API's download limit (20 MB); it comes
+	// wrapped with ErrAPI.
+	ErrFileTooBig = errors.New("telegram: file too big for the Bot API")
 	// ErrConfig: the options are unusable.
 	ErrConfig = errors.New("telegram: bad configuration")
 )

@@ -12,20 +12,6 @@ import (
 	"go.mau.fi/whatsmeow/store"
 )
 
-// Linking errors, to be checked with errors.Is.
-var (
-	// ErrAlreadyLinked: the store holds a linked device already.
-	ErrAlreadyLinked = errors.New("whatsapp: a phone is already linked")
-	// ErrBadPhone: the --phone number is not an international number.
-	ErrBadPhone = errors.New("whatsapp: badly formatted phone number")
-	// ErrLinkTimeout: nobody scanned the QR code or typed the pairing code in time.
-	ErrLinkTimeout = errors.New("whatsapp: linking timed out")
-	// ErrRateLimited: WhatsApp refuses more link attempts for now.
-	ErrRateLimited = errors.New("whatsapp: too many link attempts")
-	// ErrLinkFailed: the phone or WhatsApp rejected the link.
-	ErrLinkFailed = errors.New("whatsapp: linking failed")
-)
-
 // ParsePhone checks an international phone number ("+254 712 345 678") and returns its digits.
 func ParsePhone(s string) (string, error) {
 	t := strings.TrimSpace(s)

@@ -154,9 +154,6 @@ func (a *Adapter) downloadOnce(ctx context.Context, id types.MessageID, m media)
 // the 10-byte MAC.
 const encryptionOverhead = aes.BlockSize + 10
 
-// errFileLimit is memFile's refusal to grow past its limit.
-var errFileLimit = errors.New("whatsapp: download larger than the photo size limit")
-
 // memFile is a whatsmeow.File in memory that never holds more than limit bytes: a write past
 // the limit fails, and over is called (it cancels the download, so that whatsmeow neither
 // retries nor tries another host).

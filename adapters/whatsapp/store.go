@@ -331,5 +331,3 @@ func (s *Store) phoneOf(ctx context.Context, lid types.JID) (types.JID, error) {
 	}
 	return j, nil
 }
-
-var errNotFound = errors.New("not found")

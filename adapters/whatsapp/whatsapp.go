@@ -40,30 +40,6 @@ import (
 	"github.com/cropshield/cropshield/bot"
 )
 
-// Errors returned by the adapter, to be checked with errors.Is.
-var (
-	// ErrNotLinked: the device store holds no linked device.
-	ErrNotLinked = errors.New("whatsapp: no phone linked")
-	// ErrLoggedOut: the phone removed the linked device, or it stayed offline too long.
-	ErrLoggedOut = errors.New("whatsapp: logged out")
-	// ErrStreamReplaced: another client connected with the same device keys.
-	ErrStreamReplaced = errors.New("whatsapp: session taken over by another client")
-	// ErrTemporaryBan: WhatsApp banned the number for a while.
-	ErrTemporaryBan = errors.New("whatsapp: number temporarily banned")
-	// ErrClientOutdated: WhatsApp refuses this whatsmeow version.
-	ErrClientOutdated = errors.New("whatsapp: client version outdated")
-	// ErrConnectRefused: WhatsApp refused the connection for another reason and will not be retried.
-	ErrConnectRefused = errors.New("whatsapp: connection refused")
-	// ErrStore: the SQL database failed.
-	ErrStore = errors.New("whatsapp store")
-	// ErrNotRunning: a reply while the adapter is not connected.
-	ErrNotRunning = errors.New("whatsapp: adapter not running")
-	// ErrNoConversation: a reply to a chat that has not written to the bot within the reply window.
-	ErrNoConversation = errors.New("whatsapp: the chat has not written to the bot")
-	// ErrMediaExpired: the photo left WhatsApp's servers and the sender's phone did not upload it again.
-	ErrMediaExpired = errors.New("whatsapp: photo no longer downloadable")
-)
-
 // Options tune the adapter; zero fields take the defaults in parentheses.
 type Options struct {
 	// GroupAllPhotos answers every photo in a group, not only those that mention the bot or

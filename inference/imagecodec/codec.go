@@ -8,14 +8,6 @@ import (
 	"image/jpeg"
 )
 
-// ErrUnsupported: the JPEG is of a kind this codec does not decode (libjpeg-turbo: CMYK/YCCK);
-// Codec.DecodeJPEG then decodes it with Go.
-var ErrUnsupported = errors.New("jpeg kind not supported by this codec")
-
-// errWarning: libjpeg-turbo decoded the JPEG but warned (a truncated file, extraneous bytes).
-// Go's stricter decoder then decides, as before libjpeg-turbo was used.
-var errWarning = errors.New("libjpeg-turbo warning")
-
 // Scale is a reduction factor Num/Denom applied while decoding.
 type Scale struct{ Num, Denom int }
 
@@ -89,11 +81,6 @@ func (c Codec) DecodeJPEG(data []byte, w, h int, s Scale, pix []byte) (image.Ima
 	}
 	return img, nil
 }
-
-// ErrNeedsGo: the codec did not decode the JPEG at reduced size (the Go codec never does;
-// libjpeg-turbo refuses CMYK/YCCK, and a JPEG it warns about is left to Go's stricter decoder):
-// decode it with DecodeJPEGGo, at full size, after making room for that.
-var ErrNeedsGo = errors.New("jpeg needs the Go decoder")
 
 // DecodeJPEGScaled is DecodeJPEG without the fall-back to Go's decoder: where DecodeJPEG would
 // fall back, it returns an error wrapping ErrNeedsGo.

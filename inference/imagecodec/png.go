@@ -11,14 +11,6 @@ import (
 	"io"
 )
 
-// ErrInterlaced: the PNG is interlaced (Adam7), so its rows cannot be reduced as they arrive;
-// decode it whole with image/png.
-var ErrInterlaced = errors.New("interlaced png")
-
-// ErrSizeMismatch: the image declares another size than the one the caller checked (a second
-// IHDR, or a JPEG frame unlike its header).
-var ErrSizeMismatch = errors.New("image size differs from the checked header")
-
 // PickFactor returns the largest integer k such that a w x h image averaged over k x k blocks
 // (ceil(w/k) x ceil(h/k)) is still at least minLong on its longer side and minShort on its
 // shorter one, each clamped to the image's own size.
