@@ -39,19 +39,22 @@ func TestCheck(t *testing.T) {
 		{Method: "sendMessage", Chat: 4, Text: "details", At: at},
 		{Method: "sendMessage", Chat: 4, Text: "details", At: at},
 	}, deliver: map[int64]int{}}
-	answered := &webMsg{item: webItem{Kind: "web photo"}, sentAt: t0, answeredAt: at, maxLive: 1, given: true,
-		final: []entry{{From: "you"}, {From: "bot"}}}
-	twice := &webMsg{item: webItem{Kind: "web photo"}, sentAt: t0, answeredAt: at, maxLive: 1, given: true,
+	answered := &webMsg{item: webItem{Kind: "web photo"}, sentAt: t0, answeredAt: at, given: true,
+		live: map[[2]int64]bool{{1, 2}: true}, final: []entry{{From: "you"}, {From: "bot"}}}
+	twice := &webMsg{item: webItem{Kind: "web photo"}, sentAt: t0, answeredAt: at, given: true,
 		final: []entry{{From: "you"}, {From: "bot"}, {From: "you"}, {From: "bot"}}}
+	// Answered by one process, then again by the next: the store shows one reply.
+	again := &webMsg{item: webItem{Kind: "web photo"}, sentAt: t0, answeredAt: at, given: true,
+		live: map[[2]int64]bool{{1, 2}: true, {2, 1}: true}, final: []entry{{From: "you"}, {From: "bot"}}}
 	unsent := &webMsg{item: webItem{Kind: "web text"}, sentAt: t0, gaveUp: true, ambiguous: 1, attempts: 1}
-	for _, m := range []*webMsg{answered, twice, unsent} {
+	for _, m := range []*webMsg{answered, twice, again, unsent} {
 		var err error
 		if m.client, err = newClient(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var r result
-	r.check(items, released, fake, []*webMsg{answered, twice, unsent}, "http://127.0.0.1:1",
+	r.check(items, released, fake, []*webMsg{answered, twice, again, unsent}, "http://127.0.0.1:1",
 		map[suppressedKey]bool{{"telegram", "6", "18"}: true})
 
 	tests := []struct {
@@ -66,11 +69,11 @@ func TestCheck(t *testing.T) {
 		{"telegram answered twice", r.tg.dups, 2},
 		{"telegram unexpected", r.tg.unexpected, 2},
 		{"telegram latencies", len(r.tg.latency), 5},
-		{"web messages", r.web.messages, 3},
-		{"web answered", r.web.answered, 2},
+		{"web messages", r.web.messages, 4},
+		{"web answered", r.web.answered, 3},
 		{"web lost", r.web.lost, 1},
 		{"web lost unsent", r.web.lostUnsent, 1},
-		{"web answered twice", r.web.dups, 1},
+		{"web answered twice", r.web.dups, 2},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

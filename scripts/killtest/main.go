@@ -253,8 +253,11 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 			at[j] = t0.Add(duration * time.Duration(j) / time.Duration(len(plan))).Add(time.Duration(rng.Int64N(int64(200*time.Millisecond) + 1)))
 		}
 		web = append(web, msgs...)
-		load.Go(func() { webClient(loadCtx, srv.baseURL(), c.webIDField, retrySame, msgs, at, &watchers) })
+		load.Go(func() { webClient(loadCtx, srv.baseURL(), c.webIDField, retrySame, srv.current, msgs, at, &watchers) })
 	}
+	monitorCtx, stopMonitor := context.WithCancel(ctx)
+	defer stopMonitor()
+	watchers.Go(func() { monitor(monitorCtx, srv.baseURL(), srv.current, web) })
 
 	// The kills, at random moments of the load, each followed by a start on the same data.
 	killAt := make([]time.Duration, c.kills)
@@ -289,6 +292,7 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 		return res, err
 	}
 	stopLoad()
+	stopMonitor()
 	watchers.Wait()
 
 	// An orderly restart: what a restart hands in again must not be answered again, and the
@@ -538,10 +542,10 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 			}
 			r.problem("web chat: LOST: %s (chat %s): %s", m.item.Kind, chat, why)
 			continue
-		case m.maxLive > 1 || bot > 1 || you > 1:
+		case m.liveReplies() > 1 || bot > 1 || you > 1:
 			r.web.dups++
-			r.problem("web chat: TWICE: %s (chat %s): %d replies in one answer, chat shows %d messages and %d replies after a restart (%d POSTs)",
-				m.item.Kind, m.chatID(base), m.maxLive, you, bot, m.attempts)
+			r.problem("web chat: TWICE: %s (chat %s): %d replies sent by the servers, the chat shows %d messages and %d replies after a restart (%d POSTs)",
+				m.item.Kind, m.chatID(base), m.liveReplies(), you, bot, m.attempts)
 		case r.webRestored && bot == 0:
 			r.problem("web chat: %s (chat %s) answered (live) but its chat shows no reply after a restart", m.item.Kind, m.chatID(base))
 		}
@@ -644,7 +648,7 @@ func (r *result) print(w io.Writer) {
 func writeRecord(path string, web []*webMsg, base string) error {
 	type rec struct {
 		Chat, Kind, Err              string
-		Attempts, Ambiguous, MaxLive int
+		Attempts, Ambiguous, Replies int
 		Given, GaveUp                bool
 		Sent, Answered               time.Time
 		AfterRestart                 []entry
@@ -653,7 +657,7 @@ func writeRecord(path string, web []*webMsg, base string) error {
 	for _, m := range web {
 		m.mu.Lock()
 		out = append(out, rec{Chat: m.chatID(base), Kind: m.item.Kind, Err: m.err, Attempts: m.attempts, Ambiguous: m.ambiguous,
-			MaxLive: m.maxLive, Given: m.given, GaveUp: m.gaveUp, Sent: m.sentAt, Answered: m.answeredAt, AfterRestart: m.final})
+			Replies: len(m.live), Given: m.given, GaveUp: m.gaveUp, Sent: m.sentAt, Answered: m.answeredAt, AfterRestart: m.final})
 		m.mu.Unlock()
 	}
 	return writeJSONFile(path, out)

@@ -25,6 +25,7 @@ type server struct {
 	cmd   *exec.Cmd
 	done  chan struct{} // closed when cmd has exited
 	epoch int           // starts so far
+	began time.Time     // when the current one started
 	log   *os.File
 }
 
@@ -57,6 +58,7 @@ func env() []string {
 func (s *server) start(ctx context.Context) error {
 	s.mu.Lock()
 	s.epoch++
+	s.began = time.Now()
 	epoch := s.epoch
 	args := append([]string{"serve",
 		"--addr", s.addr, "--review-addr", "", "--db", filepath.Join(s.dir, "cropshield.db"),
@@ -108,6 +110,13 @@ func (s *server) waitReady(ctx context.Context, done <-chan struct{}) error {
 			return fmt.Errorf("cropshield serve not ready after 60 s (see %s)", s.log.Name())
 		}
 	}
+}
+
+// current is the process running now (or last started).
+func (s *server) current() epoch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return epoch{n: s.epoch, start: s.began}
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

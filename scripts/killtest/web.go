@@ -22,10 +22,19 @@ import (
 
 // entry is a line of the web chat as its API returns it.
 type entry struct {
-	Seq  int64  `json:"seq"`
-	From string `json:"from"`
-	Kind string `json:"kind"`
-	Text string `json:"text"`
+	Seq  int64     `json:"seq"`
+	From string    `json:"from"`
+	Kind string    `json:"kind"`
+	Text string    `json:"text"`
+	Time time.Time `json:"time"`
+}
+
+// epoch is one run of the server: its number and when it was started. An answer read while the
+// number did not change came from that process; its entries older than the start were restored
+// from the store (GET /), the others were sent by that process.
+type epoch struct {
+	n     int
+	start time.Time
 }
 
 // webMsg is one web chat message being sent, and what its client saw.
@@ -36,13 +45,13 @@ type webMsg struct {
 	sentAt   time.Time
 
 	mu         sync.Mutex
-	answeredAt time.Time // first reply seen
-	maxLive    int       // most replies seen in one answer of the server (one process)
-	attempts   int       // POSTs made
-	ambiguous  int       // POSTs that failed after the request may have reached the server
-	given      bool      // a POST was answered 200
-	gaveUp     bool      // stopped without a 200 (a failure it must not retry)
-	final      []entry   // the chat as a fresh process restores it from the store (the end)
+	answeredAt time.Time         // first reply seen
+	live       map[[2]int64]bool // replies sent by a process as its outbox showed them: epoch, seq
+	attempts   int               // POSTs made
+	ambiguous  int               // POSTs that failed after the request may have reached the server
+	given      bool              // a POST was answered 200
+	gaveUp     bool              // stopped without a 200 (a failure it must not retry)
+	final      []entry           // the chat as a fresh process restores it from the store (the end)
 	err        string
 }
 
@@ -91,14 +100,32 @@ func bots(es []entry) int {
 	return n
 }
 
-func (m *webMsg) saw(es []entry) {
+// saw notes what an answer of the server showed: whether the message has a reply, and (if the
+// answer came from one known process, from.n == to.n) which replies that process sent.
+func (m *webMsg) saw(from, to epoch, es []entry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := bots(es)
-	if n > 0 && m.answeredAt.IsZero() {
+	if bots(es) > 0 && m.answeredAt.IsZero() {
 		m.answeredAt = time.Now()
 	}
-	m.maxLive = max(m.maxLive, n)
+	if from.n != to.n {
+		return
+	}
+	for _, e := range es {
+		if e.From == "bot" && !e.Time.Before(from.start) {
+			if m.live == nil {
+				m.live = map[[2]int64]bool{}
+			}
+			m.live[[2]int64{int64(from.n), e.Seq}] = true
+		}
+	}
+}
+
+// liveReplies counts the replies that processes sent to this chat.
+func (m *webMsg) liveReplies() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.live)
 }
 
 // body is the message as the page posts it: multipart with "text" and/or a "photo" file, and
@@ -174,8 +201,10 @@ func (m *webMsg) post(ctx context.Context, base, idField string) (int, []entry, 
 // failed after reaching it (the server was killed meanwhile) is sent again, with the same
 // client id, only if the server honours client ids (retrySame); otherwise the client stops and
 // the end of the run tells whether the server had it.
-func (m *webMsg) send(ctx context.Context, base, idField string, retrySame bool) {
+func (m *webMsg) send(ctx context.Context, base, idField string, retrySame bool, epochs func() epoch) {
+	m.mu.Lock()
 	m.sentAt = time.Now()
+	m.mu.Unlock()
 	// As the page: GET / first, which gives the browser its chat cookie. (A POST without one gets
 	// a new chat whose cookie is lost with the answer when the server dies meanwhile.)
 	for m.chatID(base) == "" {
@@ -194,13 +223,14 @@ func (m *webMsg) send(ctx context.Context, base, idField string, retrySame bool)
 		m.mu.Lock()
 		m.attempts++
 		m.mu.Unlock()
+		from := epochs()
 		status, es, err := m.post(ctx, base, idField)
 		switch {
 		case err == nil:
 			m.mu.Lock()
 			m.given = true
 			m.mu.Unlock()
-			m.saw(es)
+			m.saw(from, epochs(), es)
 			return
 		case ctx.Err() != nil:
 			return
@@ -242,11 +272,38 @@ func (m *webMsg) view(ctx context.Context, base string) ([]entry, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/messages?after=0", nil)
+	return m.outbox(ctx, base)
+}
+
+// watch looks for the reply of a message whose POST gave no reply (killed meanwhile) until it
+// comes or ctx ends.
+func (m *webMsg) watch(ctx context.Context, base string, epochs func() epoch) {
+	for {
+		m.mu.Lock()
+		answered := !m.answeredAt.IsZero()
+		m.mu.Unlock()
+		if answered {
+			return
+		}
+		from := epochs()
+		if es, err := m.view(ctx, base); err == nil {
+			m.saw(from, epochs(), es)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// outbox reads the chat's entries as the process holds them (no restore from the store).
+func (m *webMsg) outbox(ctx context.Context, base string) ([]entry, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/messages?after=0", nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err = m.client.Do(req)
+	resp, err := m.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -263,23 +320,27 @@ func (m *webMsg) view(ctx context.Context, base string) ([]entry, error) {
 	return out.Entries, nil
 }
 
-// watch looks for the reply of a message whose POST gave no reply (killed meanwhile) until it
-// comes or ctx ends.
-func (m *webMsg) watch(ctx context.Context, base string) {
-	for {
-		m.mu.Lock()
-		answered := !m.answeredAt.IsZero()
-		m.mu.Unlock()
-		if answered {
-			return
-		}
-		if es, err := m.view(ctx, base); err == nil {
-			m.saw(es)
+// monitor reads every web chat's outbox again and again until ctx ends, so that a reply a
+// process sends to a chat nobody waits on (a message handed in again after a restart and
+// answered twice) is seen.
+func monitor(ctx context.Context, base string, epochs func() epoch, web []*webMsg) {
+	for ctx.Err() == nil {
+		start := time.Now()
+		for _, m := range web {
+			m.mu.Lock()
+			sent := !m.sentAt.IsZero()
+			m.mu.Unlock()
+			if !sent || m.chatID(base) == "" {
+				continue
+			}
+			from := epochs()
+			if es, err := m.outbox(ctx, base); err == nil {
+				m.saw(from, epochs(), es)
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(time.Second - time.Since(start)):
 		}
 	}
 }
@@ -306,7 +367,7 @@ func probeClientID(ctx context.Context, base, idField string) (bool, error) {
 }
 
 // webClient sends its messages one after the other, each at its time.
-func webClient(ctx context.Context, base, idField string, retrySame bool, msgs []*webMsg, at []time.Time, wg *sync.WaitGroup) {
+func webClient(ctx context.Context, base, idField string, retrySame bool, epochs func() epoch, msgs []*webMsg, at []time.Time, wg *sync.WaitGroup) {
 	for i, m := range msgs {
 		if d := time.Until(at[i]); d > 0 {
 			select {
@@ -315,12 +376,12 @@ func webClient(ctx context.Context, base, idField string, retrySame bool, msgs [
 			case <-time.After(d):
 			}
 		}
-		m.send(ctx, base, idField, retrySame)
+		m.send(ctx, base, idField, retrySame, epochs)
 		m.mu.Lock()
 		answered := !m.answeredAt.IsZero()
 		m.mu.Unlock()
 		if !answered {
-			wg.Go(func() { m.watch(ctx, base) })
+			wg.Go(func() { m.watch(ctx, base, epochs) })
 		}
 	}
 }
