@@ -98,6 +98,20 @@ func (a *Adapter) restore(id string, thread []bot.ThreadItem) {
 	}
 }
 
+// resume: a page that polls for entries after seq `after` of a chat that is not in memory was
+// open while the server restarted (or dropped the chat). The chat's new entries then continue
+// after `after`, so that the page shows them (numbered from 1 again they stayed below it).
+func (a *Adapter) resume(id string, after uint64) {
+	if after == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.chats[id]; !ok {
+		a.chatLocked(id).next = after
+	}
+}
+
 // storedOverlay is the overlay of a restored entry, nil if it has none or it cannot be read.
 func (a *Adapter) storedOverlay(ctx context.Context, id string, seq uint64) []byte {
 	a.mu.Lock()

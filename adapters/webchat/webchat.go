@@ -399,6 +399,7 @@ func (a *Adapter) readPhoto(part *multipart.Part) (*bot.Photo, error) {
 func (a *Adapter) messages(w http.ResponseWriter, r *http.Request) {
 	id, _ := a.chatID(w, r, true)
 	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+	a.resume(id, after)
 	a.writeEntries(w, id, after)
 }
 
