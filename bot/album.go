@@ -53,7 +53,7 @@ func (h *Handler) handleAlbum(ctx context.Context, t *turn) {
 			judged = append(judged, o.a)
 		}
 		if len(judged) == 0 {
-			h.send(ctx, t, Reply{Kind: "crop_mismatch", Text: h.loc.T(t.lang, "crop.mismatch",
+			h.send(ctx, t, Reply{Kind: KindCropMismatch, Text: h.loc.T(t.lang, "crop.mismatch",
 				"crop", h.loc.CropName(t.lang, crop), "other", h.loc.CropName(t.lang, mismatch.other.crop),
 				"percent", h.loc.Percent(t.lang, mismatch.other.share))})
 			return

@@ -70,7 +70,7 @@ func (f *fixture) benchSend(b *testing.B, p *bot.Photo) {
 	if err := f.handler.Handle(context.Background(), m, f.out); err != nil {
 		b.Fatal(err)
 	}
-	if r := f.out.take(); len(r) != 1 || r[0].Kind != "diagnosis" {
+	if r := f.out.take(); len(r) != 1 || r[0].Kind != bot.KindDiagnosis {
 		b.Fatalf("replies %v", r)
 	}
 }

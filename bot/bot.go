@@ -104,6 +104,29 @@ type Choice struct {
 	Data  string // at most 64 bytes (Telegram's callback_data limit)
 }
 
+// ReplyKind says what a reply is. Its value is also stored with the reply (store.Record.Kind),
+// counted in the statistics, used as a metrics label and as the web chat's CSS class.
+type ReplyKind string
+
+// Reply kinds. The first six are the verdicts on a photo (Decide, Verdict.Kind).
+const (
+	KindNotLeaf      ReplyKind = "not_leaf"      // not a leaf: asks for a new photo
+	KindCropQuestion ReplyKind = "crop_question" // asks which crop it is (Reply.Choices, Verdict.Crops)
+	KindUnknownCrop  ReplyKind = "unknown_crop"  // a leaf of a crop the model does not know
+	KindCropMismatch ReplyKind = "crop_mismatch" // the stated crop is contradicted by the photo
+	KindUnsure       ReplyKind = "unsure"        // the top-1 is below the threshold: not sure, retake
+	KindDiagnosis    ReplyKind = "diagnosis"     // the top-3, the disease (or healthy) and its advice
+	KindCommand      ReplyKind = "command"       // the answer to a command or to text
+	KindError        ReplyKind = "error"         // something went wrong: the photo, the store, a rate limit
+	KindStaff        ReplyKind = "staff"         // written by support staff (SendStaffReply)
+)
+
+// ReplyKinds are all the reply kinds, in the order above.
+func ReplyKinds() []ReplyKind {
+	return []ReplyKind{KindNotLeaf, KindCropQuestion, KindUnknownCrop, KindCropMismatch, KindUnsure, KindDiagnosis,
+		KindCommand, KindError, KindStaff}
+}
+
 // Reply is one outgoing message: text, and optionally a JPEG image (or an album of them) with a
 // short caption. Channels with photo captions send Caption with the image and Text as a message
 // after it; others show FullText.
@@ -117,10 +140,9 @@ type Reply struct {
 	Image   []byte // JPEG, nil for a text-only reply
 	// Images are the overlays of an album reply (Image is nil then); Text belongs to them all.
 	Images [][]byte
-	// Kind says what the reply is, for logs and for adapters that render kinds differently:
-	// "diagnosis", "unsure", "not_leaf", "unknown_crop", "crop_question", "crop_mismatch",
-	// "command", "error", "staff".
-	Kind string
+	// Kind says what the reply is, for logs, metrics, the conversation log and adapters that
+	// render kinds differently.
+	Kind ReplyKind
 	// Choices are buttons to show with the reply (the crop question's), nil for none.
 	Choices []Choice
 }

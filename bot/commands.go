@@ -51,7 +51,7 @@ func isCommand(text string) bool {
 func (h *Handler) handleCommand(ctx context.Context, t *turn) {
 	c, _ := ParseCommand(t.msg.Text)
 	name, arg := c.Name, c.Arg
-	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: "command"}) }
+	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: KindCommand}) }
 	switch name {
 	case "start":
 		who := t.msg.Sender.Name
@@ -94,7 +94,7 @@ func (h *Handler) languageList() string {
 
 func (h *Handler) language(ctx context.Context, t *turn, arg string) {
 	m := t.msg
-	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: "command"}) }
+	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: KindCommand}) }
 	if arg == "" {
 		name := t.lang
 		for _, l := range h.loc.Languages() {
@@ -221,8 +221,8 @@ func (h *Handler) history(ctx context.Context, t *turn) {
 		lines = append(lines, h.loc.T(t.lang, "history.item", "date", date, "crop", d.Crop, "disease", d.Name, "percent", h.loc.Percent(t.lang, top.Prob)))
 	}
 	if len(lines) == 0 {
-		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "history.empty"), Kind: "command"})
+		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "history.empty"), Kind: KindCommand})
 		return
 	}
-	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "history.header") + "\n" + strings.Join(lines, "\n"), Kind: "command"})
+	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "history.header") + "\n" + strings.Join(lines, "\n"), Kind: KindCommand})
 }

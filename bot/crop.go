@@ -264,7 +264,7 @@ func (h *Handler) statedCrop(t *turn) string {
 // a group, group admins only, as /language), "/crop any" clears it.
 func (h *Handler) cropCommand(ctx context.Context, t *turn, arg string) {
 	m := t.msg
-	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: "command"}) }
+	reply := func(text string) { h.send(ctx, t, Reply{Text: text, Kind: KindCommand}) }
 	list := h.knownCropList(t.lang)
 	if arg == "" {
 		if slices.Contains(h.modelCrops(), t.savedCrop) {
@@ -334,7 +334,7 @@ func (h *Handler) askCrop(ctx context.Context, t *turn, hash string, a store.Ana
 		choices = append(choices, Choice{Label: name, Data: cropChoicePrefix + c + ":" + hash[:min(12, len(hash))]})
 	}
 	text := h.loc.T(t.lang, "crop.question", "choices", strings.Join(lines, "\n"))
-	h.send(ctx, t, Reply{Text: text, Kind: "crop_question", Choices: choices})
+	h.send(ctx, t, Reply{Text: text, Kind: KindCropQuestion, Choices: choices})
 }
 
 // choiceName is a crop question's choice as shown: the crop's name, or "Another crop".
@@ -424,7 +424,7 @@ func (h *Handler) answerCropQuestion(ctx context.Context, t *turn, q store.CropQ
 		// The model changed since the question: the photo must be sent again.
 		t.log.Info("crop answer: the photo's analysis is gone", "err", err)
 		h.markError(ctx, t, "crop question's photo not analysed by this model")
-		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "text.need_photo"), Kind: "command"})
+		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "text.need_photo"), Kind: KindCommand})
 		return
 	}
 	t.cacheHits++

@@ -97,20 +97,20 @@ func TestStatedCrop(t *testing.T) {
 		probs             map[string]float64
 		isLeaf, knownCrop bool
 		command, caption  string
-		wantKind          string
+		wantKind          bot.ReplyKind
 		wantCrop          string // the crop stored on the photo's record
 		wantTop           string // the first class named, for a diagnosis
 	}{
-		{"/crop maize on a doubtful photo", maizeOrTom, true, true, "/crop maize", "", "diagnosis", "corn", "corn__common_rust"},
-		{"/crop mahindi (Swahili)", maizeOrTom, true, true, "/crop Mahindi", "", "diagnosis", "corn", "corn__common_rust"},
-		{"caption masara (Hausa)", maizeOrTom, true, true, "", "ganyen masara", "diagnosis", "corn", "corn__common_rust"},
-		{"caption मक्का", maizeOrTom, true, true, "", "मक्का की पत्ती", "diagnosis", "corn", "corn__common_rust"},
-		{"caption milho", maizeSure, true, true, "", "Folha de MILHO", "diagnosis", "corn", "corn__common_rust"},
-		{"caption tomato over /crop maize", maizeOrTom, true, true, "/crop maize", "tomato", "diagnosis", "tomato", "tomato__late_blight"},
-		{"stated maize, clearly a tomato", clearlyTom, true, true, "/crop maize", "", "crop_mismatch", "corn", ""},
-		{"stated maize overrides the unknown-crop refusal", maizeSure, true, false, "", "maize", "diagnosis", "corn", "corn__common_rust"},
-		{"stated maize does not override not-a-leaf", maizeSure, false, true, "", "maize", "not_leaf", "corn", ""},
-		{"no crop stated, sure of maize", maizeSure, true, true, "", "", "diagnosis", "", "corn__common_rust"},
+		{"/crop maize on a doubtful photo", maizeOrTom, true, true, "/crop maize", "", bot.KindDiagnosis, "corn", "corn__common_rust"},
+		{"/crop mahindi (Swahili)", maizeOrTom, true, true, "/crop Mahindi", "", bot.KindDiagnosis, "corn", "corn__common_rust"},
+		{"caption masara (Hausa)", maizeOrTom, true, true, "", "ganyen masara", bot.KindDiagnosis, "corn", "corn__common_rust"},
+		{"caption मक्का", maizeOrTom, true, true, "", "मक्का की पत्ती", bot.KindDiagnosis, "corn", "corn__common_rust"},
+		{"caption milho", maizeSure, true, true, "", "Folha de MILHO", bot.KindDiagnosis, "corn", "corn__common_rust"},
+		{"caption tomato over /crop maize", maizeOrTom, true, true, "/crop maize", "tomato", bot.KindDiagnosis, "tomato", "tomato__late_blight"},
+		{"stated maize, clearly a tomato", clearlyTom, true, true, "/crop maize", "", bot.KindCropMismatch, "corn", ""},
+		{"stated maize overrides the unknown-crop refusal", maizeSure, true, false, "", "maize", bot.KindDiagnosis, "corn", "corn__common_rust"},
+		{"stated maize does not override not-a-leaf", maizeSure, false, true, "", "maize", bot.KindNotLeaf, "corn", ""},
+		{"no crop stated, sure of maize", maizeSure, true, true, "", "", bot.KindDiagnosis, "", "corn__common_rust"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,12 +130,12 @@ func TestStatedCrop(t *testing.T) {
 				t.Errorf("stored photo record: crop %q, hash %q; want crop %q", rec.Crop, rec.PhotoHash, tt.wantCrop)
 			}
 			switch tt.wantKind {
-			case "crop_mismatch":
+			case bot.KindCropMismatch:
 				if !strings.Contains(r[0].Text, loc.CropName("en", "tomato")) || r[0].Image != nil {
 					t.Errorf("mismatch reply does not name the tomato: %v", r[0])
 				}
 				return
-			case "not_leaf":
+			case bot.KindNotLeaf:
 				return
 			}
 			checkTop(t, loc, r[0], tt.wantTop, tt.wantCrop)
@@ -248,7 +248,7 @@ func TestCropQuestion(t *testing.T) {
 			f := newFixture(t, cfg, model)
 			chat, amina := private("c1"), bot.Sender{ID: "u-c1", Name: "Amina"}
 			r := f.send(chat, amina, "", bytesPhoto(photo))
-			if len(r) != 1 || r[0].Kind != "crop_question" {
+			if len(r) != 1 || r[0].Kind != bot.KindCropQuestion {
 				t.Fatalf("reply %v, want the crop question", r)
 			}
 			q := r[0]
@@ -285,7 +285,7 @@ func TestCropQuestion(t *testing.T) {
 				}
 				return
 			}
-			if len(r) != 1 || r[0].Kind != "diagnosis" || r[0].Image == nil || r[0].ReplyTo != "m1" {
+			if len(r) != 1 || r[0].Kind != bot.KindDiagnosis || r[0].Image == nil || r[0].ReplyTo != "m1" {
 				t.Fatalf("answer: %v, want a diagnosis with its overlay quoting the photo", r)
 			}
 			top := map[string]string{"corn": "corn__common_rust", "tomato": "tomato__late_blight"}[tt.want]
@@ -307,7 +307,7 @@ func TestCropQuestion(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, again := range f.out.take() {
-				if again.Kind == "diagnosis" {
+				if again.Kind == bot.KindDiagnosis {
 					t.Errorf("answered twice: %v", again)
 				}
 			}
@@ -323,11 +323,11 @@ func TestNoQuestionWhenSure(t *testing.T) {
 		probs     map[string]float64
 		knownCrop bool
 		caption   string
-		want      string
+		want      bot.ReplyKind
 	}{
-		{"sure of maize", maizeSure, true, "", "diagnosis"},
-		{"crop stated", maizeOrTom, true, "tomato leaf", "diagnosis"},
-		{"crop stated, unknown crop", maizeOrTom, false, "tomato leaf", "diagnosis"},
+		{"sure of maize", maizeSure, true, "", bot.KindDiagnosis},
+		{"crop stated", maizeOrTom, true, "tomato leaf", bot.KindDiagnosis},
+		{"crop stated, unknown crop", maizeOrTom, false, "tomato leaf", bot.KindDiagnosis},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newCropFixture(t, tt.probs, true, tt.knownCrop)
@@ -381,11 +381,11 @@ func TestStatedCropAlbum(t *testing.T) {
 		name    string
 		probs   map[string]float64
 		caption string
-		want    string
+		want    bot.ReplyKind
 	}{
-		{"maize album", maizeOrTom, "mahindi", "diagnosis"},
-		{"tomato album said to be maize", clearlyTom, "maize", "crop_mismatch"},
-		{"no crop stated", maizeSure, "", "diagnosis"},
+		{"maize album", maizeOrTom, "mahindi", bot.KindDiagnosis},
+		{"tomato album said to be maize", clearlyTom, "maize", bot.KindCropMismatch},
+		{"no crop stated", maizeSure, "", bot.KindDiagnosis},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newCropFixture(t, tt.probs, true, true)
@@ -398,7 +398,7 @@ func TestStatedCropAlbum(t *testing.T) {
 			if len(r) != 1 || r[0].Kind != tt.want {
 				t.Fatalf("replies %v, want one %s", r, tt.want)
 			}
-			if tt.want != "diagnosis" || tt.caption == "" {
+			if tt.want != bot.KindDiagnosis || tt.caption == "" {
 				return
 			}
 			if len(r[0].Images) != 2 {
@@ -421,10 +421,10 @@ func TestHistoryWithinAnsweredCrop(t *testing.T) {
 	loc := loc(t)
 	f := newCropFixture(t, maizeOrTom, true, true)
 	chat, amina := private("c1"), bot.Sender{ID: "u-c1", Name: "Amina"}
-	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != "crop_question" {
+	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != bot.KindCropQuestion {
 		t.Fatalf("reply %v, want the question", r)
 	}
-	if r := f.send(chat, amina, "tomato", nil); len(r) != 1 || r[0].Kind != "diagnosis" {
+	if r := f.send(chat, amina, "tomato", nil); len(r) != 1 || r[0].Kind != bot.KindDiagnosis {
 		t.Fatalf("answer: %v", r)
 	}
 	r := f.send(chat, amina, "/history", nil)
@@ -440,13 +440,13 @@ func TestHistoryWithinAnsweredCrop(t *testing.T) {
 func TestNewerPhotoClosesTheQuestion(t *testing.T) {
 	f := newCropFixture(t, maizeOrTom, true, true)
 	chat, amina := private("c1"), bot.Sender{ID: "u-c1", Name: "Amina"}
-	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != "crop_question" {
+	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != bot.KindCropQuestion {
 		t.Fatalf("first photo: %v, want the question", r)
 	}
-	if r := f.send(chat, amina, "tomato", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 42))); len(r) != 1 || r[0].Kind != "diagnosis" {
+	if r := f.send(chat, amina, "tomato", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 42))); len(r) != 1 || r[0].Kind != bot.KindDiagnosis {
 		t.Fatalf("second photo, captioned: %v, want a diagnosis", r)
 	}
-	if r := f.send(chat, amina, "maize", nil); len(r) != 1 || r[0].Kind != "command" {
+	if r := f.send(chat, amina, "maize", nil); len(r) != 1 || r[0].Kind != bot.KindCommand {
 		t.Errorf("'maize' after the newer photo: %v, want the usual 'send a photo', not an answer about the first", r)
 	}
 }
@@ -468,7 +468,7 @@ func (c cancelOnAnalysis) GetAnalysis(ctx context.Context, hash, version string)
 func TestCropAnswerInterruptedIsAnsweredOnce(t *testing.T) {
 	f := newCropFixture(t, maizeOrTom, true, true)
 	chat, amina := private("c1"), bot.Sender{ID: "u-c1", Name: "Amina"}
-	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != "crop_question" {
+	if r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 41))); len(r) != 1 || r[0].Kind != bot.KindCropQuestion {
 		t.Fatalf("photo: %v, want the question", r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -488,7 +488,7 @@ func TestCropAnswerInterruptedIsAnsweredOnce(t *testing.T) {
 		if err := f.handler.Handle(context.Background(), answer, f.out); err != nil {
 			t.Fatal(err)
 		}
-		if r := f.out.take(); len(r) != want || (want == 1 && r[0].Kind != "diagnosis") {
+		if r := f.out.take(); len(r) != want || (want == 1 && r[0].Kind != bot.KindDiagnosis) {
 			t.Fatalf("handed in again (%d): %v, want %d diagnosis", i+1, r, want)
 		}
 	}
@@ -500,7 +500,7 @@ func TestGroupQuestionAnsweredByItsSender(t *testing.T) {
 	f := newCropFixture(t, maizeOrTom, true, true)
 	group := bot.ChatRef{Platform: bot.Telegram, ID: "-7", Kind: bot.Group}
 	amina, juma := bot.Sender{ID: "a7", Name: "Amina"}, bot.Sender{ID: "j7", Name: "Juma"}
-	if r := f.send(group, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 43))); len(r) != 1 || r[0].Kind != "crop_question" {
+	if r := f.send(group, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 43))); len(r) != 1 || r[0].Kind != bot.KindCropQuestion {
 		t.Fatalf("photo: %v, want the question", r)
 	}
 	for _, text := range []string{"maize", "1"} {
@@ -508,7 +508,7 @@ func TestGroupQuestionAnsweredByItsSender(t *testing.T) {
 			t.Errorf("another member's %q: %v, want no answer", text, r)
 		}
 	}
-	if r := f.send(group, amina, "maize", nil); len(r) != 1 || r[0].Kind != "diagnosis" {
+	if r := f.send(group, amina, "maize", nil); len(r) != 1 || r[0].Kind != bot.KindDiagnosis {
 		t.Fatalf("the photo's sender: %v, want the maize diagnosis", r)
 	}
 }

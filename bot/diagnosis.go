@@ -14,25 +14,25 @@ import (
 // follow it: the top disease's symptoms and advice. A photo that is not a leaf gets only the
 // retake message; a leaf of a crop the model does not know gets the crops it knows and how to
 // photograph one of them (no disease, no percentages, no advice).
-func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details, kind string) {
+func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details string, kind ReplyKind) {
 	kind = h.cfg.kindOf(a)
-	if kind == VerdictNotLeaf {
+	if kind == KindNotLeaf {
 		// The header ends "…if it is a leaf, take a new photo like this:"; the tips follow.
-		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "photo.tips") + "\n\n" + h.cropsKnown(lang), "not_leaf"
+		return "", h.loc.T(lang, "notleaf.header") + "\n" + h.loc.T(lang, "photo.tips") + "\n\n" + h.cropsKnown(lang), KindNotLeaf
 	}
-	if kind == VerdictUnknownCrop {
+	if kind == KindUnknownCrop {
 		var crops strings.Builder
 		for _, c := range h.knownCrops(lang) {
 			crops.WriteString("\n• " + c)
 		}
 		text := h.loc.T(lang, "unknowncrop.header", "crops", strings.TrimPrefix(crops.String(), "\n"))
-		return "", text + "\n\n" + h.loc.T(lang, "unknowncrop.retake") + "\n\n" + h.loc.T(lang, "unknowncrop.hint", "example", h.cropExample(lang)), "unknown_crop"
+		return "", text + "\n\n" + h.loc.T(lang, "unknowncrop.retake") + "\n\n" + h.loc.T(lang, "unknowncrop.hint", "example", h.cropExample(lang)), KindUnknownCrop
 	}
 	top := a.Top[0]
 	best, err := h.loc.Disease(lang, top.Class)
 	if err != nil {
 		// NewHandler checked every class; an analysis of another model cannot reach here.
-		return "", h.loc.T(lang, "error.internal"), "error"
+		return "", h.loc.T(lang, "error.internal"), KindError
 	}
 	var c, d strings.Builder
 	line := func(b *strings.Builder, s string) { b.WriteString(s); b.WriteByte('\n') }
@@ -41,7 +41,7 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details
 			line(&d, "• "+it)
 		}
 	}
-	unsure := kind == VerdictUnsure
+	unsure := kind == KindUnsure
 	switch {
 	case unsure:
 		line(&c, h.loc.T(lang, "unsure.header", "crop", best.Crop, "disease", best.Name, "percent", h.loc.Percent(lang, top.Prob)))
@@ -65,7 +65,7 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details
 	line(&c, h.loc.T(lang, "diagnosis.heatmap"))
 	if unsure {
 		// The crops it knows, so that a farmer of another crop does not retake photos forever.
-		return strings.TrimSpace(c.String()), h.cropsKnown(lang), "unsure"
+		return strings.TrimSpace(c.String()), h.cropsKnown(lang), KindUnsure
 	}
 	if !best.Healthy {
 		line(&d, h.loc.T(lang, "diagnosis.symptoms"))
@@ -80,7 +80,7 @@ func (h *Handler) diagnosisText(lang string, a store.Analysis) (caption, details
 		line(&d, "")
 		line(&d, h.loc.T(lang, "diagnosis.safety"))
 	}
-	return strings.TrimSpace(c.String()), strings.TrimSpace(d.String()), "diagnosis"
+	return strings.TrimSpace(c.String()), strings.TrimSpace(d.String()), KindDiagnosis
 }
 
 // knownCrops lists the crops of the model's classes, named in lang, each once, in class order.

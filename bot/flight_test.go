@@ -71,7 +71,7 @@ func TestAbandonedWaiterDoesNotFailTheOthers(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("second message: %v", r.err)
 	}
-	if len(r.replies) != 1 || r.replies[0].Kind != "diagnosis" {
+	if len(r.replies) != 1 || r.replies[0].Kind != bot.KindDiagnosis {
 		t.Fatalf("second message got %+v, want one diagnosis", r.replies)
 	}
 	if n := f.inferences(); n != 1 {

@@ -22,14 +22,14 @@ const forgetChoice = "forget:yes"
 func (h *Handler) forget(ctx context.Context, t *turn, arg string) {
 	if t.msg.Chat.Kind == Group {
 		// The confirmation and the answer would be read by the whole group.
-		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "forget.private_only"), Kind: "command"})
+		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "forget.private_only"), Kind: KindCommand})
 		return
 	}
 	if strings.EqualFold(strings.TrimSpace(arg), "yes") {
 		h.forgetConfirmed(ctx, t)
 		return
 	}
-	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "forget.confirm"), Kind: "command",
+	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "forget.confirm"), Kind: KindCommand,
 		Choices: []Choice{{Label: h.loc.T(t.lang, "forget.button"), Data: forgetChoice}}})
 }
 
@@ -58,5 +58,5 @@ func (h *Handler) forgetConfirmed(ctx context.Context, t *turn) {
 	}
 	t.log.Info("forgot a farmer on their request", "messages", rep.Messages, "photos", rep.Photos,
 		"conversations", rep.Conversations, "users", rep.Users, "transactions", rep.Transactions)
-	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "forget.done"), Kind: "command"})
+	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "forget.done"), Kind: KindCommand})
 }

@@ -271,7 +271,7 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 		// Without its turn read the message cannot be answered exactly once: it is handed in again.
 		h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "store").Inc()
 		t.log.Error("cannot read the message's chat, sender or turn", "err", err)
-		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "error.internal"), Kind: "error"})
+		h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "error.internal"), Kind: KindError})
 		return err
 	}
 	if existed && t.prior.Done {
@@ -325,7 +325,7 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 				t.log.Info("text for the support staff handling the chat: no stock answer")
 				return nil
 			}
-			h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "text.need_photo"), Kind: "command"})
+			h.send(ctx, t, Reply{Text: h.loc.T(t.lang, "text.need_photo"), Kind: KindCommand})
 		}
 	}
 	return nil
@@ -525,12 +525,12 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 	}
 	rec := store.Record{Time: h.cfg.Now(), Platform: string(r.Chat.Platform), ChatID: r.Chat.ID,
 		Direction: store.Outbound, Text: r.FullText(), ReplyTo: r.ReplyTo,
-		Kind: r.Kind, Lang: t.lang, CacheHit: t.cacheHits > 0 && t.cacheMisses == 0}
+		Kind: string(r.Kind), Lang: t.lang, CacheHit: t.cacheHits > 0 && t.cacheMisses == 0}
 	if r.Image != nil || r.Images != nil {
 		rec.PhotoHash = cmp.Or(t.rec.PhotoHash, t.replyPhoto)
 	}
 	switch r.Kind {
-	case "diagnosis", "unsure", "not_leaf", "unknown_crop", "crop_mismatch":
+	case KindDiagnosis, KindUnsure, KindNotLeaf, KindUnknownCrop, KindCropMismatch:
 		if t.rec.Crop != locales.AnyCrop {
 			rec.Crop = t.rec.Crop
 		}
@@ -584,14 +584,14 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 		}
 		return
 	}
-	h.metrics.Replies.WithLabelValues(string(r.Chat.Platform), r.Kind).Inc()
+	h.metrics.Replies.WithLabelValues(string(r.Chat.Platform), string(r.Kind)).Inc()
 	t.sent = &sentReply{k: k, rec: rec}
 }
 
 // fail replies with an error message and notes the error on the inbound record.
 func (h *Handler) fail(ctx context.Context, t *turn, key, reason string, args ...string) {
 	h.markError(ctx, t, reason)
-	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, key, args...), Kind: "error"})
+	h.send(ctx, t, Reply{Text: h.loc.T(t.lang, key, args...), Kind: KindError})
 }
 
 func (h *Handler) markError(_ context.Context, t *turn, reason string) {
@@ -739,7 +739,7 @@ func (h *Handler) answer(ctx context.Context, t *turn, hash string, a store.Anal
 	t.rec.PhotoHash, t.recChanged = hash, true
 	crop := h.statedCrop(t)
 	v := h.cfg.decide(a, crop)
-	if v.Kind == VerdictCropQuestion {
+	if v.Kind == KindCropQuestion {
 		h.askCrop(ctx, t, hash, a, v.Crops)
 		return
 	}
@@ -757,7 +757,7 @@ func (h *Handler) sendDiagnosis(ctx context.Context, t *turn, a store.Analysis, 
 // sendVerdict words a verdict other than the crop question: the diagnosis, or, when the photo
 // clearly shows another crop than the one stated, says so.
 func (h *Handler) sendVerdict(ctx context.Context, t *turn, v Verdict, crop string) {
-	if v.Kind == VerdictCropMismatch {
+	if v.Kind == KindCropMismatch {
 		h.send(ctx, t, Reply{Kind: v.Kind, ReplyTo: t.replyTo, Text: h.loc.T(t.lang, "crop.mismatch",
 			"crop", h.loc.CropName(t.lang, crop), "other", h.loc.CropName(t.lang, v.Crops[0]),
 			"percent", h.loc.Percent(t.lang, v.Share))})

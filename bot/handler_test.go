@@ -151,7 +151,7 @@ func TestPhotoIsDiagnosedStoredAndCached(t *testing.T) {
 	leaf := testenv.LeafJPEG(t, 640, 480, 1)
 
 	first := f.photo("c1", bytesPhoto(leaf))
-	if first.Kind != "diagnosis" || first.ReplyTo != "m1" {
+	if first.Kind != bot.KindDiagnosis || first.ReplyTo != "m1" {
 		t.Fatalf("first reply: %v", first)
 	}
 	for _, want := range []string{"Most likely diseases:", "\n1. ", "\n2. ", "\n3. ", "What to do:", "%"} {
@@ -217,7 +217,7 @@ func TestKnownContentIDNeedsNoDownload(t *testing.T) {
 		downloads++
 		return leaf, nil
 	}})
-	if downloads != 0 || r.Kind != "diagnosis" || f.inferences() != 1 {
+	if downloads != 0 || r.Kind != bot.KindDiagnosis || f.inferences() != 1 {
 		t.Fatalf("downloads %d, kind %s, inferences %v: want 0, diagnosis, 1", downloads, r.Kind, f.inferences())
 	}
 }
@@ -263,7 +263,7 @@ func TestNewModelVersionDoesNotAnswerFromOldCache(t *testing.T) {
 func TestUnsureBelowThreshold(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.999}, nil)
 	r := f.photo("c1", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 5)))
-	if r.Kind != "unsure" || !strings.Contains(r.FullText(), "I am not sure") || !strings.Contains(r.FullText(), "one leaf, filling most of the picture") {
+	if r.Kind != bot.KindUnsure || !strings.Contains(r.FullText(), "I am not sure") || !strings.Contains(r.FullText(), "one leaf, filling most of the picture") {
 		t.Fatalf("reply: %v", r)
 	}
 	if strings.Contains(r.FullText(), "What to do:") {
@@ -288,7 +288,7 @@ func TestNotALeafIsNotDiagnosed(t *testing.T) {
 	f := newFixture(t, bot.Config{Threshold: 0.01}, rejecting{testenv.ContractSession(t)})
 	cat := testenv.LeafJPEG(t, 320, 240, 11)
 	r := f.photo("c1", bytesPhoto(cat))
-	if r.Kind != "not_leaf" || !strings.Contains(r.FullText(), "does not look like a leaf") || !strings.Contains(r.FullText(), "one leaf, filling most") {
+	if r.Kind != bot.KindNotLeaf || !strings.Contains(r.FullText(), "does not look like a leaf") || !strings.Contains(r.FullText(), "one leaf, filling most") {
 		t.Fatalf("reply %v", r)
 	}
 	if r.Image != nil || strings.Contains(r.FullText(), "Most likely") || strings.Contains(r.FullText(), "What to do") {
@@ -299,7 +299,7 @@ func TestNotALeafIsNotDiagnosed(t *testing.T) {
 		t.Fatalf("stored analysis %+v %v", a, err)
 	}
 	// From the cache the verdict is the same, and /history says so.
-	if again := f.photo("c1", bytesPhoto(cat)); again.Kind != "not_leaf" || f.inferences() != 1 {
+	if again := f.photo("c1", bytesPhoto(cat)); again.Kind != bot.KindNotLeaf || f.inferences() != 1 {
 		t.Errorf("cached reply %v after %v inferences", again, f.inferences())
 	}
 	if h := f.send(private("c1"), bot.Sender{ID: "u-c1"}, "/history", nil); len(h) != 1 || !strings.Contains(h[0].Text, "not a leaf") {

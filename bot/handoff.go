@@ -36,7 +36,7 @@ func (h *Handler) staffHandling(ctx context.Context, t *turn) bool {
 	}
 	var last time.Time
 	for _, r := range recs {
-		if r.Direction == store.Outbound && r.Kind == "staff" && r.Error == "" && r.Time.After(last) {
+		if r.Direction == store.Outbound && r.Kind == string(KindStaff) && r.Error == "" && r.Time.After(last) {
 			last = r.Time
 		}
 	}

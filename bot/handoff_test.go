@@ -53,11 +53,11 @@ func TestStaffHandoff(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Direction != store.Inbound || recs[0].Text != "Asante! Thank you" {
 		t.Errorf("the farmer's text is not logged for the staff: %+v %v", recs, err)
 	}
-	if r := say("/help"); len(r) != 1 || r[0].Kind != "command" || r[0].Text == stock {
+	if r := say("/help"); len(r) != 1 || r[0].Kind != bot.KindCommand || r[0].Text == stock {
 		t.Errorf("/help while staff handle the chat: %v", r)
 	}
 	now = now.Add(time.Minute)
-	if r := f.photo("c1", bytesPhoto(testenv.LeafJPEG(t, 640, 480, 1))); r.Kind != "diagnosis" {
+	if r := f.photo("c1", bytesPhoto(testenv.LeafJPEG(t, 640, 480, 1))); r.Kind != bot.KindDiagnosis {
 		t.Errorf("a photo while staff handle the chat: %v, want a diagnosis", r)
 	}
 

@@ -27,7 +27,7 @@ func TestHistorySkipsRateLimited(t *testing.T) {
 	}
 	send(t0, "", bytesPhoto([]byte("not a photo"))) // answered: it could not be read
 	send(t0, "hello", nil)
-	if r := send(t0, "hello again", nil); len(r) != 1 || r[0].Kind != "error" {
+	if r := send(t0, "hello again", nil); len(r) != 1 || r[0].Kind != bot.KindError {
 		t.Fatalf("over the limit: %v, want the rate-limit warning", r)
 	}
 	if r := send(t0, "", bytesPhoto([]byte("not a photo either"))); len(r) != 0 {

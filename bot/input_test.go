@@ -73,7 +73,7 @@ func TestBadInputs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			chat := "bad-" + strings.ReplaceAll(tc.name, " ", "-")
 			r := f.photo(chat, tc.photo)
-			if r.Kind != "error" || !strings.Contains(r.Text, tc.want) || r.Image != nil {
+			if r.Kind != bot.KindError || !strings.Contains(r.Text, tc.want) || r.Image != nil {
 				t.Errorf("reply %v, want an error mentioning %q", r, tc.want)
 			}
 			recs, err := f.store.RecentMessages(context.Background(), "webchat", chat, 10)
@@ -88,7 +88,7 @@ func TestBadInputs(t *testing.T) {
 	if f.inferences() != 0 {
 		t.Errorf("bad inputs reached inference %v times", f.inferences())
 	}
-	if r := f.photo("after", bytesPhoto(leaf)); r.Kind != "diagnosis" {
+	if r := f.photo("after", bytesPhoto(leaf)); r.Kind != bot.KindDiagnosis {
 		t.Errorf("a good photo after the bad ones: %v", r)
 	}
 }
@@ -181,7 +181,7 @@ func TestFlood(t *testing.T) {
 	if len(replies) != 4 || !strings.Contains(replies[3].Text, "sending messages very fast") {
 		t.Fatalf("%d replies, last %v; want 3 answers and one warning", len(replies), replies[len(replies)-1])
 	}
-	if r := f.send(private("calm"), bot.Sender{ID: "u2"}, "/help", nil); len(r) != 1 || r[0].Kind != "command" {
+	if r := f.send(private("calm"), bot.Sender{ID: "u2"}, "/help", nil); len(r) != 1 || r[0].Kind != bot.KindCommand {
 		t.Errorf("another chat is limited too: %v", r)
 	}
 	recs, err := f.store.RecentMessages(context.Background(), "webchat", "flood", 100)

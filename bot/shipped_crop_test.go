@@ -56,7 +56,7 @@ func statedCropOnShippedModel(t *testing.T, split, word, crop string) {
 				t.Fatalf("%s %s: %v", how, rel, r)
 			}
 			if how == "answer" {
-				if r[0].Kind != "crop_question" {
+				if r[0].Kind != bot.KindCropQuestion {
 					continue // the model was sure of the crop: nothing to answer
 				}
 				asked++
@@ -65,7 +65,7 @@ func statedCropOnShippedModel(t *testing.T, split, word, crop string) {
 				}
 			}
 			got := r[0]
-			if got.Kind != "diagnosis" && got.Kind != "unsure" {
+			if got.Kind != bot.KindDiagnosis && got.Kind != bot.KindUnsure {
 				t.Errorf("%s by %s: a %s reply, want a diagnosis within %s:\n%s", rel, how, got.Kind, crop, got.FullText())
 				continue
 			}
@@ -129,7 +129,7 @@ func TestShippedModelAsksTheCrop(t *testing.T) {
 			photo := firstUnknownCrop(t, m, datasets, tc.split)
 			chat, farmer := private("ask-"+tc.split), bot.Sender{ID: "u-" + tc.split}
 			r := f.send(chat, farmer, "", bytesPhoto(photo))
-			if len(r) != 1 || r[0].Kind != "crop_question" {
+			if len(r) != 1 || r[0].Kind != bot.KindCropQuestion {
 				t.Fatalf("reply %v, want the question which crop", r)
 			}
 			if n := len(r[0].Choices); n < 3 || n > 5 || r[0].Choices[n-1].Label != loc.T("en", "crop.another") {
@@ -144,7 +144,7 @@ func TestShippedModelAsksTheCrop(t *testing.T) {
 				checkUnknownCropReply(t, loc, "en", got, knownCrops(t, loc, "en", m.Info().Classes), m.Info().Classes)
 				return
 			}
-			if got.Kind != "diagnosis" && got.Kind != "unsure" {
+			if got.Kind != bot.KindDiagnosis && got.Kind != bot.KindUnsure {
 				t.Fatalf("answer %q: a %s reply, want a diagnosis within %s:\n%s", tc.answer, got.Kind, tc.want, got.FullText())
 			}
 			if !strings.HasPrefix(got.Caption, loc.T("en", "crop.stated", "crop", loc.CropName("en", tc.want))) {

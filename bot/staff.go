@@ -34,8 +34,8 @@ func SendStaffReply(ctx context.Context, log StaffLog, out Responder, chat ChatR
 		return errors.New("bot: a staff reply needs the staff member's name")
 	}
 	rec := store.Record{Time: now, Platform: string(chat.Platform), ChatID: chat.ID, Direction: store.Outbound,
-		Text: text, Kind: "staff", Staff: staff}
-	sendErr := out.Send(ctx, Reply{Chat: chat, Text: text, Kind: "staff"})
+		Text: text, Kind: string(KindStaff), Staff: staff}
+	sendErr := out.Send(ctx, Reply{Chat: chat, Text: text, Kind: KindStaff})
 	if sendErr != nil {
 		rec.Error = reasonNotDelivered
 		sendErr = fmt.Errorf("%w: %w", ErrNotDelivered, sendErr)

@@ -21,7 +21,7 @@ func TestHistoryShowsCorrection(t *testing.T) {
 	leaf := testenv.LeafJPEG(t, 640, 480, 1)
 	f.photo("c1", bytesPhoto(leaf))
 	again := f.photo("c1", bytesPhoto(leaf))
-	if again.Kind != "diagnosis" {
+	if again.Kind != bot.KindDiagnosis {
 		t.Fatalf("second reply %v", again)
 	}
 	a, err := f.store.StoredAnalysis(ctx, hashOf(leaf))
@@ -60,7 +60,7 @@ func TestHistoryShowsCorrection(t *testing.T) {
 			outs = append(outs, r)
 		}
 	}
-	if len(outs) != 3 || outs[0].Kind != "diagnosis" || outs[0].Lang != "en" || outs[0].CacheHit || !outs[1].CacheHit || outs[2].Kind != "command" {
+	if len(outs) != 3 || outs[0].Kind != string(bot.KindDiagnosis) || outs[0].Lang != "en" || outs[0].CacheHit || !outs[1].CacheHit || outs[2].Kind != string(bot.KindCommand) {
 		t.Errorf("outbound records %+v", outs)
 	}
 }
@@ -96,12 +96,12 @@ func TestSendStaffReply(t *testing.T) {
 				}
 				return
 			}
-			if len(recs) != 1 || recs[0].Staff != "alice" || recs[0].Kind != "staff" || recs[0].Direction != store.Outbound ||
+			if len(recs) != 1 || recs[0].Staff != "alice" || recs[0].Kind != string(bot.KindStaff) || recs[0].Direction != store.Outbound ||
 				recs[0].Error != tt.logged || recs[0].Text != strings.TrimSpace(tt.text) {
 				t.Errorf("logged %+v", recs)
 			}
 			if tt.fail == nil {
-				if sent := out.take(); len(sent) != 1 || sent[0].Kind != "staff" || sent[0].Chat != chat {
+				if sent := out.take(); len(sent) != 1 || sent[0].Kind != bot.KindStaff || sent[0].Chat != chat {
 					t.Errorf("sent %v", sent)
 				}
 			}

@@ -120,7 +120,7 @@ func TestAlbumAnsweredOnceTogether(t *testing.T) {
 		t.Fatalf("%d replies, want one combined verdict: %v", len(r), r)
 	}
 	got := r[0]
-	if got.Kind != "diagnosis" || len(got.Images) != 2 || got.Image != nil || got.ReplyTo != "55" {
+	if got.Kind != bot.KindDiagnosis || len(got.Images) != 2 || got.Image != nil || got.ReplyTo != "55" {
 		t.Fatalf("reply %v with %d images", got, len(got.Images))
 	}
 	for _, want := range []string{"I looked at your 3 photos together.", "1 photo was left out: it is not a leaf of a crop I know, or I could not read it.", "Most likely diseases:"} {
@@ -156,7 +156,7 @@ func TestInterruptedByShutdownIsAnsweredLater(t *testing.T) {
 		t.Fatalf("replied while shutting down: %v", r)
 	}
 	m.Photo = bytesPhoto(leaf)
-	if r := f.handle(m); len(r) != 1 || r[0].Kind != "diagnosis" {
+	if r := f.handle(m); len(r) != 1 || r[0].Kind != bot.KindDiagnosis {
 		t.Fatalf("handed in again after restart: %v", r)
 	}
 }
@@ -404,7 +404,7 @@ func TestModelPanicsGiveBackTheWorkerSlot(t *testing.T) {
 	// A slot kept by a panic makes the next photo wait for its context: a hang guard, not a timing.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for i, want := range []string{"error", "error", "error", "diagnosis"} {
+	for i, want := range []bot.ReplyKind{bot.KindError, bot.KindError, bot.KindError, bot.KindDiagnosis} {
 		chat := fmt.Sprintf("panic-%d", i)
 		m := bot.Message{ID: chat, Chat: private(chat), Sender: bot.Sender{ID: "u-" + chat},
 			Photo: bytesPhoto(testenv.LeafJPEG(t, 400, 300, 20+i))}

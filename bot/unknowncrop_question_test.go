@@ -66,28 +66,28 @@ func TestUnknownCropQuestion(t *testing.T) {
 		cfg      bot.Config
 		model    bot.Analyzer
 		album    bool
-		first    string // the kind of the reply to the photo
+		first    bot.ReplyKind // the kind of the reply to the photo
 		answer   bot.Message
 		tap      string // byButton: the crop of the button to tap (locales.OtherCrop for "another crop")
 		after    time.Duration
-		want     string // the kind of the reply to the answer, "" for none, "need_photo" for the usual reply to a text
-		wantCrop bool   // want a diagnosis within the first crop offered
+		want     bot.ReplyKind // the kind of the reply to the answer, "" for none, "need_photo" for the usual reply to a text
+		wantCrop bool          // want a diagnosis within the first crop offered
 	}{
-		{name: "a crop by button", lang: "en", first: "crop_question", answer: bot.Message{Choice: byButton}, tap: byCrop, want: "diagnosis", wantCrop: true},
-		{name: "a crop by name", lang: "en", first: "crop_question", answer: bot.Message{Text: byCrop}, want: "diagnosis", wantCrop: true},
-		{name: "a crop by number, in Swahili", lang: "sw", first: "crop_question", answer: bot.Message{Text: "1"}, want: "diagnosis", wantCrop: true},
-		{name: "another crop by button", lang: "en", first: "crop_question", answer: bot.Message{Choice: byButton}, tap: locales.OtherCrop, want: "unknown_crop"},
-		{name: "another crop by number", lang: "en", first: "crop_question", answer: bot.Message{Text: byNumber}, want: "unknown_crop"},
-		{name: "another crop typed: other", lang: "en", first: "crop_question", answer: bot.Message{Text: "Other"}, want: "unknown_crop"},
-		{name: "another crop typed in Swahili: zao jingine", lang: "sw", first: "crop_question", answer: bot.Message{Text: "zao jingine"}, want: "unknown_crop"},
-		{name: "another crop typed in French: autre culture", lang: "fr", first: "crop_question", answer: bot.Message{Text: "Une autre culture"}, want: "unknown_crop"},
-		{name: "expired question, button", lang: "en", first: "crop_question", answer: bot.Message{Choice: byButton}, tap: locales.OtherCrop, after: bot.CropQuestionTTL + time.Minute, want: ""},
-		{name: "expired question, typed", lang: "en", first: "crop_question", answer: bot.Message{Text: "other"}, after: bot.CropQuestionTTL + time.Minute, want: "need_photo"},
-		{name: "crop stated in the caption", lang: "en", caption: "my maize", first: "diagnosis"},
-		{name: "crop stated by /crop", lang: "en", command: "/crop mahindi", first: "diagnosis"},
-		{name: "no scores (an old analysis)", lang: "en", model: withoutScores{model}, first: "unknown_crop"},
-		{name: "a bot that never asks", lang: "en", cfg: bot.Config{ClearCropShare: -1}, first: "unknown_crop"},
-		{name: "album (no question about albums)", lang: "en", album: true, first: "unknown_crop"},
+		{name: "a crop by button", lang: "en", first: bot.KindCropQuestion, answer: bot.Message{Choice: byButton}, tap: byCrop, want: bot.KindDiagnosis, wantCrop: true},
+		{name: "a crop by name", lang: "en", first: bot.KindCropQuestion, answer: bot.Message{Text: byCrop}, want: bot.KindDiagnosis, wantCrop: true},
+		{name: "a crop by number, in Swahili", lang: "sw", first: bot.KindCropQuestion, answer: bot.Message{Text: "1"}, want: bot.KindDiagnosis, wantCrop: true},
+		{name: "another crop by button", lang: "en", first: bot.KindCropQuestion, answer: bot.Message{Choice: byButton}, tap: locales.OtherCrop, want: bot.KindUnknownCrop},
+		{name: "another crop by number", lang: "en", first: bot.KindCropQuestion, answer: bot.Message{Text: byNumber}, want: bot.KindUnknownCrop},
+		{name: "another crop typed: other", lang: "en", first: bot.KindCropQuestion, answer: bot.Message{Text: "Other"}, want: bot.KindUnknownCrop},
+		{name: "another crop typed in Swahili: zao jingine", lang: "sw", first: bot.KindCropQuestion, answer: bot.Message{Text: "zao jingine"}, want: bot.KindUnknownCrop},
+		{name: "another crop typed in French: autre culture", lang: "fr", first: bot.KindCropQuestion, answer: bot.Message{Text: "Une autre culture"}, want: bot.KindUnknownCrop},
+		{name: "expired question, button", lang: "en", first: bot.KindCropQuestion, answer: bot.Message{Choice: byButton}, tap: locales.OtherCrop, after: bot.CropQuestionTTL + time.Minute, want: ""},
+		{name: "expired question, typed", lang: "en", first: bot.KindCropQuestion, answer: bot.Message{Text: "other"}, after: bot.CropQuestionTTL + time.Minute, want: "need_photo"},
+		{name: "crop stated in the caption", lang: "en", caption: "my maize", first: bot.KindDiagnosis},
+		{name: "crop stated by /crop", lang: "en", command: "/crop mahindi", first: bot.KindDiagnosis},
+		{name: "no scores (an old analysis)", lang: "en", model: withoutScores{model}, first: bot.KindUnknownCrop},
+		{name: "a bot that never asks", lang: "en", cfg: bot.Config{ClearCropShare: -1}, first: bot.KindUnknownCrop},
+		{name: "album (no question about albums)", lang: "en", album: true, first: bot.KindUnknownCrop},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +104,7 @@ func TestUnknownCropQuestion(t *testing.T) {
 			f := newFixture(t, cfg, analyzer)
 			chat, farmer := private(fmt.Sprint("q", i)), bot.Sender{ID: fmt.Sprint("u", i), LangHint: tt.lang}
 			if tt.command != "" {
-				if r := f.send(chat, farmer, tt.command, nil); len(r) != 1 || r[0].Kind != "command" {
+				if r := f.send(chat, farmer, tt.command, nil); len(r) != 1 || r[0].Kind != bot.KindCommand {
 					t.Fatalf("%s: %v", tt.command, r)
 				}
 			}
@@ -119,13 +119,13 @@ func TestUnknownCropQuestion(t *testing.T) {
 			}
 			q := r[0]
 			switch tt.first {
-			case "unknown_crop":
+			case bot.KindUnknownCrop:
 				if q.Choices != nil {
 					t.Errorf("an unknown-crop reply with choices %v", q.Choices)
 				}
 				checkUnknownCropReply(t, loc, tt.lang, bot.Reply{Kind: q.Kind, Text: q.FullText()}, knownCrops(t, loc, tt.lang, classes), classes)
 				return
-			case "diagnosis":
+			case bot.KindDiagnosis:
 				if q.Choices != nil || !strings.HasPrefix(q.Caption, loc.T(tt.lang, "crop.stated", "crop", loc.CropName(tt.lang, "corn"))) {
 					t.Errorf("a stated crop: %v, want a maize diagnosis without a question", q)
 				}
@@ -191,7 +191,7 @@ func TestUnknownCropQuestion(t *testing.T) {
 				t.Fatalf("answer %+v: %v, want %s quoting the photo", answer, r, tt.want)
 			}
 			rec := lastInbound(t, f, chat)
-			if tt.want == "unknown_crop" {
+			if tt.want == bot.KindUnknownCrop {
 				checkUnknownCropReply(t, loc, tt.lang, r[0], knownCrops(t, loc, tt.lang, classes), classes)
 				if !strings.Contains(r[0].Text, "/crop") {
 					t.Errorf("the unknown-crop reply does not say how to name the crop:\n%s", r[0].Text)
@@ -230,10 +230,10 @@ func TestUnknownCropQuestionMismatch(t *testing.T) {
 	f := newCropFixture(t, clearlyTom, true, false)
 	chat, amina := private("c1"), bot.Sender{ID: "u-c1"}
 	r := f.send(chat, amina, "", bytesPhoto(testenv.LeafJPEG(t, 320, 240, 51)))
-	if len(r) != 1 || r[0].Kind != "crop_question" || r[0].Choices[len(r[0].Choices)-1].Label != loc.T("en", "crop.another") {
+	if len(r) != 1 || r[0].Kind != bot.KindCropQuestion || r[0].Choices[len(r[0].Choices)-1].Label != loc.T("en", "crop.another") {
 		t.Fatalf("reply %v, want the question with \"another crop\"", r)
 	}
-	if r = f.send(chat, amina, "maize", nil); len(r) != 1 || r[0].Kind != "crop_mismatch" || !strings.Contains(r[0].Text, loc.CropName("en", "tomato")) {
+	if r = f.send(chat, amina, "maize", nil); len(r) != 1 || r[0].Kind != bot.KindCropMismatch || !strings.Contains(r[0].Text, loc.CropName("en", "tomato")) {
 		t.Fatalf("answer maize: %v, want the mismatch naming the tomato", r)
 	}
 	if r = f.send(chat, amina, "tomato", nil); len(r) != 1 || r[0].Text != loc.T("en", "text.need_photo") {

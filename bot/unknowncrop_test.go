@@ -70,7 +70,7 @@ func bullets(text string) []string {
 func checkUnknownCropReply(t *testing.T, loc *locales.Bundle, lang string, r bot.Reply, crops []string, top []string) {
 	t.Helper()
 	text := r.FullText()
-	if r.Kind != "unknown_crop" || r.Image != nil || r.Images != nil || r.Caption != "" {
+	if r.Kind != bot.KindUnknownCrop || r.Image != nil || r.Images != nil || r.Caption != "" {
 		t.Fatalf("%s: want a text-only unknown_crop reply, got %v", lang, r)
 	}
 	if got := bullets(text); !slices.Equal(got, crops) {
@@ -104,19 +104,19 @@ func TestLeafVerdicts(t *testing.T) {
 	for _, tc := range []struct {
 		name                string
 		isLeaf, knownCrop   bool
-		kind                string
+		kind                bot.ReplyKind
 		rejected, otherCrop bool
 	}{
-		{"leaf of a known crop", true, true, "diagnosis", false, false},
-		{"leaf of another crop", true, false, "unknown_crop", false, true},
-		{"not a leaf", false, true, "not_leaf", true, false},
-		{"not a leaf, and no known crop", false, false, "not_leaf", true, false},
+		{"leaf of a known crop", true, true, bot.KindDiagnosis, false, false},
+		{"leaf of another crop", true, false, bot.KindUnknownCrop, false, true},
+		{"not a leaf", false, true, bot.KindNotLeaf, true, false},
+		{"not a leaf, and no known crop", false, false, bot.KindNotLeaf, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, bot.Config{Threshold: 0.01}, judging{testenv.ContractSession(t), tc.isLeaf, tc.knownCrop})
 			photo := testenv.LeafJPEG(t, 320, 240, 21)
 			r := f.photo("c1", bytesPhoto(photo))
-			if r.Kind != tc.kind || (r.Image != nil) != (tc.kind == "diagnosis") {
+			if r.Kind != tc.kind || (r.Image != nil) != (tc.kind == bot.KindDiagnosis) {
 				t.Fatalf("reply %v, want kind %s", r, tc.kind)
 			}
 			a, err := f.store.GetAnalysis(context.Background(), hashOf(photo), "contract-v1")
@@ -164,7 +164,7 @@ func TestUnknownCropReply(t *testing.T) {
 		}
 		checkUnknownCropReply(t, loc, l.Code, replies[0], crops, top)
 		recs, err := f.store.RecentMessages(ctx, "webchat", chat, 10)
-		if err != nil || len(recs) != 2 || recs[0].PhotoHash != hashOf(photo) || recs[1].Kind != "unknown_crop" || recs[1].Text != replies[0].FullText() {
+		if err != nil || len(recs) != 2 || recs[0].PhotoHash != hashOf(photo) || recs[1].Kind != string(bot.KindUnknownCrop) || recs[1].Text != replies[0].FullText() {
 			t.Fatalf("%s: log %+v, %v", l.Code, recs, err)
 		}
 		h := f.send(private(chat), bot.Sender{ID: "u-" + chat, LangHint: l.Code}, "/history", nil)
@@ -225,16 +225,16 @@ func TestUnknownCropWithARealModel(t *testing.T) {
 		name    string
 		lang    string
 		photos  []color.RGBA
-		kind    string
+		kind    bot.ReplyKind
 		images  int
 		leftOut int
 	}{
-		{"known leaf", "en", []color.RGBA{green}, "diagnosis", 1, 0},
-		{"leaf of another crop", "sw", []color.RGBA{red}, "unknown_crop", 0, 0},
-		{"not a leaf", "fr", []color.RGBA{blue}, "not_leaf", 0, 0},
-		{"album: the known leaf is diagnosed alone", "en", []color.RGBA{green, red, blue}, "diagnosis", 1, 2},
-		{"album: another crop and no leaf", "hi", []color.RGBA{red, blue}, "unknown_crop", 0, 1},
-		{"album: no leaf", "en", []color.RGBA{blue, blue}, "not_leaf", 0, 2},
+		{"known leaf", "en", []color.RGBA{green}, bot.KindDiagnosis, 1, 0},
+		{"leaf of another crop", "sw", []color.RGBA{red}, bot.KindUnknownCrop, 0, 0},
+		{"not a leaf", "fr", []color.RGBA{blue}, bot.KindNotLeaf, 0, 0},
+		{"album: the known leaf is diagnosed alone", "en", []color.RGBA{green, red, blue}, bot.KindDiagnosis, 1, 2},
+		{"album: another crop and no leaf", "hi", []color.RGBA{red, blue}, bot.KindUnknownCrop, 0, 1},
+		{"album: no leaf", "en", []color.RGBA{blue, blue}, bot.KindNotLeaf, 0, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := bot.Message{ID: fmt.Sprint("r", i), Chat: private(fmt.Sprint("real", i)), Sender: bot.Sender{ID: "u", LangHint: tc.lang}}
@@ -259,7 +259,7 @@ func TestUnknownCropWithARealModel(t *testing.T) {
 			if r.Kind != tc.kind || images != tc.images {
 				t.Fatalf("reply %v: want kind %s with %d images", r, tc.kind, tc.images)
 			}
-			if tc.kind == "unknown_crop" {
+			if tc.kind == bot.KindUnknownCrop {
 				crops := knownCrops(t, loc, tc.lang, m.Info().Classes)
 				if len(crops) != 3 {
 					t.Fatalf("4 classes of 3 crops, got %q", crops)

@@ -7,28 +7,19 @@ import (
 	"github.com/cropshield/cropshield/store"
 )
 
-// The verdicts: what the bot answers about a photo, before any words. Each is also the
-// Reply.Kind of that answer.
-const (
-	VerdictNotLeaf      = "not_leaf"      // not a leaf: asks for a new photo
-	VerdictCropQuestion = "crop_question" // asks which crop it is (Verdict.Crops, then "another crop")
-	VerdictUnknownCrop  = "unknown_crop"  // a leaf of a crop the model does not know
-	VerdictCropMismatch = "crop_mismatch" // the stated crop is contradicted by the photo
-	VerdictUnsure       = "unsure"        // the top-1 is below the threshold: not sure, retake
-	VerdictDiagnosis    = "diagnosis"     // the top-3, the disease (or healthy) and its advice
-)
-
 // Verdict is the bot's decision about a photo's analysis: the handler words it in the chat's
 // language, and `cropshield diagnose` prints it.
 type Verdict struct {
-	Kind string
+	// Kind is one of the first six reply kinds (KindNotLeaf ... KindDiagnosis): the verdict, and
+	// the Reply.Kind of the answer that words it.
+	Kind ReplyKind
 	// Analysis is the analysis the answer is about: within the stated crop where one is (its
 	// top-3 re-normalized over that crop's classes where the model sees enough of the crop).
 	Analysis store.Analysis
-	// Crops: for VerdictCropQuestion the crops offered, best first ("another crop" follows
-	// them); for VerdictCropMismatch the crop the photo shows.
+	// Crops: for KindCropQuestion the crops offered, best first ("another crop" follows
+	// them); for KindCropMismatch the crop the photo shows.
 	Crops []string
-	// Share is, for VerdictCropMismatch, the share of the crop the photo shows.
+	// Share is, for KindCropMismatch, the share of the crop the photo shows.
 	Share float64
 }
 
@@ -41,7 +32,7 @@ func Decide(cfg Config, a store.Analysis, crop string) Verdict {
 func (c Config) decide(a store.Analysis, crop string) Verdict {
 	if crop == "" {
 		if crops := c.questionChoices(a); len(crops) > 0 {
-			return Verdict{Kind: VerdictCropQuestion, Analysis: a, Crops: crops}
+			return Verdict{Kind: KindCropQuestion, Analysis: a, Crops: crops}
 		}
 	}
 	return c.settle(a, crop)
@@ -53,7 +44,7 @@ func (c Config) settle(a store.Analysis, crop string) Verdict {
 	if crop != "" {
 		o := withinCrop(a, crop)
 		if o.mismatch {
-			return Verdict{Kind: VerdictCropMismatch, Analysis: a, Crops: []string{o.other.crop}, Share: o.other.share}
+			return Verdict{Kind: KindCropMismatch, Analysis: a, Crops: []string{o.other.crop}, Share: o.other.share}
 		}
 		a = o.a
 	}
@@ -62,16 +53,16 @@ func (c Config) settle(a store.Analysis, crop string) Verdict {
 
 // kindOf is the verdict on an analysis whose crop is settled: not a leaf takes precedence (a
 // leaf of another crop is a leaf first), then an unknown crop, then the threshold.
-func (c Config) kindOf(a store.Analysis) string {
+func (c Config) kindOf(a store.Analysis) ReplyKind {
 	switch {
 	case a.Rejected:
-		return VerdictNotLeaf
+		return KindNotLeaf
 	case a.OtherCrop:
-		return VerdictUnknownCrop
+		return KindUnknownCrop
 	case len(a.Top) == 0 || a.Top[0].Prob < c.Threshold:
-		return VerdictUnsure
+		return KindUnsure
 	}
-	return VerdictDiagnosis
+	return KindDiagnosis
 }
 
 // NewAnalysis is the analysis of a model's result as the handler stores it and decides on it:

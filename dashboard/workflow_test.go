@@ -82,7 +82,7 @@ func TestAgentWorkflow(t *testing.T) {
 		t.Fatalf("reply: %s %s", resp.Status, resp.Header.Get("Location"))
 	}
 	sent := e.out.sent()
-	if len(sent) != 1 || sent[0].Kind != "staff" || sent[0].Chat.ID != "web-1" || sent[0].Text != "Amina, CropShield support team:\nPlease send a closer photo of one leaf." {
+	if len(sent) != 1 || sent[0].Kind != bot.KindStaff || sent[0].Chat.ID != "web-1" || sent[0].Text != "Amina, CropShield support team:\nPlease send a closer photo of one leaf." {
 		t.Fatalf("sent %v", sent)
 	}
 	// Resolve.

@@ -124,7 +124,7 @@ func TestSendToMovedGroup(t *testing.T) {
 		{
 			name: "text",
 			send: func(e *env) error {
-				return e.a.Send(context.Background(), bot.Reply{Chat: group, Text: "Agent Juma: spray in the evening.", Kind: "staff"})
+				return e.a.Send(context.Background(), bot.Reply{Chat: group, Text: "Agent Juma: spray in the evening.", Kind: bot.KindStaff})
 			},
 			wantMethods: []string{"sendMessage"},
 			wantRefused: []string{"sendMessage/-4001"},
@@ -133,7 +133,7 @@ func TestSendToMovedGroup(t *testing.T) {
 			name: "photo, caption and a long text",
 			send: func(e *env) error {
 				return e.a.Send(context.Background(), bot.Reply{Chat: group, Caption: "Late blight", Text: strings.Repeat("Remove the sick leaves. ", 200),
-					Image: testenv.LeafJPEG(e.t, 64, 48, 1), Kind: "diagnosis"})
+					Image: testenv.LeafJPEG(e.t, 64, 48, 1), Kind: bot.KindDiagnosis})
 			},
 			wantMethods: []string{"sendPhoto", "sendMessage", "sendMessage"},
 			wantRefused: []string{"sendPhoto/-4001"},
@@ -141,7 +141,7 @@ func TestSendToMovedGroup(t *testing.T) {
 		{
 			name: "album",
 			send: func(e *env) error {
-				return e.a.Send(context.Background(), bot.Reply{Chat: group, Caption: "Two leaves", Kind: "diagnosis",
+				return e.a.Send(context.Background(), bot.Reply{Chat: group, Caption: "Two leaves", Kind: bot.KindDiagnosis,
 					Images: [][]byte{testenv.LeafJPEG(e.t, 64, 48, 1), testenv.LeafJPEG(e.t, 64, 48, 2)}})
 			},
 			wantMethods: []string{"sendMediaGroup"},
@@ -170,7 +170,7 @@ func TestSendToMovedGroup(t *testing.T) {
 			name:       "the new id refuses too",
 			movedAgain: true,
 			send: func(e *env) error {
-				return e.a.Send(context.Background(), bot.Reply{Chat: group, Text: "Agent Juma: spray in the evening.", Kind: "staff"})
+				return e.a.Send(context.Background(), bot.Reply{Chat: group, Text: "Agent Juma: spray in the evening.", Kind: bot.KindStaff})
 			},
 			wantRefused: []string{"sendMessage/-4001", "sendMessage/-1004001"},
 			wantErr:     telegram.ErrAPI,

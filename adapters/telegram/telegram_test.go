@@ -237,7 +237,7 @@ func TestSendSplits(t *testing.T) {
 	caption := strings.Repeat("Late blight: brown patches with pale edges.\n", 30)             // 1320 characters
 	text := strings.Repeat("Remove the sick leaves and burn them; do not compost them.\n", 90) // 5310
 	r := bot.Reply{Chat: bot.ChatRef{Platform: bot.Telegram, ID: "-100777", Kind: bot.Group}, ReplyTo: "321",
-		Caption: caption, Text: text, Images: images, Kind: "diagnosis"}
+		Caption: caption, Text: text, Images: images, Kind: bot.KindDiagnosis}
 	if err := e.a2().Send(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}

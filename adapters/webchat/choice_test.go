@@ -23,7 +23,7 @@ func TestChoices(t *testing.T) {
 	got := e.send(t, c, upload{text: "hello"})
 	chat := e.h.last(t).msg.Chat
 	choices := []bot.Choice{{Label: "Corn (maize)", Data: "crop:corn:0123456789ab"}, {Label: "Tomato", Data: "crop:tomato:0123456789ab"}}
-	if err := e.a.Send(t.Context(), bot.Reply{Chat: chat, Kind: "crop_question", Text: "Which crop?\n1. Corn (maize)\n2. Tomato", Choices: choices}); err != nil {
+	if err := e.a.Send(t.Context(), bot.Reply{Chat: chat, Kind: bot.KindCropQuestion, Text: "Which crop?\n1. Corn (maize)\n2. Tomato", Choices: choices}); err != nil {
 		t.Fatal(err)
 	}
 	last := got[len(got)-1].Seq

@@ -174,7 +174,7 @@ func (a *Adapter) Send(ctx context.Context, r bot.Reply) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.chatLocked(r.Chat.ID)
-	e := Entry{From: "bot", Kind: r.Kind, Text: r.FullText()}
+	e := Entry{From: "bot", Kind: string(r.Kind), Text: r.FullText()}
 	for _, ch := range r.Choices {
 		e.Choices = append(e.Choices, Choice{Label: ch.Label, Data: ch.Data})
 	}
@@ -299,7 +299,7 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, bot.ErrBusy):
 		a.mu.Lock()
-		a.appendLocked(a.chatLocked(id), Entry{From: "bot", Kind: "error", Text: in.Busy(ctx, msg)})
+		a.appendLocked(a.chatLocked(id), Entry{From: "bot", Kind: string(bot.KindError), Text: in.Busy(ctx, msg)})
 		a.mu.Unlock()
 	case errors.Is(err, bot.ErrStopped):
 		a.dropEntry(id, mine.Seq)

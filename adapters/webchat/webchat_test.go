@@ -67,14 +67,14 @@ func (f *fakeHandler) Handle(ctx context.Context, m bot.Message, out bot.Respond
 	f.got = append(f.got, rec)
 	f.mu.Unlock()
 
-	replies := []bot.Reply{{Chat: m.Chat, ReplyTo: m.ID, Kind: "command", Text: "got: " + m.Text}}
+	replies := []bot.Reply{{Chat: m.Chat, ReplyTo: m.ID, Kind: bot.KindCommand, Text: "got: " + m.Text}}
 	switch {
 	case m.Photo == nil:
 	case rec.fetchErr != nil:
-		replies = append(replies, bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: "error",
+		replies = append(replies, bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: bot.KindError,
 			Text: fmt.Sprintf("photo of %d bytes is too large", m.Photo.Size)})
 	default:
-		replies = append(replies, bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: "diagnosis",
+		replies = append(replies, bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: bot.KindDiagnosis,
 			Text: "late blight", Image: f.jpeg})
 	}
 	for _, r := range replies {
@@ -717,10 +717,10 @@ func TestStaffSendArrivesLater(t *testing.T) {
 	after := first[len(first)-1].Seq
 
 	img := smallJPEG(t)
-	if err := e.a.Send(context.Background(), bot.Reply{Chat: chat, Kind: "staff", Text: "Yes, remove the leaf."}); err != nil {
+	if err := e.a.Send(context.Background(), bot.Reply{Chat: chat, Kind: bot.KindStaff, Text: "Yes, remove the leaf."}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.a.Send(context.Background(), bot.Reply{Chat: chat, Kind: "staff", Text: "See here.", Image: img}); err != nil {
+	if err := e.a.Send(context.Background(), bot.Reply{Chat: chat, Kind: bot.KindStaff, Text: "See here.", Image: img}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -1003,7 +1003,7 @@ func TestConcurrentBrowsers(t *testing.T) {
 	wg.Go(func() {
 		for n := range perBrowser {
 			r := bot.Reply{Chat: bot.ChatRef{Platform: bot.WebChat, ID: "staff-only", Kind: bot.Private},
-				Kind: "staff", Text: fmt.Sprint(n), Image: photo}
+				Kind: bot.KindStaff, Text: fmt.Sprint(n), Image: photo}
 			if err := e.a.Send(context.Background(), r); err != nil {
 				t.Errorf("staff Send: %v", err)
 				return

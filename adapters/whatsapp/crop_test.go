@@ -64,7 +64,7 @@ func TestCropQuestionByNumberOrName(t *testing.T) {
 			photo := imageEvent("P1", farmerPN, farmerPN, farmerLID, photoOf(r.client, "/v/t62/leaf", leaf))
 			r.client.emit(photo)
 			<-rec.done
-			if len(rec.replies) != 1 || rec.replies[0].Kind != "crop_question" {
+			if len(rec.replies) != 1 || rec.replies[0].Kind != bot.KindCropQuestion {
 				t.Fatalf("replies %v, want the crop question", rec.replies)
 			}
 			sent := r.client.sentMessages()
@@ -89,7 +89,7 @@ func TestCropQuestionByNumberOrName(t *testing.T) {
 			if err := r.stop(); err != nil {
 				t.Fatal(err)
 			}
-			if len(rec.replies) != 1 || rec.replies[0].Kind != "diagnosis" || rec.replies[0].Image == nil {
+			if len(rec.replies) != 1 || rec.replies[0].Kind != bot.KindDiagnosis || rec.replies[0].Image == nil {
 				t.Fatalf("answer's replies %v, want the diagnosis with its overlay", rec.replies)
 			}
 			sent = r.client.sentMessages()[before:]
@@ -150,7 +150,7 @@ func TestCropQuestionInGroup(t *testing.T) {
 	img.Caption = proto.String("/diagnose")
 	r.client.emit(messageEvent("G1", groupJID, farmerPN, farmerLID, &waE2E.Message{ImageMessage: img}))
 	<-rec.done
-	if len(rec.replies) != 1 || rec.replies[0].Kind != "crop_question" {
+	if len(rec.replies) != 1 || rec.replies[0].Kind != bot.KindCropQuestion {
 		t.Fatalf("replies %v, want the crop question", rec.replies)
 	}
 	// "1" without quoting: chatter, not recorded for the bot.
@@ -168,7 +168,7 @@ func TestCropQuestionInGroup(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.replies) != 2 || rec.replies[1].Kind != "diagnosis" || rec.replies[1].ReplyTo != "G1" {
+	if len(rec.replies) != 2 || rec.replies[1].Kind != bot.KindDiagnosis || rec.replies[1].ReplyTo != "G1" {
 		t.Fatalf("replies %v, want the diagnosis quoting the photo G1", rec.replies)
 	}
 }

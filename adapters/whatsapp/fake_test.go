@@ -395,12 +395,12 @@ func newScripted(t testing.TB) *scripted {
 
 func (s *scripted) Handle(ctx context.Context, m bot.Message, out bot.Responder) error {
 	c := call{msg: m}
-	r := bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: "command", Text: "help text"}
+	r := bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: bot.KindCommand, Text: "help text"}
 	if m.Photo != nil {
 		c.photo, c.fetchErr = m.Photo.Fetch(ctx)
-		r = bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: "diagnosis", Caption: "Tomato late blight 91%", Text: "What to do: remove the leaves.", Image: s.overlay}
+		r = bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: bot.KindDiagnosis, Caption: "Tomato late blight 91%", Text: "What to do: remove the leaves.", Image: s.overlay}
 		if c.fetchErr != nil {
-			r = bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: "error", Text: "send it again: " + c.fetchErr.Error()}
+			r = bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Kind: bot.KindError, Text: "send it again: " + c.fetchErr.Error()}
 		}
 	}
 	err := out.Send(ctx, r)

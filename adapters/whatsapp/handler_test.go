@@ -104,7 +104,7 @@ func TestRealHandlerPhoto(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.replies) != 1 || rec.replies[0].Kind != "diagnosis" || rec.replies[0].Image == nil {
+	if len(rec.replies) != 1 || rec.replies[0].Kind != bot.KindDiagnosis || rec.replies[0].Image == nil {
 		t.Fatalf("replies %v", rec.replies)
 	}
 	rep := rec.replies[0]
@@ -158,7 +158,7 @@ func TestKnownPhotoIsNotDownloaded(t *testing.T) {
 	if d := r.client.downloaded(); len(d) != 1 || d[0] != "/v/t62/k1" {
 		t.Errorf("downloads %v, want only the first", d)
 	}
-	if len(rec.replies) != 2 || rec.replies[1].Kind != "diagnosis" || rec.replies[0].Caption != rec.replies[1].Caption {
+	if len(rec.replies) != 2 || rec.replies[1].Kind != bot.KindDiagnosis || rec.replies[0].Caption != rec.replies[1].Caption {
 		t.Errorf("replies %v", rec.replies)
 	}
 }

@@ -183,15 +183,15 @@ type benchThroughput struct {
 }
 
 type benchHostile struct {
-	Photos        int            `json:"photos"`
-	Megapixels    float64        `json:"megapixels"`
-	FileBytes     int            `json:"file_bytes"`
-	Seconds       float64        `json:"seconds"`
-	Replies       map[string]int `json:"replies"`
-	PeakRSSMB     float64        `json:"peak_rss_mb"`
-	HealthzChecks int            `json:"healthz_checks"`
-	HealthzFailed int            `json:"healthz_failed"`
-	HealthzMaxMS  float64        `json:"healthz_max_ms"`
+	Photos        int                   `json:"photos"`
+	Megapixels    float64               `json:"megapixels"`
+	FileBytes     int                   `json:"file_bytes"`
+	Seconds       float64               `json:"seconds"`
+	Replies       map[bot.ReplyKind]int `json:"replies"`
+	PeakRSSMB     float64               `json:"peak_rss_mb"`
+	HealthzChecks int                   `json:"healthz_checks"`
+	HealthzFailed int                   `json:"healthz_failed"`
+	HealthzMaxMS  float64               `json:"healthz_max_ms"`
 }
 
 type bench struct {
@@ -299,14 +299,14 @@ func (b *bench) handler(ctx context.Context, name string) (*bot.Handler, func() 
 // sink collects the kinds of replies.
 type sink struct {
 	mu    sync.Mutex
-	kinds map[string]int
+	kinds map[bot.ReplyKind]int
 }
 
 func (s *sink) Send(_ context.Context, r bot.Reply) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.kinds == nil {
-		s.kinds = map[string]int{}
+		s.kinds = map[bot.ReplyKind]int{}
 	}
 	s.kinds[r.Kind]++
 	return nil
@@ -365,7 +365,7 @@ func (b *bench) handlerLatency(ctx context.Context, h *bot.Handler, name string,
 			cached, cachedDone = append(cached, d), append(cachedDone, done)
 		}
 	}
-	if n := out.kinds["error"]; n > 0 {
+	if n := out.kinds[bot.KindError]; n > 0 {
 		return nil, fmt.Errorf("%s: %d error replies", name, n)
 	}
 	return []benchLatency{
@@ -414,7 +414,7 @@ func (b *bench) throughput(ctx context.Context, photo []byte) (benchThroughput, 
 	if err, ok := failed.Load().(error); ok {
 		return tp, errors.Join(err, closeHandler())
 	}
-	if n := out.kinds["error"]; n > 0 {
+	if n := out.kinds[bot.KindError]; n > 0 {
 		return tp, errors.Join(fmt.Errorf("throughput: %d error replies", n), closeHandler())
 	}
 	return tp, closeHandler()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/internal/testenv"
 )
 
@@ -93,7 +94,7 @@ func TestBenchCommand(t *testing.T) {
 	}
 	replies := 0
 	for kind, n := range hs.Replies {
-		if kind == "error" {
+		if kind == bot.KindError {
 			t.Errorf("%d hostile PNGs got an error reply", n)
 		}
 		replies += n

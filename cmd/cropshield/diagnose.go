@@ -166,9 +166,9 @@ type diagnosis struct {
 // diagnoseResult is one file's verdict as --json prints it.
 type diagnoseResult struct {
 	File string `json:"file"`
-	// Verdict is what the bot answers (bot.Verdict*): not_leaf, crop_question, unknown_crop,
+	// Verdict is what the bot answers (bot.Verdict.Kind): not_leaf, crop_question, unknown_crop,
 	// crop_mismatch, unsure or diagnosis.
-	Verdict string `json:"verdict,omitempty"`
+	Verdict bot.ReplyKind `json:"verdict,omitempty"`
 	// Crop is the stated crop (--crop) the answer is within.
 	Crop string `json:"crop,omitempty"`
 	// Top is the top-3 the answer shows (within the stated crop where one is).
@@ -271,15 +271,15 @@ func (p *diagnosis) text(r diagnoseResult) string {
 	}
 	var line string
 	switch r.Verdict {
-	case bot.VerdictNotLeaf:
+	case bot.KindNotLeaf:
 		line = "not a leaf (not-leaf score " + pct(r.NotLeaf) + ")"
-	case bot.VerdictUnknownCrop:
+	case bot.KindUnknownCrop:
 		line = "a crop the model does not know (unknown-crop score " + pct(r.UnknownCrop) + ")"
-	case bot.VerdictCropQuestion:
+	case bot.KindCropQuestion:
 		line = "asks which crop: " + crops() + ", or another crop"
-	case bot.VerdictCropMismatch:
+	case bot.KindCropMismatch:
 		line = "the photo shows " + crops() + ", not the stated crop"
-	case bot.VerdictUnsure:
+	case bot.KindUnsure:
 		line = "not sure (top-1 below " + pct(p.cfg.Threshold) + "), asks for a new photo: " + top()
 	default:
 		line = "diagnosis: " + top()

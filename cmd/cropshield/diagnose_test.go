@@ -129,10 +129,10 @@ func TestDiagnoseAgreesWithTheBot(t *testing.T) {
 				for _, c := range got.Crops {
 					printed = append(printed, c.Crop)
 				}
-				if got.Verdict == bot.VerdictCropQuestion && !slices.Equal(offered, printed) {
+				if got.Verdict == bot.KindCropQuestion && !slices.Equal(offered, printed) {
 					t.Errorf("%s: diagnose offers %q, the bot %q", filepath.Base(f), printed, offered)
 				}
-				if (got.Verdict == bot.VerdictDiagnosis || got.Verdict == bot.VerdictUnsure) && (len(got.Top) == 0 || !strings.Contains(reply.Caption, got.Top[0].Name)) {
+				if (got.Verdict == bot.KindDiagnosis || got.Verdict == bot.KindUnsure) && (len(got.Top) == 0 || !strings.Contains(reply.Caption, got.Top[0].Name)) {
 					t.Errorf("%s: diagnose's top-1 %+v is not in the bot's caption %q", filepath.Base(f), got.Top, reply.Caption)
 				}
 			}
