@@ -106,6 +106,10 @@ func TestWebChatPageInBrowser(t *testing.T) {
 		if lang := do(t, tab, "lang", chromedp.Evaluate[string](`document.documentElement.lang`)); lang != "sw" {
 			t.Errorf("after the restart the page is in %q, want sw", lang)
 		}
+		// The farmer's photo is not kept in the page: it is named, in the chat's language.
+		if you := do(t, tab, "the farmer's photo", chromedp.Evaluate[string](`document.querySelector(".msg.you.photo").firstChild.textContent`)); you != "["+loc.T("sw", "web.photo_alt")+"]" {
+			t.Errorf("the farmer's photo after the restart shows as %q", you)
+		}
 		saveScreenshot(t, tab, "webchat-after-restart.png")
 
 		// No made-up name: /start greets without one; the page asks once (optional) and the bot

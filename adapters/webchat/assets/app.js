@@ -31,7 +31,7 @@
       div.appendChild(img);
     }
     if (entry.text) div.appendChild(document.createTextNode(entry.text));
-    else if (entry.from === "you" && entry.kind === "photo" && !src) div.appendChild(document.createTextNode("📷"));
+    else if (entry.from === "you" && entry.kind === "photo" && !src) div.appendChild(document.createTextNode("[" + chat.dataset.photoAlt + "]"));
     if (entry.choices && entry.choices.length) {
       // The bot's buttons (which crop?): a tap sends the choice; the buttons then stay disabled.
       const row = document.createElement("div");
