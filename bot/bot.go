@@ -166,6 +166,12 @@ type Adapter interface {
 	Run(ctx context.Context, in *Intake) error
 }
 
+// VolatileOutbox is an optional Responder ability: what Send delivered does not outlive the
+// process (the web chat's in-memory outbox, read by the page), so a reply attempted before a
+// crash reached nobody and is sent again after it; on a platform it may have reached the user and
+// is not sent twice.
+type VolatileOutbox interface{ VolatileOutbox() }
+
 // Typist is an optional Responder ability: show "working" (Telegram's upload_photo) while a photo
 // is analysed.
 type Typist interface {

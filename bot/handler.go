@@ -550,7 +550,7 @@ func (h *Handler) send(ctx context.Context, t *turn, r Reply) {
 	case k < t.prior.Sent:
 		t.log.Debug("reply already sent before the interruption", "reply", k)
 		return
-	case k < t.prior.Attempted:
+	case k < t.prior.Attempted && !isVolatile(t.out):
 		// It may or may not have reached the user: never risk a second copy.
 		t.log.Warn("reply may not have been delivered before the interruption; not sending it twice", "reply", k, "kind", r.Kind)
 		h.markError(ctx, t, "reply may not have been delivered (interrupted)")
@@ -821,4 +821,9 @@ func (h *Handler) photoError(ctx context.Context, t *turn, err error) {
 	}
 	t.log.Log(ctx, level, "photo not analysed", "reason", reason, "err", err)
 	h.fail(ctx, t, key, reason, args...)
+}
+
+func isVolatile(out Responder) bool {
+	_, ok := out.(VolatileOutbox)
+	return ok
 }

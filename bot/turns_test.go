@@ -446,3 +446,47 @@ func TestCropAnswerStoreErrorKeepsTheMessage(t *testing.T) {
 		t.Errorf("replies %v, want none until the message is handed in again", r)
 	}
 }
+
+// volatileOutbox is a channel whose outbox dies with the process (the web chat's).
+type volatileOutbox struct{ *outbox }
+
+func (volatileOutbox) VolatileOutbox() {}
+
+// TestVolatileOutboxSendsAnInterruptedReplyAgain: a reply attempted before a crash may have
+// reached the user on a platform (not sent again: one lost rather than two), but on a channel
+// whose outbox died with the process it reached nobody: it is sent again, once.
+func TestVolatileOutboxSendsAnInterruptedReplyAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		volatile bool
+		want     int
+	}{
+		{"platform", false, 0},
+		{"in-memory outbox", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, bot.Config{Burst: 100}, nil)
+			ctx := context.Background()
+			in := store.Record{Time: time.Now(), Platform: "webchat", ChatID: "w1", Direction: store.Inbound, SenderID: "w1", MessageID: "c-1", Text: "/help"}
+			if _, err := f.store.BeginReply(ctx, in, nil, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+			var out bot.Responder = f.out
+			if tc.volatile {
+				out = volatileOutbox{f.out}
+			}
+			m := bot.Message{ID: "c-1", Chat: bot.ChatRef{Platform: bot.WebChat, ID: "w1", Kind: bot.Private}, Sender: bot.Sender{ID: "w1"}, Text: "/help"}
+			for range 2 { // handed in again after the crash, and once more after it was answered
+				if err := f.handler.Handle(ctx, m, out); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := f.out.take(); len(r) != tc.want {
+				t.Errorf("replies after the crash %v, want %d", r, tc.want)
+			}
+			if turn, err := f.store.GetTurn(ctx, "webchat", "w1", "c-1"); err != nil || !turn.Done {
+				t.Errorf("turn %+v %v, want done", turn, err)
+			}
+		})
+	}
+}

@@ -352,6 +352,14 @@ func (a *Adapter) readMessage(r *http.Request, chatID string) (msg bot.Message, 
 			return msg, "", err
 		}
 		switch part.FormName() {
+		case "client_id": // the page's id of the message: a POST sent again is the same message
+			id, err := field(part, 65) // one more than an id may have: a longer one is refused, not cut
+			if err != nil {
+				return msg, "", err
+			}
+			if validClientID(id) {
+				msg.ID = "c-" + id
+			}
 		case "text":
 			if msg.Text, err = field(part, 4096); err != nil {
 				return msg, "", err
@@ -446,4 +454,19 @@ func (a *Adapter) image(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "image/jpeg")
 	w.Header().Set("Cache-Control", "private, max-age=3600")
 	_, _ = w.Write(img)
+}
+
+// VolatileOutbox: the outbox is in memory (bot.VolatileOutbox).
+func (a *Adapter) VolatileOutbox() {}
+
+func validClientID(id string) bool {
+	if len(id) < 8 || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

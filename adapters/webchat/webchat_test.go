@@ -230,6 +230,7 @@ type upload struct {
 	photoName string // "" means "leaf.jpg"
 	header    http.Header
 	after     uint64
+	clientID  string // the page's id of the message, "" for none
 }
 
 type entries struct {
@@ -240,6 +241,11 @@ type entries struct {
 func (e *env) sendReq(u upload) (*http.Request, error) {
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
+	if u.clientID != "" {
+		if err := mw.WriteField("client_id", u.clientID); err != nil {
+			return nil, err
+		}
+	}
 	if u.text != "" {
 		if err := mw.WriteField("text", u.text); err != nil {
 			return nil, err
@@ -1070,5 +1076,36 @@ func TestNoTurnAfterDrain(t *testing.T) {
 	}
 	if n := len(e.h.handled()); n != 1 {
 		t.Errorf("handler got %d messages, want 1: none after the drain", n)
+	}
+}
+
+// TestClientIDNamesTheMessage: the page's client_id is the message's id, so a POST sent again
+// after a failed request is the same message (answered once by the handler's turn log); an id
+// that is not one (too short, too long, odd characters) is ignored and the server names it.
+func TestClientIDNamesTheMessage(t *testing.T) {
+	e := newEnv(t, webchat.Options{})
+	e.run(t)
+	c := e.browser(t)
+	for _, tc := range []struct {
+		name, clientID, wantID string
+	}{
+		{"uuid", "0f8c2d1e-5b7a-4c3e-9d21-6a4b8e0f1c2d", "c-0f8c2d1e-5b7a-4c3e-9d21-6a4b8e0f1c2d"},
+		{"sent again", "0f8c2d1e-5b7a-4c3e-9d21-6a4b8e0f1c2d", "c-0f8c2d1e-5b7a-4c3e-9d21-6a4b8e0f1c2d"},
+		{"hex", "a1b2c3d4e5f60718", "c-a1b2c3d4e5f60718"},
+		{"too short", "abc", ""},
+		{"too long", strings.Repeat("a", 65), ""},
+		{"odd characters", "abc/def?ghi=jkl", ""},
+		{"none", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.send(t, c, upload{text: "hello " + tc.name, clientID: tc.clientID})
+			got := e.h.last(t).msg.ID
+			if tc.wantID != "" && got != tc.wantID {
+				t.Errorf("message id %q, want %q", got, tc.wantID)
+			}
+			if tc.wantID == "" && (strings.HasPrefix(got, "c-") || got == "") {
+				t.Errorf("message id %q, want one the server made", got)
+			}
+		})
 	}
 }

@@ -45,6 +45,7 @@
           row.querySelectorAll("button").forEach((x) => { x.disabled = true; });
           b.classList.add("chosen");
           const data = new FormData();
+          data.append("client_id", clientID());
           data.append("choice", c.data);
           data.append("label", c.label);
           post(data, null);
@@ -117,9 +118,35 @@
     const file = photo.files[0];
     if (!text.value.trim() && !file) return;
     const data = new FormData();
+    data.append("client_id", clientID());
     data.append("text", text.value);
     if (file) data.append("photo", file);
     await post(data, file);
+  }
+
+  // clientID names one message: sent again after a failed request (the server may have got it),
+  // it is the same message, answered once.
+  function clientID() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  // sendOnce posts a message, sending it again (same client_id) while the server cannot be
+  // reached or is restarting: 1, 2, 4, 8 s apart.
+  async function sendOnce(data) {
+    for (let wait = 1000; ; wait *= 2) {
+      try {
+        const r = await fetch("/api/send?after=" + last, { method: "POST", body: data, credentials: "same-origin" });
+        if (r.status < 500 || wait > 8000) return r;
+      } catch (e) {
+        if (wait > 8000) throw e;
+      }
+      await sleep(wait);
+    }
   }
 
   async function post(data, file) {
@@ -127,7 +154,7 @@
     send.disabled = true;
     working.hidden = !file;
     try {
-      const r = await fetch("/api/send?after=" + last, { method: "POST", body: data, credentials: "same-origin" });
+      const r = await sendOnce(data);
       if (!r.ok) {
         render({ seq: -Date.now(), from: "bot", kind: "error", text: "Could not send: " + (await r.text()), time: new Date() });
       } else {
