@@ -48,11 +48,11 @@ func TestKillUnderLoad(t *testing.T) {
 		t.Errorf("%d Telegram updates (%d wanting an answer) and %d web messages, want 60 (some) and 12",
 			res.tg.messages, res.tg.expect, res.web.messages)
 	}
-	// Duplicates and answers to what wants none fail. So does a loss, except the two known gaps
-	// of issue 14, which are logged: a reply attempted before a kill is not sent again (at most
-	// once; for the web chat, whose outbox dies with the process, it surely never went out), and
-	// a web chat POST that failed after reaching the server cannot be sent again while the web
-	// chat ignores client message ids.
+	// Duplicates and answers to what wants none fail. So does every loss but one kind, logged: a
+	// Telegram reply attempted just before a kill is not sent again (at most once: the Bot API
+	// has no idempotency key, so it may have reached the chat). The web chat sends a reply
+	// attempted before a kill again (its outbox died with the process) and its page sends a
+	// message again with the same client id, so it loses nothing.
 	if res.tg.dups+res.tg.unexpected+res.web.dups != 0 {
 		t.Errorf("answered twice: %d Telegram, %d web chat; %d Telegram answers to messages that want none",
 			res.tg.dups, res.web.dups, res.tg.unexpected)
@@ -60,12 +60,15 @@ func TestKillUnderLoad(t *testing.T) {
 	if lost := res.tg.lost - res.tg.lostAttempted; lost != 0 {
 		t.Errorf("Telegram: %d lost", lost)
 	}
-	if lost := res.web.lost - res.web.lostAttempted - res.web.lostUnsent; lost != 0 || (res.webIDs && res.web.lostUnsent != 0) {
-		t.Errorf("web chat: %d lost (%d after a POST that failed after reaching the server)", res.web.lost, res.web.lostUnsent)
+	if !res.webIDs {
+		t.Error("the web chat does not take the page's client_id as the message's id")
 	}
-	if n := res.tg.lostAttempted + res.web.lostAttempted + res.web.lostUnsent; n > 0 {
-		t.Logf("KNOWN GAPS (issue 14): %d messages lost: %d Telegram and %d web chat replies attempted before a kill and not sent again; %d web chat POSTs that failed after reaching the server (no client message id)",
-			n, res.tg.lostAttempted, res.web.lostAttempted, res.web.lostUnsent)
+	if res.web.lost != 0 {
+		t.Errorf("web chat: %d lost (%d replies attempted before a kill, %d after a POST that failed after reaching the server)",
+			res.web.lost, res.web.lostAttempted, res.web.lostUnsent)
+	}
+	if n := res.tg.lostAttempted; n > 0 {
+		t.Logf("Telegram replies attempted just before a kill and not sent again (at most once): %d", n)
 	}
 	if t.Failed() && res.dir != "" {
 		if log, err := os.ReadFile(res.log); err == nil && len(log) > 20000 {
