@@ -129,9 +129,12 @@ type Intake struct {
 }
 
 type channelState struct {
-	ch     Channel
-	nextID int64 // the inbox id of the next message
-	closed bool
+	// accepting is held by an Accept from its reservation to its queueing, so that a platform's
+	// messages are queued in the order they were accepted (and numbered).
+	accepting sync.Mutex
+	ch        Channel
+	nextID    int64 // the inbox id of the next message
+	closed    bool
 }
 
 type queueKey struct {
@@ -293,18 +296,21 @@ func (in *Intake) accept(ctx context.Context, p Platform, batch []Message, curso
 			return fmt.Errorf("intake: message %q of chat %q (%s) is not a %s message with ids", m.ID, m.Chat.ID, m.Chat.Platform, p)
 		}
 	}
+	in.mu.Lock()
+	cs := in.channels[p]
+	in.mu.Unlock()
+	if cs == nil {
+		return fmt.Errorf("%w: %s", ErrNotOpen, p)
+	}
+	cs.accepting.Lock()
+	defer cs.accepting.Unlock()
 	// Reserve room, assign inbox ids, then write outside the lock.
 	var parts []part
 	for {
 		in.mu.Lock()
-		cs := in.channels[p]
-		switch {
-		case in.stopping || cs != nil && cs.closed:
+		if in.stopping || cs.closed {
 			in.mu.Unlock()
 			return ErrStopped
-		case cs == nil:
-			in.mu.Unlock()
-			return fmt.Errorf("%w: %s", ErrNotOpen, p)
 		}
 		fresh := in.freshLocked(batch)
 		if in.fitsLocked(fresh) {

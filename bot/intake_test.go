@@ -106,19 +106,17 @@ type fakeChannel struct {
 	platform bot.Platform
 	h        *scriptHandler
 	photos   map[string][]byte
-	mu       sync.Mutex
-	sent     []bot.Reply
+	sent     []bot.Reply // guarded by h.mu
 }
 
 func (c *fakeChannel) Platform() bot.Platform { return c.platform }
 
+// Send records the reply under the handler's lock, which waitFor's conditions hold.
 func (c *fakeChannel) Send(_ context.Context, r bot.Reply) error {
-	c.mu.Lock()
-	c.sent = append(c.sent, r)
-	c.mu.Unlock()
 	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	c.sent = append(c.sent, r)
 	c.h.changedLocked()
-	c.h.mu.Unlock()
 	return nil
 }
 
@@ -133,9 +131,9 @@ func (c *fakeChannel) FetchPhoto(_ context.Context, ref string, limit int64) ([]
 	return p, nil
 }
 
+// replies are the ids the replies answer; call with c.h.mu held (waitFor's conditions) or
+// after the intake stopped.
 func (c *fakeChannel) replies() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []string
 	for _, r := range c.sent {
 		out = append(out, r.ReplyTo)

@@ -75,10 +75,13 @@ type Adapter struct {
 
 // chat is one browser's conversation as the page shows it.
 type chat struct {
-	entries []Entry
-	images  map[uint64][]byte
-	next    uint64
-	active  time.Time
+	// accepting is held by a post from showing the user's line to the intake's answer, so that
+	// a chat's messages are taken in the order their lines show.
+	accepting sync.Mutex
+	entries   []Entry
+	images    map[uint64][]byte
+	next      uint64
+	active    time.Time
 	// overlays are the photo hashes of restored entries' overlays (Pages.Overlay), by Seq.
 	overlays map[uint64]string
 }
@@ -293,9 +296,13 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 	// The user's line first: the reply may come before TryAccept returns.
 	a.mu.Lock()
 	c := a.chatLocked(id)
+	a.mu.Unlock()
+	c.accepting.Lock()
+	a.mu.Lock()
 	mine := a.appendLocked(c, Entry{From: "you", Kind: kind, Text: shown})
 	a.mu.Unlock()
 	err = in.TryAccept(ctx, bot.WebChat, []bot.Message{msg}, 0)
+	c.accepting.Unlock()
 	switch {
 	case errors.Is(err, bot.ErrBusy):
 		a.mu.Lock()
