@@ -5,8 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -17,7 +15,10 @@ const module = "github.com/cropshield/cropshield"
 // imports the store or the model (tests aside). The store is the intake's and the handler's, the
 // model the handler's; an adapter reaches them only through bot.
 func TestAdaptersImportBotOnly(t *testing.T) {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to read the import graph: %v", err)
+	}
 	cmd := exec.Command(goTool, "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"/adapters/...")
 	cmd.Dir = ".."
 	var stderr bytes.Buffer
