@@ -43,37 +43,6 @@ import (
 //go:embed templates/*.html assets/*
 var files embed.FS
 
-// Store is the persistence the dashboard needs; *store.Store implements it.
-type Store interface {
-	bot.StaffLog
-	GetStaff(ctx context.Context, name string) (store.StaffAccount, error)
-	PutStaffSession(ctx context.Context, s store.StaffSession) error
-	GetStaffSession(ctx context.Context, idHash string) (store.StaffSession, error)
-	TouchStaffSession(ctx context.Context, idHash string, seen time.Time) error
-	DeleteStaffSession(ctx context.Context, idHash string) error
-	DeleteStaffSessionsWhere(ctx context.Context, expired func(store.StaffSession) bool) (int, error)
-
-	ListConversations(ctx context.Context, o store.ListOptions) (store.Page, error)
-	EachConversation(ctx context.Context, f store.ConversationFilter, fn func(store.Summary) error) error
-	GetSummary(ctx context.Context, platform, chatID string) (store.Summary, error)
-	Messages(ctx context.Context, platform, chatID string, afterSeq uint64, limit int) ([]store.Record, error)
-	MessagesBefore(ctx context.Context, platform, chatID string, beforeSeq uint64, limit int) ([]store.Record, error)
-	StaffActions(ctx context.Context, platform, chatID string, limit int) ([]store.StaffAction, error)
-	StoredAnalysis(ctx context.Context, photoHash string) (store.Analysis, error)
-	Overlay(ctx context.Context, photoHash string) ([]byte, error)
-	GetPhoto(ctx context.Context, photoHash string) ([]byte, string, error)
-	PutCorrection(ctx context.Context, c store.Correction, platform, chatID string) error
-	GetCorrection(ctx context.Context, photoHash string) (store.Correction, error)
-	Corrections(ctx context.Context) ([]store.Correction, error)
-	SetResolved(ctx context.Context, platform, chatID string, resolved bool, by string, at time.Time) error
-	StaffAdmin
-	Cache
-	ForgetUser(ctx context.Context, platform, id string, at time.Time, o store.ForgetOptions) (store.ForgetReport, error)
-	Stats(ctx context.Context, from, to time.Time) ([]store.DayStats, error)
-}
-
-var _ Store = (*store.Store)(nil)
-
 // Options configure the dashboard; zero fields take the defaults in parentheses.
 type Options struct {
 	Store Store
