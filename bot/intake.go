@@ -225,9 +225,11 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 			drop = append(drop, u.ID)
 			continue
 		}
-		if _, dup := in.active[keyOf(m)]; dup {
-			drop = append(drop, u.ID) // queued already (Open again), or stored twice
-			continue
+		if id, dup := in.active[keyOf(m)]; dup {
+			if id != u.ID {
+				drop = append(drop, u.ID) // stored twice: one is enough
+			}
+			continue // queued or running already (Open again)
 		}
 		in.active[keyOf(m)] = u.ID
 		in.perChat[queueKey{p, m.Chat.ID}]++

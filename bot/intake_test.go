@@ -417,3 +417,27 @@ func TestIntakeAlbum(t *testing.T) {
 		t.Errorf("inbox still holds %v", p)
 	}
 }
+
+// TestIntakeOpenAgainKeepsRunning: a channel opened again (its adapter's Run started anew) while
+// one of its messages is being handled leaves that message's inbox entry alone: interrupted by a
+// stop, it is still there for the next start.
+func TestIntakeOpenAgainKeepsRunning(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{})
+	ctx := context.Background()
+	e.h.block["1"] = make(chan struct{}) // never released: the stop interrupts it
+	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.h.waitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
+	if _, err := e.in.Open(ctx, e.ch); err != nil {
+		t.Fatal(err)
+	}
+	over, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := e.in.Stop(over); err == nil {
+		t.Error("Stop with its drain over returned nil, want the interruption reported")
+	}
+	if p := e.pending(); len(p) != 1 {
+		t.Errorf("inbox %v after the interrupted message, want it kept for the next start", p)
+	}
+}
