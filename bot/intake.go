@@ -121,8 +121,8 @@ type Intake struct {
 	busy     map[queueKey]bool   // chats with a job running
 	ready    []queueKey          // chats with jobs and none running, oldest first
 	perChat  map[queueKey]int    // messages accepted and not finished, per chat
-	total    int                // the same, in all
-	active   map[msgKey]int64   // messages accepted and not finished → their inbox id
+	total    int                 // the same, in all
+	active   map[msgKey]int64    // messages accepted and not finished → their inbox id
 	albums   map[albumKey]*album
 	space    chan struct{}              // closed (and replaced) when messages finish
 	waiters  map[msgKey][]chan struct{} // WaitHandled callers

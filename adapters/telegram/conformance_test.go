@@ -18,7 +18,9 @@ import (
 // TestConformance runs the adapter conformance suite against the Telegram adapter on the fake
 // Bot API (long polling).
 func TestConformance(t *testing.T) {
-	bottest.Run(t, func(t *testing.T) bottest.Driver { return &tgDriver{api: newFakeAPI(t), msgs: map[string]tgbotapi.Message{}} })
+	bottest.Run(t, func(t *testing.T) bottest.Driver {
+		return &tgDriver{api: newFakeAPI(t), msgs: map[string]tgbotapi.Message{}}
+	})
 }
 
 // tgDriver drives the adapter through the fake Bot API: chat n is the private chat 9000+n.

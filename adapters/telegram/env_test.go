@@ -134,7 +134,7 @@ func newEnv(t testing.TB, mutate func(*telegram.Options)) *env {
 	e := &env{t: t, api: newFakeAPI(t), path: filepath.Join(t.TempDir(), "cropshield.db"), loc: loc,
 		// ClearCropShare -1: the contract model is unsure between crops on synthetic leaves, and
 		// these tests want its diagnosis (the crop question has its own tests).
-		cfg:  bot.Config{Threshold: 0.01, Burst: 1 << 20, ClearCropShare: -1}, msgID: 1000,
+		cfg: bot.Config{Threshold: 0.01, Burst: 1 << 20, ClearCropShare: -1}, msgID: 1000,
 		icfg: bot.IntakeConfig{AlbumWait: 50 * time.Millisecond, RetryDelay: 5 * time.Millisecond}}
 	e.opts = telegram.Options{Token: testToken, APIEndpoint: e.api.URL(), RetryDelay: 5 * time.Millisecond}
 	if mutate != nil {

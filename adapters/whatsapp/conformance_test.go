@@ -38,7 +38,9 @@ type waDriver struct {
 	wg      sync.WaitGroup
 }
 
-func waChat(n int) types.JID { return types.NewJID(fmt.Sprintf("2557000000%02d", n), types.DefaultUserServer) }
+func waChat(n int) types.JID {
+	return types.NewJID(fmt.Sprintf("2557000000%02d", n), types.DefaultUserServer)
+}
 
 func (d *waDriver) Start(t *testing.T, env bottest.Env) func() {
 	opts := testOptions()
