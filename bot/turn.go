@@ -126,36 +126,31 @@ func (h *Handler) record(ctx context.Context, t *turn) (existed bool, err error)
 	return false, nil
 }
 
+// The first writes of a pending turn (begin): the message alone, or with its first step.
+const (
+	beginNow  = -2 // the message alone, before a write that needs the chat and sender stored
+	beginDone = -1 // the message and its end: answered without a reply
+	// k >= 0: the message and the attempt of reply k
+)
+
 // written writes a pending turn now, before a write that needs the chat and the sender stored
 // (a preference): a second fsync, for commands only. False if this delivery must not go on.
 func (h *Handler) written(ctx context.Context, t *turn) bool {
-	if !t.pending {
-		return true
-	}
-	a, err := h.store.RecordInbound(ctx, t.rec, t.chat, t.user)
-	if err != nil {
-		t.log.Error("cannot record inbound message", "err", err)
-		t.unwritten = true
-		return false
-	}
-	if a.Existed {
-		t.log.Info("message begun by another delivery meanwhile: not answered twice")
-		t.taken = true
-		return false
-	}
-	t.pending, t.recChanged, t.rec.Seq = false, false, a.Turn.Seq
-	return true
+	return !t.pending || h.begin(ctx, t, beginNow)
 }
 
-// begin writes a pending turn with its first step: the attempt of reply k, or (k < 0) its end.
+// begin writes a pending turn with its first step (k: beginNow, beginDone or a reply's number).
 // It reports whether the turn is now written and is this delivery's to answer.
 func (h *Handler) begin(ctx context.Context, t *turn, k int) bool {
 	var a store.Arrival
 	var err error
-	if k >= 0 {
+	switch {
+	case k >= 0:
 		a, err = h.store.BeginReply(ctx, t.rec, t.chat, t.user, k)
-	} else {
+	case k == beginDone:
 		a, err = h.store.BeginDone(ctx, t.rec, t.chat, t.user)
+	default:
+		a, err = h.store.RecordInbound(ctx, t.rec, t.chat, t.user)
 	}
 	if err != nil {
 		h.metrics.Errors.WithLabelValues(string(t.msg.Chat.Platform), "store").Inc()
@@ -190,7 +185,7 @@ func (h *Handler) endTurn(ctx context.Context, t *turn) error {
 	if t.pending {
 		// Nothing written and no reply sent: the message and its end in one transaction; or, if
 		// handling did not finish, nothing at all (it is handed in again).
-		if done && h.begin(wctx, t, -1) {
+		if done && h.begin(wctx, t, beginDone) {
 			return nil
 		}
 		if t.unwritten && ctx.Err() == nil {
