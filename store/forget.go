@@ -345,26 +345,12 @@ func forgetPrivate(tx *bolt.Tx, chatKey []byte, at time.Time, by string) error {
 			return err
 		}
 	}
-	ab, err := bucket(tx, bucketStaffActions)
-	if err != nil {
+	if err := dropStaffActions(tx, chatKey); err != nil {
 		return err
 	}
-	if ab.Bucket(chatKey) != nil {
-		if err := ab.DeleteBucket(chatKey); err != nil {
-			return err
-		}
-	}
-	sb, err := bucket(tx, bucketSummaries)
-	if err != nil {
+	sb, old, found, err := summaryOf(tx, chatKey)
+	if err != nil || !found {
 		return err
-	}
-	v := sb.Get(chatKey)
-	if v == nil {
-		return nil
-	}
-	var old summaryRec
-	if err := json.Unmarshal(v, &old); err != nil {
-		return fmt.Errorf("decode summary: %w", err)
 	}
 	at = utc(at)
 	remaining := 0
@@ -386,32 +372,12 @@ func forgetPrivate(tx *bolt.Tx, chatKey []byte, at time.Time, by string) error {
 // forgetInGroup removes from a group's summary what names the user or quotes anyone's texts
 // (some were theirs), and the user's open crop question there.
 func forgetInGroup(tx *bolt.Tx, chatKey []byte, isUser func(string) bool) error {
-	qb, err := bucket(tx, bucketCropQuestions)
-	if err != nil {
+	if err := deleteCropQuestionIf(tx, chatKey, func(q cropQuestionRec) bool { return isUser(q.SenderID) }); err != nil {
 		return err
 	}
-	if v := qb.Get(chatKey); v != nil {
-		var q cropQuestionRec
-		if err := json.Unmarshal(v, &q); err != nil {
-			return fmt.Errorf("decode crop question: %w", err)
-		}
-		if isUser(q.SenderID) {
-			if err := qb.Delete(chatKey); err != nil {
-				return err
-			}
-		}
-	}
-	sb, err := bucket(tx, bucketSummaries)
-	if err != nil {
+	sb, sum, found, err := summaryOf(tx, chatKey)
+	if err != nil || !found {
 		return err
-	}
-	v := sb.Get(chatKey)
-	if v == nil {
-		return nil
-	}
-	var sum summaryRec
-	if err := json.Unmarshal(v, &sum); err != nil {
-		return fmt.Errorf("decode summary: %w", err)
 	}
 	if isUser(sum.SenderID) {
 		sum.Name, sum.SenderID = "", ""

@@ -93,22 +93,26 @@ func (s *Store) DeleteCropQuestion(ctx context.Context, platform, chatID, photoH
 		return err
 	}
 	return s.update(ctx, "delete crop question", func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketCropQuestions)
-		if err != nil {
-			return err
-		}
-		key := compositeKey(platform, chatID)
-		v := b.Get(key)
-		if v == nil {
-			return nil
-		}
-		var rec cropQuestionRec
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("decode crop question: %w", err)
-		}
-		if rec.PhotoHash != photoHash {
-			return nil
-		}
-		return b.Delete(key)
+		return deleteCropQuestionIf(tx, compositeKey(platform, chatID), func(q cropQuestionRec) bool { return q.PhotoHash == photoHash })
 	})
+}
+
+// deleteCropQuestionIf removes chatKey's open crop question if there is one and match says so.
+func deleteCropQuestionIf(tx *bolt.Tx, chatKey []byte, match func(cropQuestionRec) bool) error {
+	b, err := bucket(tx, bucketCropQuestions)
+	if err != nil {
+		return err
+	}
+	v := b.Get(chatKey)
+	if v == nil {
+		return nil
+	}
+	var q cropQuestionRec
+	if err := json.Unmarshal(v, &q); err != nil {
+		return fmt.Errorf("decode crop question: %w", err)
+	}
+	if !match(q) {
+		return nil
+	}
+	return b.Delete(chatKey)
 }

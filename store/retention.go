@@ -254,15 +254,11 @@ func deleteTurnOf(tx *bolt.Tx, chatKey, v []byte) (bool, error) {
 // dropConversation removes a conversation's summary, its index entry and its staff action log
 // (its message log is gone).
 func dropConversation(tx *bolt.Tx, chatKey []byte) error {
-	sb, err := bucket(tx, bucketSummaries)
+	sb, sum, found, err := summaryOf(tx, chatKey)
 	if err != nil {
 		return err
 	}
-	if v := sb.Get(chatKey); v != nil {
-		var sum summaryRec
-		if err := json.Unmarshal(v, &sum); err != nil {
-			return fmt.Errorf("decode summary: %w", err)
-		}
+	if found {
 		ib, err := bucket(tx, bucketSummaryIndex)
 		if err != nil {
 			return err
@@ -274,6 +270,11 @@ func dropConversation(tx *bolt.Tx, chatKey []byte) error {
 			return err
 		}
 	}
+	return dropStaffActions(tx, chatKey)
+}
+
+// dropStaffActions removes a conversation's staff action log, if it has one.
+func dropStaffActions(tx *bolt.Tx, chatKey []byte) error {
 	ab, err := bucket(tx, bucketStaffActions)
 	if err != nil {
 		return err

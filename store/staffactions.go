@@ -43,17 +43,12 @@ const (
 // needs-attention flag; the chat must have a summary.
 func logAction(tx *bolt.Tx, a StaffAction, change func(*summaryRec)) error {
 	key := compositeKey(a.Platform, a.ChatID)
-	sb, err := bucket(tx, bucketSummaries)
+	sb, s, found, err := summaryOf(tx, key)
 	if err != nil {
 		return err
 	}
-	v := sb.Get(key)
-	if v == nil {
+	if !found {
 		return fmt.Errorf("%w: conversation %s on %s", ErrNotFound, a.ChatID, a.Platform)
-	}
-	var s summaryRec
-	if err := json.Unmarshal(v, &s); err != nil {
-		return fmt.Errorf("decode summary: %w", err)
 	}
 	s.Attention, s.LastStaff = false, a.Staff
 	if change != nil {

@@ -119,6 +119,22 @@ type summaryRec struct {
 	Forgotten  time.Time `json:"forgotten,omitzero"`
 }
 
+// summaryOf returns the summaries bucket and chatKey's summary; found is false if the chat has none.
+func summaryOf(tx *bolt.Tx, chatKey []byte) (sb *bolt.Bucket, sum summaryRec, found bool, err error) {
+	sb, err = bucket(tx, bucketSummaries)
+	if err != nil {
+		return nil, sum, false, err
+	}
+	v := sb.Get(chatKey)
+	if v == nil {
+		return sb, sum, false, nil
+	}
+	if err := json.Unmarshal(v, &sum); err != nil {
+		return nil, sum, false, fmt.Errorf("decode summary: %w", err)
+	}
+	return sb, sum, true, nil
+}
+
 func (r summaryRec) summary(platform, chatID string) Summary {
 	return Summary{
 		Platform: platform, ChatID: chatID, Kind: r.Kind, Title: r.Title, Name: r.Name, SenderID: r.SenderID,
