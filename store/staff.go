@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,27 +49,10 @@ type sessionRec struct {
 	Seen    time.Time `json:"seen"`
 }
 
-// AddStaff stores a new account; ErrExists if the name is taken.
+// AddStaff stores a new account (the command line's 'staff add', without an audit entry);
+// ErrExists if the name is taken.
 func (s *Store) AddStaff(ctx context.Context, a StaffAccount) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := checkIDs("staff name", a.Name, "role", a.Role); err != nil {
-		return err
-	}
-	if len(a.PasswordHash) == 0 {
-		return fmt.Errorf("%w: empty password hash", ErrInvalid)
-	}
-	return s.update(ctx, "add staff", func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketStaff)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(a.Name)) != nil {
-			return fmt.Errorf("%w: staff account %q", ErrExists, a.Name)
-		}
-		return putJSON(b, []byte(a.Name), staffRec{Role: a.Role, PasswordHash: bytes.Clone(a.PasswordHash), Created: utc(a.Created)})
-	})
+	return s.addStaff(ctx, a, nil, "")
 }
 
 // GetStaff returns an account, or ErrNotFound.

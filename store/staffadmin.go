@@ -97,16 +97,18 @@ func (s *Store) StaffAuditLog(ctx context.Context, limit int) ([]StaffAudit, err
 // AddStaffBy stores a new account added by an admin, with its audit entry; ErrExists if the
 // name is taken.
 func (s *Store) AddStaffBy(ctx context.Context, a StaffAccount, by string) error {
-	return s.addStaff(ctx, a, StaffAudit{Time: a.Created, By: by, Action: AuditAdd, Name: a.Name, Role: a.Role}, "")
+	return s.addStaff(ctx, a, &StaffAudit{Time: a.Created, By: by, Action: AuditAdd, Name: a.Name, Role: a.Role}, "")
 }
 
 // AddFirstAdmin stores a's account only if no enabled account has the role adminRole, in one
 // transaction (two uses of a setup link cannot both make one); ErrExists otherwise.
 func (s *Store) AddFirstAdmin(ctx context.Context, a StaffAccount, adminRole string) error {
-	return s.addStaff(ctx, a, StaffAudit{Time: a.Created, Action: AuditFirstAdmin, Name: a.Name, Role: a.Role}, adminRole)
+	return s.addStaff(ctx, a, &StaffAudit{Time: a.Created, Action: AuditFirstAdmin, Name: a.Name, Role: a.Role}, adminRole)
 }
 
-func (s *Store) addStaff(ctx context.Context, a StaffAccount, audit StaffAudit, unlessRole string) error {
+// addStaff stores a new account with its audit entry (none if audit is nil); ErrExists if the name
+// is taken or, unless unlessRole is "", an enabled account has that role.
+func (s *Store) addStaff(ctx context.Context, a StaffAccount, audit *StaffAudit, unlessRole string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -143,7 +145,10 @@ func (s *Store) addStaff(ctx context.Context, a StaffAccount, audit StaffAudit, 
 		if err := putJSON(b, []byte(a.Name), staffRec{Role: a.Role, PasswordHash: bytes.Clone(a.PasswordHash), Created: utc(a.Created)}); err != nil {
 			return err
 		}
-		return writeAudit(tx, audit)
+		if audit == nil {
+			return nil
+		}
+		return writeAudit(tx, *audit)
 	})
 }
 
