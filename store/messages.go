@@ -197,26 +197,43 @@ func applyUpdate(tx *bolt.Tx, r *Record, v []byte) error {
 // oldest first. An unknown chat has no messages: the result is empty, not
 // ErrNotFound. limit must be positive.
 func (s *Store) Messages(ctx context.Context, platform, chatID string, afterSeq uint64, limit int) ([]Record, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkChatRead(ctx, platform, chatID, limit); err != nil {
 		return nil, err
-	}
-	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
 	}
 	if afterSeq == math.MaxUint64 {
 		return []Record{}, nil
 	}
+	return s.readChatLog(ctx, "messages", platform, chatID, limit, func(c *bolt.Cursor) ([]byte, []byte) {
+		return c.Seek(seqKey(afterSeq + 1))
+	}, (*bolt.Cursor).Next)
+}
+
+// checkChatRead checks the arguments of a read of one chat's records.
+func checkChatRead(ctx context.Context, platform, chatID string, limit int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return err
+	}
+	if limit <= 0 {
+		return fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	return nil
+}
+
+// readChatLog returns up to limit records of a chat's log in the order it reads them: from the
+// one first finds, going on with step (Next or Prev). An unknown chat gives an empty result.
+func (s *Store) readChatLog(ctx context.Context, what, platform, chatID string, limit int,
+	first, step func(*bolt.Cursor) ([]byte, []byte)) ([]Record, error) {
 	out := []Record{}
-	err := s.view(ctx, "messages", func(tx *bolt.Tx) error {
+	err := s.view(ctx, what, func(tx *bolt.Tx) error {
 		cb, err := chatLog(tx, platform, chatID)
 		if err != nil || cb == nil {
 			return err
 		}
 		c := cb.Cursor()
-		for k, v := c.Seek(seqKey(afterSeq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := first(c); k != nil && len(out) < limit; k, v = step(c) {
 			r, err := decodeMessage(platform, chatID, k, v)
 			if err != nil {
 				return err
@@ -309,39 +326,18 @@ func (s *Store) AppendMessages(ctx context.Context, rs []Record) ([]uint64, erro
 // MessagesBefore returns up to limit records of a chat with Seq < beforeSeq (0: the newest),
 // oldest first, reading only those records. An unknown chat gives an empty result.
 func (s *Store) MessagesBefore(ctx context.Context, platform, chatID string, beforeSeq uint64, limit int) ([]Record, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkChatRead(ctx, platform, chatID, limit); err != nil {
 		return nil, err
 	}
-	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
-	}
-	out := []Record{}
-	err := s.view(ctx, "read chat log", func(tx *bolt.Tx) error {
-		cb, err := chatLog(tx, platform, chatID)
-		if err != nil || cb == nil {
-			return err
-		}
-		c := cb.Cursor()
-		var k, v []byte
+	out, err := s.readChatLog(ctx, "read chat log", platform, chatID, limit, func(c *bolt.Cursor) (k, v []byte) {
 		if beforeSeq == 0 {
-			k, v = c.Last()
-		} else if k, _ = c.Seek(seqKey(beforeSeq)); k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
+			return c.Last()
 		}
-		for ; k != nil && len(out) < limit; k, v = c.Prev() {
-			r, err := decodeMessage(platform, chatID, k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
+		if k, _ = c.Seek(seqKey(beforeSeq)); k == nil {
+			return c.Last()
 		}
-		return nil
-	})
+		return c.Prev()
+	}, (*bolt.Cursor).Prev)
 	if err != nil {
 		return nil, err
 	}

@@ -102,14 +102,8 @@ func (s *Store) SetResolved(ctx context.Context, platform, chatID string, resolv
 
 // StaffActions returns the last limit staff actions of a conversation, oldest first.
 func (s *Store) StaffActions(ctx context.Context, platform, chatID string, limit int) ([]StaffAction, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkChatRead(ctx, platform, chatID, limit); err != nil {
 		return nil, err
-	}
-	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
 	}
 	out := []StaffAction{}
 	err := s.view(ctx, "staff actions", func(tx *bolt.Tx) error {
