@@ -3,13 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
-
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/cropshield/cropshield/dashboard"
 	"github.com/cropshield/cropshield/store"
@@ -28,23 +24,13 @@ first; while it serves, an admin clears the cache on the dashboard's Statistics 
 
 // cacheCmd shows or clears the analysis cache of a database that is not being served.
 func cacheCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, cacheUsage)
-		return fmt.Errorf("%w: cache needs a subcommand: stats or clear", errUsage)
-	}
-	sub, args := args[0], args[1:]
-	if isHelp(sub) {
-		fmt.Fprint(stderr, cacheUsage)
-		return flag.ErrHelp
+	sub, fs, args, err := subcommand("cache", cacheUsage, "stats or clear", args, stderr)
+	if err != nil {
+		return err
 	}
 	if sub != "stats" && sub != "clear" {
 		fmt.Fprint(stderr, cacheUsage)
 		return fmt.Errorf("%w: unknown cache subcommand %q", errUsage, sub)
-	}
-	fs := flag.NewFlagSet("cache "+sub, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\nflags of cache %s:\n", cacheUsage, sub)
-		fs.PrintDefaults()
 	}
 	db := fs.String("db", "data/cropshield.db", "bbolt database file")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -53,15 +39,9 @@ func cacheCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: cache %s takes no arguments, got %q", errUsage, sub, fs.Args())
 	}
-	if _, err := os.Stat(*db); err != nil {
-		return fmt.Errorf("no database at %s: %w", *db, err)
-	}
-	st, err := store.Open(ctx, *db, store.Options{Timeout: 2 * time.Second})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return fmt.Errorf("%s is in use by 'cropshield serve': clear the cache on the dashboard's Statistics page as an admin, or stop serve first: %w", *db, err)
-	}
+	st, err := openOffline(ctx, *db, false, " by 'cropshield serve': clear the cache on the dashboard's Statistics page as an admin, or stop serve first")
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer func() { err = errors.Join(err, st.Close()) }()
 	if sub == "clear" {

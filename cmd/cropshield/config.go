@@ -3,16 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
+	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/term"
 
 	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/store"
 )
 
 // modelConfig is what every command that loads the model shares.
@@ -107,6 +112,48 @@ func isHelp(arg string) bool {
 		return true
 	}
 	return false
+}
+
+// subcommand splits the arguments of a command that has subcommands (cache, staff, whatsapp) and
+// makes the subcommand's flag set, whose -h shows the command's usage and the subcommand's flags.
+// Without a subcommand (need lists them) or with -h it shows usage and returns an error.
+func subcommand(cmd, usage, need string, args []string, stderr io.Writer) (sub string, fs *flag.FlagSet, rest []string, err error) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return "", nil, nil, fmt.Errorf("%w: %s needs a subcommand: %s", errUsage, cmd, need)
+	}
+	sub = args[0]
+	if isHelp(sub) {
+		fmt.Fprint(stderr, usage)
+		return "", nil, nil, flag.ErrHelp
+	}
+	fs = flag.NewFlagSet(cmd+" "+sub, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\nflags of %s %s:\n", usage, cmd, sub)
+		fs.PrintDefaults()
+	}
+	return sub, fs, args[1:], nil
+}
+
+// openOffline opens the database for a command that runs while serve does not: it must exist
+// unless create (then its folder is made). While serve holds it the error says so, followed by
+// inUse (what to do instead).
+func openOffline(ctx context.Context, db string, create bool, inUse string) (*store.Store, error) {
+	if create {
+		if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
+			return nil, fmt.Errorf("database folder: %w", err)
+		}
+	} else if _, err := os.Stat(db); err != nil {
+		return nil, fmt.Errorf("no database at %s: %w", db, err)
+	}
+	st, err := store.Open(ctx, db, store.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%s is in use%s: %w", db, inUse, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return st, nil
 }
 
 // envName is the environment variable of a flag: --ort-lib ↔ CROPSHIELD_ORT_LIB.

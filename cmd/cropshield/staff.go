@@ -4,16 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/term"
 
 	"github.com/cropshield/cropshield/dashboard"
@@ -35,19 +32,9 @@ dashboard's Staff page; with no admin yet, serve prints a one-time link that mak
 // staffCmd manages the review dashboard's accounts. There is no default account: the first one
 // is made with `staff add`.
 func staffCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, staffUsage)
-		return fmt.Errorf("%w: staff needs a subcommand: add, list or remove", errUsage)
-	}
-	sub, args := args[0], args[1:]
-	if isHelp(sub) {
-		fmt.Fprint(stderr, staffUsage)
-		return flag.ErrHelp
-	}
-	fs := flag.NewFlagSet("staff "+sub, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\nflags of staff %s:\n", staffUsage, sub)
-		fs.PrintDefaults()
+	sub, fs, args, err := subcommand("staff", staffUsage, "add, list or remove", args, stderr)
+	if err != nil {
+		return err
 	}
 	db := fs.String("db", "data/cropshield.db", "bbolt database file")
 	role := dashboard.RoleViewer
@@ -67,19 +54,9 @@ func staffCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if len(names) != n {
 		return fmt.Errorf("%w: staff %s takes %d name(s), got %q", errUsage, sub, n, names)
 	}
-	if sub == "add" {
-		if err := os.MkdirAll(filepath.Dir(*db), 0o700); err != nil {
-			return fmt.Errorf("database folder: %w", err)
-		}
-	} else if _, err := os.Stat(*db); err != nil {
-		return fmt.Errorf("no database at %s: %w", *db, err)
-	}
-	st, err := store.Open(ctx, *db, store.Options{Timeout: 2 * time.Second})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return fmt.Errorf("%s is in use: stop 'cropshield serve' first (one process at a time may open it): %w", *db, err)
-	}
+	st, err := openOffline(ctx, *db, sub == "add", ": stop 'cropshield serve' first (one process at a time may open it)")
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer func() { err = errors.Join(err, st.Close()) }()
 	switch sub {

@@ -108,19 +108,9 @@ Each takes --db (default data/cropshield.db; the WhatsApp store is whatsapp.db b
 
 // whatsappCmd links, shows and unlinks the bot's WhatsApp account.
 func whatsappCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, whatsappUsage)
-		return fmt.Errorf("%w: whatsapp needs a subcommand: link, status or unlink", errUsage)
-	}
-	sub, args := args[0], args[1:]
-	if isHelp(sub) {
-		fmt.Fprint(stderr, whatsappUsage)
-		return flag.ErrHelp
-	}
-	fs := flag.NewFlagSet("whatsapp "+sub, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\nflags of whatsapp %s:\n", whatsappUsage, sub)
-		fs.PrintDefaults()
+	sub, fs, args, err := subcommand("whatsapp", whatsappUsage, "link, status or unlink", args, stderr)
+	if err != nil {
+		return err
 	}
 	db := fs.String("db", "data/cropshield.db", "bbolt database file; the WhatsApp store defaults to whatsapp.db beside it")
 	var waDB, phone, logLevel string
