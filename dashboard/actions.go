@@ -15,25 +15,16 @@ func platformOf(p string) bot.Platform { return bot.Platform(p) }
 // reply sends a staff reply through the adapter the conversation came from, to the chat the
 // conversation continues in if it moved.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
-	id := r.PathValue("id")
-	platform, chatID, ok := parseConversationID(id)
+	id, sum, ok := s.conversation(w, r) // staff only answer conversations that exist: never a broadcast
 	if !ok {
-		http.NotFound(w, r)
 		return
 	}
-	sum, err := s.st.GetSummary(r.Context(), platform, chatID)
-	if errors.Is(err, store.ErrNotFound) {
-		http.NotFound(w, r) // staff only answer conversations that exist: never a broadcast
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	platform, chatID := sum.Platform, sum.ChatID
 	if sum.MovedTo != "" {
 		// The chat continues under a new id (a Telegram group became a supergroup): the reply
 		// goes there and is logged in that conversation.
 		chatID, id = sum.MovedTo, conversationID(platform, sum.MovedTo)
+		var err error
 		if sum, err = s.st.GetSummary(r.Context(), platform, chatID); s.failed(w, r, err) {
 			return
 		}
@@ -50,7 +41,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
 	// Signed for the farmer, in the chat's language: the support team, with the first name the
 	// agent chose to give, if any.
 	text := bot.SignStaffReply(s.opts.Locales, sum.Language, r.PostFormValue("sign"), r.PostFormValue("text"))
-	err = bot.SendStaffReply(r.Context(), s.st, out, chat, sess.name, text, s.opts.Now())
+	err := bot.SendStaffReply(r.Context(), s.st, out, chat, sess.name, text, s.opts.Now())
 	switch {
 	case errors.Is(err, bot.ErrEmptyReply):
 		http.Redirect(w, r, back+"#reply", http.StatusSeeOther)

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/cropshield/cropshield/store"
@@ -12,21 +11,11 @@ import (
 // analyses, questions, preferences and user record). The form must carry confirm=yes. The
 // conversation stays listed as a marker: forgotten, on that date, by that staff member.
 func (s *Server) forget(w http.ResponseWriter, r *http.Request, sess *session) {
-	id := r.PathValue("id")
-	platform, chatID, ok := parseConversationID(id)
+	id, sum, ok := s.conversation(w, r)
 	if !ok {
-		http.NotFound(w, r)
 		return
 	}
-	sum, err := s.st.GetSummary(r.Context(), platform, chatID)
-	if errors.Is(err, store.ErrNotFound) {
-		http.NotFound(w, r)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	platform, chatID := sum.Platform, sum.ChatID
 	back := "/conversations/" + id
 	if sum.Kind == "group" {
 		http.Error(w, "a group is not one farmer: forget the farmer from their private conversation", http.StatusBadRequest)

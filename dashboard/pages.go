@@ -34,6 +34,22 @@ func parseConversationID(id string) (platform, chatID string, ok bool) {
 	return p, c, true
 }
 
+// conversation reads the summary of the conversation the path's {id} names. When it cannot it
+// answers the request (not found for a malformed id or an unknown conversation) and ok is false.
+func (s *Server) conversation(w http.ResponseWriter, r *http.Request) (id string, sum store.Summary, ok bool) {
+	id = r.PathValue("id")
+	platform, chatID, ok := parseConversationID(id)
+	if !ok {
+		http.NotFound(w, r)
+		return "", sum, false
+	}
+	sum, err := s.st.GetSummary(r.Context(), platform, chatID)
+	if s.failed(w, r, err) {
+		return "", sum, false
+	}
+	return id, sum, true
+}
+
 var hashRegexp = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // listView is the conversations page.
@@ -218,17 +234,11 @@ type threadView struct {
 const threadLen = 100
 
 func (s *Server) thread(w http.ResponseWriter, r *http.Request, sess *session) {
-	id := r.PathValue("id")
-	platform, chatID, ok := parseConversationID(id)
+	id, sum, ok := s.conversation(w, r)
 	if !ok {
-		http.NotFound(w, r)
 		return
 	}
-	ctx := r.Context()
-	sum, err := s.st.GetSummary(ctx, platform, chatID)
-	if s.failed(w, r, err) {
-		return
-	}
+	ctx, platform, chatID := r.Context(), sum.Platform, sum.ChatID
 	before, _ := strconv.ParseUint(r.URL.Query().Get("before"), 10, 64)
 	recs, err := s.st.MessagesBefore(ctx, platform, chatID, before, threadLen)
 	if err != nil {
