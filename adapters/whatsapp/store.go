@@ -215,6 +215,9 @@ func (s *Store) setInboxState(ctx context.Context, chatJID, msgID string, state 
 	return nil
 }
 
+// selectRows reads inbox rows; scanRow decodes one.
+const selectRows = `SELECT chat_jid, msg_id, seq, meta, message FROM cropshield_wa_inbox `
+
 func scanRow(sc interface{ Scan(...any) error }) (inboxRow, error) {
 	var r inboxRow
 	var m string
@@ -229,8 +232,7 @@ func scanRow(sc interface{ Scan(...any) error }) (inboxRow, error) {
 
 // pendingInbox returns the messages an older version left unanswered, oldest first.
 func (s *Store) pendingInbox(ctx context.Context) ([]inboxRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT chat_jid, msg_id, seq, meta, message FROM cropshield_wa_inbox
-		WHERE state = $1 ORDER BY seq`, statePending)
+	rows, err := s.db.QueryContext(ctx, selectRows+`WHERE state = $1 ORDER BY seq`, statePending)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read pending messages: %w", ErrStore, err)
 	}
@@ -251,21 +253,18 @@ func (s *Store) pendingInbox(ctx context.Context) ([]inboxRow, error) {
 
 // receivedMessage finds a received message by the chat's JID and the message id.
 func (s *Store) receivedMessage(ctx context.Context, chatJID, msgID string) (inboxRow, error) {
-	r, err := scanRow(s.db.QueryRowContext(ctx, `SELECT chat_jid, msg_id, seq, meta, message FROM cropshield_wa_inbox
-		WHERE chat_jid = $1 AND msg_id = $2`, chatJID, msgID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, errNotFound
-	}
-	if err != nil {
-		return r, fmt.Errorf("%w: read message %s: %w", ErrStore, msgID, err)
-	}
-	return r, nil
+	return s.oneRow(ctx, selectRows+`WHERE chat_jid = $1 AND msg_id = $2`, chatJID, msgID)
 }
 
 // inboxMessage finds a received message by the canonical chat id and message id.
 func (s *Store) inboxMessage(ctx context.Context, chatID, msgID string) (inboxRow, error) {
-	r, err := scanRow(s.db.QueryRowContext(ctx, `SELECT chat_jid, msg_id, seq, meta, message FROM cropshield_wa_inbox
-		WHERE chat_id = $1 AND msg_id = $2`, chatID, msgID))
+	return s.oneRow(ctx, selectRows+`WHERE chat_id = $1 AND msg_id = $2`, chatID, msgID)
+}
+
+// oneRow reads the message query (selectRows and a condition on a chat, $1, and msg_id, $2)
+// finds; errNotFound if there is none.
+func (s *Store) oneRow(ctx context.Context, query, chat, msgID string) (inboxRow, error) {
+	r, err := scanRow(s.db.QueryRowContext(ctx, query, chat, msgID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, errNotFound
 	}
