@@ -99,7 +99,7 @@ func TestReplyReturnsToTheNewMessage(t *testing.T) {
 	const reply = "Our agronomist will call you tomorrow morning."
 	browsertest.Steps(t, tab, "type a reply", chromedp.SendKeys(chromedp.ID("reply-text"), reply))
 	browsertest.Load(t, tab, "send the reply", chromedp.Click(chromedp.ID("reply-send")))
-	browsertest.Do(t, tab, "page loaded", poll(`document.readyState === "complete"`))
+	browsertest.Do(t, tab, "page loaded", browsertest.Poll(`document.readyState === "complete"`))
 	got := evalJS[map[string]any](t, tab, "where the page is", `(() => {
 		const items = document.querySelectorAll("ol.thread li.item");
 		const last = items[items.length - 1], r = last.getBoundingClientRect();
@@ -117,11 +117,6 @@ func TestReplyReturnsToTheNewMessage(t *testing.T) {
 	if got["scrollY"].(float64) == 0 || !inView("lastTop", "lastBottom") || !inView("boxTop", "boxBottom") {
 		t.Fatalf("after sending, the new message or the reply box is out of view: %v", got)
 	}
-}
-
-// poll waits for a JavaScript condition, checking every 100 ms, for as long as the test runs.
-func poll(expr string) chromedp.Action[bool] {
-	return chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
 }
 
 // TestPhotoPageShowsTheCurrentVerdict (issue 16, item 10): after a correction the photo page
@@ -244,7 +239,7 @@ func TestLongThreadFoldsAdvice(t *testing.T) {
 	}
 	tab := e.browse(t, 1280, 900, "alice", agentPass)
 	e.open(t, tab, "/conversations/"+e.convID)
-	browsertest.Do(t, tab, "photos loaded", poll(`[...document.querySelectorAll("img")].every(i => i.complete)`))
+	browsertest.Do(t, tab, "photos loaded", browsertest.Poll(`[...document.querySelectorAll("img")].every(i => i.complete)`))
 	got := evalJS[map[string]any](t, tab, "the thread", `(() => {
 		const answers = [...document.querySelectorAll("li.item.bot")].filter(li => li.textContent.includes("What I see"));
 		const folded = answers.filter(li => { const d = li.querySelector("details.answer"); return d && !d.open; });
@@ -301,7 +296,7 @@ func TestUsableOnAPhone(t *testing.T) {
 	browsertest.Steps(t, tab, "phone screen", chromedp.EmulateViewport(390, 844, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
 	for _, path := range []string{"/conversations", "/conversations/" + e.convID, "/photos/" + hash + "?c=" + e.convID, "/stats", "/export"} {
 		e.open(t, tab, path)
-		browsertest.Do(t, tab, "page loaded", poll(`document.readyState === "complete"`))
+		browsertest.Do(t, tab, "page loaded", browsertest.Poll(`document.readyState === "complete"`))
 		got := evalJS[map[string]any](t, tab, "widths", `(() => {
 			const vw = document.documentElement.clientWidth;
 			const wide = [...document.querySelectorAll("body *")].filter(el => el.getBoundingClientRect().right > vw + 0.5)

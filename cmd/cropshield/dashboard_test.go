@@ -20,24 +20,9 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
+	"github.com/cropshield/cropshield/internal/browsertest"
 	"github.com/cropshield/cropshield/internal/testenv"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// chromium returns Debian's Chromium, or skips the test where it is not installed (except under
-// CI, where a missing browser is a broken install step).
-func chromium(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := chromiumPath + " is absent: install Debian's chromium (apt-get install chromium) to run the dashboard's browser test"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return chromiumPath
-}
 
 // lockedBuffer collects serve's log for a failing test.
 type lockedBuffer struct {
@@ -126,80 +111,11 @@ func leafPhoto(t *testing.T, seed int) []byte {
 	return b.Bytes()
 }
 
-// newBrowser starts headless Chromium with a fresh profile. Its network is limited to
-// 127.0.0.1: every other address goes to a proxy that does not exist.
-func newBrowser(t *testing.T, ctx context.Context) context.Context {
-	t.Helper()
-	exe := chromium(t)
-	profile, err := os.MkdirTemp("", "cropshield-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("metrics-recording-only", true),
-		chromedp.Flag("no-pings", true),
-		chromedp.Flag("proxy-server", "127.0.0.1:9"), // loopback is never proxied
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-		// Chromium's helpers may write in the profile for a moment after the browser exits.
-		var err error
-		for range 50 {
-			if err = os.RemoveAll(profile); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Logf("profile %s not removed: %v", profile, err)
-	})
-	if err := chromedp.Do(bctx); err != nil { // start the browser, bound to ctx
-		t.Fatalf("start %s: %v", exe, err)
-	}
-	return bctx
-}
-
 func must(t *testing.T, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
-}
-
-func do[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, a)
-	must(t, what, err)
-	return v
-}
-
-// poll waits for a JavaScript condition, checking every 100 ms, for as long as the test runs.
-func poll(expr string) chromedp.Action[bool] {
-	return chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
-}
-
-func saveScreenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	png := do(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
-	path := filepath.Join(t.ArtifactDir(), name)
-	must(t, "save screenshot", os.WriteFile(path, png, 0o644))
-	t.Logf("screenshot: %s", path)
 }
 
 // staffPassword is the agent alice's password in the browser tests.
@@ -217,14 +133,14 @@ type browserWorkflow struct {
 // measurement).
 func startBrowserWorkflow(t *testing.T, askCropBelow float64) browserWorkflow {
 	t.Helper()
-	chromium(t)
+	browsertest.Exe(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	t.Cleanup(cancel)
 	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
 	var out bytes.Buffer
 	must(t, "staff add", staffCmd(ctx, []string{"add", "alice", "--role", "agent", "--db", db}, strings.NewReader(staffPassword+"\n"), &out, io.Discard))
 	chatURL, reviewURL := startServeAsking(t, db, askCropBelow)
-	bctx := newBrowser(t, ctx)
+	bctx := browsertest.Start(t, ctx, 1280, 900)
 	reviewTab, closeReview := chromedp.NewContext(bctx)
 	t.Cleanup(closeReview)
 	return browserWorkflow{chatTab: bctx, reviewTab: reviewTab, chatURL: chatURL, reviewURL: reviewURL}
@@ -250,7 +166,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		must(t, "upload "+name, chromedp.Do(chatTab, chromedp.SetUploadFiles(chromedp.ID("photo"), []string{filepath.Join(dir, name)})))
 		want := []string{`.msg.bot.diagnosis img`, `.msg.bot.diagnosis img`, `.msg.bot.error`}[i]
 		count := []int{1, 2, 1}[i]
-		do(t, chatTab, "reply to "+name, poll(`document.querySelectorAll("`+want+`").length >= `+strconv.Itoa(count)))
+		browsertest.Do(t, chatTab, "reply to "+name, browsertest.Poll(`document.querySelectorAll("`+want+`").length >= `+strconv.Itoa(count)))
 	}
 
 	// The agent logs in and finds the conversation, flagged for attention.
@@ -260,7 +176,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.ID("login"))); err != nil {
 		t.Fatalf("log in: %v", err)
 	}
-	row := do(t, reviewTab, "conversation row", chromedp.Text(chromedp.CSS("table.conversations tbody tr")))
+	row := browsertest.Do(t, reviewTab, "conversation row", chromedp.Text(chromedp.CSS("table.conversations tbody tr")))
 	if !strings.Contains(row, "Web visitor") || !strings.Contains(row, "webchat") || !strings.Contains(row, "needs attention") {
 		t.Fatalf("conversation row %q", row)
 	}
@@ -269,9 +185,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.CSS("a.conv"))); err != nil {
 		t.Fatalf("open the conversation: %v", err)
 	}
-	do(t, reviewTab, "overlays loaded", poll(`(() => { const o = [...document.querySelectorAll("img.overlay")];
+	browsertest.Do(t, reviewTab, "overlays loaded", browsertest.Poll(`(() => { const o = [...document.querySelectorAll("img.overlay")];
 		return o.length === 2 && o.every(i => i.complete && i.naturalWidth >= 600); })()`))
-	if n := do(t, reviewTab, "top-3 entries", chromedp.Evaluate[int](`document.querySelectorAll("ol.top3 li").length`)); n != 6 {
+	if n := browsertest.Do(t, reviewTab, "top-3 entries", chromedp.Evaluate[int](`document.querySelectorAll("ol.top3 li").length`)); n != 6 {
 		t.Errorf("top-3 entries: %d, want 6", n)
 	}
 
@@ -279,15 +195,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.CSS("a.photo-link"))); err != nil {
 		t.Fatalf("open the photo: %v", err)
 	}
-	href := do(t, reviewTab, "photo URL", chromedp.Location())
+	href := browsertest.Do(t, reviewTab, "photo URL", chromedp.Location())
 	hash := strings.TrimPrefix(strings.SplitN(href, "?", 2)[0], reviewURL+"/photos/")
-	other := do(t, reviewTab, "another class", chromedp.Evaluate[string](
+	other := browsertest.Do(t, reviewTab, "another class", chromedp.Evaluate[string](
 		`[...document.querySelectorAll("#class option")].map(o => o.value).find(v => v !== document.querySelector("#class").value)`))
 	must(t, "choose the class", chromedp.Do(reviewTab, chromedp.SetValue(chromedp.ID("class"), other)))
 	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.ID("correct"))); err != nil {
 		t.Fatalf("save the correction: %v", err)
 	}
-	verdict := do(t, reviewTab, "verdict", chromedp.Text(chromedp.CSS("p.verdict")))
+	verdict := browsertest.Do(t, reviewTab, "verdict", chromedp.Text(chromedp.CSS("p.verdict")))
 	if !strings.Contains(verdict, "Corrected to") || !strings.Contains(verdict, "by alice") {
 		t.Fatalf("verdict %q", verdict)
 	}
@@ -301,21 +217,21 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := chromedp.RunResponse(reviewTab, chromedp.Click(chromedp.ID("reply-send"))); err != nil {
 		t.Fatalf("send the reply: %v", err)
 	}
-	if got := do(t, reviewTab, "staff message", chromedp.Text(chromedp.CSS("li.item.staff"))); !strings.Contains(got, reply) || !strings.Contains(got, "staff: alice") {
+	if got := browsertest.Do(t, reviewTab, "staff message", chromedp.Text(chromedp.CSS("li.item.staff"))); !strings.Contains(got, reply) || !strings.Contains(got, "staff: alice") {
 		t.Fatalf("staff message in the thread: %q", got)
 	}
-	saveScreenshot(t, reviewTab, "dashboard-thread.png")
+	browsertest.Screenshot(t, reviewTab, "dashboard-thread.png")
 	must(t, "statistics", chromedp.Do(reviewTab, chromedp.Navigate(reviewURL+"/stats"), chromedp.WaitVisible(chromedp.CSS("figure.chart svg rect"))))
-	saveScreenshot(t, reviewTab, "dashboard-stats.png")
+	browsertest.Screenshot(t, reviewTab, "dashboard-stats.png")
 	must(t, "conversations", chromedp.Do(reviewTab, chromedp.Navigate(reviewURL+"/conversations"), chromedp.WaitVisible(chromedp.CSS("a.conv"))))
-	saveScreenshot(t, reviewTab, "dashboard-list.png")
+	browsertest.Screenshot(t, reviewTab, "dashboard-list.png")
 
 	// The reply arrives in the farmer's open web chat page (it polls its outbox).
-	do(t, chatTab, "staff reply in the web chat", poll(`[...document.querySelectorAll(".msg.staff")].some(m => m.textContent.includes("agronomist looked at your leaf"))`))
+	browsertest.Do(t, chatTab, "staff reply in the web chat", browsertest.Poll(`[...document.querySelectorAll(".msg.staff")].some(m => m.textContent.includes("agronomist looked at your leaf"))`))
 	// The farmer's /history shows the corrected label.
 	must(t, "ask /history", chromedp.Do(chatTab, chromedp.SendKeys(chromedp.ID("text"), "/history"), chromedp.Click(chromedp.ID("send"))))
-	do(t, chatTab, "/history answer", poll(`[...document.querySelectorAll(".msg.bot.command")].some(m => m.textContent.includes("checked by our support team"))`))
-	saveScreenshot(t, chatTab, "webchat.png")
+	browsertest.Do(t, chatTab, "/history answer", browsertest.Poll(`[...document.querySelectorAll(".msg.bot.command")].some(m => m.textContent.includes("checked by our support team"))`))
+	browsertest.Screenshot(t, chatTab, "webchat.png")
 
 	// Export the dataset: a real download.
 	dl := t.TempDir()

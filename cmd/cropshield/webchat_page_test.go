@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/cropshield/cropshield/internal/browsertest"
 	"github.com/cropshield/cropshield/locales"
 )
 
@@ -22,13 +23,13 @@ import (
 // language and the placeholder fits; the page and the dashboard have an icon; after serve
 // restarts, the returning visitor (same cookie) sees the conversation again, overlay included.
 func TestWebChatPageInBrowser(t *testing.T) {
-	chromium(t)
+	browsertest.Exe(t)
 	loc, err := locales.Load()
 	must(t, "load locales", err)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
-	tab := newBrowser(t, ctx)
+	tab := browsertest.Start(t, ctx, 1280, 900)
 	must(t, "phone screen", chromedp.Do(tab, chromedp.EmulateViewport(390, 844)))
 	leaf := filepath.Join(t.TempDir(), "leaf.jpg")
 	must(t, "write the leaf", os.WriteFile(leaf, leafPhoto(t, 1), 0o600))
@@ -37,7 +38,7 @@ func TestWebChatPageInBrowser(t *testing.T) {
 		t.Helper()
 		commands++
 		must(t, "send "+text, chromedp.Do(tab, chromedp.SendKeys(chromedp.ID("text"), text), chromedp.Click(chromedp.ID("send"))))
-		do(t, tab, "reply to "+text, poll(`document.querySelectorAll(".msg.bot.command").length >= `+strconv.Itoa(commands)))
+		browsertest.Do(t, tab, "reply to "+text, browsertest.Poll(`document.querySelectorAll(".msg.bot.command").length >= `+strconv.Itoa(commands)))
 	}
 
 	t.Run("first run", func(t *testing.T) {
@@ -52,7 +53,7 @@ func TestWebChatPageInBrowser(t *testing.T) {
 			}
 		}
 		must(t, "open the web chat", chromedp.Do(tab, chromedp.Navigate(chatURL+"/"), chromedp.WaitVisible(chromedp.ID("composer"))))
-		if icon := do(t, tab, "page icon", chromedp.Evaluate[bool](`(() => {
+		if icon := browsertest.Do(t, tab, "page icon", chromedp.Evaluate[bool](`(() => {
 			const l = document.querySelector("link[rel=icon]");
 			return l ? fetch(l.href).then(r => r.ok) : false; })()`, chromedp.EvalAwaitPromise)); !icon {
 			t.Error("the page's icon does not load")
@@ -68,8 +69,8 @@ func TestWebChatPageInBrowser(t *testing.T) {
 			if i > 0 {
 				say(t, "/language "+l.Code)
 			}
-			do(t, tab, "page in "+l.Code, poll(`document.documentElement.lang === "`+l.Code+`"`))
-			got := do(t, tab, "page texts", chromedp.Evaluate[[]string](`[document.getElementById("tagline").textContent,
+			browsertest.Do(t, tab, "page in "+l.Code, browsertest.Poll(`document.documentElement.lang === "`+l.Code+`"`))
+			got := browsertest.Do(t, tab, "page texts", chromedp.Evaluate[[]string](`[document.getElementById("tagline").textContent,
 				document.getElementById("text").placeholder, document.getElementById("send").textContent,
 				document.getElementById("working").textContent]`))
 			want := []string{loc.T(l.Code, "web.tagline"), loc.T(l.Code, "web.placeholder"), loc.T(l.Code, "web.send"), loc.T(l.Code, "web.working")}
@@ -79,7 +80,7 @@ func TestWebChatPageInBrowser(t *testing.T) {
 				}
 			}
 			// The placeholder, in the input's font, fits the input's content box.
-			fit := do(t, tab, "placeholder width", chromedp.Evaluate[[]float64](`(() => {
+			fit := browsertest.Do(t, tab, "placeholder width", chromedp.Evaluate[[]float64](`(() => {
 				const i = document.getElementById("text"), cs = getComputedStyle(i);
 				const c = document.createElement("canvas").getContext("2d");
 				c.font = cs.fontStyle + " " + cs.fontWeight + " " + cs.fontSize + " " + cs.fontFamily;
@@ -89,49 +90,49 @@ func TestWebChatPageInBrowser(t *testing.T) {
 				t.Errorf("%s: the placeholder %q is %.0f px wide, the field %.0f px: it is cut at 390 px", l.Code, want[1], fit[0], fit[1])
 			}
 		}
-		saveScreenshot(t, tab, "webchat-390px-sw.png")
+		browsertest.Screenshot(t, tab, "webchat-390px-sw.png")
 		must(t, "upload the leaf", chromedp.Do(tab, chromedp.SetUploadFiles(chromedp.ID("photo"), []string{leaf})))
-		do(t, tab, "the diagnosis", poll(`document.querySelectorAll(".msg.bot.diagnosis img").length === 1`))
+		browsertest.Do(t, tab, "the diagnosis", browsertest.Poll(`document.querySelectorAll(".msg.bot.diagnosis img").length === 1`))
 	})
 
 	t.Run("after a restart", func(t *testing.T) {
 		chatURL, _ := startServeAsking(t, db, 0)
 		must(t, "open the web chat again", chromedp.Do(tab, chromedp.Navigate(chatURL+"/"), chromedp.WaitVisible(chromedp.ID("composer"))))
-		do(t, tab, "the conversation again", poll(`(() => { const d = document.querySelectorAll(".msg.bot.diagnosis img");
+		browsertest.Do(t, tab, "the conversation again", browsertest.Poll(`(() => { const d = document.querySelectorAll(".msg.bot.diagnosis img");
 			return d.length === 1 && d[0].complete && d[0].naturalWidth > 0; })()`))
-		n := do(t, tab, "commands answered", chromedp.Evaluate[int](`document.querySelectorAll(".msg.bot.command").length`))
+		n := browsertest.Do(t, tab, "commands answered", chromedp.Evaluate[int](`document.querySelectorAll(".msg.bot.command").length`))
 		if n != commands {
 			t.Errorf("the page shows %d command answers after the restart, want %d", n, commands)
 		}
-		if lang := do(t, tab, "lang", chromedp.Evaluate[string](`document.documentElement.lang`)); lang != "sw" {
+		if lang := browsertest.Do(t, tab, "lang", chromedp.Evaluate[string](`document.documentElement.lang`)); lang != "sw" {
 			t.Errorf("after the restart the page is in %q, want sw", lang)
 		}
 		// The farmer's photo is not kept in the page: it is named, in the chat's language.
-		if you := do(t, tab, "the farmer's photo", chromedp.Evaluate[string](`document.querySelector(".msg.you.photo").firstChild.textContent`)); you != "["+loc.T("sw", "web.photo_alt")+"]" {
+		if you := browsertest.Do(t, tab, "the farmer's photo", chromedp.Evaluate[string](`document.querySelector(".msg.you.photo").firstChild.textContent`)); you != "["+loc.T("sw", "web.photo_alt")+"]" {
 			t.Errorf("the farmer's photo after the restart shows as %q", you)
 		}
-		saveScreenshot(t, tab, "webchat-after-restart.png")
+		browsertest.Screenshot(t, tab, "webchat-after-restart.png")
 
 		// No made-up name: /start greets without one; the page asks once (optional) and the bot
 		// then greets with the name given.
-		if asked := do(t, tab, "name asked", chromedp.Evaluate[bool](`!document.getElementById("name-ask").hidden`)); !asked {
+		if asked := browsertest.Do(t, tab, "name asked", chromedp.Evaluate[bool](`!document.getElementById("name-ask").hidden`)); !asked {
 			t.Error("the page does not offer to take the visitor's name")
 		}
 		last := func() string {
-			return do(t, tab, "last answer", chromedp.Evaluate[string](`[...document.querySelectorAll(".msg.bot.command")].pop().textContent`))
+			return browsertest.Do(t, tab, "last answer", chromedp.Evaluate[string](`[...document.querySelectorAll(".msg.bot.command")].pop().textContent`))
 		}
 		say(t, "/start")
 		if got := last(); strings.Contains(got, "Web visitor") || !strings.HasPrefix(got, "Habari 👋!") {
 			t.Errorf("/start without a name: %q", got)
 		}
 		must(t, "give a name", chromedp.Do(tab, chromedp.SendKeys(chromedp.ID("name-text"), "Amina"), chromedp.Click(chromedp.ID("name-save"))))
-		do(t, tab, "the name kept", poll(`document.getElementById("name-ask").hidden`))
+		browsertest.Do(t, tab, "the name kept", browsertest.Poll(`document.getElementById("name-ask").hidden`))
 		say(t, "/start")
 		if got := last(); !strings.HasPrefix(got, "Habari Amina!") {
 			t.Errorf("/start after the name was given: %q", got)
 		}
 		must(t, "open the page again", chromedp.Do(tab, chromedp.Navigate(chatURL+"/"), chromedp.WaitVisible(chromedp.ID("composer"))))
-		if asked := do(t, tab, "name asked again", chromedp.Evaluate[bool](`"askName" in document.getElementById("chat").dataset`)); asked {
+		if asked := browsertest.Do(t, tab, "name asked again", chromedp.Evaluate[bool](`"askName" in document.getElementById("chat").dataset`)); asked {
 			t.Error("the page asks for the name again after it was given")
 		}
 	})

@@ -31,7 +31,8 @@ func Exe(t testing.TB) string {
 
 // Start starts headless Chromium with a fresh profile and a window of width x height CSS
 // pixels, bound to ctx and stopped at the test's end. Every address but loopback goes to a proxy
-// that does not exist.
+// that does not exist. A tab in the background keeps its timers (a page that polls while another
+// tab is in front, as the web chat does in the workflow tests).
 func Start(t testing.TB, ctx context.Context, width, height int) context.Context {
 	t.Helper()
 	exe := Exe(t)
@@ -51,6 +52,9 @@ func Start(t testing.TB, ctx context.Context, width, height int) context.Context
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 		chromedp.Flag("metrics-recording-only", true),
 		chromedp.Flag("no-pings", true),
 		chromedp.Flag("proxy-server", "127.0.0.1:9"), // loopback is never proxied
@@ -100,6 +104,11 @@ func Load(t testing.TB, ctx context.Context, what string, steps ...chromedp.Acti
 	if _, err := chromedp.RunResponse(ctx, steps...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// Poll waits for a JavaScript condition, checking every 100 ms, for as long as ctx lasts.
+func Poll(expr string) chromedp.Action[bool] {
+	return chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))
 }
 
 // Screenshot saves a full-page PNG in the test's artifact directory.
