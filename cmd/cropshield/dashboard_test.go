@@ -21,7 +21,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cropshield/cropshield/internal/browsertest"
-	"github.com/cropshield/cropshield/internal/testenv"
 )
 
 // lockedBuffer collects serve's log for a failing test.
@@ -48,15 +47,8 @@ func (l *lockedBuffer) String() string {
 func startServeAsking(t *testing.T, db string, askCropBelow float64) (chatURL, reviewURL string) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	c := serveConfig{
-		modelConfig:  modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 2},
-		addr:         "127.0.0.1:0",
-		db:           db,
-		threshold:    0.01,
-		askCropBelow: askCropBelow,
-		workers:      2,
-		drainTimeout: 10 * time.Second,
-	}
+	c := testServeConfig(t, db)
+	c.askCropBelow = askCropBelow
 	chat, review := make(chan string, 1), make(chan string, 1)
 	c.ready = func(a string) { chat <- a }
 	c.review = reviewConfig{addr: "127.0.0.1:0", ready: func(a string) { review <- a }}

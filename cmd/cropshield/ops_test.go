@@ -26,14 +26,7 @@ import (
 // metrics' without a web chat) and a stop function returning serve's error.
 func startServeOps(t *testing.T, db string, logw io.Writer, mod func(*serveConfig)) (addr string, stop func() error) {
 	t.Helper()
-	c := serveConfig{
-		modelConfig:  modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 2},
-		addr:         "127.0.0.1:0",
-		db:           db,
-		threshold:    0.01,
-		workers:      2,
-		drainTimeout: 10 * time.Second,
-	}
+	c := testServeConfig(t, db)
 	c.review.addr = ""
 	if mod != nil {
 		mod(&c)

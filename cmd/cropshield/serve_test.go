@@ -29,11 +29,12 @@ type entry struct {
 	ImageURL string `json:"image_url"`
 }
 
-// startServe runs `cropshield serve` in-process on a free 127.0.0.1 port.
-func startServe(t *testing.T) (base string, db string, stop func() error) {
+// testServeConfig is serve's configuration in the tests: the contract model on the CPU, the web
+// chat on a free 127.0.0.1 port, the database db, a threshold every photo of the contract model
+// passes, and two workers.
+func testServeConfig(t *testing.T, db string) serveConfig {
 	t.Helper()
-	db = filepath.Join(t.TempDir(), "data", "cropshield.db")
-	c := serveConfig{
+	return serveConfig{
 		modelConfig:  modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 2},
 		addr:         "127.0.0.1:0",
 		db:           db,
@@ -41,6 +42,13 @@ func startServe(t *testing.T) (base string, db string, stop func() error) {
 		workers:      2,
 		drainTimeout: 10 * time.Second,
 	}
+}
+
+// startServe runs `cropshield serve` in-process on a free 127.0.0.1 port.
+func startServe(t *testing.T) (base string, db string, stop func() error) {
+	t.Helper()
+	db = filepath.Join(t.TempDir(), "data", "cropshield.db")
+	c := testServeConfig(t, db)
 	addr := make(chan string, 1)
 	c.ready = func(a string) { addr <- a }
 	ctx, cancel := context.WithCancel(context.Background())

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/cropshield/cropshield/adapters/telegram"
-	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -163,15 +162,8 @@ func TestServeTelegram(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
-	c := serveConfig{
-		modelConfig:  modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 2},
-		addr:         "127.0.0.1:0",
-		db:           db,
-		threshold:    0.01,
-		workers:      2,
-		drainTimeout: 10 * time.Second,
-		telegram:     telegramConfig{tokenFile: tokenFile, api: tg.srv.URL, groupPhotos: "addressed", minPhotoSide: 320, albumWait: time.Second},
-	}
+	c := testServeConfig(t, db)
+	c.telegram = telegramConfig{tokenFile: tokenFile, api: tg.srv.URL, groupPhotos: "addressed", minPhotoSide: 320, albumWait: time.Second}
 	addr := make(chan string, 1)
 	c.ready = func(a string) { addr <- a }
 	var logs bytes.Buffer

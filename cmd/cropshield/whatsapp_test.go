@@ -17,7 +17,6 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/cropshield/cropshield/adapters/whatsapp"
-	"github.com/cropshield/cropshield/internal/testenv"
 )
 
 func TestWhatsAppOptions(t *testing.T) {
@@ -145,16 +144,9 @@ func TestWhatsAppCommands(t *testing.T) {
 // chat and /healthz says what to do.
 func TestServeWhatsAppNotLinked(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
-	c := serveConfig{
-		modelConfig:  modelConfig{model: testenv.ContractModel(t), ortLib: testenv.ORTLib(t), device: "cpu", threads: 2},
-		addr:         "127.0.0.1:0",
-		db:           db,
-		threshold:    0.01,
-		workers:      2,
-		drainTimeout: 10 * time.Second,
-		whatsapp: whatsappConfig{enabled: true, groupPhotos: "addressed", diagnoseWord: "/diagnose", chatInterval: time.Second,
-			globalInterval: 300 * time.Millisecond, replyWindow: time.Hour},
-	}
+	c := testServeConfig(t, db)
+	c.whatsapp = whatsappConfig{enabled: true, groupPhotos: "addressed", diagnoseWord: "/diagnose", chatInterval: time.Second,
+		globalInterval: 300 * time.Millisecond, replyWindow: time.Hour}
 	addr := make(chan string, 1)
 	c.ready = func(a string) { addr <- a }
 	ctx, cancel := context.WithCancel(context.Background())
