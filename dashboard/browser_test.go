@@ -58,6 +58,22 @@ func (e *env) appendMessage(r store.Record) {
 	}
 }
 
+// photoTurn stores the analysis of photo (its top classes, and overlay if not nil) and logs, in the
+// seeded conversation at the clock's time, the farmer's message id with the photo and text, and a
+// second later the bot's diagnosis answer. It returns the photo's hash.
+func (e *env) photoTurn(photo, overlay []byte, top []store.Candidate, id, text, answer string) string {
+	e.t.Helper()
+	sum := sha256.Sum256(photo)
+	hash := hex.EncodeToString(sum[:])
+	a := store.Analysis{PhotoHash: hash, ModelVersion: "v1", CreatedAt: e.clock.now(), Overlay: overlay, Top: top}
+	if err := e.st.PutAnalysis(e.t.Context(), a, photo, "image/jpeg"); err != nil {
+		e.t.Fatal(err)
+	}
+	e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: id, PhotoHash: hash, Lang: "en", Text: text})
+	e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "diagnosis", PhotoHash: hash, Lang: "en", Text: answer})
+	return hash
+}
+
 // TestListLabelsLastMessageBySender (issue 16, item 7): after a staff reply, the bot's next
 // message is labelled "bot:" in the list's "Last message" column, not "staff:"; a staff reply
 // that is the last message is labelled "staff:".
@@ -146,18 +162,10 @@ func TestPhotoPageShowsTheCurrentVerdict(t *testing.T) {
 func TestPercentagesAndNamesAsTheChat(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := t.Context()
-	photo := []byte("\xff\xd8\xff\xe0 another leaf")
-	sum := sha256.Sum256(photo)
-	hash := hex.EncodeToString(sum[:])
 	e.clock.advance(time.Minute)
-	a := store.Analysis{PhotoHash: hash, ModelVersion: "v1", CreatedAt: e.clock.now(), Top: []store.Candidate{
-		{Class: "tomato__early_blight", Prob: 0.996}, {Class: "tomato__late_blight", Prob: 0.003}, {Class: "tomato__leaf_mold", Prob: 0.001}}}
-	if err := e.st.PutAnalysis(ctx, a, photo, "image/jpeg"); err != nil {
-		t.Fatal(err)
-	}
-	e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: "m2", PhotoHash: hash, Lang: "en"})
-	e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "diagnosis", PhotoHash: hash, Lang: "en",
-		Text: "Tomato: Early blight (>99%)"})
+	hash := e.photoTurn([]byte("\xff\xd8\xff\xe0 another leaf"), nil, []store.Candidate{
+		{Class: "tomato__early_blight", Prob: 0.996}, {Class: "tomato__late_blight", Prob: 0.003}, {Class: "tomato__leaf_mold", Prob: 0.001}},
+		"m2", "", "Tomato: Early blight (>99%)")
 	if err := e.st.PutCorrection(ctx, store.Correction{PhotoHash: hash, Class: "tomato__early_blight", Confirmed: true,
 		ModelClass: "tomato__early_blight", By: "alice", At: e.clock.now()}, "", ""); err != nil {
 		t.Fatal(err)
@@ -223,19 +231,11 @@ Call an expert if it spreads to the fruit.`
 // top-3 stay in view; a click unfolds one.
 func TestLongThreadFoldsAdvice(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := t.Context()
 	for i := range 15 {
 		e.clock.advance(time.Minute)
-		photo := jpegOf(t, color.RGBA{uint8(40 + i*10), 120, 40, 255})
-		sum := sha256.Sum256(photo)
-		hash := hex.EncodeToString(sum[:])
-		a := store.Analysis{PhotoHash: hash, ModelVersion: "v1", CreatedAt: e.clock.now(), Overlay: jpegOf(t, color.RGBA{200, 40, 40, 255}),
-			Top: []store.Candidate{{Class: "tomato__early_blight", Prob: 0.87}, {Class: "tomato__late_blight", Prob: 0.09}, {Class: "tomato__leaf_mold", Prob: 0.02}}}
-		if err := e.st.PutAnalysis(ctx, a, photo, "image/jpeg"); err != nil {
-			t.Fatal(err)
-		}
-		e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: fmt.Sprintf("p%d", i), PhotoHash: hash, Lang: "en"})
-		e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "diagnosis", PhotoHash: hash, Lang: "en", Text: diagnosisText})
+		e.photoTurn(jpegOf(t, color.RGBA{uint8(40 + i*10), 120, 40, 255}), jpegOf(t, color.RGBA{200, 40, 40, 255}),
+			[]store.Candidate{{Class: "tomato__early_blight", Prob: 0.87}, {Class: "tomato__late_blight", Prob: 0.09}, {Class: "tomato__leaf_mold", Prob: 0.02}},
+			fmt.Sprintf("p%d", i), "", diagnosisText)
 	}
 	tab := e.browse(t, 1280, 900, "alice", agentPass)
 	e.open(t, tab, "/conversations/"+e.convID)
@@ -278,19 +278,10 @@ func TestLongThreadFoldsAdvice(t *testing.T) {
 // statistics and the export page.
 func TestUsableOnAPhone(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := t.Context()
-	photo := jpegOf(t, color.RGBA{60, 140, 40, 255})
-	sum := sha256.Sum256(photo)
-	hash := hex.EncodeToString(sum[:])
 	e.clock.advance(time.Minute)
-	a := store.Analysis{PhotoHash: hash, ModelVersion: "v1", CreatedAt: e.clock.now(), Overlay: jpegOf(t, color.RGBA{200, 40, 40, 255}),
-		Top: []store.Candidate{{Class: "corn__cercospora_leaf_spot gray_leaf_spot", Prob: 0.87}, {Class: "tomato__late_blight", Prob: 0.09}, {Class: "tomato__leaf_mold", Prob: 0.02}}}
-	if err := e.st.PutAnalysis(ctx, a, photo, "image/jpeg"); err != nil {
-		t.Fatal(err)
-	}
-	e.appendMessage(store.Record{Time: e.clock.now(), Direction: store.Inbound, SenderID: "web-1", MessageID: "p1", PhotoHash: hash, Lang: "en",
-		Text: "https://example.org/a-very-long-link-that-a-farmer-pasted-without-any-spaces-in-it-at-all"})
-	e.appendMessage(store.Record{Time: e.clock.now().Add(time.Second), Direction: store.Outbound, Kind: "diagnosis", PhotoHash: hash, Lang: "en", Text: diagnosisText})
+	hash := e.photoTurn(jpegOf(t, color.RGBA{60, 140, 40, 255}), jpegOf(t, color.RGBA{200, 40, 40, 255}),
+		[]store.Candidate{{Class: "corn__cercospora_leaf_spot gray_leaf_spot", Prob: 0.87}, {Class: "tomato__late_blight", Prob: 0.09}, {Class: "tomato__leaf_mold", Prob: 0.02}},
+		"p1", "https://example.org/a-very-long-link-that-a-farmer-pasted-without-any-spaces-in-it-at-all", diagnosisText)
 
 	tab := e.browse(t, 1280, 900, "alice", agentPass)
 	browsertest.Steps(t, tab, "phone screen", chromedp.EmulateViewport(390, 844, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
