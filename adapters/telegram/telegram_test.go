@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -540,14 +539,7 @@ func TestAlbumResumedAfterRestart(t *testing.T) {
 // TestWebhook: webhook mode sets the webhook with a secret token (and never polls); requests
 // without that token get 401 and are not handled; an update delivered twice is answered once.
 func TestWebhook(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook := "http://" + ln.Addr().String() + "/telegram/webhook"
-	e := newEnv(t, func(o *telegram.Options) { o.WebhookURL, o.WebhookListener = hook, ln })
-	e.start()
-	e.api.waitFor(t, "setWebhook", func() bool { return e.api.hookURL == hook })
+	e, hook := startWebhook(t)
 	_, secret, allowed := e.api.webhook()
 	if len(secret) < 32 || allowed != `["message","callback_query"]` {
 		t.Fatalf("setWebhook secret_token of %d characters, allowed_updates %s", len(secret), allowed)

@@ -9,9 +9,10 @@ import (
 	"github.com/cropshield/cropshield/adapters/telegram"
 )
 
-// TestWebhookRefusesOversizedHeaders: the webhook server bounds a request's headers (Telegram
-// sends a handful); 64 KiB of them get 431, not a handler.
-func TestWebhookRefusesOversizedHeaders(t *testing.T) {
+// startWebhook starts the adapter in webhook mode on a free 127.0.0.1 port and waits until it
+// has set its webhook, whose URL it returns.
+func startWebhook(t *testing.T) (*env, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -20,6 +21,13 @@ func TestWebhookRefusesOversizedHeaders(t *testing.T) {
 	e := newEnv(t, func(o *telegram.Options) { o.WebhookURL, o.WebhookListener = hook, ln })
 	e.start()
 	e.api.waitFor(t, "setWebhook", func() bool { return e.api.hookURL == hook })
+	return e, hook
+}
+
+// TestWebhookRefusesOversizedHeaders: the webhook server bounds a request's headers (Telegram
+// sends a handful); 64 KiB of them get 431, not a handler.
+func TestWebhookRefusesOversizedHeaders(t *testing.T) {
+	e, hook := startWebhook(t)
 	req, err := http.NewRequest(http.MethodPost, hook, strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
