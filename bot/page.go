@@ -51,6 +51,8 @@ type ThreadItem struct {
 	// Overlay: the reply showed the overlay of this photo (Pages.Overlay gives it), "" if none.
 	Overlay string
 	Time    time.Time
+	// MessageID is a user's message's id (the page's client id, for the web chat), "" for the bot's.
+	MessageID string
 }
 
 // Pages is what a channel's page needs from the bot; *Handler implements it.
@@ -113,6 +115,9 @@ func (h *Handler) ChatPage(ctx context.Context, chat ChatRef, sender Sender, lim
 	}
 	for _, r := range recs {
 		it := ThreadItem{Seq: r.Seq, Outbound: r.Direction == store.Outbound, Kind: r.Kind, Text: r.Text, Time: r.Time}
+		if !it.Outbound {
+			it.MessageID = r.MessageID
+		}
 		switch {
 		case it.Outbound && r.Error != "":
 			continue // the person never saw it

@@ -84,7 +84,7 @@ func (a *Adapter) restore(id string, thread []bot.ThreadItem) {
 	c := a.chatLocked(id)
 	c.overlays = map[uint64]string{}
 	for _, it := range thread {
-		e := Entry{From: "you", Kind: it.Kind, Text: it.Text}
+		e := Entry{From: "you", Kind: it.Kind, Text: it.Text, msgID: it.MessageID}
 		if it.Outbound {
 			e.From = "bot"
 		}

@@ -96,6 +96,9 @@ type Entry struct {
 	Time     time.Time `json:"time"`
 	// Choices are the reply's buttons; the page posts a tapped one's Data as "choice".
 	Choices []Choice `json:"choices,omitempty"`
+	// msgID is the message a "you" entry shows: a message the page sends again (same client_id)
+	// is not shown twice.
+	msgID string
 }
 
 // Choice is a button under a bot's entry.
@@ -222,6 +225,17 @@ func (a *Adapter) evictLocked() {
 	delete(a.chats, oldest)
 }
 
+// shown returns the "you" entry of message id if the chat still shows it (the page sent the
+// message again after a failed request). Called with a.mu held.
+func (c *chat) shown(id string) (Entry, bool) {
+	for _, e := range slices.Backward(c.entries) {
+		if e.msgID == id {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
 func (a *Adapter) appendLocked(c *chat, e Entry) Entry {
 	c.next++
 	e.Seq, e.Time = c.next, a.opts.Now()
@@ -299,10 +313,16 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 	a.mu.Unlock()
 	c.accepting.Lock()
 	a.mu.Lock()
-	mine := a.appendLocked(c, Entry{From: "you", Kind: kind, Text: shown})
+	mine, again := c.shown(msg.ID)
+	if !again {
+		mine = a.appendLocked(c, Entry{From: "you", Kind: kind, Text: shown, msgID: msg.ID})
+	}
 	a.mu.Unlock()
 	err = in.TryAccept(ctx, bot.WebChat, []bot.Message{msg}, 0)
 	c.accepting.Unlock()
+	if again {
+		mine.Seq = 0 // not this request's to drop
+	}
 	switch {
 	case errors.Is(err, bot.ErrBusy):
 		a.mu.Lock()

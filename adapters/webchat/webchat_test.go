@@ -1109,3 +1109,24 @@ func TestClientIDNamesTheMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageSentAgainIsShownOnce: the page sends a message again with the same client_id when
+// its request failed (the server may have got it): the chat shows the user's line once.
+func TestMessageSentAgainIsShownOnce(t *testing.T) {
+	e := newEnv(t, webchat.Options{})
+	e.run(t)
+	c := e.browser(t)
+	u := upload{text: "hello again", clientID: "0f8c2d1e-5b7a-4c3e-9d21-6a4b8e0f1c2d"}
+	e.send(t, c, u)
+	e.send(t, c, u)
+	e.send(t, c, upload{text: "hello again", clientID: "a1b2c3d4e5f60718"}) // another message, same words
+	var mine int
+	for _, en := range e.messages(t, c, 0) {
+		if en.From == "you" && en.Text == "hello again" {
+			mine++
+		}
+	}
+	if mine != 2 {
+		t.Errorf("the user's lines %d, want 2: one per message however often it was sent", mine)
+	}
+}
