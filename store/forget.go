@@ -308,7 +308,7 @@ func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, 
 				if mine {
 					notePhotos(photos, m)
 				}
-				if _, err := deleteTurnOf(tx, chatKey, v); err != nil {
+				if err := forgetTurnOf(tx, chatKey, v); err != nil {
 					return err
 				}
 				if err := cb.Delete(k); err != nil {
@@ -384,4 +384,26 @@ func forgetInGroup(tx *bolt.Tx, chatKey []byte, isUser func(string) bool) error 
 	}
 	sum.Texts, sum.LastText = nil, ""
 	return putJSON(sb, chatKey, sum)
+}
+
+// forgetTurnOf turns the turn of an inbound message into a tombstone (done, forgotten): a turn
+// holds no content, and without it the message delivered again (its inbox entry not yet marked
+// done at a crash, a handling still running) would be answered, and stored, again.
+func forgetTurnOf(tx *bolt.Tx, chatKey, v []byte) error {
+	var m msgRec
+	if err := json.Unmarshal(v, &m); err != nil {
+		return fmt.Errorf("decode message: %w", err)
+	}
+	if m.Direction != Inbound || m.MessageID == "" {
+		return nil
+	}
+	tb, err := bucket(tx, bucketTurns)
+	if err != nil {
+		return err
+	}
+	key := append(append(bytes.Clone(chatKey), 0), m.MessageID...)
+	if tb.Get(key) == nil {
+		return nil
+	}
+	return putJSON(tb, key, turnRec{Done: true, Forgotten: true})
 }

@@ -108,3 +108,44 @@ func TestForgetUserLeavesNoTraceAndNoOrphan(t *testing.T) {
 	}
 	checkNoOrphans(t, s)
 }
+
+// TestForgetKeepsTurnsAsTombstones: forgetting a farmer keeps each message's turn, done and
+// marked forgotten (no content), so that a message delivered again (its inbox entry not yet
+// marked done at a crash) is not answered again, and a handling still running writes nothing
+// more of it: its reply's record and its end are dropped, not appended to the forgotten chat.
+func TestForgetKeepsTurnsAsTombstones(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, "")
+	at := testTime
+	chat := &Chat{Platform: "telegram", ID: "f", Kind: "private"}
+	user := &User{Platform: "telegram", ID: "f"}
+	in := func(id string) Record {
+		return Record{Time: at, Platform: "telegram", ChatID: "f", Direction: Inbound, SenderID: "f", MessageID: id, Text: "photo", PhotoHash: hashOf(1)}
+	}
+	// m1 was answered before the farmer asked to be forgotten; m2 is being answered meanwhile.
+	if _, err := s.BeginDone(ctx, in("m1"), chat, user); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BeginReply(ctx, in("m2"), chat, user, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ForgetUser(ctx, "telegram", "f", at.Add(time.Minute), ForgetOptions{By: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"m1", "m2"} {
+		turn, err := s.GetTurn(ctx, "telegram", "f", id)
+		if err != nil || !turn.Done || !turn.Forgotten {
+			t.Errorf("turn of %s after forget: %+v %v, want done and forgotten", id, turn, err)
+		}
+		if a, err := s.BeginReply(ctx, in(id), chat, user, 0); err != nil || !a.Existed {
+			t.Errorf("%s delivered again: %+v %v, want its turn found (not answered again)", id, a, err)
+		}
+	}
+	out := Record{Time: at, Platform: "telegram", ChatID: "f", Direction: Outbound, ReplyTo: "m2", Text: "diagnosis", Kind: "diagnosis"}
+	if err := s.ReplySent(ctx, "m2", 0, out, true); err != nil {
+		t.Errorf("the running handling's reply record after forget: %v, want nil (nothing written)", err)
+	}
+	if recs, err := s.RecentMessages(ctx, "telegram", "f", 10); err != nil || len(recs) != 0 {
+		t.Errorf("forgotten chat's log %+v %v, want empty", recs, err)
+	}
+}

@@ -18,6 +18,10 @@ type Turn struct {
 	Sent      int    // replies known to be delivered
 	Done      bool   // handling finished
 	Started   time.Time
+	// Forgotten: the farmer asked to be forgotten (ForgetUser) after this message came. The turn
+	// stays, done, so that the message delivered again is not answered again; a handling still
+	// running then writes nothing more of it (its reply's record, its end).
+	Forgotten bool
 }
 
 type turnRec struct {
@@ -26,6 +30,7 @@ type turnRec struct {
 	Sent      int       `json:"sent,omitempty"`
 	Done      bool      `json:"done,omitempty"`
 	Started   time.Time `json:"started"`
+	Forgotten bool      `json:"forgotten,omitempty"`
 }
 
 func turnKey(platform, chatID, msgID string) ([]byte, error) {
@@ -216,6 +221,9 @@ func (s *Store) changeTurn(ctx context.Context, op, platform, chatID, msgID stri
 		var rec turnRec
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("decode turn: %w", err)
+		}
+		if rec.Forgotten {
+			return nil // forgotten meanwhile: nothing of the message is written back
 		}
 		if err := fn(tx, &rec); err != nil {
 			return err
