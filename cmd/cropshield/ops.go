@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,8 +160,11 @@ func (c *opsConfig) start(log *slog.Logger, metricsMux http.Handler, st *store.S
 	return o, nil
 }
 
-// startAdmin serves GET /backup on the admin socket: a consistent copy of the database
-// (Tx.WriteTo in one read transaction; writers go on meanwhile).
+// startAdmin serves GET /backup on the admin socket: a consistent copy of the database. The copy
+// is made first into a file beside the database (Tx.WriteTo in one read transaction, as short as
+// the local disk allows: a long read transaction makes a commit that must grow the file wait,
+// and with it every write) and then streamed with its length, so a slow or stalled client never
+// holds the transaction, and a short copy is an error on the client's side.
 func (o *opsServer) startAdmin(st *store.Store, db string) error {
 	sock := adminSocket(db)
 	if len(sock) > maxSocketPath {
@@ -170,20 +175,16 @@ func (o *opsServer) startAdmin(st *store.Store, db string) error {
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("admin socket: %w", err)
 	}
-	ln, err := net.Listen("unix", sock)
+	ln, err := listenPrivate(sock)
 	if err != nil {
 		return fmt.Errorf("admin socket: %w", err)
 	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		return errors.Join(fmt.Errorf("admin socket: %w", err), ln.Close())
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/octet-stream")
 		start := time.Now()
-		n, err := st.Backup(r.Context(), w)
+		n, err := stageBackup(r.Context(), st, filepath.Dir(db), w)
 		if err != nil {
-			// The client checks what it got and refuses a short copy.
+			// The client refuses a copy shorter than the length it was told.
 			o.log.Error("backup through the admin socket failed", "bytes", n, "err", err)
 			return
 		}
@@ -264,4 +265,51 @@ func (o *opsServer) shutdown(ctx context.Context) error {
 		return fmt.Errorf("operations servers: %w", err)
 	}
 	return nil
+}
+
+// stageBackup copies the database into a temporary file in dir, then streams that file to w with
+// its length, and removes it.
+func stageBackup(ctx context.Context, st *store.Store, dir string, w http.ResponseWriter) (int64, error) {
+	f, err := os.CreateTemp(dir, ".backup-*.db")
+	if err != nil {
+		http.Error(w, "cannot stage the backup", http.StatusInternalServerError)
+		return 0, err
+	}
+	defer func() { _ = os.Remove(f.Name()) }()
+	defer f.Close()
+	n, err := st.Backup(ctx, f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		http.Error(w, "cannot stage the backup", http.StatusInternalServerError)
+		return n, err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	return io.Copy(w, f)
+}
+
+// listenPrivate listens on a unix socket at path that exists only with mode 0600: it is made in
+// a fresh 0700 folder beside path, given its mode there, and renamed into place, so that nobody
+// else can connect in the moment between listening and chmod.
+func listenPrivate(path string) (net.Listener, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".sock-*")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	tmp := filepath.Join(dir, "s")
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // serve removes path itself at the end
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
+	return ln, nil
 }

@@ -305,6 +305,13 @@ func TestBackupWhileEightClientsSendPhotos(t *testing.T) {
 	if !strings.Contains(stdout.String(), "from the running server") {
 		t.Errorf("backup output: %s", stdout.String())
 	}
+	// The socket is the owner's only, and the copy staged beside the database is gone.
+	if fi, err := os.Stat(adminSocket(db)); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("admin socket %v %v, want a socket of mode 0600", fi, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(db), ".*")); len(left) != 0 {
+		t.Errorf("left beside the database: %v", left)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
