@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,12 @@ func (h *Handler) photoAnalysis(ctx context.Context, t *turn, p *Photo) (string,
 		var once sync.Once
 		t.later = append(t.later, func() error {
 			once.Do(func() {
+				// It may run on its own goroutine (turn.send): a panic must not end the process.
+				defer func() {
+					if p := recover(); p != nil {
+						t.log.Error("panic while indexing the content id", "panic", p, "stack", string(debug.Stack()))
+					}
+				}()
 				if err := h.store.PutContentID(context.WithoutCancel(ctx), platform, id, hash); err != nil {
 					t.log.Warn("cannot index content id", "err", err)
 				}

@@ -490,3 +490,38 @@ func TestVolatileOutboxSendsAnInterruptedReplyAgain(t *testing.T) {
 		})
 	}
 }
+
+// contentIDPanics is a store whose content-id index panics (a bug in it, say).
+type contentIDPanics struct{ *store.Store }
+
+func (contentIDPanics) PutContentID(context.Context, string, string, string) error {
+	panic("index bug")
+}
+
+// TestContentIDPanicIsContained: the content-id index is written on its own goroutine while the
+// reply goes out; a panic there is logged, not the end of the process, and the photo is answered.
+// (Without the recover the test binary dies.)
+func TestContentIDPanicIsContained(t *testing.T) {
+	f := newFixture(t, bot.Config{Threshold: 0.01, Burst: 100}, nil)
+	loc, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := bot.NewHandler(bot.Config{Threshold: 0.01, Burst: 100}, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		contentIDPanics{f.store}, testenv.ContractSession(t), loc, bot.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := bytesPhoto(testenv.LeafJPEG(t, 320, 240, 3))
+	p.ContentID = "file-unique-1"
+	m := bot.Message{ID: "1", Chat: bot.ChatRef{Platform: bot.Telegram, ID: "42", Kind: bot.Private}, Sender: bot.Sender{ID: "7"}, Photo: p}
+	if err := h.Handle(context.Background(), m, f.out); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.out.take(); len(r) != 1 || r[0].Kind == bot.KindError {
+		t.Fatalf("replies %v, want the photo's answer", r)
+	}
+	if turn, err := f.store.GetTurn(context.Background(), "telegram", "42", "1"); err != nil || !turn.Done {
+		t.Errorf("turn %+v %v, want done", turn, err)
+	}
+}
