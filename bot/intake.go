@@ -41,6 +41,17 @@ type Preparer interface {
 	Prepare(ctx context.Context, m *Message)
 }
 
+// LegacyInbox is an optional Channel ability: it translates an inbox entry the intake cannot
+// read as a Message, one an earlier version of the adapter stored in its own format (Telegram's
+// raw Bot API updates), so that an upgrade loses none. DecodeLegacy reports ok false for an entry
+// it does not know (or cannot translate now): the entry stays in the inbox. With ok true the
+// entry is the messages returned: none (nothing to handle: the entry is removed) or one, handed
+// to the handler as if accepted now and removed once handled. More than one is not allowed (one
+// entry, one message): the entry stays.
+type LegacyInbox interface {
+	DecodeLegacy(ctx context.Context, data []byte) (msgs []Message, ok bool)
+}
+
 // IntakeConfig tunes the intake; zero fields take the defaults in parentheses.
 type IntakeConfig struct {
 	// Workers is how many messages are handled at once, across chats (8); the handler bounds
@@ -193,7 +204,9 @@ func NewIntake(cfg IntakeConfig, log *slog.Logger, inbox InboxStore, h MessageHa
 // Open registers a channel (an adapter) for its platform, hands in the messages of that platform
 // left in the inbox by an earlier run, and returns the platform's cursor (0 if none was saved).
 // Replies to the platform's messages go through ch from now on. Opening an open platform again
-// replaces its channel (an adapter's Run started again).
+// replaces its channel (an adapter's Run started again). An entry that is not a Message is
+// translated by the channel if it is a LegacyInbox; one nobody can read stays in the inbox and
+// is logged.
 func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error) {
 	p := ch.Platform()
 	cursor, err = in.inbox.InboxOffset(ctx, string(p))
@@ -203,6 +216,28 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 	pending, err := in.inbox.PendingInbox(ctx, string(p))
 	if err != nil {
 		return 0, fmt.Errorf("intake: read the %s inbox: %w", p, err)
+	}
+	// Entries an earlier version of the adapter stored in its format are translated by the
+	// channel, before the lock (the channel may write: a Telegram group's move).
+	msgs := make([]Message, len(pending))
+	readable := make([]bool, len(pending))
+	var drop, unread []int64
+	legacy, _ := ch.(LegacyInbox)
+	for i, u := range pending {
+		if m, ok := readEntry(p, u.Data); ok {
+			msgs[i], readable[i] = m, true
+			continue
+		}
+		if legacy == nil {
+			continue
+		}
+		switch ms, ok := legacy.DecodeLegacy(ctx, u.Data); {
+		case !ok || len(ms) > 1:
+		case len(ms) == 0:
+			drop = append(drop, u.ID) // nothing to handle
+		case ms[0].Chat.Platform == p && ms[0].Chat.ID != "" && ms[0].ID != "":
+			msgs[i], readable[i] = ms[0], true
+		}
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -216,13 +251,13 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 	}
 	cs.ch, cs.closed = ch, false
 	var parts []part
-	var drop []int64
-	for _, u := range pending {
+	for i, u := range pending {
 		cs.nextID = max(cs.nextID, u.ID+1)
-		var m Message
-		if err := json.Unmarshal(u.Data, &m); err != nil || m.Chat.Platform != p || m.Chat.ID == "" {
-			in.log.Error("intake: an inbox entry cannot be read; dropping it", "platform", p, "entry", u.ID, "err", err)
-			drop = append(drop, u.ID)
+		m := msgs[i]
+		if !readable[i] {
+			if !slices.Contains(drop, u.ID) {
+				unread = append(unread, u.ID)
+			}
 			continue
 		}
 		if id, dup := in.active[keyOf(m)]; dup {
@@ -236,6 +271,10 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 		in.total++
 		parts = append(parts, part{id: u.ID, msg: m})
 	}
+	if len(unread) > 0 {
+		// Kept: an entry is removed only once handled. An operator can read it (store's inbox).
+		in.log.Error("intake: inbox entries cannot be read; they stay in the inbox", "platform", p, "entries", unread)
+	}
 	if len(drop) > 0 {
 		in.mark.add(string(p), drop)
 	}
@@ -244,6 +283,15 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 	}
 	in.queueLocked(parts)
 	return cursor, nil
+}
+
+// readEntry reads an inbox entry the intake stored: a platform's Message.
+func readEntry(p Platform, data []byte) (Message, bool) {
+	var m Message
+	if err := json.Unmarshal(data, &m); err != nil || m.Chat.Platform != p || m.Chat.ID == "" || m.ID == "" {
+		return Message{}, false
+	}
+	return m, true
 }
 
 // Close ends a channel's run (its adapter stopped): it takes no more messages, and its messages

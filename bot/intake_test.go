@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -439,5 +440,74 @@ func TestIntakeOpenAgainKeepsRunning(t *testing.T) {
 	}
 	if p := e.pending(); len(p) != 1 {
 		t.Errorf("inbox %v after the interrupted message, want it kept for the next start", p)
+	}
+}
+
+// legacyChannel is a fakeChannel that translates the entries an earlier version stored: "old:ID"
+// is the text message ID of chat a, "old:skip" is nothing to handle; anything else is unknown.
+type legacyChannel struct{ *fakeChannel }
+
+func (c legacyChannel) DecodeLegacy(_ context.Context, data []byte) ([]bot.Message, bool) {
+	id, ok := strings.CutPrefix(string(data), "old:")
+	switch {
+	case !ok:
+		return nil, false
+	case id == "skip":
+		return nil, true
+	}
+	return []bot.Message{tgText("a", id, "legacy")}, true
+}
+
+// TestIntakeLegacyInbox: at the first start after an upgrade, the entries the previous version
+// stored in its own format are not lost: the channel translates those it knows (handed in,
+// then removed; nothing to handle: removed) and the rest stays in the inbox; a restart does not
+// drop them either.
+func TestIntakeLegacyInbox(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		legacy  bool
+		handled []string
+		left    []int64
+	}{
+		// Without the ability nothing can be read: everything stays.
+		{name: "plain channel", handled: nil, left: []int64{900, 901, 902}},
+		{name: "legacy channel", legacy: true, handled: []string{"7"}, left: []int64{902}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newIntakeEnv(t, bot.IntakeConfig{})
+			ctx := context.Background()
+			if err := e.in.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			old := []store.InboxUpdate{{ID: 900, Data: []byte("old:7")}, {ID: 901, Data: []byte("old:skip")}, {ID: 902, Data: []byte(`{"update_id":902}`)}}
+			if err := e.st.SaveInbox(ctx, "telegram", old, 903); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // a second start finds what the first left
+				var ch bot.Channel = e.ch
+				if tc.legacy {
+					ch = legacyChannel{e.ch}
+				}
+				e.in = bot.NewIntake(e.cfg, slog.New(slog.DiscardHandler), e.st, e.h)
+				if _, err := e.in.Open(ctx, ch); err != nil {
+					t.Fatal(err)
+				}
+				for _, id := range tc.handled {
+					if err := e.in.WaitHandled(ctx, bot.Telegram, "a", id); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := e.in.Stop(ctx); err != nil { // writes the marks
+					t.Fatal(err)
+				}
+				if got := e.pending(); !slices.Equal(got, tc.left) {
+					t.Errorf("inbox %v, want %v", got, tc.left)
+				}
+			}
+			e.in = nil
+			if got := e.h.ids(); !slices.Equal(got, tc.handled) {
+				t.Errorf("handled %v, want %v (once)", got, tc.handled)
+			}
+		})
 	}
 }

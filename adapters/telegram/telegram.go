@@ -197,9 +197,10 @@ type Adapter struct {
 }
 
 var (
-	_ bot.Adapter  = (*Adapter)(nil)
-	_ bot.Typist   = (*Adapter)(nil)
-	_ bot.Preparer = (*Adapter)(nil)
+	_ bot.Adapter     = (*Adapter)(nil)
+	_ bot.Typist      = (*Adapter)(nil)
+	_ bot.Preparer    = (*Adapter)(nil)
+	_ bot.LegacyInbox = (*Adapter)(nil)
 )
 
 // New checks the options and builds the adapter. It does no I/O: Run asks Telegram who the bot

@@ -748,3 +748,32 @@ func countLocked(calls []string, method string) int {
 	}
 	return n
 }
+
+// TestLegacyInboxAfterUpgrade: the updates the previous version left in the inbox (raw Bot API
+// updates under their update_id, already confirmed to Telegram by the saved offset) are handled
+// by the new adapter at its first start, in order before what arrives next, and leave the inbox;
+// one the bot ignores (a group's text not for it) leaves it too.
+func TestLegacyInboxAfterUpgrade(t *testing.T) {
+	e := newEnv(t, nil)
+	chat, amina := privateChat(91), farmer(91)
+	photo := e.photo(chat, amina, "", e.onePhotoSize(91))
+	photo.Date = int(time.Now().Unix())
+	ignored := e.text(groupChat(-92), farmer(92), "hello all")
+	var old []store.InboxUpdate
+	for i, m := range []tgbotapi.Message{photo, ignored} {
+		raw, err := json.Marshal(tgbotapi.Update{UpdateID: 90 + i, Message: &m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, store.InboxUpdate{ID: int64(90 + i), Data: raw})
+	}
+	if err := e.st.SaveInbox(context.Background(), "telegram", old, 92); err != nil { // as the previous version did
+		t.Fatal(err)
+	}
+	e.start()
+	checkAnswer(t, e, e.untilHelp(chat, amina), "sendPhoto", 1, 0)
+	e.stop()
+	if pending, err := e.st.PendingInbox(context.Background(), "telegram"); err != nil || len(pending) != 0 {
+		t.Errorf("inbox after the upgrade's first run: %d entries, %v; want empty", len(pending), err)
+	}
+}

@@ -134,3 +134,27 @@ func chatID(c bot.ChatRef) (int64, error) {
 	}
 	return id, nil
 }
+
+// DecodeLegacy translates an inbox entry of the adapter before the shared intake (bot.LegacyInbox):
+// a raw Bot API update, stored under its update_id and already confirmed to Telegram. It becomes
+// the message the adapter would make of it now (none for an update it ignores; a group's move is
+// recorded). ok is false for an entry that is not an update, or whose move cannot be recorded now
+// (the entry stays for the next start).
+func (a *Adapter) DecodeLegacy(ctx context.Context, data []byte) (msgs []bot.Message, ok bool) {
+	var id struct {
+		UpdateID *int64 `json:"update_id"`
+	}
+	if json.Unmarshal(data, &id) != nil || id.UpdateID == nil {
+		return nil, false
+	}
+	us, _ := a.parseUpdates([]json.RawMessage{data})
+	if len(us) != 1 {
+		return nil, false
+	}
+	msgs, err := a.receive(ctx, us)
+	if err != nil {
+		a.log.Warn("telegram: an update stored by the previous version cannot be handed in now; it stays in the inbox", "update", *id.UpdateID, "err", err)
+		return nil, false
+	}
+	return msgs, true
+}
