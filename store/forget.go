@@ -103,7 +103,12 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 			groups = append(groups, ck)
 		}
 	}
-	// 2. Photos someone else sent too stay: read every log (every platform) for them.
+	// 2. Photos someone else sent too stay: read every log (every platform) for them; a message
+	// that names one after this read began is seen in the removing transaction (photoSent).
+	var since uint64
+	if err := s.view(ctx, "forget: start", func(tx *bolt.Tx) error { since = uint64(tx.ID()); return nil }); err != nil {
+		return rep, err
+	}
 	if len(candidates) > 0 {
 		err := s.eachChatLog(ctx, batch, func(_ []byte, cb *bolt.Bucket) error {
 			return cb.ForEach(func(_, v []byte) error {
@@ -137,6 +142,9 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 				return err
 			}
 			for _, h := range part {
+				if _, id := photoSent(tx, h); id > since {
+					continue // sent again (by someone else) while the logs were read
+				}
 				if err := deletePhoto(tx, h); err != nil {
 					return err
 				}

@@ -149,3 +149,31 @@ func TestForgetKeepsTurnsAsTombstones(t *testing.T) {
 		t.Errorf("forgotten chat's log %+v %v, want empty", recs, err)
 	}
 }
+
+// TestForgetKeepsAPhotoSentMeanwhile: while a farmer is forgotten, someone else sends the same
+// photo (answered from the cache). Wherever that lands between forget's transactions, a photo
+// still there then stays: it is no longer only the farmer's.
+func TestForgetKeepsAPhotoSentMeanwhile(t *testing.T) {
+	for at := 1; at < 40; at++ {
+		s := newTestStore(t, "")
+		t0 := testTime
+		farmerPhoto(t, s, "telegram", "f", "private", "f", "f1", t0, hashOf(1), t0)
+		n, thereBefore := 0, false
+		hook := func() {
+			thereBefore = has(t, s, bucketAnalyses, []byte(hashOf(1)))
+			in := Record{Time: t0.Add(time.Hour), Platform: "telegram", ChatID: "g", Direction: Inbound, SenderID: "g", MessageID: "g1", PhotoHash: hashOf(1)}
+			if _, err := s.BeginReply(context.Background(), in, nil, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.ForgetUser(hookCtx{context.Background(), &n, at, hook}, "telegram", "f", t0.Add(time.Hour), ForgetOptions{Batch: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if n < at {
+			return // every point tried
+		}
+		if thereBefore && !has(t, s, bucketAnalyses, []byte(hashOf(1))) {
+			t.Errorf("sent by another chat at check %d: the photo was removed though that chat's message names it", at)
+		}
+	}
+}

@@ -367,7 +367,9 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 		if err != nil {
 			return false, err
 		}
-		return rec.CreatedAt.Before(cutoff) && !recent[string(k)] && corr.Get(k) == nil, nil
+		// recent is from logs read before; photoSent sees a message that named it since.
+		sent, _ := photoSent(tx, string(k))
+		return rec.CreatedAt.Before(cutoff) && !recent[string(k)] && sent.Before(cutoff) && corr.Get(k) == nil, nil
 	}
 	removed := map[string]bool{}
 	var resume []byte
@@ -443,7 +445,7 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 
 // deletePhoto removes a photo's bytes, metadata, analysis and overlay.
 func deletePhoto(tx *bolt.Tx, hash string) error {
-	for _, name := range []string{bucketPhotos, bucketPhotoMeta, bucketAnalyses, bucketOverlays} {
+	for _, name := range []string{bucketPhotos, bucketPhotoMeta, bucketAnalyses, bucketOverlays, bucketPhotoSent} {
 		b, err := bucket(tx, name)
 		if err != nil {
 			return err

@@ -229,3 +229,50 @@ func TestSweepAndForgetWriteOnlyWhereThereIsSomethingToRemove(t *testing.T) {
 	}
 	checkNoOrphans(t, s)
 }
+
+// hookCtx runs hook at its at-th Err check: a way to write "meanwhile", between the transactions
+// of a sweep or a forget, at every point in turn.
+type hookCtx struct {
+	context.Context
+	n    *int
+	at   int
+	hook func()
+}
+
+func (c hookCtx) Err() error {
+	*c.n++
+	if *c.n == c.at {
+		c.hook()
+	}
+	return c.Context.Err()
+}
+
+// TestSweepKeepsAPhotoSentDuringTheSweep: another chat sends an old photo again while a sweep
+// runs (answered from the cache: nothing about the photo changes but the new message). Wherever
+// that message lands between the sweep's transactions, a photo still there then stays.
+func TestSweepKeepsAPhotoSentDuringTheSweep(t *testing.T) {
+	for at := 1; at < 30; at++ {
+		s := newTestStore(t, "")
+		t0 := testTime
+		farmerPhoto(t, s, "telegram", "f", "private", "f", "f1", t0, hashOf(1), t0)
+		p := RetentionPolicy{Photos: 24 * time.Hour, Batch: 1}
+		now := t0.Add(48 * time.Hour)
+		n, thereBefore := 0, false
+		hook := func() {
+			thereBefore = has(t, s, bucketAnalyses, []byte(hashOf(1)))
+			in := Record{Time: now, Platform: "telegram", ChatID: "g", Direction: Inbound, SenderID: "g", MessageID: "g1", PhotoHash: hashOf(1)}
+			if _, err := s.BeginReply(context.Background(), in, nil, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Sweep(hookCtx{context.Background(), &n, at, hook}, p, now); err != nil {
+			t.Fatal(err)
+		}
+		if n < at {
+			return // every point tried
+		}
+		if thereBefore && !has(t, s, bucketAnalyses, []byte(hashOf(1))) {
+			t.Errorf("sent again at check %d: the photo was removed though a message now names it", at)
+		}
+	}
+}

@@ -167,6 +167,9 @@ func shorten(s string, n int) string {
 // noteMessage updates the summary (and the daily statistics) of r's chat in the transaction
 // that appends r (prev nil) or replaces the record prev with r.
 func noteMessage(tx *bolt.Tx, r Record, prev []byte) error {
+	if err := notePhotoSent(tx, r); err != nil {
+		return err
+	}
 	sb, err := bucket(tx, bucketSummaries)
 	if err != nil {
 		return err
