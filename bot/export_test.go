@@ -10,3 +10,11 @@ func FlightWaiters(h *Handler, hash string) int {
 	}
 	return 0
 }
+
+// IntakeWaiters is how many WaitHandled calls wait for the message: tests check that an
+// abandoned wait leaves nothing behind.
+func IntakeWaiters(in *Intake, p Platform, chat, id string) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.waiters[msgKey{p, chat, id}])
+}

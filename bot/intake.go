@@ -684,11 +684,12 @@ func (in *Intake) withFetch(ch Channel, p *Photo) *Photo {
 }
 
 // WaitHandled blocks until the message (platform, chat, id) is no longer waiting or being
-// handled (answered, or left in the inbox by a stop), or ctx ends.
+// handled (answered, or left in the inbox by a stop: after Stop it returns at once), or ctx
+// ends.
 func (in *Intake) WaitHandled(ctx context.Context, p Platform, chat, id string) error {
 	k := msgKey{p, chat, id}
 	in.mu.Lock()
-	if _, ok := in.active[k]; !ok {
+	if _, ok := in.active[k]; !ok || in.stopping {
 		in.mu.Unlock()
 		return nil
 	}
@@ -699,6 +700,13 @@ func (in *Intake) WaitHandled(ctx context.Context, p Platform, chat, id string) 
 	case <-w:
 		return nil
 	case <-ctx.Done():
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if ws := slices.DeleteFunc(in.waiters[k], func(x chan struct{}) bool { return x == w }); len(ws) > 0 {
+			in.waiters[k] = ws
+		} else {
+			delete(in.waiters, k)
+		}
 		return ctx.Err()
 	}
 }

@@ -511,3 +511,34 @@ func TestIntakeLegacyInbox(t *testing.T) {
 		})
 	}
 }
+
+// TestIntakeWaitHandled: a wait for a message still queued when Stop ran returns at once (the
+// message is left in the inbox: it is not handled in this run), and a wait whose ctx ended
+// leaves nothing behind.
+func TestIntakeWaitHandled(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{})
+	ctx := context.Background()
+	e.h.block["1"] = make(chan struct{}) // never released: the stop interrupts it
+	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x"), tgText("a", "2", "y")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.h.waitFor(t, "1 running", func() bool { return len(e.h.got) == 1 })
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := e.in.WaitHandled(ended, bot.Telegram, "a", "2"); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitHandled with its ctx ended: %v, want context.Canceled", err)
+	}
+	if n := bot.IntakeWaiters(e.in, bot.Telegram, "a", "2"); n != 0 {
+		t.Errorf("%d waiters left behind by an abandoned WaitHandled, want 0", n)
+	}
+	_ = e.in.Stop(ended) // the drain is over at once: 1 is interrupted, 2 stays queued
+	// A guard against a hang, not a time limit: the wait must return at once.
+	guard, cancelGuard := context.WithTimeout(ctx, time.Minute)
+	defer cancelGuard()
+	if err := e.in.WaitHandled(guard, bot.Telegram, "a", "2"); err != nil {
+		t.Errorf("WaitHandled after Stop for a message left queued: %v, want nil at once", err)
+	}
+	if p := e.pending(); len(p) != 2 {
+		t.Errorf("inbox %v after the stop, want both messages kept", p)
+	}
+}
