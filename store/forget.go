@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -103,6 +104,16 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 			groups = append(groups, ck)
 		}
 	}
+	// The photos of messages removed by this run or by one cut short before it.
+	if err := s.view(ctx, "forget: pending photos", func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucketForgetPending)); b != nil {
+			return b.ForEach(func(k, _ []byte) error { candidates[string(k)] = true; return nil })
+		}
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	pending := maps.Clone(candidates)
 	// 2. Photos someone else sent too stay: read every log (every platform) for them; a message
 	// that names one after this read began is seen in the removing transaction (photoSent).
 	var since uint64
@@ -168,9 +179,28 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 	if err != nil {
 		return rep, err
 	}
+	// Every pending photo is removed with what names it, or found to be someone else's too: a
+	// few are cleared with the records below, many in transactions of their own.
+	if len(pending) > batch {
+		if err := s.clearForgetPending(ctx, pending, batch, &rep); err != nil {
+			return rep, err
+		}
+		pending = nil
+	}
 	// 3. Records, preferences, questions and summaries, one transaction.
 	err = s.update(ctx, "forget: records", func(tx *bolt.Tx) error {
 		rep.Transactions++
+		if len(pending) > 0 {
+			pb, err := bucket(tx, bucketForgetPending)
+			if err != nil {
+				return err
+			}
+			for h := range pending {
+				if err := pb.Delete([]byte(h)); err != nil {
+					return err
+				}
+			}
+		}
 		for _, ck := range privates {
 			if err := forgetPrivate(tx, ck, at, o.By); err != nil {
 				return err
@@ -315,6 +345,11 @@ func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, 
 				}
 				if mine {
 					notePhotos(photos, m)
+					// Durable with the message's removal: a forget cut short after this
+					// transaction still finds the photo the next time (forgetPending).
+					if err := markForgetPending(tx, m); err != nil {
+						return err
+					}
 				}
 				if err := forgetTurnOf(tx, chatKey, v); err != nil {
 					return err
@@ -414,4 +449,60 @@ func forgetTurnOf(tx *bolt.Tx, chatKey, v []byte) error {
 		return nil
 	}
 	return putJSON(tb, key, turnRec{Done: true, Forgotten: true})
+}
+
+// bucketForgetPending: photo hash → nothing. The photos of a forgotten farmer's messages, noted in
+// the transaction that removes each message and cleared once the photo is removed with what
+// names it (or found to be someone else's too): a forget cut short (an error, shutdown, a
+// dashboard request cancelled) leaves them here, and the next forget finishes them.
+const bucketForgetPending = "forget_pending"
+
+func markForgetPending(tx *bolt.Tx, m msgRec) error {
+	hashes := notePhotosList(m)
+	if len(hashes) == 0 {
+		return nil
+	}
+	b, err := bucket(tx, bucketForgetPending)
+	if err != nil {
+		return err
+	}
+	for _, h := range hashes {
+		if err := b.Put([]byte(h), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// notePhotosList is the photos a message names.
+func notePhotosList(m msgRec) []string {
+	set := map[string]bool{}
+	notePhotos(set, m)
+	return slices.Collect(maps.Keys(set))
+}
+
+// clearForgetPending removes done from the pending photos, in transactions of at most batch.
+func (s *Store) clearForgetPending(ctx context.Context, done map[string]bool, batch int, rep *ForgetReport) error {
+	hashes := slices.Sorted(maps.Keys(done))
+	for len(hashes) > 0 {
+		part := hashes[:min(batch, len(hashes))]
+		err := s.update(ctx, "forget: pending photos done", func(tx *bolt.Tx) error {
+			b, err := bucket(tx, bucketForgetPending)
+			if err != nil {
+				return err
+			}
+			for _, h := range part {
+				if err := b.Delete([]byte(h)); err != nil {
+					return err
+				}
+			}
+			rep.Transactions++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		hashes = hashes[len(part):]
+	}
+	return nil
 }

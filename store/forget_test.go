@@ -177,3 +177,41 @@ func TestForgetKeepsAPhotoSentMeanwhile(t *testing.T) {
 		}
 	}
 }
+
+// cancelAfter is a context whose Err reports cancellation after limit checks: a forget stopped
+// at every point between its transactions in turn.
+type cancelAfter struct {
+	context.Context
+	n, limit *int
+}
+
+func (c cancelAfter) Err() error {
+	*c.n++
+	if *c.n > *c.limit {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestForgetCutShortIsFinishedNextTime: a forget stopped half-way (the dashboard's request
+// cancelled, shutdown, an error), wherever it stops, is finished by the next forget: the photo
+// only the farmer sent does not survive, and nothing is left pending or orphaned.
+func TestForgetCutShortIsFinishedNextTime(t *testing.T) {
+	for limit := 1; limit < 40; limit++ {
+		s := newTestStore(t, "")
+		at := testTime
+		farmerPhoto(t, s, "telegram", "f", "private", "f", "f1", at, hashOf(1), at)
+		n := 0
+		_, first := s.ForgetUser(cancelAfter{context.Background(), &n, &limit}, "telegram", "f", at.Add(time.Minute), ForgetOptions{Batch: 1})
+		if _, err := s.ForgetUser(context.Background(), "telegram", "f", at.Add(2*time.Minute), ForgetOptions{Batch: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if has(t, s, bucketAnalyses, []byte(hashOf(1))) {
+			t.Errorf("first forget stopped after %d checks (%v): the farmer's photo survives the second", limit, first)
+		}
+		checkNoOrphans(t, s)
+		if first == nil {
+			return // the first run was not cut short any more: every point tried
+		}
+	}
+}

@@ -19,6 +19,12 @@ func checkNoOrphans(t *testing.T, s *Store) {
 		for err := range tx.Check() {
 			t.Errorf("consistency check: %v", err)
 		}
+		if pb := tx.Bucket([]byte(bucketForgetPending)); pb != nil {
+			_ = pb.ForEach(func(k, _ []byte) error {
+				t.Errorf("photo %s still pending after forget finished", k)
+				return nil
+			})
+		}
 		ab := tx.Bucket([]byte(bucketAnalyses))
 		analysed := func(h []byte) bool { return len(h) > 0 && ab.Get(h) != nil }
 		for _, name := range []string{bucketPhotos, bucketPhotoMeta, bucketOverlays, bucketCorrections} {
