@@ -133,6 +133,10 @@ func (h *Handler) Wait(ctx context.Context) error {
 // Handle logs the message, answers it through out and logs the answer. A failure inside gets the
 // user a clear reply and the error is logged with the message's identity; the returned error is
 // only for the adapter's bookkeeping (nil once the message was recorded and answered).
+//
+// Deliveries of the same message one after the other are answered once (the turn log); two
+// deliveries of the same message at the same time are not guarded against here: the intake hands
+// each message to one worker at a time, and callers outside it must do the same.
 func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err error) {
 	h.wg.Add(1)
 	defer h.wg.Done()
