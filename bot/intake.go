@@ -59,7 +59,9 @@ type IntakeConfig struct {
 	Workers int
 	// ChatQueue is how many messages one chat may have waiting or being handled (20); more are
 	// refused with ErrBusy (or wait, with Accept). A batch larger than the bound is taken when
-	// the chat has nothing waiting, so that no batch is refused for ever.
+	// the chat has nothing waiting, so that no batch is refused for ever. The photos joining an
+	// album still being collected are not counted against it (only against Queue), so that an
+	// album is not split.
 	ChatQueue int
 	// Queue is the same bound for all chats together (1000).
 	Queue int
@@ -431,7 +433,9 @@ func (in *Intake) freshLocked(batch []Message) []Message {
 }
 
 // fitsLocked tells whether msgs fit in the bounds: per chat and in all, a batch that does not fit
-// waits unless what it would wait for is empty.
+// waits unless what it would wait for is empty. The photos joining an album still being
+// collected do not count against the chat's bound (only in all), up to an album's size: waiting,
+// they would miss it and be answered apart as a second album.
 func (in *Intake) fitsLocked(msgs []Message) bool {
 	if len(msgs) == 0 {
 		return true
@@ -440,8 +444,17 @@ func (in *Intake) fitsLocked(msgs []Message) bool {
 		return false
 	}
 	n := map[queueKey]int{}
+	joining := map[albumKey]int{}
 	for _, m := range msgs {
-		n[queueKey{m.Chat.Platform, m.Chat.ID}]++
+		ck := queueKey{m.Chat.Platform, m.Chat.ID}
+		if m.AlbumID != "" && m.Photo != nil {
+			k := albumKey{ck, m.AlbumID}
+			if al := in.albums[k]; al != nil && len(al.parts)+joining[k] < maxAlbumImages {
+				joining[k]++
+				continue
+			}
+		}
+		n[ck]++
 	}
 	for k, c := range n {
 		if have := in.perChat[k]; have > 0 && have+c > in.cfg.ChatQueue {

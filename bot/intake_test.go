@@ -542,3 +542,45 @@ func TestIntakeWaitHandled(t *testing.T) {
 		t.Errorf("inbox %v after the stop, want both messages kept", p)
 	}
 }
+
+// TestIntakeAlbumNotSplitByBackPressure: the later photos of an album still being collected are
+// taken although the chat is at its bound (they do not count against it), so that the album is
+// answered once, whole; without that they waited for room, the album was handed in without
+// them and they became a second album, answered apart.
+func TestIntakeAlbumNotSplitByBackPressure(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{ChatQueue: 3, AlbumWait: time.Hour})
+	ctx := context.Background()
+	ph := func(id, ref string) bot.Message {
+		e.ch.photos[ref] = []byte(ref)
+		m := tgText("a", id, "")
+		m.Photo, m.AlbumID = &bot.Photo{Ref: ref}, "A"
+		return m
+	}
+	e.h.block["1"] = make(chan struct{})
+	release := sync.OnceFunc(func() { close(e.h.block["1"]) })
+	defer release() // a failure before it does not leave the stop waiting for 1
+	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.h.waitFor(t, "1 running", func() bool { return len(e.h.got) == 1 })
+	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{ph("10", "p1")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The chat holds 2 of its 3: the album's two other photos are taken at once (TryAccept: no
+	// wait); the sender's text after them completes the album (AlbumWait is long) and fits.
+	if err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{ph("11", "p2"), ph("12", "p3"), tgText("a", "13", "y")}, 0); err != nil {
+		t.Fatalf("the rest of an album being collected: %v, want taken", err)
+	}
+	// The bound still holds for other messages.
+	if err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{tgText("a", "14", "z")}, 0); !errors.Is(err, bot.ErrBusy) {
+		t.Errorf("a text past the chat's bound: %v, want ErrBusy", err)
+	}
+	release()
+	e.h.waitFor(t, "1, the album and 13", func() bool { return len(e.ch.sent) == 3 })
+	e.h.mu.Lock()
+	got := slices.Clone(e.h.got)
+	e.h.mu.Unlock()
+	if len(got) != 3 || got[1].ID != "10" || len(got[1].Album) != 3 || got[2].ID != "13" {
+		t.Fatalf("handled %v, want 1, the album as message 10 (3 photos), 13", e.h.ids())
+	}
+}
