@@ -8,8 +8,8 @@ var (
 	// The intake (Intake.Accept, TryAccept).
 
 	// ErrBusy: the chat's queue or the whole intake's is full; nothing was stored. The adapter
-	// does not acknowledge the message (the platform delivers it again) or tells the user to try
-	// again (the web chat).
+	// does not acknowledge the message (the platform delivers it again), keeps it until there is
+	// room (WhatsApp) or tells the user to try again (the web chat).
 	ErrBusy = errors.New("intake: busy, try again")
 	// ErrStopped: the intake has stopped taking messages (shutdown) or the channel is closed;
 	// nothing was stored.

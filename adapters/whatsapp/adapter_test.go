@@ -377,7 +377,11 @@ func TestViewOnceIsRefused(t *testing.T) {
 }
 
 func TestSameMessageTwiceOneReply(t *testing.T) {
-	h := newScripted(t)
+	// The first delivery is being handled when the second comes (this scripted handler has no
+	// turn log: a delivery after the answer is the real handler's to recognize).
+	h := &heldFirst{scripted: newScripted(t), id: "D1", release: make(chan struct{})}
+	release := sync.OnceFunc(func() { close(h.release) })
+	defer release()
 	r := startRig(t, openTestStore(t, ""), h, testOptions())
 	evt := messageEvent("D1", farmerPN, farmerPN, types.EmptyJID, &waE2E.Message{Conversation: proto.String("/help")})
 	for range 2 {
@@ -385,6 +389,7 @@ func TestSameMessageTwiceOneReply(t *testing.T) {
 			t.Fatal("not acknowledged")
 		}
 	}
+	release()
 	h.next(t)
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
@@ -624,5 +629,55 @@ func TestLIDFarmerMovedOnce(t *testing.T) {
 				t.Errorf("moves %q, want %q", users.calls, tc.wantCalls)
 			}
 		})
+	}
+}
+
+// heldFirst holds the handling of one message until release is closed.
+type heldFirst struct {
+	*scripted
+	id      string
+	release chan struct{}
+}
+
+func (g *heldFirst) Handle(ctx context.Context, m bot.Message, out bot.Responder) error {
+	if m.ID == g.id {
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return g.scripted.Handle(ctx, m, out)
+}
+
+// TestFullIntakeKeepsMessages: messages received while the intake is full are acknowledged
+// (WhatsApp would deliver them again only at the next reconnection), kept in the inbox table and
+// handed in, in the order received, once the intake has room. They were refused after a 10 s
+// wait, unacknowledged.
+func TestFullIntakeKeepsMessages(t *testing.T) {
+	h := &heldFirst{scripted: newScripted(t), id: "B1", release: make(chan struct{})}
+	st := openTestStore(t, "")
+	r := startRigIntake(t, newFakeClient(), st, h, testOptions(), bot.IntakeConfig{Workers: 4, ChatQueue: 1, Queue: 1, RetryDelay: time.Millisecond})
+	release := sync.OnceFunc(func() { close(h.release) })
+	defer release()
+	for _, id := range []string{"B1", "B2", "B3"} {
+		if !r.client.emit(messageEvent(id, farmerPN, farmerPN, types.EmptyJID, &waE2E.Message{Conversation: proto.String("/help " + id)})) {
+			t.Fatalf("message %s not acknowledged while the intake is full", id)
+		}
+	}
+	release()
+	for _, want := range []string{"B1", "B2", "B3"} {
+		if c := h.next(t); c.msg.ID != want {
+			t.Fatalf("handled %s, want %s (the order received)", c.msg.ID, want)
+		}
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingIn(t, st); n != 0 {
+		t.Errorf("the intake still keeps %d messages", n)
+	}
+	if rows, err := st.pendingInbox(context.Background()); err != nil || len(rows) != 0 {
+		t.Errorf("%d messages still pending in the adapter's table, %v", len(rows), err)
 	}
 }

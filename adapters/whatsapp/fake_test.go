@@ -293,9 +293,15 @@ func startRig(t testing.TB, st *Store, h bot.MessageHandler, opts Options) *rig 
 // startRigOn runs the adapter on a client prepared beforehand (files on its servers).
 func startRigOn(t testing.TB, client *fakeClient, st *Store, h bot.MessageHandler, opts Options) *rig {
 	t.Helper()
+	return startRigIntake(t, client, st, h, opts, bot.IntakeConfig{Workers: 4, RetryDelay: time.Millisecond})
+}
+
+// startRigIntake is startRigOn with the intake's configuration.
+func startRigIntake(t testing.TB, client *fakeClient, st *Store, h bot.MessageHandler, opts Options, icfg bot.IntakeConfig) *rig {
+	t.Helper()
 	r := &rig{t: t, client: client, st: st, done: make(chan error, 1), drain: context.Background()}
 	r.a = New(testLogger, r.client, st, opts)
-	r.in = bot.NewIntake(bot.IntakeConfig{Workers: 4, RetryDelay: time.Millisecond}, testLogger, inboxOf(t, st), h)
+	r.in = bot.NewIntake(icfg, testLogger, inboxOf(t, st), h)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- r.a.Run(ctx, r.in) }()

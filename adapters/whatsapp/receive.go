@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,9 +22,15 @@ import (
 // storeTimeout bounds the inbox writes done on whatsmeow's event goroutine.
 const storeTimeout = 10 * time.Second
 
+// feedRetryDelay is the wait before feed tries again to hand in a message kept pending after a
+// store error.
+const feedRetryDelay = time.Second
+
 // receive decides whether a message is for the bot, records it and hands it to the intake. It
 // returns false (do not acknowledge: WhatsApp delivers it again) only when a message for the bot
-// could not be recorded or the intake did not take it (full for storeTimeout, or stopping).
+// could not be recorded or the intake did not take it (stopping). A message the intake cannot take
+// now (full) is kept pending in the inbox table, acknowledged, and handed in by feed once there is
+// room: WhatsApp would deliver it again only at the next reconnection, possibly hours later.
 func (a *Adapter) receive(e *events.Message) bool {
 	info := e.Info
 	switch {
@@ -67,12 +74,92 @@ func (a *Adapter) receive(e *events.Message) bool {
 	if rs == nil {
 		return false
 	}
-	if err := rs.in.Accept(ctx, bot.WhatsApp, []bot.Message{msg}, 0); err != nil {
-		a.log.Warn("the intake did not take a WhatsApp message; not acknowledging it, WhatsApp delivers it again",
+	a.backlogMu.Lock()
+	defer a.backlogMu.Unlock()
+	if !a.backlog {
+		err = rs.in.TryAccept(ctx, bot.WhatsApp, []bot.Message{msg}, 0)
+		if !errors.Is(err, bot.ErrBusy) {
+			if err != nil {
+				a.log.Warn("the intake did not take a WhatsApp message; not acknowledging it, WhatsApp delivers it again",
+					"chat", m.ChatID, "msg", info.ID, "err", err)
+				return false
+			}
+			return true
+		}
+	}
+	if err := a.st.setInboxState(ctx, r.ChatJID, r.MsgID, statePending); err != nil {
+		a.log.Error("the intake is full and a WhatsApp message cannot be kept pending; not acknowledging it, WhatsApp delivers it again",
 			"chat", m.ChatID, "msg", info.ID, "err", err)
 		return false
 	}
+	if !a.backlog {
+		a.log.Warn("the intake is full: WhatsApp messages are kept pending and handed in as it frees", "chat", m.ChatID, "msg", info.ID)
+	}
+	a.backlog = true
+	select {
+	case rs.kick <- struct{}{}:
+	default:
+	}
 	return true
+}
+
+// feed hands the messages kept pending (the intake was full) to the intake in the order received,
+// waiting for room, until none is left or ctx ends (the run's end: those left are handed in by the
+// next run's start).
+func (a *Adapter) feed(ctx context.Context, rs *runState) {
+	for {
+		select {
+		case <-rs.kick:
+		case <-ctx.Done():
+			return
+		}
+		for {
+			rows, err := a.st.pendingInbox(ctx)
+			if err != nil {
+				a.log.Warn("cannot read the WhatsApp messages kept pending; retrying at the next message", "err", err)
+				break
+			}
+			if len(rows) == 0 {
+				a.backlogMu.Lock()
+				// receive marks rows pending under this lock: none was marked since the read.
+				rows, err = a.st.pendingInbox(ctx)
+				if err == nil && len(rows) == 0 {
+					a.backlog = false
+					a.backlogMu.Unlock()
+					break
+				}
+				a.backlogMu.Unlock()
+				continue
+			}
+			for _, r := range rows {
+				if err := a.handIn(ctx, rs, r); err != nil {
+					if ctx.Err() != nil || errors.Is(err, bot.ErrStopped) {
+						return
+					}
+					a.log.Warn("cannot hand a WhatsApp message kept pending to the intake; retrying", "msg", r.MsgID, "err", err)
+					select {
+					case <-time.After(feedRetryDelay):
+					case <-ctx.Done():
+						return
+					}
+					break
+				}
+			}
+		}
+	}
+}
+
+// handIn accepts one pending row, waiting for room, and marks it handed. A row that cannot be
+// read is dropped, as receive drops such a message.
+func (a *Adapter) handIn(ctx context.Context, rs *runState, r inboxRow) error {
+	msg, err := a.message(r)
+	if err != nil {
+		a.log.Error("cannot read a WhatsApp message kept pending; dropping it", "msg", r.MsgID, "err", err)
+	} else if err := rs.in.Accept(ctx, bot.WhatsApp, []bot.Message{msg}, 0); err != nil {
+		return err
+	}
+	// Handed even if this mark fails: the intake and the handler take it once.
+	return a.st.setInboxState(context.WithoutCancel(ctx), r.ChatJID, r.MsgID, stateHanded)
 }
 
 // nextSeq is the receive order of a new message: the clock in nanoseconds, strictly increasing.

@@ -200,8 +200,9 @@ func (s *Store) insertInbox(ctx context.Context, r inboxRow) (inserted bool, err
 	return n == 1, nil
 }
 
-// Row states: statePending is a message an older version left unanswered in its own queue;
-// every message received now is stateHanded (the intake has it).
+// Row states: statePending is a message the intake does not have yet: one an older version left
+// unanswered in its own queue, or one received while the intake was full (feed hands it in);
+// every other message received is stateHanded (the intake has it).
 const (
 	statePending = 0
 	stateHanded  = 3
@@ -230,7 +231,7 @@ func scanRow(sc interface{ Scan(...any) error }) (inboxRow, error) {
 	return r, nil
 }
 
-// pendingInbox returns the messages an older version left unanswered, oldest first.
+// pendingInbox returns the messages the intake does not have yet (statePending), oldest first.
 func (s *Store) pendingInbox(ctx context.Context) ([]inboxRow, error) {
 	rows, err := s.db.QueryContext(ctx, selectRows+`WHERE state = $1 ORDER BY seq`, statePending)
 	if err != nil {

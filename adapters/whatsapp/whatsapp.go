@@ -118,6 +118,12 @@ type Adapter struct {
 	lastSeq atomic.Int64 // the receive order given to the last message
 	mu      sync.Mutex
 	run     *runState // nil while not running
+
+	// backlogMu guards backlog: set when a message the intake could not take (full) was kept
+	// pending in the inbox table and acknowledged; until feed has handed every pending row in,
+	// the messages received join them there (in order) instead of going to the intake.
+	backlogMu sync.Mutex
+	backlog   bool
 }
 
 // runState is one Run.
@@ -127,6 +133,7 @@ type runState struct {
 	fatal     chan error
 	online    chan struct{} // closed at the first logged-in connection: the intake is open then
 	onlineSet sync.Once
+	kick      chan struct{} // capacity 1: "messages were kept pending" (feed)
 }
 
 var (
@@ -166,15 +173,20 @@ func (a *Adapter) Run(ctx context.Context, in *bot.Intake) error {
 		a.log.Debug("pruned received WhatsApp messages", "count", n)
 	}
 
-	rs := &runState{ctx: ctx, in: in, fatal: make(chan error, 1), online: make(chan struct{})}
+	feedCtx, endFeed := context.WithCancel(ctx)
+	rs := &runState{ctx: ctx, in: in, fatal: make(chan error, 1), online: make(chan struct{}), kick: make(chan struct{}, 1)}
 	a.mu.Lock()
 	a.run = rs
 	a.mu.Unlock()
+	var feeding sync.WaitGroup
+	feeding.Go(func() { a.feed(feedCtx, rs) })
 	hid := a.client.AddEventHandlerWithSuccessStatus(a.onEvent)
 	stop := func() {
 		a.client.RemoveEventHandler(hid)
 		a.client.Disconnect()
 		in.Close(bot.WhatsApp)
+		endFeed()
+		feeding.Wait()
 		a.mu.Lock()
 		a.run = nil
 		a.mu.Unlock()
@@ -203,7 +215,8 @@ func (a *Adapter) Run(ctx context.Context, in *bot.Intake) error {
 
 // connected opens the channel on the intake at the first logged-in connection, on whatsmeow's
 // event goroutine before any message of the connection is delivered, and hands the intake what
-// an older version of the adapter left pending in its own inbox table.
+// is pending in the adapter's inbox table: left by an older version of the adapter, or received
+// while the intake was full by a run that ended before feed handed it in.
 func (a *Adapter) connected(rs *runState) {
 	first := false
 	rs.onlineSet.Do(func() { first = true })
@@ -226,7 +239,15 @@ func (a *Adapter) connected(rs *runState) {
 			err = rs.in.Accept(rs.ctx, bot.WhatsApp, []bot.Message{msg}, 0)
 		}
 		if err != nil {
-			a.log.Warn("a message left pending in the old WhatsApp inbox not handed to the intake", "msg", r.MsgID, "err", err)
+			a.log.Warn("a message left pending in the WhatsApp inbox not handed to the intake; retrying", "msg", r.MsgID, "err", err)
+			// feed tries again, and the messages received meanwhile wait behind it.
+			a.backlogMu.Lock()
+			a.backlog = true
+			a.backlogMu.Unlock()
+			select {
+			case rs.kick <- struct{}{}:
+			default:
+			}
 			continue
 		}
 		if err := a.st.setInboxState(rs.ctx, r.ChatJID, r.MsgID, stateHanded); err != nil {
