@@ -16,6 +16,9 @@ var (
 	ErrStopped = errors.New("intake: stopped")
 	// ErrNotOpen: Accept for a platform whose channel was never opened.
 	ErrNotOpen = errors.New("intake: channel not open")
+	// ErrPanic: handling a message panicked before the message was recorded (Handler.Handle).
+	// The intake logs it and drops the message instead of retrying it: it would panic again.
+	ErrPanic = errors.New("bot: panic while handling a message")
 
 	// Staff replies (SendStaffReply).
 

@@ -132,7 +132,8 @@ func (h *Handler) Wait(ctx context.Context) error {
 
 // Handle logs the message, answers it through out and logs the answer. A failure inside gets the
 // user a clear reply and the error is logged with the message's identity; the returned error is
-// only for the adapter's bookkeeping (nil once the message was recorded and answered).
+// only for the adapter's bookkeeping (nil once the message was recorded and answered; one
+// wrapping ErrPanic for a panic before the message was recorded: not to be handed in again).
 //
 // Deliveries of the same message one after the other are answered once (the turn log); two
 // deliveries of the same message at the same time are not guarded against here: the intake hands
@@ -152,7 +153,7 @@ func (h *Handler) Handle(ctx context.Context, m Message, out Responder) (err err
 			t.log.Error("panic while handling message", "panic", p, "stack", string(debug.Stack()))
 			h.metrics.Errors.WithLabelValues(string(m.Chat.Platform), "panic").Inc()
 			if !t.begun {
-				err = fmt.Errorf("panic before the message was recorded: %v", p)
+				err = fmt.Errorf("%w, before the message was recorded: %v", ErrPanic, p)
 				return
 			}
 			h.fail(ctx, t, "error.internal", "internal error")

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -630,6 +631,9 @@ func (in *Intake) run(ch Channel, j *job) (done bool) {
 		switch {
 		case panicked:
 			return true // it would panic again at every start
+		case errors.Is(err, ErrPanic):
+			log.Error("intake: the handler panicked on the message; dropping it (it would panic again)", "err", err)
+			return true
 		case in.jobCtx.Err() != nil:
 			log.Info("intake: handling interrupted; the message is handed in again at the next start")
 			return false

@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/internal/testenv"
+	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -582,5 +586,55 @@ func TestIntakeAlbumNotSplitByBackPressure(t *testing.T) {
 	e.h.mu.Unlock()
 	if len(got) != 3 || got[1].ID != "10" || len(got[1].Album) != 3 || got[2].ID != "13" {
 		t.Fatalf("handled %v, want 1, the album as message 10 (3 photos), 13", e.h.ids())
+	}
+}
+
+// panicChatStore is a store whose chat records make the handler panic, before it recorded the
+// message.
+type panicChatStore struct{ bot.Store }
+
+func (panicChatStore) GetChat(context.Context, string, string) (store.Chat, error) {
+	panic("broken chat record")
+}
+
+// TestIntakeDropsPanickedMessage: a message on which the handler panics before recording it is
+// reported as bot.ErrPanic, and the intake drops it after logging instead of retrying it and
+// keeping it in the inbox for ever (it would panic at every start).
+func TestIntakeDropsPanickedMessage(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "cropshield.db"))
+	loc, err := locales.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	h, err := bot.NewHandler(bot.Config{}, log, panicChatStore{st}, testenv.ContractSession(t), loc, bot.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &fakeChannel{platform: bot.Telegram, h: newScriptHandler(), photos: map[string][]byte{}}
+	if err := h.Handle(ctx, tgText("a", "1", "/help"), ch); !errors.Is(err, bot.ErrPanic) {
+		t.Errorf("Handle panicking before the message was recorded: %v, want bot.ErrPanic", err)
+	}
+	in := bot.NewIntake(bot.IntakeConfig{RetryDelay: time.Millisecond}, log, st, h)
+	defer func() { _ = in.Stop(ctx) }()
+	if _, err := in.Open(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "2", "/help")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.WaitHandled(ctx, bot.Telegram, "a", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Stop(ctx); err != nil { // writes the marks
+		t.Fatal(err)
+	}
+	p, err := st.PendingInbox(ctx, string(bot.Telegram))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 0 {
+		t.Errorf("the inbox keeps %d entries after the panic, want the message dropped", len(p))
 	}
 }
