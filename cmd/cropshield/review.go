@@ -62,12 +62,13 @@ func startReview(ctx context.Context, c reviewConfig, log *slog.Logger, st *stor
 	}
 	r := &reviewServer{done: make(chan error, 1), srv: c.http.or(dashboardLimits()).server(dash.Handler(), log)}
 	go func() { r.done <- r.srv.Serve(ln) }()
-	if c.ready != nil {
-		c.ready(ln.Addr().String())
-	}
 	log.Info("review dashboard serving", "url", "http://"+ln.Addr().String()+"/", "behind_tls_proxy", c.behindTLSProxy)
 	if err := printSetupLink(ctx, c, log, dash, ln.Addr().String()); err != nil {
 		return nil, errors.Join(err, r.srv.Close())
+	}
+	// Ready once the console says what it should (the setup link): a test reads it then.
+	if c.ready != nil {
+		c.ready(ln.Addr().String())
 	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && !c.behindTLSProxy {
 		log.Warn("the review dashboard listens beyond this machine without TLS: passwords and sessions would cross the network in clear; put it behind a TLS reverse proxy (README) and pass --review-tls-behind-proxy")
