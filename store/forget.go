@@ -182,7 +182,7 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 	// Every pending photo is removed with what names it, or found to be someone else's too: a
 	// few are cleared with the records below, many in transactions of their own.
 	if len(pending) > batch {
-		if err := s.clearForgetPending(ctx, pending, batch, &rep); err != nil {
+		if err := s.clearPending(ctx, bucketForgetPending, pending, batch, &rep.Transactions); err != nil {
 			return rep, err
 		}
 		pending = nil
@@ -479,30 +479,4 @@ func notePhotosList(m msgRec) []string {
 	set := map[string]bool{}
 	notePhotos(set, m)
 	return slices.Collect(maps.Keys(set))
-}
-
-// clearForgetPending removes done from the pending photos, in transactions of at most batch.
-func (s *Store) clearForgetPending(ctx context.Context, done map[string]bool, batch int, rep *ForgetReport) error {
-	hashes := slices.Sorted(maps.Keys(done))
-	for len(hashes) > 0 {
-		part := hashes[:min(batch, len(hashes))]
-		err := s.update(ctx, "forget: pending photos done", func(tx *bolt.Tx) error {
-			b, err := bucket(tx, bucketForgetPending)
-			if err != nil {
-				return err
-			}
-			for _, h := range part {
-				if err := b.Delete([]byte(h)); err != nil {
-					return err
-				}
-			}
-			rep.Transactions++
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		hashes = hashes[len(part):]
-	}
-	return nil
 }

@@ -19,11 +19,13 @@ func checkNoOrphans(t *testing.T, s *Store) {
 		for err := range tx.Check() {
 			t.Errorf("consistency check: %v", err)
 		}
-		if pb := tx.Bucket([]byte(bucketForgetPending)); pb != nil {
-			_ = pb.ForEach(func(k, _ []byte) error {
-				t.Errorf("photo %s still pending after forget finished", k)
-				return nil
-			})
+		for _, name := range []string{bucketForgetPending, bucketRefsPending} {
+			if pb := tx.Bucket([]byte(name)); pb != nil {
+				_ = pb.ForEach(func(k, _ []byte) error {
+					t.Errorf("photo %s still in %s after the forget or sweep finished", k, name)
+					return nil
+				})
+			}
 		}
 		ab := tx.Bucket([]byte(bucketAnalyses))
 		analysed := func(h []byte) bool { return len(h) > 0 && ab.Get(h) != nil }

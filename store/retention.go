@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,7 +78,19 @@ func (s *Store) Sweep(ctx context.Context, p RetentionPolicy, now time.Time) (Sw
 		if err != nil {
 			return rep, err
 		}
+		// With the photos a sweep cut short removed without their references.
+		if err := s.view(ctx, "retention: photos left with references", func(tx *bolt.Tx) error {
+			if b := tx.Bucket([]byte(bucketRefsPending)); b != nil {
+				return b.ForEach(func(k, _ []byte) error { removed[string(k)] = true; return nil })
+			}
+			return nil
+		}); err != nil {
+			return rep, err
+		}
 		if err := s.dropPhotoRefs(ctx, removed, batch, &rep); err != nil {
+			return rep, err
+		}
+		if err := s.clearPending(ctx, bucketRefsPending, removed, batch, &rep.Transactions); err != nil {
 			return rep, err
 		}
 	}
@@ -412,6 +426,10 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 			if err != nil {
 				return err
 			}
+			pb, err := bucket(tx, bucketRefsPending)
+			if err != nil {
+				return err
+			}
 			for _, h := range expired {
 				v := ab.Get([]byte(h))
 				if v == nil {
@@ -425,6 +443,11 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 					continue
 				}
 				if err := deletePhoto(tx, h); err != nil {
+					return err
+				}
+				// Durable with the removal: a sweep cut short before dropPhotoRefs leaves the
+				// references for the next one (bucketRefsPending).
+				if err := pb.Put([]byte(h), nil); err != nil {
 					return err
 				}
 				gone = append(gone, h)
@@ -577,4 +600,36 @@ func (s *Store) rewriteEach(ctx context.Context, name string, batch int, rep *Sw
 		total += n
 	}
 	return total, nil
+}
+
+// bucketRefsPending: photo hash → nothing. Photos a sweep removed whose references (content ids,
+// crop questions, summary links) are not yet removed: noted in the transaction that removes the
+// photo, cleared once dropPhotoRefs ran, so that a sweep cut short is finished by the next.
+const bucketRefsPending = "refs_pending"
+
+// clearPending removes done from the pending bucket name, in transactions of at most batch,
+// counting them in *txs.
+func (s *Store) clearPending(ctx context.Context, name string, done map[string]bool, batch int, txs *int) error {
+	hashes := slices.Sorted(maps.Keys(done))
+	for len(hashes) > 0 {
+		part := hashes[:min(batch, len(hashes))]
+		err := s.update(ctx, "clear "+name, func(tx *bolt.Tx) error {
+			b, err := bucket(tx, name)
+			if err != nil {
+				return err
+			}
+			for _, h := range part {
+				if err := b.Delete([]byte(h)); err != nil {
+					return err
+				}
+			}
+			*txs++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		hashes = hashes[len(part):]
+	}
+	return nil
 }

@@ -276,3 +276,27 @@ func TestSweepKeepsAPhotoSentDuringTheSweep(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepCutShortIsFinishedNextTime: a sweep stopped half-way (shutdown, an error), wherever it
+// stops, is finished by the next: no content id, crop question or summary names a removed photo.
+func TestSweepCutShortIsFinishedNextTime(t *testing.T) {
+	for limit := 1; limit < 60; limit++ {
+		s := newTestStore(t, "")
+		at := testTime
+		farmerPhoto(t, s, "telegram", "f", "private", "f", "f1", at, hashOf(1), at)
+		p := RetentionPolicy{Photos: 24 * time.Hour, Batch: 1}
+		now := at.Add(48 * time.Hour)
+		n := 0
+		_, first := s.Sweep(cancelAfter{context.Background(), &n, &limit}, p, now)
+		if _, err := s.Sweep(context.Background(), p, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.LookupContentID(context.Background(), "telegram", "cid-f1"); err == nil {
+			t.Errorf("first sweep stopped after %d checks (%v): a content id names the removed photo after the second", limit, first)
+		}
+		checkNoOrphans(t, s)
+		if first == nil {
+			return // the first sweep was not cut short any more: every point tried
+		}
+	}
+}

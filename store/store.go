@@ -77,7 +77,7 @@ func allBuckets() []string {
 		bucketContentIDs, bucketChats, bucketUsers, bucketMessages, bucketTurns,
 		bucketInbox, bucketInboxOffsets,
 		bucketSummaries, bucketSummaryIndex, bucketCorrections, bucketStaffActions, bucketDailyStats,
-		bucketStaff, bucketStaffSessions, bucketCropQuestions, bucketPhotoSent, bucketForgetPending,
+		bucketStaff, bucketStaffSessions, bucketCropQuestions, bucketPhotoSent, bucketForgetPending, bucketRefsPending,
 	}
 }
 
