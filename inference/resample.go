@@ -87,17 +87,40 @@ func (s graySource) row(y, x0, x1 int, dst []float32) {
 }
 
 // taps maps destination pixels to the source pixels they average: destination i reads
-// count[i] source pixels from first[i] on, with weights w[off[i]:off[i]+count[i]].
-type taps struct {
+// count[i] source pixels from first[i] on, with weights w[off[i]:off[i]+count[i]]: float, or
+// fixed point (resampleFixed).
+type taps[W float32 | uint64] struct {
 	first, count, off []int32
-	w                 []float32
+	w                 []W
+}
+
+// sumRows makes destination rows lo..hi of a separable resample: each is the weighted sum of the
+// source rows its taps cover, as reduce gives them (already resampled across), put in acc and
+// handed to emit.
+func sumRows[W float32 | uint64](rows taps[W], lo, hi int, acc []W, reduce func(sy int) []W, emit func(row int, acc []W)) {
+	for i := lo; i < hi; i++ {
+		ws := rows.w[rows.off[i] : rows.off[i]+rows.count[i]]
+		for k, wt := range ws {
+			hr := reduce(int(rows.first[i]) + k)
+			if k == 0 {
+				for j, v := range hr {
+					acc[j] = wt * v
+				}
+				continue
+			}
+			for j, v := range hr {
+				acc[j] += wt * v
+			}
+		}
+		emit(i, acc)
+	}
 }
 
 // areaTaps covers the source interval [start, start+size) with n destination pixels of size/n
 // source pixels each, weighted by overlap (a box filter: exact for integer factors, the identity
 // when size == n).
-func areaTaps(start, size float64, n int) taps {
-	t := taps{first: make([]int32, n), count: make([]int32, n), off: make([]int32, n)}
+func areaTaps(start, size float64, n int) taps[float32] {
+	t := taps[float32]{first: make([]int32, n), count: make([]int32, n), off: make([]int32, n)}
 	step := size / float64(n)
 	for i := range n {
 		a, b := start+float64(i)*step, start+float64(i+1)*step
@@ -156,22 +179,7 @@ func resampleArea(src rowSource, x, y, w, h float64, dw, dh int, emit func(row i
 			last, spare, lastY = spare, last, sy
 			return last
 		}
-		for i := lo; i < hi; i++ {
-			ws := rows.w[rows.off[i] : rows.off[i]+rows.count[i]]
-			for k, wt := range ws {
-				hr := reduce(int(rows.first[i]) + k)
-				if k == 0 {
-					for j, v := range hr {
-						acc[j] = wt * v
-					}
-					continue
-				}
-				for j, v := range hr {
-					acc[j] += wt * v
-				}
-			}
-			emit(i, acc)
-		}
+		sumRows(rows, lo, hi, acc, reduce, emit)
 	})
 }
 

@@ -30,15 +30,10 @@ func spread(p []byte) uint64 {
 // unspread is spread's inverse for lanes that hold bytes: the RGBA bytes, little-endian.
 func unspread(v uint64) uint32 { return uint32(v&0x00FF_00FF | v>>24&0xFF00_FF00) }
 
-// fixedTaps are areaTaps with integer weights that sum to exactly 256 for every destination
-// pixel, so that no lane overflows (255 * 256 < 65536).
-type fixedTaps struct {
-	first, count, off []int32
-	w                 []uint64
-}
-
-func toFixed(t taps) fixedTaps {
-	f := fixedTaps{first: t.first, count: t.count, off: t.off, w: make([]uint64, len(t.w))}
+// toFixed gives areaTaps integer weights that sum to exactly 256 for every destination pixel,
+// so that no lane overflows (255 * 256 < 65536).
+func toFixed(t taps[float32]) taps[uint64] {
+	f := taps[uint64]{first: t.first, count: t.count, off: t.off, w: make([]uint64, len(t.w))}
 	var rem []float64
 	var order []int
 	for i := range t.first {
@@ -133,22 +128,7 @@ func resampleFixed(src *image.NRGBA, x, y, w, h float64, dw, dh int, emit func(r
 			last, spare, lastY = spare, last, sy
 			return last
 		}
-		for i := lo; i < hi; i++ {
-			ws := rows.w[rows.off[i] : rows.off[i]+rows.count[i]]
-			for k, wt := range ws {
-				hr := reduce(int(rows.first[i]) + k)
-				if k == 0 {
-					for j, v := range hr {
-						acc[j] = v * wt
-					}
-					continue
-				}
-				for j, v := range hr {
-					acc[j] += v * wt
-				}
-			}
-			emit(i, acc)
-		}
+		sumRows(rows, lo, hi, acc, reduce, emit)
 	})
 }
 
