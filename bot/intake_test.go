@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/bot/bottest"
 	"github.com/cropshield/cropshield/internal/testenv"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
@@ -23,16 +24,15 @@ import (
 // scriptHandler records what it handles and does what the test says for each message id: block
 // until released, fail a number of times.
 type scriptHandler struct {
-	mu      sync.Mutex
-	changed chan struct{}
-	got     []bot.Message // every attempt, in order
-	photos  map[string][]byte
-	block   map[string]chan struct{} // message id → closed to let it finish
-	fails   map[string]int           // message id → attempts that fail
+	mu     bottest.Guard
+	got    []bot.Message // every attempt, in order
+	photos map[string][]byte
+	block  map[string]chan struct{} // message id → closed to let it finish
+	fails  map[string]int           // message id → attempts that fail
 }
 
 func newScriptHandler() *scriptHandler {
-	return &scriptHandler{changed: make(chan struct{}), photos: map[string][]byte{},
+	return &scriptHandler{photos: map[string][]byte{},
 		block: map[string]chan struct{}{}, fails: map[string]int{}}
 }
 
@@ -46,7 +46,7 @@ func (h *scriptHandler) Handle(ctx context.Context, m bot.Message, out bot.Respo
 	if fail {
 		h.fails[m.ID]--
 	}
-	h.changedLocked()
+	h.mu.Changed()
 	h.mu.Unlock()
 	if m.Photo != nil {
 		data, err := m.Photo.Fetch(ctx)
@@ -70,32 +70,6 @@ func (h *scriptHandler) Handle(ctx context.Context, m bot.Message, out bot.Respo
 	return out.Send(ctx, bot.Reply{Chat: m.Chat, ReplyTo: m.ID, Text: "re " + m.Text})
 }
 
-func (h *scriptHandler) changedLocked() {
-	close(h.changed)
-	h.changed = make(chan struct{})
-}
-
-// waitFor blocks until cond (called with h.mu held) holds. The deadline only turns a hang into a
-// readable failure.
-func (h *scriptHandler) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	for {
-		h.mu.Lock()
-		ok, ch := cond(), h.changed
-		h.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("gave up waiting for %s", what)
-		}
-	}
-}
-
 func (h *scriptHandler) ids() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -116,12 +90,12 @@ type fakeChannel struct {
 
 func (c *fakeChannel) Platform() bot.Platform { return c.platform }
 
-// Send records the reply under the handler's lock, which waitFor's conditions hold.
+// Send records the reply under the handler's lock, which WaitFor's conditions hold.
 func (c *fakeChannel) Send(_ context.Context, r bot.Reply) error {
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
 	c.sent = append(c.sent, r)
-	c.h.changedLocked()
+	c.h.mu.Changed()
 	return nil
 }
 
@@ -136,7 +110,7 @@ func (c *fakeChannel) FetchPhoto(_ context.Context, ref string, limit int64) ([]
 	return p, nil
 }
 
-// replies are the ids the replies answer; call with c.h.mu held (waitFor's conditions) or
+// replies are the ids the replies answer; call with c.h.mu held (WaitFor's conditions) or
 // after the intake stopped.
 func (c *fakeChannel) replies() []string {
 	var out []string
@@ -209,7 +183,7 @@ func TestIntakeOrderOnceAndCursor(t *testing.T) {
 	if off, err := e.st.InboxOffset(ctx, string(bot.Telegram)); err != nil || off != 77 {
 		t.Fatalf("offset %d, %v; want 77 saved with the batch", off, err)
 	}
-	e.h.waitFor(t, "12 replies", func() bool { return len(e.ch.replies()) == 12 })
+	e.h.mu.WaitFor(t, "12 replies", func() bool { return len(e.ch.replies()) == 12 })
 	if err := e.in.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +223,7 @@ func TestIntakeBackPressure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.h.waitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
+	e.h.mu.WaitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
 	if err := e.in.TryAccept(ctx, bot.Telegram, []bot.Message{tgText("a", "3", "x")}, 0); !errors.Is(err, bot.ErrBusy) {
 		t.Fatalf("third message of a full chat: %v, want ErrBusy", err)
 	}
@@ -278,7 +252,7 @@ func TestIntakeBackPressure(t *testing.T) {
 	if err := <-accepted; err != nil {
 		t.Fatal(err)
 	}
-	e.h.waitFor(t, "every reply", func() bool { return len(e.ch.replies()) == 4 })
+	e.h.mu.WaitFor(t, "every reply", func() bool { return len(e.ch.replies()) == 4 })
 }
 
 // TestIntakeRetry: a handler that fails (a store error) is retried with backoff and the message
@@ -291,7 +265,7 @@ func TestIntakeRetry(t *testing.T) {
 	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x"), tgText("a", "2", "y"), tgText("a", "3", "z")}, 0); err != nil {
 		t.Fatal(err)
 	}
-	e.h.waitFor(t, "message 3 answered", func() bool { return len(e.ch.sent) == 2 })
+	e.h.mu.WaitFor(t, "message 3 answered", func() bool { return len(e.ch.sent) == 2 })
 	if got, want := e.h.ids(), []string{"1", "1", "1", "2", "2", "2", "2", "3"}; !slices.Equal(got, want) {
 		t.Errorf("attempts %v, want %v", got, want)
 	}
@@ -306,7 +280,7 @@ func TestIntakeRetry(t *testing.T) {
 	}
 	e.h.fails["2"] = 0
 	e.start()
-	e.h.waitFor(t, "message 2 answered after the restart", func() bool { return len(e.ch.sent) == 3 })
+	e.h.mu.WaitFor(t, "message 2 answered after the restart", func() bool { return len(e.ch.sent) == 3 })
 }
 
 // TestIntakeStopDrains: Stop closes the gate (Accept returns ErrStopped, nothing stored), lets the
@@ -323,7 +297,7 @@ func TestIntakeStopDrains(t *testing.T) {
 	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x"), photo}, 0); err != nil {
 		t.Fatal(err)
 	}
-	e.h.waitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
+	e.h.mu.WaitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
 	stopped := make(chan error, 1)
 	go func() { stopped <- e.in.Stop(ctx) }()
 	// The gate closes at once: wait until a new message is refused.
@@ -354,7 +328,7 @@ func TestIntakeStopDrains(t *testing.T) {
 		t.Fatalf("after Stop: %v, want ErrStopped", err)
 	}
 	e.start()
-	e.h.waitFor(t, "the photo answered after the restart", func() bool { return slices.Contains(e.ch.replies(), "2") })
+	e.h.mu.WaitFor(t, "the photo answered after the restart", func() bool { return slices.Contains(e.ch.replies(), "2") })
 	e.h.mu.Lock()
 	defer e.h.mu.Unlock()
 	if string(e.h.photos["2"]) != "leaf" {
@@ -390,7 +364,7 @@ func TestIntakeAlbum(t *testing.T) {
 	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "13", "/help")}, 0); err != nil {
 		t.Fatal(err)
 	}
-	e.h.waitFor(t, "album and text", func() bool { return len(e.ch.sent) == 2 })
+	e.h.mu.WaitFor(t, "album and text", func() bool { return len(e.ch.sent) == 2 })
 	e.h.mu.Lock()
 	got := slices.Clone(e.h.got)
 	e.h.mu.Unlock()
@@ -411,7 +385,7 @@ func TestIntakeAlbum(t *testing.T) {
 	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{after}, 0); err != nil {
 		t.Fatal(err)
 	}
-	e.h.waitFor(t, "the group text answered", func() bool { return len(e.ch.sent) == 3 })
+	e.h.mu.WaitFor(t, "the group text answered", func() bool { return len(e.ch.sent) == 3 })
 	if err := e.in.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +407,7 @@ func TestIntakeOpenAgainKeepsRunning(t *testing.T) {
 	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x")}, 0); err != nil {
 		t.Fatal(err)
 	}
-	e.h.waitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
+	e.h.mu.WaitFor(t, "message 1 running", func() bool { return len(e.h.got) == 1 })
 	if _, err := e.in.Open(ctx, e.ch); err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +500,7 @@ func TestIntakeWaitHandled(t *testing.T) {
 	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x"), tgText("a", "2", "y")}, 0); err != nil {
 		t.Fatal(err)
 	}
-	e.h.waitFor(t, "1 running", func() bool { return len(e.h.got) == 1 })
+	e.h.mu.WaitFor(t, "1 running", func() bool { return len(e.h.got) == 1 })
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := e.in.WaitHandled(ended, bot.Telegram, "a", "2"); !errors.Is(err, context.Canceled) {
@@ -566,7 +540,7 @@ func TestIntakeAlbumNotSplitByBackPressure(t *testing.T) {
 	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{tgText("a", "1", "x")}, 0); err != nil {
 		t.Fatal(err)
 	}
-	e.h.waitFor(t, "1 running", func() bool { return len(e.h.got) == 1 })
+	e.h.mu.WaitFor(t, "1 running", func() bool { return len(e.h.got) == 1 })
 	if err := e.in.Accept(ctx, bot.Telegram, []bot.Message{ph("10", "p1")}, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -580,7 +554,7 @@ func TestIntakeAlbumNotSplitByBackPressure(t *testing.T) {
 		t.Errorf("a text past the chat's bound: %v, want ErrBusy", err)
 	}
 	release()
-	e.h.waitFor(t, "1, the album and 13", func() bool { return len(e.ch.sent) == 3 })
+	e.h.mu.WaitFor(t, "1, the album and 13", func() bool { return len(e.ch.sent) == 3 })
 	e.h.mu.Lock()
 	got := slices.Clone(e.h.got)
 	e.h.mu.Unlock()

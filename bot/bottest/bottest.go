@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,7 +118,7 @@ func photoAndText(t *testing.T, d Driver) {
 	s := newSuite(t, d, bot.IntakeConfig{})
 	d.Text(t, 1, "t1")
 	d.Photo(t, 2, "p1", testenv.LeafJPEG(t, 320, 240, 7))
-	s.rec.waitFor(t, "both answered", func() bool { return s.rec.doneLocked("t1") >= 1 && s.rec.doneLocked("p1") >= 1 })
+	s.rec.mu.WaitFor(t, "both answered", func() bool { return s.rec.doneLocked("t1") >= 1 && s.rec.doneLocked("p1") >= 1 })
 	s.stop()
 	for _, text := range []string{"t1", "p1"} {
 		if n := s.rec.replies(text); n != 1 {
@@ -139,7 +138,7 @@ func photoAndText(t *testing.T, d Driver) {
 func redelivered(t *testing.T, d Driver) {
 	s := newSuite(t, d, bot.IntakeConfig{})
 	d.Text(t, 1, "r1")
-	s.rec.waitFor(t, "r1 answered", func() bool { return s.rec.doneLocked("r1") == 1 })
+	s.rec.mu.WaitFor(t, "r1 answered", func() bool { return s.rec.doneLocked("r1") == 1 })
 	// Finished in the intake too (a delivery while it is in flight is not handed in twice).
 	m := s.rec.message("r1")
 	if err := s.in.WaitHandled(context.Background(), m.Chat.Platform, m.Chat.ID, m.ID); err != nil {
@@ -149,7 +148,7 @@ func redelivered(t *testing.T, d Driver) {
 	if !d.Redeliver(t, 1, "r1") {
 		t.Skip("this platform never delivers a message again")
 	}
-	s.rec.waitFor(t, "r1 handed in again", func() bool { return s.rec.doneLocked("r1") == 2 })
+	s.rec.mu.WaitFor(t, "r1 handed in again", func() bool { return s.rec.doneLocked("r1") == 2 })
 	s.stop()
 	if n := s.rec.replies("r1"); n != 1 {
 		t.Errorf("r1: %d answers, want 1", n)
@@ -172,7 +171,7 @@ func chatOrder(t *testing.T, d Driver) {
 			}
 		}
 	}
-	s.rec.waitFor(t, "every message answered", func() bool { return len(s.rec.finished) == 12 })
+	s.rec.mu.WaitFor(t, "every message answered", func() bool { return len(s.rec.finished) == 12 })
 	s.stop()
 	if got := s.rec.order(1); !slices.Equal(got, want) {
 		t.Errorf("chat 1 handled %v, want %v", got, want)
@@ -192,7 +191,7 @@ func chatBound(t *testing.T, d Driver) {
 	release := s.rec.hold("b0")
 	texts := []string{"b0", "b1", "b2", "b3"}
 	d.Text(t, 1, "b0")
-	s.rec.waitFor(t, "b0 held", func() bool { return s.rec.started["b0"] == 1 })
+	s.rec.mu.WaitFor(t, "b0 held", func() bool { return s.rec.started["b0"] == 1 })
 	d.Text(t, 1, "b1")
 	s.waitPending(t, func(n int) bool { return n == bound })
 	d.Text(t, 1, "b2")
@@ -232,7 +231,7 @@ func retried(t *testing.T, d Driver) {
 	s := newSuite(t, d, bot.IntakeConfig{})
 	s.rec.failFirst("f1")
 	d.Text(t, 1, "f1")
-	s.rec.waitFor(t, "f1 answered", func() bool { return s.rec.replyCountLocked("f1") >= 1 })
+	s.rec.mu.WaitFor(t, "f1 answered", func() bool { return s.rec.replyCountLocked("f1") >= 1 })
 	s.stop()
 	if n := s.rec.started["f1"]; n != 2 {
 		t.Errorf("f1 handed in %d times, want 2 (a failure, then the retry)", n)
@@ -249,7 +248,7 @@ func stopDrains(t *testing.T, d Driver) {
 	release := s.rec.hold("s0")
 	d.Text(t, 1, "s0")
 	d.Text(t, 1, "s1")
-	s.rec.waitFor(t, "s0 held", func() bool { return s.rec.started["s0"] == 1 })
+	s.rec.mu.WaitFor(t, "s0 held", func() bool { return s.rec.started["s0"] == 1 })
 	s.waitPending(t, func(n int) bool { return n == 2 })
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.in.Stop(context.Background()) }()
@@ -314,8 +313,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 type recorder struct {
 	h bot.MessageHandler
 
-	mu       sync.Mutex
-	changed  chan struct{}
+	mu       Guard
 	started  map[string]int         // text → Handle calls
 	done     map[string]int         // text → Handle calls returned
 	sent     map[string][]bot.Reply // text → replies
@@ -329,7 +327,7 @@ type recorder struct {
 }
 
 func newRecorder(h bot.MessageHandler) *recorder {
-	return &recorder{h: h, changed: make(chan struct{}), started: map[string]int{}, done: map[string]int{},
+	return &recorder{h: h, started: map[string]int{}, done: map[string]int{},
 		sent: map[string][]bot.Reply{}, byChat: map[string][]string{}, msgs: map[string]bot.Message{},
 		running: map[string]bool{}, holds: map[string]chan struct{}{}, fails: map[string]bool{}}
 }
@@ -348,13 +346,13 @@ func (r *recorder) Handle(ctx context.Context, m bot.Message, out bot.Responder)
 	r.running[m.Chat.ID] = true
 	hold, fail := r.holds[key], r.fails[key]
 	delete(r.fails, key)
-	r.changedLocked()
+	r.mu.Changed()
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		r.running[m.Chat.ID] = false
 		r.done[key]++
-		r.changedLocked()
+		r.mu.Changed()
 		r.mu.Unlock()
 	}()
 	if hold != nil {
@@ -373,7 +371,7 @@ func (r *recorder) Handle(ctx context.Context, m bot.Message, out bot.Responder)
 		}
 		r.mu.Lock()
 		r.sent[key] = append(r.sent[key], rep)
-		r.changedLocked()
+		r.mu.Changed()
 		r.mu.Unlock()
 		return nil
 	}))
@@ -390,11 +388,6 @@ func (r *recorder) Handle(ctx context.Context, m bot.Message, out bot.Responder)
 type responder func(ctx context.Context, r bot.Reply) error
 
 func (f responder) Send(ctx context.Context, r bot.Reply) error { return f(ctx, r) }
-
-func (r *recorder) changedLocked() {
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
 
 func (r *recorder) hold(text string) chan struct{} {
 	r.mu.Lock()
@@ -454,25 +447,4 @@ func chatOf(text string) int {
 		return chat
 	}
 	return 1
-}
-
-// waitFor blocks until cond (called with r.mu held) holds. The deadline only turns a hang into a
-// readable failure.
-func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(2 * time.Minute)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		ok, ch := cond(), r.changed
-		r.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("gave up waiting for %s", what)
-		}
-	}
 }
