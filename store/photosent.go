@@ -26,8 +26,8 @@ func notePhotoSent(tx *bolt.Tx, r Record) error {
 	v := make([]byte, 16)
 	binary.BigEndian.PutUint64(v, uint64(r.Time.UnixNano()))
 	binary.BigEndian.PutUint64(v[8:], uint64(tx.ID()))
-	for _, h := range append([]string{r.PhotoHash}, r.Album...) {
-		if h == "" {
+	for i, h := range append([]string{r.PhotoHash}, r.Album...) {
+		if h == "" || i > 0 && h == r.PhotoHash { // an album's first photo is its PhotoHash too
 			continue
 		}
 		if old := b.Get([]byte(h)); len(old) == 16 && binary.BigEndian.Uint64(old) > binary.BigEndian.Uint64(v) {
