@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Candidate is one class of an analysis with its probability.
@@ -92,7 +90,7 @@ func (s *Store) PutAnalysis(ctx context.Context, a Analysis, photo []byte, mime 
 		return fmt.Errorf("%w: encode photo metadata: %w", ErrInvalid, err)
 	}
 	key := []byte(a.PhotoHash)
-	return s.update(ctx, "put analysis "+a.PhotoHash, func(tx *bolt.Tx) error {
+	return s.update(ctx, "put analysis "+a.PhotoHash, func(tx Tx) error {
 		if len(photo) > 0 {
 			pb, err := bucket(tx, bucketPhotos)
 			if err != nil {
@@ -144,7 +142,7 @@ func (s *Store) GetAnalysis(ctx context.Context, photoHash, modelVersion string)
 		return Analysis{}, fmt.Errorf("%w: empty model version", ErrInvalid)
 	}
 	var a Analysis
-	err := s.view(ctx, "get analysis "+photoHash, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get analysis "+photoHash, func(tx Tx) error {
 		ab, err := bucket(tx, bucketAnalyses)
 		if err != nil {
 			return err
@@ -189,7 +187,7 @@ func (s *Store) GetAnalysis(ctx context.Context, photoHash, modelVersion string)
 // CountAnalyses returns the number of stored analyses (one per photo).
 func (s *Store) CountAnalyses(ctx context.Context) (int, error) {
 	var n int
-	err := s.view(ctx, "count analyses", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "count analyses", func(tx Tx) error {
 		ab, err := bucket(tx, bucketAnalyses)
 		if err != nil {
 			return err
@@ -211,7 +209,7 @@ func (s *Store) GetPhoto(ctx context.Context, photoHash string) (data []byte, mi
 	if err := checkID("photo hash", photoHash); err != nil {
 		return nil, "", err
 	}
-	err = s.view(ctx, "get photo "+photoHash, func(tx *bolt.Tx) error {
+	err = s.view(ctx, "get photo "+photoHash, func(tx Tx) error {
 		pb, err := bucket(tx, bucketPhotos)
 		if err != nil {
 			return err
@@ -253,7 +251,7 @@ func (s *Store) PutContentID(ctx context.Context, platform, contentID, photoHash
 	if err := checkID("photo hash", photoHash); err != nil {
 		return err
 	}
-	return s.update(ctx, "put content id", func(tx *bolt.Tx) error {
+	return s.update(ctx, "put content id", func(tx Tx) error {
 		b, err := bucket(tx, bucketContentIDs)
 		if err != nil {
 			return err
@@ -272,7 +270,7 @@ func (s *Store) LookupContentID(ctx context.Context, platform, contentID string)
 		return "", err
 	}
 	var hash string
-	err := s.view(ctx, "lookup content id", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "lookup content id", func(tx Tx) error {
 		b, err := bucket(tx, bucketContentIDs)
 		if err != nil {
 			return err
@@ -308,7 +306,7 @@ func (s *Store) StoredAnalysis(ctx context.Context, photoHash string) (Analysis,
 		return Analysis{}, err
 	}
 	var rec analysisRec
-	err := s.view(ctx, "stored analysis", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "stored analysis", func(tx Tx) error {
 		return getJSON(tx, bucketAnalyses, []byte(photoHash), &rec, "analysis of "+photoHash)
 	})
 	if err != nil {
@@ -328,7 +326,7 @@ func (s *Store) Overlay(ctx context.Context, photoHash string) ([]byte, error) {
 		return nil, err
 	}
 	var out []byte
-	err := s.view(ctx, "overlay", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "overlay", func(tx Tx) error {
 		ob, err := bucket(tx, bucketOverlays)
 		if err != nil {
 			return err

@@ -2,13 +2,12 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func assertAnalysis(t *testing.T, got, want Analysis) {
@@ -274,7 +273,7 @@ func TestAnalysisOldRecordDecodes(t *testing.T) {
 	s := newTestStore(t, "")
 	ctx := t.Context()
 	old := `{"model_version":"v1","top":[{"class":"apple__scab","prob":0.8}],"inference_ms":3,"created_at":"2024-06-01T10:00:00Z"}`
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.eng.update(context.Background(), func(tx Tx) error {
 		b, err := bucket(tx, bucketAnalyses)
 		if err != nil {
 			return err
@@ -294,7 +293,7 @@ func TestAnalysisOldRecordDecodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var raw []byte
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.eng.view(context.Background(), func(tx Tx) error {
 		raw = bytes.Clone(tx.Bucket([]byte(bucketAnalyses)).Get([]byte("new")))
 		return nil
 	}); err != nil {

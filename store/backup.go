@@ -32,7 +32,7 @@ func OpenReadOnly(ctx context.Context, path string, opts Options) (*Store, error
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{eng: &boltEngine{db: db, path: path}}
 	var stored uint64
 	err = db.View(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket([]byte(bucketMeta)); meta != nil {
@@ -155,14 +155,22 @@ func CheckFile(ctx context.Context, path string) error {
 }
 
 // Check runs bbolt's consistency check on the open database.
+// On PostgreSQL, whose pages are its own business, it checks nothing.
 func (s *Store) Check(ctx context.Context) error {
-	return s.view(ctx, "check", func(tx *bolt.Tx) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	be, ok := s.eng.(*boltEngine)
+	if !ok {
+		return nil
+	}
+	return wrapOp("check", be.db.View(func(tx *bolt.Tx) error {
 		var errs []error
 		for e := range tx.Check() {
 			errs = append(errs, e)
 		}
 		return errors.Join(errs...)
-	})
+	}))
 }
 
 // compactTxSize is the bytes bbolt's Compact copies per transaction.

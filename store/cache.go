@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The analysis cache: each photo's analysis (bucketAnalyses) and heat-map overlay
@@ -26,7 +24,7 @@ func (s *Store) CacheStats(ctx context.Context) (CacheStats, error) {
 		return CacheStats{}, err
 	}
 	var cs CacheStats
-	err := s.view(ctx, "cache stats", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "cache stats", func(tx Tx) error {
 		var err error
 		cs, err = cacheStats(tx)
 		return err
@@ -34,7 +32,7 @@ func (s *Store) CacheStats(ctx context.Context) (CacheStats, error) {
 	return cs, err
 }
 
-func cacheStats(tx *bolt.Tx) (CacheStats, error) {
+func cacheStats(tx Tx) (CacheStats, error) {
 	ab, err := bucket(tx, bucketAnalyses)
 	if err != nil {
 		return CacheStats{}, err
@@ -45,7 +43,7 @@ func cacheStats(tx *bolt.Tx) (CacheStats, error) {
 	}
 	as, os := ab.Stats(), ob.Stats()
 	return CacheStats{Analyses: as.KeyN, Overlays: os.KeyN,
-		Bytes: int64(as.BranchInuse + as.LeafInuse + as.InlineBucketInuse + os.BranchInuse + os.LeafInuse + os.InlineBucketInuse)}, nil
+		Bytes: as.Bytes + os.Bytes}, nil
 }
 
 // ClearCache removes every stored analysis and overlay in one transaction and returns what it
@@ -55,7 +53,7 @@ func (s *Store) ClearCache(ctx context.Context) (CacheStats, error) {
 		return CacheStats{}, err
 	}
 	var removed CacheStats
-	err := s.update(ctx, "clear cache", func(tx *bolt.Tx) error {
+	err := s.update(ctx, "clear cache", func(tx Tx) error {
 		var err error
 		if removed, err = cacheStats(tx); err != nil {
 			return err
@@ -85,7 +83,7 @@ func (s *Store) HasPhoto(ctx context.Context, photoHash string) (bool, error) {
 		return false, err
 	}
 	var ok bool
-	err := s.view(ctx, "has photo", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "has photo", func(tx Tx) error {
 		pb, err := bucket(tx, bucketPhotos)
 		if err != nil {
 			return err

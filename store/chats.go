@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Chat is a conversation on one platform: a private chat or a group.
@@ -78,7 +76,7 @@ func (s *Store) TouchChat(ctx context.Context, c Chat, seen time.Time) (Chat, er
 		return Chat{}, err
 	}
 	var out Chat
-	err := s.update(ctx, "touch chat", func(tx *bolt.Tx) (err error) {
+	err := s.update(ctx, "touch chat", func(tx Tx) (err error) {
 		out, err = touchChatTx(tx, c, seen)
 		return err
 	})
@@ -89,7 +87,7 @@ func (s *Store) TouchChat(ctx context.Context, c Chat, seen time.Time) (Chat, er
 }
 
 // touchChatTx is TouchChat inside a transaction (ids already checked).
-func touchChatTx(tx *bolt.Tx, c Chat, seen time.Time) (Chat, error) {
+func touchChatTx(tx Tx, c Chat, seen time.Time) (Chat, error) {
 	seen = utc(seen)
 	key := compositeKey(c.Platform, c.ID)
 	b, err := bucket(tx, bucketChats)
@@ -127,7 +125,7 @@ func (s *Store) TouchUser(ctx context.Context, u User, seen time.Time) (User, er
 		return User{}, err
 	}
 	var out User
-	err := s.update(ctx, "touch user", func(tx *bolt.Tx) (err error) {
+	err := s.update(ctx, "touch user", func(tx Tx) (err error) {
 		out, err = touchUserTx(tx, u, seen)
 		return err
 	})
@@ -138,7 +136,7 @@ func (s *Store) TouchUser(ctx context.Context, u User, seen time.Time) (User, er
 }
 
 // touchUserTx is TouchUser inside a transaction (ids already checked).
-func touchUserTx(tx *bolt.Tx, u User, seen time.Time) (User, error) {
+func touchUserTx(tx Tx, u User, seen time.Time) (User, error) {
 	seen = utc(seen)
 	key := compositeKey(u.Platform, u.ID)
 	b, err := bucket(tx, bucketUsers)
@@ -175,7 +173,7 @@ func (s *Store) GetChat(ctx context.Context, platform, id string) (Chat, error) 
 		return Chat{}, err
 	}
 	var rec chatRec
-	err := s.view(ctx, "get chat", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get chat", func(tx Tx) error {
 		return getJSON(tx, bucketChats, compositeKey(platform, id), &rec, "chat "+id+" on "+platform)
 	})
 	if err != nil {
@@ -193,7 +191,7 @@ func (s *Store) GetUser(ctx context.Context, platform, id string) (User, error) 
 		return User{}, err
 	}
 	var rec userRec
-	err := s.view(ctx, "get user", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get user", func(tx Tx) error {
 		return getJSON(tx, bucketUsers, compositeKey(platform, id), &rec, "user "+id+" on "+platform)
 	})
 	if err != nil {
@@ -213,7 +211,7 @@ func (s *Store) SetChatLanguage(ctx context.Context, platform, id, lang string) 
 	if err := checkIDs("platform", platform, "chat id", id); err != nil {
 		return err
 	}
-	return s.update(ctx, "set chat language", func(tx *bolt.Tx) error {
+	return s.update(ctx, "set chat language", func(tx Tx) error {
 		return setLanguageTx(tx, bucketChats, "chat", platform, id, lang, func(r *chatRec) (*string, string) {
 			return &r.Language, r.MovedTo
 		})
@@ -230,7 +228,7 @@ func (s *Store) SetUserLanguage(ctx context.Context, platform, id, lang string) 
 	if err := checkIDs("platform", platform, "user id", id); err != nil {
 		return err
 	}
-	return s.update(ctx, "set user language", func(tx *bolt.Tx) error {
+	return s.update(ctx, "set user language", func(tx Tx) error {
 		return setLanguageTx(tx, bucketUsers, "user", platform, id, lang, func(r *userRec) (*string, string) {
 			return &r.Language, r.MovedTo
 		})
@@ -247,7 +245,7 @@ func (s *Store) SetChatCrop(ctx context.Context, platform, id, crop string) erro
 	if err := checkIDs("platform", platform, "chat id", id); err != nil {
 		return err
 	}
-	return s.update(ctx, "set chat crop", func(tx *bolt.Tx) error {
+	return s.update(ctx, "set chat crop", func(tx Tx) error {
 		return setLanguageTx(tx, bucketChats, "chat", platform, id, crop, func(r *chatRec) (*string, string) {
 			return &r.Crop, r.MovedTo
 		})
@@ -262,7 +260,7 @@ func (s *Store) SetUserCrop(ctx context.Context, platform, id, crop string) erro
 	if err := checkIDs("platform", platform, "user id", id); err != nil {
 		return err
 	}
-	return s.update(ctx, "set user crop", func(tx *bolt.Tx) error {
+	return s.update(ctx, "set user crop", func(tx Tx) error {
 		return setLanguageTx(tx, bucketUsers, "user", platform, id, crop, func(r *userRec) (*string, string) {
 			return &r.Crop, r.MovedTo
 		})
@@ -271,7 +269,7 @@ func (s *Store) SetUserCrop(ctx context.Context, platform, id, crop string) erro
 
 // setLanguageTx sets lang on the record id of bucket name and follows its moves (the id in
 // MovedTo, and so on, each once). fields gives a record's language field and where it moved.
-func setLanguageTx[R any](tx *bolt.Tx, name, what, platform, id, lang string, fields func(*R) (*string, string)) error {
+func setLanguageTx[R any](tx Tx, name, what, platform, id, lang string, fields func(*R) (*string, string)) error {
 	for seen := map[string]bool{}; id != "" && !seen[id]; {
 		seen[id] = true
 		key := compositeKey(platform, id)
@@ -316,7 +314,7 @@ func (s *Store) MigrateChat(ctx context.Context, platform, from, to string, at t
 		return Chat{}, fmt.Errorf("%w: chat %s moved to itself", ErrInvalid, from)
 	}
 	var out Chat
-	err := s.update(ctx, "migrate chat", func(tx *bolt.Tx) (err error) {
+	err := s.update(ctx, "migrate chat", func(tx Tx) (err error) {
 		out, err = migrateChatTx(tx, platform, from, to, at)
 		return err
 	})
@@ -328,7 +326,7 @@ func (s *Store) MigrateChat(ctx context.Context, platform, from, to string, at t
 
 // migrateChatTx is MigrateChat inside a transaction (ids already checked). It writes nothing
 // before it finds the old chat.
-func migrateChatTx(tx *bolt.Tx, platform, from, to string, at time.Time) (Chat, error) {
+func migrateChatTx(tx Tx, platform, from, to string, at time.Time) (Chat, error) {
 	at = utc(at)
 	b, err := bucket(tx, bucketChats)
 	if err != nil {
@@ -396,7 +394,7 @@ func (s *Store) MigrateUser(ctx context.Context, platform, from, to string, at t
 		return User{}, fmt.Errorf("%w: user %s moved to itself", ErrInvalid, from)
 	}
 	var out User
-	err := s.update(ctx, "migrate user", func(tx *bolt.Tx) (err error) {
+	err := s.update(ctx, "migrate user", func(tx Tx) (err error) {
 		if out, err = migrateUserTx(tx, platform, from, to, at); err != nil {
 			return err
 		}
@@ -419,7 +417,7 @@ func (s *Store) MigrateUser(ctx context.Context, platform, from, to string, at t
 
 // migrateUserTx is the user's part of MigrateUser inside a transaction (ids already checked). It
 // writes nothing before it finds the old user.
-func migrateUserTx(tx *bolt.Tx, platform, from, to string, at time.Time) (User, error) {
+func migrateUserTx(tx Tx, platform, from, to string, at time.Time) (User, error) {
 	at = utc(at)
 	b, err := bucket(tx, bucketUsers)
 	if err != nil {
@@ -480,7 +478,7 @@ func (r userRec) user(platform, id string) User {
 
 // getJSON decodes the value under key in the named bucket into dst, or
 // returns ErrNotFound naming what.
-func getJSON(tx *bolt.Tx, name string, key []byte, dst any, what string) error {
+func getJSON(tx Tx, name string, key []byte, dst any, what string) error {
 	b, err := bucket(tx, name)
 	if err != nil {
 		return err
@@ -497,7 +495,7 @@ func getJSON(tx *bolt.Tx, name string, key []byte, dst any, what string) error {
 
 // putJSON encodes v under key. An encoding failure (a time outside years
 // 0-9999) is an invalid argument.
-func putJSON(b *bolt.Bucket, key []byte, v any) error {
+func putJSON(b Bucket, key []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("%w: encode record: %w", ErrInvalid, err)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 const bucketCorrections = "corrections" // photo hash → correctionRec (JSON)
@@ -33,7 +31,7 @@ type correctionRec struct {
 	At           time.Time `json:"at"`
 }
 
-func correctionOf(tx *bolt.Tx, hash string) (Correction, bool) {
+func correctionOf(tx Tx, hash string) (Correction, bool) {
 	b := tx.Bucket([]byte(bucketCorrections))
 	if b == nil || hash == "" {
 		return Correction{}, false
@@ -74,7 +72,7 @@ func (s *Store) PutCorrection(ctx context.Context, c Correction, platform, chatI
 	}
 	rec := correctionRec{Class: c.Class, Confirmed: c.Confirmed, ModelClass: c.ModelClass,
 		ModelVersion: c.ModelVersion, By: c.By, At: utc(c.At)}
-	return s.update(ctx, "put correction", func(tx *bolt.Tx) error {
+	return s.update(ctx, "put correction", func(tx Tx) error {
 		b, err := bucket(tx, bucketCorrections)
 		if err != nil {
 			return err
@@ -108,7 +106,7 @@ func (s *Store) GetCorrection(ctx context.Context, photoHash string) (Correction
 		return Correction{}, err
 	}
 	var rec correctionRec
-	err := s.view(ctx, "get correction", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get correction", func(tx Tx) error {
 		return getJSON(tx, bucketCorrections, []byte(photoHash), &rec, "correction of "+photoHash)
 	})
 	if err != nil {
@@ -120,7 +118,7 @@ func (s *Store) GetCorrection(ctx context.Context, photoHash string) (Correction
 // Corrections returns every correction, by photo hash.
 func (s *Store) Corrections(ctx context.Context) ([]Correction, error) {
 	var out []Correction
-	err := s.view(ctx, "corrections", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "corrections", func(tx Tx) error {
 		b, err := bucket(tx, bucketCorrections)
 		if err != nil {
 			return err

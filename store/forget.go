@@ -9,8 +9,6 @@ import (
 	"maps"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // ForgetOptions says what ForgetUser keeps and how it works.
@@ -64,7 +62,7 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 	var privates, groups [][]byte   // chats touched
 	prefix := append([]byte(platform), 0)
 	var chats [][]byte
-	err = s.view(ctx, "forget: chats", func(tx *bolt.Tx) error {
+	err = s.view(ctx, "forget: chats", func(tx Tx) error {
 		mb, err := bucket(tx, bucketMessages)
 		if err != nil {
 			return err
@@ -105,7 +103,7 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 		}
 	}
 	// The photos of messages removed by this run or by one cut short before it.
-	if err := s.view(ctx, "forget: pending photos", func(tx *bolt.Tx) error {
+	if err := s.view(ctx, "forget: pending photos", func(tx Tx) error {
 		if b := tx.Bucket([]byte(bucketForgetPending)); b != nil {
 			return b.ForEach(func(k, _ []byte) error { candidates[string(k)] = true; return nil })
 		}
@@ -117,11 +115,11 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 	// 2. Photos someone else sent too stay: read every log (every platform) for them; a message
 	// that names one after this read began is seen in the removing transaction (photoSent).
 	var since uint64
-	if err := s.view(ctx, "forget: start", func(tx *bolt.Tx) error { since = uint64(tx.ID()); return nil }); err != nil {
+	if err := s.view(ctx, "forget: start", func(tx Tx) error { since = tx.ID(); return nil }); err != nil {
 		return rep, err
 	}
 	if len(candidates) > 0 {
-		err := s.eachChatLog(ctx, batch, func(_ []byte, cb *bolt.Bucket) error {
+		err := s.eachChatLog(ctx, batch, func(_ []byte, cb Bucket) error {
 			return cb.ForEach(func(_, v []byte) error {
 				var m msgRec
 				if err := json.Unmarshal(v, &m); err != nil {
@@ -147,7 +145,7 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 	slices.Sort(hashes)
 	for len(hashes) > 0 {
 		part := hashes[:min(batch, len(hashes))]
-		err := s.update(ctx, "forget: photos", func(tx *bolt.Tx) error {
+		err := s.update(ctx, "forget: photos", func(tx Tx) error {
 			cb, err := bucket(tx, bucketCorrections)
 			if err != nil {
 				return err
@@ -188,7 +186,7 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 		pending = nil
 	}
 	// 3. Records, preferences, questions and summaries, one transaction.
-	err = s.update(ctx, "forget: records", func(tx *bolt.Tx) error {
+	err = s.update(ctx, "forget: records", func(tx Tx) error {
 		rep.Transactions++
 		if len(pending) > 0 {
 			pb, err := bucket(tx, bucketForgetPending)
@@ -233,7 +231,7 @@ func (s *Store) ForgetUser(ctx context.Context, platform, id string, at time.Tim
 // userIDs returns id and the ids the user moved from or to (MigrateUser), transitively.
 func (s *Store) userIDs(ctx context.Context, platform, id string) ([]string, error) {
 	ids := []string{id}
-	err := s.view(ctx, "forget: user ids", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "forget: user ids", func(tx Tx) error {
 		ub, err := bucket(tx, bucketUsers)
 		if err != nil {
 			return err
@@ -284,7 +282,7 @@ func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, 
 	total := 0
 	for done := false; !done; {
 		var keys [][]byte
-		err := s.view(ctx, "forget: read messages", func(tx *bolt.Tx) error {
+		err := s.view(ctx, "forget: read messages", func(tx Tx) error {
 			keys = nil
 			mb, err := bucket(tx, bucketMessages)
 			if err != nil {
@@ -321,7 +319,7 @@ func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, 
 			continue // nothing of theirs here: no write transaction
 		}
 		n := 0
-		err = s.update(ctx, "forget: messages", func(tx *bolt.Tx) error {
+		err = s.update(ctx, "forget: messages", func(tx Tx) error {
 			n = 0
 			mb, err := bucket(tx, bucketMessages)
 			if err != nil {
@@ -378,7 +376,7 @@ func (s *Store) forgetInChat(ctx context.Context, chatKey []byte, private bool, 
 // forgetPrivate removes a private chat's record (its preferences), open question and staff action
 // log, and turns its summary into a marker: forgotten at at (by staff member by, if not ""),
 // without content. A chat without a summary gets none.
-func forgetPrivate(tx *bolt.Tx, chatKey []byte, at time.Time, by string) error {
+func forgetPrivate(tx Tx, chatKey []byte, at time.Time, by string) error {
 	for _, name := range []string{bucketChats, bucketCropQuestions} {
 		b, err := bucket(tx, name)
 		if err != nil {
@@ -414,7 +412,7 @@ func forgetPrivate(tx *bolt.Tx, chatKey []byte, at time.Time, by string) error {
 
 // forgetInGroup removes from a group's summary what names the user or quotes anyone's texts
 // (some were theirs), and the user's open crop question there.
-func forgetInGroup(tx *bolt.Tx, chatKey []byte, isUser func(string) bool) error {
+func forgetInGroup(tx Tx, chatKey []byte, isUser func(string) bool) error {
 	if err := deleteCropQuestionIf(tx, chatKey, func(q cropQuestionRec) bool { return isUser(q.SenderID) }); err != nil {
 		return err
 	}
@@ -432,7 +430,7 @@ func forgetInGroup(tx *bolt.Tx, chatKey []byte, isUser func(string) bool) error 
 // forgetTurnOf turns the turn of an inbound message into a tombstone (done, forgotten): a turn
 // holds no content, and without it the message delivered again (its inbox entry not yet marked
 // done at a crash, a handling still running) would be answered, and stored, again.
-func forgetTurnOf(tx *bolt.Tx, chatKey, v []byte) error {
+func forgetTurnOf(tx Tx, chatKey, v []byte) error {
 	var m msgRec
 	if err := json.Unmarshal(v, &m); err != nil {
 		return fmt.Errorf("decode message: %w", err)
@@ -457,7 +455,7 @@ func forgetTurnOf(tx *bolt.Tx, chatKey, v []byte) error {
 // dashboard request cancelled) leaves them here, and the next forget finishes them.
 const bucketForgetPending = "forget_pending"
 
-func markForgetPending(tx *bolt.Tx, m msgRec) error {
+func markForgetPending(tx Tx, m msgRec) error {
 	hashes := notePhotosList(m)
 	if len(hashes) == 0 {
 		return nil

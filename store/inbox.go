@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The durable inbox: updates a platform delivered that are not handled yet, and the offset that
@@ -50,7 +48,7 @@ func (s *Store) SaveInbox(ctx context.Context, platform string, updates []InboxU
 	if len(updates) == 0 && offset == 0 {
 		return nil
 	}
-	return s.update(ctx, "save inbox", func(tx *bolt.Tx) error {
+	return s.update(ctx, "save inbox", func(tx Tx) error {
 		if len(updates) > 0 {
 			ib, err := bucket(tx, bucketInbox)
 			if err != nil {
@@ -90,7 +88,7 @@ func (s *Store) PendingInbox(ctx context.Context, platform string) ([]InboxUpdat
 		return nil, err
 	}
 	out := []InboxUpdate{}
-	err := s.view(ctx, "pending inbox", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "pending inbox", func(tx Tx) error {
 		ib, err := bucket(tx, bucketInbox)
 		if err != nil {
 			return err
@@ -125,7 +123,7 @@ func (s *Store) DoneInbox(ctx context.Context, platform string, ids ...int64) er
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.update(ctx, "done inbox", func(tx *bolt.Tx) error {
+	return s.update(ctx, "done inbox", func(tx Tx) error {
 		ib, err := bucket(tx, bucketInbox)
 		if err != nil {
 			return err
@@ -155,7 +153,7 @@ func (s *Store) InboxOffset(ctx context.Context, platform string) (int64, error)
 		return 0, err
 	}
 	var off int64
-	err := s.view(ctx, "inbox offset", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "inbox offset", func(tx Tx) error {
 		ob, err := bucket(tx, bucketInboxOffsets)
 		if err != nil {
 			return err

@@ -2,10 +2,9 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // checkNoOrphans walks every bucket and fails the test on anything that names what is gone: a
@@ -15,10 +14,10 @@ import (
 // without a conversation. It also runs bbolt's consistency check.
 func checkNoOrphans(t *testing.T, s *Store) {
 	t.Helper()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			t.Errorf("consistency check: %v", err)
-		}
+	if err := s.Check(context.Background()); err != nil {
+		t.Errorf("consistency check: %v", err)
+	}
+	err := s.eng.view(context.Background(), func(tx Tx) error {
 		for _, name := range []string{bucketForgetPending, bucketRefsPending} {
 			if pb := tx.Bucket([]byte(name)); pb != nil {
 				_ = pb.ForEach(func(k, _ []byte) error {
@@ -123,7 +122,7 @@ func checkNoOrphans(t *testing.T, s *Store) {
 func logged(t *testing.T, s *Store) []Record {
 	t.Helper()
 	var out []Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.eng.view(context.Background(), func(tx Tx) error {
 		mb := tx.Bucket([]byte(bucketMessages))
 		return mb.ForEachBucket(func(ck []byte) error {
 			platform, chat, _ := bytes.Cut(ck, []byte{0})
@@ -144,7 +143,7 @@ func logged(t *testing.T, s *Store) []Record {
 func has(t *testing.T, s *Store, name string, key []byte) bool {
 	t.Helper()
 	found := false
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.eng.view(context.Background(), func(tx Tx) error {
 		found = tx.Bucket([]byte(name)).Get(key) != nil
 		return nil
 	}); err != nil {

@@ -9,8 +9,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Direction tells whether a message came from the user or from the bot.
@@ -116,7 +114,7 @@ func (s *Store) AppendMessage(ctx context.Context, r Record) (uint64, error) {
 		return 0, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
 	}
 	var seq uint64
-	err = s.update(ctx, "append message", func(tx *bolt.Tx) error {
+	err = s.update(ctx, "append message", func(tx Tx) error {
 		mb, err := bucket(tx, bucketMessages)
 		if err != nil {
 			return err
@@ -150,7 +148,7 @@ func (s *Store) UpdateMessage(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	return s.update(ctx, "update message", func(tx *bolt.Tx) error { return applyUpdate(tx, &r, v) })
+	return s.update(ctx, "update message", func(tx Tx) error { return applyUpdate(tx, &r, v) })
 }
 
 // encodeUpdate checks and encodes a record that replaces a stored one (nil for nil).
@@ -170,7 +168,7 @@ func encodeUpdate(r *Record) ([]byte, error) {
 
 // applyUpdate replaces the stored record r.Seq of r's chat with v (encodeUpdate(r)) and
 // keeps the chat's summary in step; nothing for a nil r.
-func applyUpdate(tx *bolt.Tx, r *Record, v []byte) error {
+func applyUpdate(tx Tx, r *Record, v []byte) error {
 	if r == nil {
 		return nil
 	}
@@ -203,9 +201,9 @@ func (s *Store) Messages(ctx context.Context, platform, chatID string, afterSeq 
 	if afterSeq == math.MaxUint64 {
 		return []Record{}, nil
 	}
-	return s.readChatLog(ctx, "messages", platform, chatID, limit, func(c *bolt.Cursor) ([]byte, []byte) {
+	return s.readChatLog(ctx, "messages", platform, chatID, limit, func(c Cursor) ([]byte, []byte) {
 		return c.Seek(seqKey(afterSeq + 1))
-	}, (*bolt.Cursor).Next)
+	}, (Cursor).Next)
 }
 
 // checkChatRead checks the arguments of a read of one chat's records.
@@ -225,9 +223,9 @@ func checkChatRead(ctx context.Context, platform, chatID string, limit int) erro
 // readChatLog returns up to limit records of a chat's log in the order it reads them: from the
 // one first finds, going on with step (Next or Prev). An unknown chat gives an empty result.
 func (s *Store) readChatLog(ctx context.Context, what, platform, chatID string, limit int,
-	first, step func(*bolt.Cursor) ([]byte, []byte)) ([]Record, error) {
+	first, step func(Cursor) ([]byte, []byte)) ([]Record, error) {
 	out := []Record{}
-	err := s.view(ctx, what, func(tx *bolt.Tx) error {
+	err := s.view(ctx, what, func(tx Tx) error {
 		cb, err := chatLog(tx, platform, chatID)
 		if err != nil || cb == nil {
 			return err
@@ -257,7 +255,7 @@ func (s *Store) RecentMessages(ctx context.Context, platform, chatID string, lim
 
 // chatLog returns a chat's nested message bucket, or nil if the chat has
 // never logged a message.
-func chatLog(tx *bolt.Tx, platform, chatID string) (*bolt.Bucket, error) {
+func chatLog(tx Tx, platform, chatID string) (Bucket, error) {
 	mb, err := bucket(tx, bucketMessages)
 	if err != nil {
 		return nil, err
@@ -295,7 +293,7 @@ func (s *Store) AppendMessages(ctx context.Context, rs []Record) ([]uint64, erro
 		vals[i] = v
 	}
 	seqs := make([]uint64, len(rs))
-	err := s.update(ctx, "append messages", func(tx *bolt.Tx) error {
+	err := s.update(ctx, "append messages", func(tx Tx) error {
 		mb, err := bucket(tx, bucketMessages)
 		if err != nil {
 			return err
@@ -329,7 +327,7 @@ func (s *Store) MessagesBefore(ctx context.Context, platform, chatID string, bef
 	if err := checkChatRead(ctx, platform, chatID, limit); err != nil {
 		return nil, err
 	}
-	out, err := s.readChatLog(ctx, "read chat log", platform, chatID, limit, func(c *bolt.Cursor) (k, v []byte) {
+	out, err := s.readChatLog(ctx, "read chat log", platform, chatID, limit, func(c Cursor) (k, v []byte) {
 		if beforeSeq == 0 {
 			return c.Last()
 		}
@@ -337,7 +335,7 @@ func (s *Store) MessagesBefore(ctx context.Context, platform, chatID string, bef
 			return c.Last()
 		}
 		return c.Prev()
-	}, (*bolt.Cursor).Prev)
+	}, (Cursor).Prev)
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // bucketPhotoSent: photo hash → when a message last named the photo: its time (unix nanoseconds)
@@ -15,7 +13,7 @@ import (
 const bucketPhotoSent = "photo_sent"
 
 // notePhotoSent records that r names its photos now, in r's transaction.
-func notePhotoSent(tx *bolt.Tx, r Record) error {
+func notePhotoSent(tx Tx, r Record) error {
 	if r.PhotoHash == "" && len(r.Album) == 0 {
 		return nil
 	}
@@ -25,7 +23,7 @@ func notePhotoSent(tx *bolt.Tx, r Record) error {
 	}
 	v := make([]byte, 16)
 	binary.BigEndian.PutUint64(v, uint64(r.Time.UnixNano()))
-	binary.BigEndian.PutUint64(v[8:], uint64(tx.ID()))
+	binary.BigEndian.PutUint64(v[8:], tx.ID())
 	for i, h := range append([]string{r.PhotoHash}, r.Album...) {
 		if h == "" || i > 0 && h == r.PhotoHash { // an album's first photo is its PhotoHash too
 			continue
@@ -43,7 +41,7 @@ func notePhotoSent(tx *bolt.Tx, r Record) error {
 
 // photoSent returns when a message last named the photo and the transaction that stored it
 // (zero if no message did since this index exists).
-func photoSent(tx *bolt.Tx, hash string) (time.Time, uint64) {
+func photoSent(tx Tx, hash string) (time.Time, uint64) {
 	b := tx.Bucket([]byte(bucketPhotoSent))
 	if b == nil {
 		return time.Time{}, 0

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // bucketCropQuestions: platform NUL chat id → cropQuestionRec (JSON), the chat's open question.
@@ -51,7 +49,7 @@ func (s *Store) PutCropQuestion(ctx context.Context, q CropQuestion) error {
 		return fmt.Errorf("%w: a crop question without crops", ErrInvalid)
 	}
 	rec := cropQuestionRec{PhotoHash: q.PhotoHash, MessageID: q.MessageID, SenderID: q.SenderID, Crops: q.Crops, Lang: q.Lang, Asked: utc(q.Asked)}
-	return s.update(ctx, "put crop question", func(tx *bolt.Tx) error {
+	return s.update(ctx, "put crop question", func(tx Tx) error {
 		b, err := bucket(tx, bucketCropQuestions)
 		if err != nil {
 			return err
@@ -70,7 +68,7 @@ func (s *Store) GetCropQuestion(ctx context.Context, platform, chatID string, no
 		return CropQuestion{}, err
 	}
 	var rec cropQuestionRec
-	err := s.view(ctx, "get crop question", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get crop question", func(tx Tx) error {
 		return getJSON(tx, bucketCropQuestions, compositeKey(platform, chatID), &rec, "crop question in chat "+chatID+" on "+platform)
 	})
 	if err != nil {
@@ -92,13 +90,13 @@ func (s *Store) DeleteCropQuestion(ctx context.Context, platform, chatID, photoH
 	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
 		return err
 	}
-	return s.update(ctx, "delete crop question", func(tx *bolt.Tx) error {
+	return s.update(ctx, "delete crop question", func(tx Tx) error {
 		return deleteCropQuestionIf(tx, compositeKey(platform, chatID), func(q cropQuestionRec) bool { return q.PhotoHash == photoHash })
 	})
 }
 
 // deleteCropQuestionIf removes chatKey's open crop question if there is one and match says so.
-func deleteCropQuestionIf(tx *bolt.Tx, chatKey []byte, match func(cropQuestionRec) bool) error {
+func deleteCropQuestionIf(tx Tx, chatKey []byte, match func(cropQuestionRec) bool) error {
 	b, err := bucket(tx, bucketCropQuestions)
 	if err != nil {
 		return err

@@ -8,8 +8,6 @@ import (
 	"maps"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Retention: the daily sweep that removes old messages and photos in small transactions, so that
@@ -79,7 +77,7 @@ func (s *Store) Sweep(ctx context.Context, p RetentionPolicy, now time.Time) (Sw
 			return rep, err
 		}
 		// With the photos a sweep cut short removed without their references.
-		if err := s.view(ctx, "retention: photos left with references", func(tx *bolt.Tx) error {
+		if err := s.view(ctx, "retention: photos left with references", func(tx Tx) error {
 			if b := tx.Bucket([]byte(bucketRefsPending)); b != nil {
 				return b.ForEach(func(k, _ []byte) error { removed[string(k)] = true; return nil })
 			}
@@ -108,7 +106,7 @@ type timed struct {
 // for each record before it is removed; emptied for each chat left empty, whose bucket is then
 // removed.
 func (s *Store) sweepLog(ctx context.Context, name string, cutoff time.Time, batch int, rep *SweepReport,
-	del func(tx *bolt.Tx, chatKey, k, v []byte) error, emptied func(tx *bolt.Tx, chatKey []byte) error) (int, error) {
+	del func(tx Tx, chatKey, k, v []byte) error, emptied func(tx Tx, chatKey []byte) error) (int, error) {
 	type chatDels struct{ chat, from []byte } // delete the leading old records up to and including from
 	old := func(v []byte) (bool, error) {
 		var t timed
@@ -121,7 +119,7 @@ func (s *Store) sweepLog(ctx context.Context, name string, cutoff time.Time, bat
 	total := 0
 	for done := false; !done; {
 		var todo []chatDels
-		err := s.view(ctx, "retention: read "+name, func(tx *bolt.Tx) error {
+		err := s.view(ctx, "retention: read "+name, func(tx Tx) error {
 			todo = nil
 			top, err := bucket(tx, name)
 			if err != nil {
@@ -167,7 +165,7 @@ func (s *Store) sweepLog(ctx context.Context, name string, cutoff time.Time, bat
 			continue
 		}
 		removed := 0
-		err = s.update(ctx, "retention: "+name, func(tx *bolt.Tx) error {
+		err = s.update(ctx, "retention: "+name, func(tx Tx) error {
 			removed = 0
 			top, err := bucket(tx, name)
 			if err != nil {
@@ -221,14 +219,14 @@ func (s *Store) sweepLog(ctx context.Context, name string, cutoff time.Time, bat
 
 func (s *Store) sweepMessages(ctx context.Context, cutoff time.Time, batch int, rep *SweepReport) error {
 	n, err := s.sweepLog(ctx, bucketMessages, cutoff, batch, rep,
-		func(tx *bolt.Tx, chatKey, _, v []byte) error {
+		func(tx Tx, chatKey, _, v []byte) error {
 			gone, err := deleteTurnOf(tx, chatKey, v)
 			if gone {
 				rep.Turns++
 			}
 			return err
 		},
-		func(tx *bolt.Tx, chatKey []byte) error {
+		func(tx Tx, chatKey []byte) error {
 			rep.Conversations++
 			return dropConversation(tx, chatKey)
 		})
@@ -238,15 +236,15 @@ func (s *Store) sweepMessages(ctx context.Context, cutoff time.Time, batch int, 
 
 func (s *Store) sweepStaffActions(ctx context.Context, cutoff time.Time, batch int, rep *SweepReport) error {
 	n, err := s.sweepLog(ctx, bucketStaffActions, cutoff, batch, rep,
-		func(*bolt.Tx, []byte, []byte, []byte) error { return nil },
-		func(*bolt.Tx, []byte) error { return nil })
+		func(Tx, []byte, []byte, []byte) error { return nil },
+		func(Tx, []byte) error { return nil })
 	rep.StaffActions += n
 	return err
 }
 
 // deleteTurnOf removes the turn of the logged message v of chatKey if it is an inbound message
 // with an id.
-func deleteTurnOf(tx *bolt.Tx, chatKey, v []byte) (bool, error) {
+func deleteTurnOf(tx Tx, chatKey, v []byte) (bool, error) {
 	var m msgRec
 	if err := json.Unmarshal(v, &m); err != nil {
 		return false, fmt.Errorf("decode message: %w", err)
@@ -267,7 +265,7 @@ func deleteTurnOf(tx *bolt.Tx, chatKey, v []byte) (bool, error) {
 
 // dropConversation removes a conversation's summary, its index entry and its staff action log
 // (its message log is gone).
-func dropConversation(tx *bolt.Tx, chatKey []byte) error {
+func dropConversation(tx Tx, chatKey []byte) error {
 	sb, sum, found, err := summaryOf(tx, chatKey)
 	if err != nil {
 		return err
@@ -288,7 +286,7 @@ func dropConversation(tx *bolt.Tx, chatKey []byte) error {
 }
 
 // dropStaffActions removes a conversation's staff action log, if it has one.
-func dropStaffActions(tx *bolt.Tx, chatKey []byte) error {
+func dropStaffActions(tx Tx, chatKey []byte) error {
 	ab, err := bucket(tx, bucketStaffActions)
 	if err != nil {
 		return err
@@ -303,7 +301,7 @@ func dropStaffActions(tx *bolt.Tx, chatKey []byte) error {
 // of each chat's log), in read transactions of at most batch chats.
 func (s *Store) recentPhotos(ctx context.Context, cutoff time.Time, batch int) (map[string]bool, error) {
 	recent := map[string]bool{}
-	err := s.eachChatLog(ctx, batch, func(_ []byte, cb *bolt.Bucket) error {
+	err := s.eachChatLog(ctx, batch, func(_ []byte, cb Bucket) error {
 		c := cb.Cursor()
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
 			var m msgRec
@@ -332,10 +330,10 @@ func notePhotos(set map[string]bool, m msgRec) {
 
 // eachChatLog calls fn with every chat's message log, in read transactions of at most batch
 // chats each.
-func (s *Store) eachChatLog(ctx context.Context, batch int, fn func(chatKey []byte, cb *bolt.Bucket) error) error {
+func (s *Store) eachChatLog(ctx context.Context, batch int, fn func(chatKey []byte, cb Bucket) error) error {
 	var resume []byte
 	for done := false; !done; {
-		err := s.view(ctx, "read chat logs", func(tx *bolt.Tx) error {
+		err := s.view(ctx, "read chat logs", func(tx Tx) error {
 			mb, err := bucket(tx, bucketMessages)
 			if err != nil {
 				return err
@@ -372,7 +370,7 @@ func (s *Store) eachChatLog(ctx context.Context, batch int, fn func(chatKey []by
 // not correct: a read transaction finds at most batch (of scanFactor*batch analyses), a write
 // transaction checks and removes them. It returns the removed hashes.
 func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[string]bool, batch int, rep *SweepReport) (map[string]bool, error) {
-	expiredIn := func(tx *bolt.Tx, k, v []byte) (bool, error) {
+	expiredIn := func(tx Tx, k, v []byte) (bool, error) {
 		var rec analysisRec
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return false, fmt.Errorf("decode analysis of %s: %w", k, err)
@@ -389,7 +387,7 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 	var resume []byte
 	for done := false; !done; {
 		var expired []string
-		err := s.view(ctx, "retention: read photos", func(tx *bolt.Tx) error {
+		err := s.view(ctx, "retention: read photos", func(tx Tx) error {
 			expired = nil
 			ab, err := bucket(tx, bucketAnalyses)
 			if err != nil {
@@ -420,7 +418,7 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 			continue
 		}
 		var gone []string
-		err = s.update(ctx, "retention: photos", func(tx *bolt.Tx) error {
+		err = s.update(ctx, "retention: photos", func(tx Tx) error {
 			gone = gone[:0]
 			ab, err := bucket(tx, bucketAnalyses)
 			if err != nil {
@@ -467,7 +465,7 @@ func (s *Store) sweepPhotos(ctx context.Context, cutoff time.Time, recent map[st
 }
 
 // deletePhoto removes a photo's bytes, metadata, analysis and overlay.
-func deletePhoto(tx *bolt.Tx, hash string) error {
+func deletePhoto(tx Tx, hash string) error {
 	for _, name := range []string{bucketPhotos, bucketPhotoMeta, bucketAnalyses, bucketOverlays, bucketPhotoSent} {
 		b, err := bucket(tx, name)
 		if err != nil {
@@ -530,7 +528,7 @@ func (s *Store) rewriteEach(ctx context.Context, name string, batch int, rep *Sw
 	total := 0
 	for done := false; !done; {
 		var keys [][]byte
-		err := s.view(ctx, "read "+name, func(tx *bolt.Tx) error {
+		err := s.view(ctx, "read "+name, func(tx Tx) error {
 			keys = nil
 			b, err := bucket(tx, name)
 			if err != nil {
@@ -564,7 +562,7 @@ func (s *Store) rewriteEach(ctx context.Context, name string, batch int, rep *Sw
 			continue
 		}
 		n := 0
-		err = s.update(ctx, "rewrite "+name, func(tx *bolt.Tx) error {
+		err = s.update(ctx, "rewrite "+name, func(tx Tx) error {
 			n = 0
 			b, err := bucket(tx, name)
 			if err != nil {
@@ -613,7 +611,7 @@ func (s *Store) clearPending(ctx context.Context, name string, done map[string]b
 	hashes := slices.Sorted(maps.Keys(done))
 	for len(hashes) > 0 {
 		part := hashes[:min(batch, len(hashes))]
-		err := s.update(ctx, "clear "+name, func(tx *bolt.Tx) error {
+		err := s.update(ctx, "clear "+name, func(tx Tx) error {
 			b, err := bucket(tx, name)
 			if err != nil {
 				return err

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Support staff accounts and their dashboard sessions. The store keeps only what cannot open an
@@ -64,7 +62,7 @@ func (s *Store) GetStaff(ctx context.Context, name string) (StaffAccount, error)
 		return StaffAccount{}, err
 	}
 	var rec staffRec
-	err := s.view(ctx, "get staff", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get staff", func(tx Tx) error {
 		return getJSON(tx, bucketStaff, []byte(name), &rec, "staff account "+name)
 	})
 	if err != nil {
@@ -76,7 +74,7 @@ func (s *Store) GetStaff(ctx context.Context, name string) (StaffAccount, error)
 // ListStaff returns every account by name (without password hashes).
 func (s *Store) ListStaff(ctx context.Context) ([]StaffAccount, error) {
 	out := []StaffAccount{}
-	err := s.view(ctx, "list staff", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "list staff", func(tx Tx) error {
 		b, err := bucket(tx, bucketStaff)
 		if err != nil {
 			return err
@@ -105,7 +103,7 @@ func (s *Store) RemoveStaff(ctx context.Context, name string) error {
 	if err := checkID("staff name", name); err != nil {
 		return err
 	}
-	return s.update(ctx, "remove staff", func(tx *bolt.Tx) error {
+	return s.update(ctx, "remove staff", func(tx Tx) error {
 		b, err := bucket(tx, bucketStaff)
 		if err != nil {
 			return err
@@ -129,7 +127,7 @@ func (s *Store) PutStaffSession(ctx context.Context, sess StaffSession) error {
 	if err := checkIDs("session id hash", sess.IDHash, "staff name", sess.Name); err != nil {
 		return err
 	}
-	return s.update(ctx, "put staff session", func(tx *bolt.Tx) error {
+	return s.update(ctx, "put staff session", func(tx Tx) error {
 		b, err := bucket(tx, bucketStaffSessions)
 		if err != nil {
 			return err
@@ -147,7 +145,7 @@ func (s *Store) GetStaffSession(ctx context.Context, idHash string) (StaffSessio
 		return StaffSession{}, err
 	}
 	var rec sessionRec
-	err := s.view(ctx, "get staff session", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get staff session", func(tx Tx) error {
 		return getJSON(tx, bucketStaffSessions, []byte(idHash), &rec, "staff session")
 	})
 	if err != nil {
@@ -164,7 +162,7 @@ func (s *Store) TouchStaffSession(ctx context.Context, idHash string, seen time.
 	if err := checkID("session id hash", idHash); err != nil {
 		return err
 	}
-	return s.update(ctx, "touch staff session", func(tx *bolt.Tx) error {
+	return s.update(ctx, "touch staff session", func(tx Tx) error {
 		var rec sessionRec
 		if err := getJSON(tx, bucketStaffSessions, []byte(idHash), &rec, "staff session"); err != nil {
 			return err
@@ -184,7 +182,7 @@ func (s *Store) DeleteStaffSession(ctx context.Context, idHash string) error {
 	if err := checkID("session id hash", idHash); err != nil {
 		return err
 	}
-	return s.update(ctx, "delete staff session", func(tx *bolt.Tx) error {
+	return s.update(ctx, "delete staff session", func(tx Tx) error {
 		b, err := bucket(tx, bucketStaffSessions)
 		if err != nil {
 			return err
@@ -200,7 +198,7 @@ func (s *Store) DeleteStaffSessionsWhere(ctx context.Context, expired func(Staff
 		return 0, err
 	}
 	var n int
-	err := s.update(ctx, "delete staff sessions", func(tx *bolt.Tx) error {
+	err := s.update(ctx, "delete staff sessions", func(tx Tx) error {
 		var err error
 		n, err = deleteSessions(tx, func(r sessionRec) bool {
 			return expired(StaffSession{Name: r.Name, Created: r.Created, Seen: r.Seen})
@@ -210,7 +208,7 @@ func (s *Store) DeleteStaffSessionsWhere(ctx context.Context, expired func(Staff
 	return n, err
 }
 
-func deleteSessions(tx *bolt.Tx, match func(sessionRec) bool) (int, error) {
+func deleteSessions(tx Tx, match func(sessionRec) bool) (int, error) {
 	b, err := bucket(tx, bucketStaffSessions)
 	if err != nil {
 		return 0, err

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 const bucketStaffActions = "staff_actions" // chat key → nested bucket: seq → actionRec (JSON)
@@ -41,7 +39,7 @@ const (
 
 // logAction appends a staff action to its chat's action log and clears the chat's
 // needs-attention flag; the chat must have a summary.
-func logAction(tx *bolt.Tx, a StaffAction, change func(*summaryRec)) error {
+func logAction(tx Tx, a StaffAction, change func(*summaryRec)) error {
 	key := compositeKey(a.Platform, a.ChatID)
 	sb, s, found, err := summaryOf(tx, key)
 	if err != nil {
@@ -89,7 +87,7 @@ func (s *Store) SetResolved(ctx context.Context, platform, chatID string, resolv
 	if resolved {
 		action = ActionResolve
 	}
-	return s.update(ctx, "set resolved", func(tx *bolt.Tx) error {
+	return s.update(ctx, "set resolved", func(tx Tx) error {
 		return logAction(tx, StaffAction{Platform: platform, ChatID: chatID, Time: at, Staff: by, Action: action},
 			func(s *summaryRec) {
 				s.Resolved, s.ResolvedBy, s.ResolvedAt = resolved, by, utc(at)
@@ -106,7 +104,7 @@ func (s *Store) StaffActions(ctx context.Context, platform, chatID string, limit
 		return nil, err
 	}
 	out := []StaffAction{}
-	err := s.view(ctx, "staff actions", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "staff actions", func(tx Tx) error {
 		ab, err := bucket(tx, bucketStaffActions)
 		if err != nil {
 			return err

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Staff administration from the dashboard: accounts added, disabled, enabled and given a new
@@ -44,7 +42,7 @@ type auditRec struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
-func writeAudit(tx *bolt.Tx, a StaffAudit) error {
+func writeAudit(tx Tx, a StaffAudit) error {
 	b, err := tx.CreateBucketIfNotExists([]byte(bucketStaffAudit))
 	if err != nil {
 		return err
@@ -61,7 +59,7 @@ func (s *Store) LogStaffAudit(ctx context.Context, a StaffAudit) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.update(ctx, "log staff audit", func(tx *bolt.Tx) error { return writeAudit(tx, a) })
+	return s.update(ctx, "log staff audit", func(tx Tx) error { return writeAudit(tx, a) })
 }
 
 // StaffAuditLog returns the latest limit administrative actions, newest first.
@@ -73,7 +71,7 @@ func (s *Store) StaffAuditLog(ctx context.Context, limit int) ([]StaffAudit, err
 		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
 	}
 	out := []StaffAudit{}
-	err := s.view(ctx, "staff audit", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "staff audit", func(tx Tx) error {
 		b := tx.Bucket([]byte(bucketStaffAudit))
 		if b == nil {
 			return nil
@@ -118,7 +116,7 @@ func (s *Store) addStaff(ctx context.Context, a StaffAccount, audit *StaffAudit,
 	if len(a.PasswordHash) == 0 {
 		return fmt.Errorf("%w: empty password hash", ErrInvalid)
 	}
-	return s.update(ctx, "add staff", func(tx *bolt.Tx) error {
+	return s.update(ctx, "add staff", func(tx Tx) error {
 		b, err := bucket(tx, bucketStaff)
 		if err != nil {
 			return err
@@ -192,7 +190,7 @@ func (s *Store) changeStaff(ctx context.Context, name string, audit StaffAudit, 
 	if err := checkID("staff name", name); err != nil {
 		return err
 	}
-	return s.update(ctx, "change staff", func(tx *bolt.Tx) error {
+	return s.update(ctx, "change staff", func(tx Tx) error {
 		var rec staffRec
 		if err := getJSON(tx, bucketStaff, []byte(name), &rec, "staff account "+name); err != nil {
 			return err

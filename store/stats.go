@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 const bucketDailyStats = "daily_stats" // day NUL platform NUL language → dayRec (JSON)
 
 // countAnswer counts a bot reply to a photo (or an error reply) in its day's statistics, by
 // platform and language (the chat's summary s gives them when r does not).
-func countAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
+func countAnswer(tx Tx, s *summaryRec, r Record) error {
 	switch r.Kind {
 	case kindDiagnosis, kindUnsure, kindNotLeaf, kindUnknownCrop, kindError:
 	default:
@@ -93,7 +91,7 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time) ([]DayStats, erro
 	lo := []byte(utc(from).Format(time.DateOnly))
 	hi := []byte(utc(to).Format(time.DateOnly) + "\x01")
 	out := []DayStats{}
-	err := s.view(ctx, "stats", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "stats", func(tx Tx) error {
 		b, err := bucket(tx, bucketDailyStats)
 		if err != nil {
 			return err

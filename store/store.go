@@ -46,6 +46,9 @@ var (
 	ErrExists = errors.New("store: already exists")
 	// ErrInUse reports that another process (a running server) holds the database file.
 	ErrInUse = errors.New("store: database in use by another process")
+	// ErrUnsupported reports an operation the database's engine does not offer (a bbolt file
+	// backup on PostgreSQL, say).
+	ErrUnsupported = errors.New("store: not supported by this database")
 )
 
 // SchemaVersion is the version of the on-disk layout written by this build.
@@ -90,8 +93,7 @@ type Options struct {
 
 // Store is a CropShield database. It is safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
+	eng engine
 }
 
 // Open opens (creating if needed) the database at path with file mode 0600,
@@ -136,8 +138,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path}
-	if err := s.init(); err != nil {
+	s := &Store{eng: &boltEngine{db: db, path: path}}
+	if err := s.init(context.WithoutCancel(ctx)); err != nil {
 		if cerr := db.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("store: close %s: %w", path, cerr))
 		}
@@ -149,10 +151,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // init checks the schema version and creates what is missing. It writes
 // nothing when the file is already complete, and nothing at all when the
 // file comes from a newer schema.
-func (s *Store) init() error {
+func (s *Store) init(ctx context.Context) error {
 	var stored uint64
 	complete := true
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.eng.view(ctx, func(tx Tx) error {
 		for _, name := range allBuckets() {
 			if tx.Bucket([]byte(name)) == nil {
 				complete = false
@@ -167,24 +169,24 @@ func (s *Store) init() error {
 			return nil
 		}
 		if len(v) != 8 {
-			return fmt.Errorf("store: %s: malformed schema version %x", s.path, v)
+			return fmt.Errorf("store: %s: malformed schema version %x", s.eng.name(), v)
 		}
 		stored = binary.BigEndian.Uint64(v)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", s.path, err)
+		return fmt.Errorf("store: open %s: %w", s.eng.name(), err)
 	}
 	if stored > SchemaVersion {
 		return fmt.Errorf("%w: %s has schema version %d, this build supports up to %d",
-			ErrNewerSchema, s.path, stored, SchemaVersion)
+			ErrNewerSchema, s.eng.name(), stored, SchemaVersion)
 	}
 	if complete && stored == SchemaVersion {
 		return nil
 	}
 	// Migrations from older versions go here, keyed on stored. Version 1 is
 	// the first, so a missing version means a new file.
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.eng.update(ctx, func(tx Tx) error {
 		newSummaries := tx.Bucket([]byte(bucketSummaries)) == nil
 		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
@@ -199,15 +201,15 @@ func (s *Store) init() error {
 		return tx.Bucket([]byte(bucketMeta)).Put([]byte(keySchemaVersion), seqKey(SchemaVersion))
 	})
 	if err != nil {
-		return fmt.Errorf("store: initialize %s: %w", s.path, err)
+		return fmt.Errorf("store: initialize %s: %w", s.eng.name(), err)
 	}
 	return nil
 }
 
 // Close closes the database file and releases its lock.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("store: close %s: %w", s.path, err)
+	if err := s.eng.close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.eng.name(), err)
 	}
 	return nil
 }
@@ -219,9 +221,13 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	be, ok := s.eng.(*boltEngine)
+	if !ok {
+		return 0, fmt.Errorf("%w: backup of %s (use the database's own tools: pg_dump)", ErrUnsupported, s.eng.name())
+	}
 	var n int64
 	cw := &ctxWriter{ctx: ctx, w: w}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := be.db.View(func(tx *bolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(cw)
 		return err
@@ -232,7 +238,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 			// writer's own error so errors.Is still sees it.
 			err = cw.err
 		}
-		return n, fmt.Errorf("store: backup %s: %w", s.path, err)
+		return n, fmt.Errorf("store: backup %s: %w", s.eng.name(), err)
 	}
 	return n, nil
 }
@@ -260,19 +266,19 @@ func (cw *ctxWriter) Write(p []byte) (int, error) {
 // view runs fn in a read transaction after checking ctx. Errors that already
 // wrap one of the package's sentinels are returned as they are; others are
 // prefixed with op.
-func (s *Store) view(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, op string, fn func(tx Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return wrapOp(op, s.db.View(fn))
+	return wrapOp(op, s.eng.view(ctx, fn))
 }
 
 // update is view for read-write transactions.
-func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+func (s *Store) update(ctx context.Context, op string, fn func(tx Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return wrapOp(op, s.db.Update(fn))
+	return wrapOp(op, s.eng.update(ctx, fn))
 }
 
 func wrapOp(op string, err error) error {
@@ -283,7 +289,7 @@ func wrapOp(op string, err error) error {
 }
 
 // bucket returns a top-level bucket, or an error if Open did not create it.
-func bucket(tx *bolt.Tx, name string) (*bolt.Bucket, error) {
+func bucket(tx Tx, name string) (Bucket, error) {
 	b := tx.Bucket([]byte(name))
 	if b == nil {
 		return nil, fmt.Errorf("bucket %q missing", name)

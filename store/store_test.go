@@ -39,14 +39,8 @@ func newTestStore(t testing.TB, path string) *Store {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
 	t.Cleanup(func() {
-		err := s.db.View(func(tx *bolt.Tx) error {
-			for err := range tx.Check() {
-				t.Errorf("consistency check: %v", err)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Errorf("check view: %v", err)
+		if err := s.Check(context.Background()); err != nil {
+			t.Errorf("consistency check: %v", err)
 		}
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -88,7 +82,7 @@ func TestOpenNewFile(t *testing.T) {
 	if got := fi.Mode().Perm(); got != 0o600 {
 		t.Errorf("file mode = %v, want 0600", got)
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.eng.view(context.Background(), func(tx Tx) error {
 		for _, name := range allBuckets() {
 			if tx.Bucket([]byte(name)) == nil {
 				t.Errorf("bucket %q missing", name)

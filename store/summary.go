@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The review dashboard's view of the conversations. The list of conversations never reads the
@@ -120,7 +118,7 @@ type summaryRec struct {
 }
 
 // summaryOf returns the summaries bucket and chatKey's summary; found is false if the chat has none.
-func summaryOf(tx *bolt.Tx, chatKey []byte) (sb *bolt.Bucket, sum summaryRec, found bool, err error) {
+func summaryOf(tx Tx, chatKey []byte) (sb Bucket, sum summaryRec, found bool, err error) {
 	sb, err = bucket(tx, bucketSummaries)
 	if err != nil {
 		return nil, sum, false, err
@@ -166,7 +164,7 @@ func shorten(s string, n int) string {
 
 // noteMessage updates the summary (and the daily statistics) of r's chat in the transaction
 // that appends r (prev nil) or replaces the record prev with r.
-func noteMessage(tx *bolt.Tx, r Record, prev []byte) error {
+func noteMessage(tx Tx, r Record, prev []byte) error {
 	if err := notePhotoSent(tx, r); err != nil {
 		return err
 	}
@@ -243,7 +241,7 @@ func noteMessage(tx *bolt.Tx, r Record, prev []byte) error {
 }
 
 // reindex moves a chat's index entry from its old last activity to the new one.
-func reindex(tx *bolt.Tx, chatKey []byte, oldLast time.Time, existed bool, last time.Time) error {
+func reindex(tx Tx, chatKey []byte, oldLast time.Time, existed bool, last time.Time) error {
 	ib, err := bucket(tx, bucketSummaryIndex)
 	if err != nil {
 		return err
@@ -264,7 +262,7 @@ func reindex(tx *bolt.Tx, chatKey []byte, oldLast time.Time, existed bool, last 
 // linkMigration marks the summaries of a chat that moved (Store.MigrateChat), the old one with
 // MovedTo and the new one with MovedFrom. The new chat's summary is created if it has none, with
 // its activity at the move.
-func linkMigration(tx *bolt.Tx, platform, from, to string, chat chatRec, at time.Time) error {
+func linkMigration(tx Tx, platform, from, to string, chat chatRec, at time.Time) error {
 	sb, err := bucket(tx, bucketSummaries)
 	if err != nil {
 		return err
@@ -303,7 +301,7 @@ func linkMigration(tx *bolt.Tx, platform, from, to string, chat chatRec, at time
 }
 
 // noteAnswer applies a bot reply to the summary and counts it in the daily statistics.
-func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
+func noteAnswer(tx Tx, s *summaryRec, r Record) error {
 	if r.PhotoHash != "" && (r.PhotoHash != s.PhotoHash || r.Crop != "") {
 		// An answer within a stated crop (perhaps the answer to "which crop?") shows that crop's
 		// top-1, as the farmer read it.
@@ -327,7 +325,7 @@ func noteAnswer(tx *bolt.Tx, s *summaryRec, r Record) error {
 
 // notePhoto makes hash the summary's last photo, with the model's top-1 (within crop if the
 // farmer stated one) or the staff's class.
-func notePhoto(tx *bolt.Tx, s *summaryRec, hash, crop string) {
+func notePhoto(tx Tx, s *summaryRec, hash, crop string) {
 	s.PhotoHash, s.Disease, s.Prob, s.Corrected, s.NotLeaf, s.OtherCrop = hash, "", 0, false, false, false
 	if top, ok := modelTop(tx, hash, crop); ok {
 		s.Disease, s.Prob, s.NotLeaf, s.OtherCrop = top.Class, top.Prob, top.rejected, top.otherCrop
@@ -356,7 +354,7 @@ type topClass struct {
 // modelTop is the stored analysis's top-1 (whatever the model version); with a crop stated
 // (not "any"), the top-1 among that crop's classes (ids "crop__disease") re-normalized over them,
 // when the analysis kept every class's score and the crop has some.
-func modelTop(tx *bolt.Tx, hash, crop string) (topClass, bool) {
+func modelTop(tx Tx, hash, crop string) (topClass, bool) {
 	ab := tx.Bucket([]byte(bucketAnalyses))
 	if ab == nil || hash == "" {
 		return topClass{}, false
@@ -407,7 +405,7 @@ func cmpOr(a, b string) string {
 
 // backfillSummaries builds the summaries of a database written before they existed, from its
 // message logs (once, when Open adds the buckets).
-func backfillSummaries(tx *bolt.Tx) error {
+func backfillSummaries(tx Tx) error {
 	mb := tx.Bucket([]byte(bucketMessages))
 	if mb == nil {
 		return nil
@@ -518,7 +516,7 @@ func (s *Store) ListConversations(ctx context.Context, o ListOptions) (Page, err
 		from = uint64(max(0, f.From.UnixMicro()))
 	}
 	page := Page{Items: []Summary{}}
-	err := s.view(ctx, "list conversations", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "list conversations", func(tx Tx) error {
 		ib, err := bucket(tx, bucketSummaryIndex)
 		if err != nil {
 			return err
@@ -604,7 +602,7 @@ func (s *Store) GetSummary(ctx context.Context, platform, chatID string) (Summar
 		return Summary{}, err
 	}
 	var rec summaryRec
-	err := s.view(ctx, "get summary", func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get summary", func(tx Tx) error {
 		return getJSON(tx, bucketSummaries, compositeKey(platform, chatID), &rec, "conversation "+chatID+" on "+platform)
 	})
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // hashOf makes a distinct fake photo hash.
@@ -133,7 +131,7 @@ func TestSummaryAttentionClearedByStaffAndDiagnosis(t *testing.T) {
 func indexLen(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
-	if err := s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket([]byte(bucketSummaryIndex)).Stats().KeyN; return nil }); err != nil {
+	if err := s.eng.view(context.Background(), func(tx Tx) error { n = tx.Bucket([]byte(bucketSummaryIndex)).Stats().KeyN; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -400,7 +398,7 @@ func TestSummariesBackfilledOnOpen(t *testing.T) {
 	photoTurn(t, s, "telegram", "42", testTime, hashOf(1), Candidate{"tomato__late_blight", 0.9}, kindDiagnosis)
 	want := mustSummary(t, s, "telegram", "42")
 	// Make it look like a database from before the summaries.
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.eng.update(context.Background(), func(tx Tx) error {
 		for _, b := range []string{bucketSummaries, bucketSummaryIndex} {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Turn is the handling state of one inbound message, keyed by its platform message id, so that
@@ -88,7 +86,7 @@ func (s *Store) GetTurn(ctx context.Context, platform, chatID, msgID string) (Tu
 		return Turn{}, err
 	}
 	var t Turn
-	err = s.view(ctx, "get turn", func(tx *bolt.Tx) error {
+	err = s.view(ctx, "get turn", func(tx Tx) error {
 		tb := tx.Bucket([]byte(bucketTurns))
 		var v []byte
 		if tb != nil {
@@ -140,7 +138,7 @@ func (s *Store) recordInbound(ctx context.Context, op string, r Record, chat *Ch
 		return Arrival{}, fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
 	}
 	var in Arrival
-	err = s.update(ctx, op, func(tx *bolt.Tx) error {
+	err = s.update(ctx, op, func(tx Tx) error {
 		in = Arrival{}
 		if chat != nil {
 			if in.Chat, err = touchChatTx(tx, *chat, r.Time); err != nil {
@@ -201,7 +199,7 @@ func (s *Store) recordInbound(ctx context.Context, op string, r Record, chat *Ch
 }
 
 // changeTurn applies fn to a stored turn; ErrNotFound if there is none.
-func (s *Store) changeTurn(ctx context.Context, op, platform, chatID, msgID string, fn func(tx *bolt.Tx, t *turnRec) error) error {
+func (s *Store) changeTurn(ctx context.Context, op, platform, chatID, msgID string, fn func(tx Tx, t *turnRec) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -209,7 +207,7 @@ func (s *Store) changeTurn(ctx context.Context, op, platform, chatID, msgID stri
 	if err != nil {
 		return err
 	}
-	return s.update(ctx, op, func(tx *bolt.Tx) error {
+	return s.update(ctx, op, func(tx Tx) error {
 		tb, err := bucket(tx, bucketTurns)
 		if err != nil {
 			return err
@@ -241,7 +239,7 @@ func (s *Store) AttemptReply(ctx context.Context, platform, chatID, msgID string
 	if err != nil {
 		return err
 	}
-	return s.changeTurn(ctx, "attempt reply", platform, chatID, msgID, func(tx *bolt.Tx, t *turnRec) error {
+	return s.changeTurn(ctx, "attempt reply", platform, chatID, msgID, func(tx Tx, t *turnRec) error {
 		t.Attempted = max(t.Attempted, k+1)
 		return applyUpdate(tx, inbound, v)
 	})
@@ -264,7 +262,7 @@ func (s *Store) ReplySent(ctx context.Context, msgID string, k int, out Record, 
 	if err != nil {
 		return fmt.Errorf("%w: encode message: %w", ErrInvalid, err)
 	}
-	return s.changeTurn(ctx, "reply sent", out.Platform, out.ChatID, msgID, func(tx *bolt.Tx, t *turnRec) error {
+	return s.changeTurn(ctx, "reply sent", out.Platform, out.ChatID, msgID, func(tx Tx, t *turnRec) error {
 		mb, err := bucket(tx, bucketMessages)
 		if err != nil {
 			return err
@@ -300,7 +298,7 @@ func (s *Store) FinishTurn(ctx context.Context, platform, chatID, msgID string, 
 	if err != nil {
 		return err
 	}
-	return s.changeTurn(ctx, "finish turn", platform, chatID, msgID, func(tx *bolt.Tx, t *turnRec) error {
+	return s.changeTurn(ctx, "finish turn", platform, chatID, msgID, func(tx Tx, t *turnRec) error {
 		t.Done = true
 		return applyUpdate(tx, inbound, v)
 	})
