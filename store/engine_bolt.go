@@ -60,6 +60,8 @@ func (b boltBucket) Cursor() Cursor                 { return boltCursor{b.b.Curs
 func (b boltBucket) Bucket(name []byte) Bucket      { return wrapBucket(b.b.Bucket(name)) }
 func (b boltBucket) DeleteBucket(name []byte) error { return b.b.DeleteBucket(name) }
 func (b boltBucket) NextSequence() (uint64, error)  { return b.b.NextSequence() }
+func (b boltBucket) Sequence() uint64               { return b.b.Sequence() }
+func (b boltBucket) SetSequence(v uint64) error     { return b.b.SetSequence(v) }
 
 func (b boltBucket) ForEach(fn func(k, v []byte) error) error { return b.b.ForEach(fn) }
 

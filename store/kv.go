@@ -61,6 +61,9 @@ type Bucket interface {
 	DeleteBucket(name []byte) error
 	// NextSequence returns the bucket's next sequence number (1, 2, ...).
 	NextSequence() (uint64, error)
+	// Sequence is the bucket's last sequence number; SetSequence sets it (a copy of a store).
+	Sequence() uint64
+	SetSequence(v uint64) error
 	// Stats counts what the bucket holds (its values, not nested buckets' contents).
 	Stats() BucketStats
 }
