@@ -372,3 +372,23 @@ func TestNewChecksOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookSecret: the secret_token is a function of the token alone (every replica derives
+// the same), differs with the token, is made of the characters Telegram allows in a secret_token
+// (1–256 of A-Z a-z 0-9 _ -) and does not contain the token.
+func TestWebhookSecret(t *testing.T) {
+	const token = "7301234567:AAGz-fakeTokenForTests_k3Y9qLmN0pR"
+	s := webhookSecret(token)
+	if again := webhookSecret(token); again != s {
+		t.Errorf("two derivations differ: %q, %q", s, again)
+	}
+	if other := webhookSecret("7301234567:AAGz-anotherToken"); other == s {
+		t.Error("two tokens give the same secret")
+	}
+	if len(s) < 32 || len(s) > 256 || strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+		t.Errorf("secret %q: want 32–256 characters of A-Z a-z 0-9 _ -", s)
+	}
+	if strings.Contains(s, "AAGz") || strings.Contains(s, "7301234567") {
+		t.Errorf("secret %q shows the token", s)
+	}
+}

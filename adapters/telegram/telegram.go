@@ -9,8 +9,10 @@
 //     ones left at a stop in again at the next start. The handler answers each message once (a
 //     delivered-again message gets no second reply, an interrupted one resumes).
 //   - Modes. Long polling by default (deleteWebhook first); a webhook when a public URL is set
-//     (setWebhook with a random secret_token checked on every request). A 409 Conflict, another
-//     instance receiving this bot's updates, stops Run with ErrConflict.
+//     (setWebhook with a secret_token checked on every request, derived from the bot token so
+//     that every replica behind a load balancer has the same one; a replica that stops leaves
+//     the webhook to the others). A 409 Conflict, another instance receiving this bot's updates,
+//     stops Run with ErrConflict.
 //   - Flood control. A 429 is waited out for its retry_after, per chat for a chat's calls and
 //     for the whole bot otherwise (or when several chats are throttled at once); a reply is
 //     retried until its context ends, never dropped.
