@@ -21,12 +21,17 @@ const (
 type InboxUpdate struct {
 	ID   int64
 	Data []byte
+	// Chat is the chat the update belongs to, "" if it was stored without one (by an earlier
+	// version). The inbox's leases (leases.go) hand each chat's updates to one replica.
+	Chat string
 }
 
 // SaveInbox stores updates as pending in platform's inbox and, if offset is positive, records it
 // as the platform's confirmed offset, all in one transaction: either both are durable or neither
 // is. An update already pending is replaced. Offset 0 leaves the stored offset as it is (a
-// webhook has none). Ids must not be negative and data must not be empty.
+// webhook has none). Ids must not be negative and data must not be empty. An update with a Chat
+// is indexed by it. The caller chooses the ids: AcceptInbox, which allocates them, is the way in
+// for several processes sharing the store.
 func (s *Store) SaveInbox(ctx context.Context, platform string, updates []InboxUpdate, offset int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -38,6 +43,11 @@ func (s *Store) SaveInbox(ctx context.Context, platform string, updates []InboxU
 		return fmt.Errorf("%w: negative inbox offset %d", ErrInvalid, offset)
 	}
 	for _, u := range updates {
+		if u.Chat != "" {
+			if err := checkID("chat", u.Chat); err != nil {
+				return err
+			}
+		}
 		if u.ID < 0 {
 			return fmt.Errorf("%w: negative update id %d", ErrInvalid, u.ID)
 		}
@@ -50,17 +60,12 @@ func (s *Store) SaveInbox(ctx context.Context, platform string, updates []InboxU
 	}
 	return s.update(ctx, "save inbox", func(tx Tx) error {
 		if len(updates) > 0 {
-			ib, err := bucket(tx, bucketInbox)
-			if err != nil {
-				return err
-			}
-			pb, err := ib.CreateBucketIfNotExists([]byte(platform))
+			pb, err := inboxBucket(tx, platform)
 			if err != nil {
 				return err
 			}
 			for _, u := range updates {
-				// bbolt keeps the slice until the transaction commits: give it its own copy.
-				if err := pb.Put(seqKey(uint64(u.ID)), bytes.Clone(u.Data)); err != nil {
+				if err := putEntry(tx, pb, platform, u.Chat, u.ID, u.Data); err != nil {
 					return err
 				}
 			}
@@ -78,8 +83,8 @@ func (s *Store) SaveInbox(ctx context.Context, platform string, updates []InboxU
 	})
 }
 
-// PendingInbox returns platform's pending updates, lowest id first. An empty inbox gives an
-// empty slice, not ErrNotFound.
+// PendingInbox returns platform's pending updates (with their chats), lowest id first. An empty
+// inbox gives an empty slice, not ErrNotFound.
 func (s *Store) PendingInbox(ctx context.Context, platform string) ([]InboxUpdate, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -97,11 +102,16 @@ func (s *Store) PendingInbox(ctx context.Context, platform string) ([]InboxUpdat
 		if pb == nil {
 			return nil
 		}
+		ob := nested(tx, bucketInboxChatOf, platform)
 		return pb.ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
 				return fmt.Errorf("malformed inbox key %x", k)
 			}
-			out = append(out, InboxUpdate{ID: int64(binary.BigEndian.Uint64(k)), Data: bytes.Clone(v)})
+			u := InboxUpdate{ID: int64(binary.BigEndian.Uint64(k)), Data: bytes.Clone(v)}
+			if ob != nil {
+				u.Chat = string(ob.Get(k))
+			}
+			out = append(out, u)
 			return nil
 		})
 	})
@@ -112,7 +122,8 @@ func (s *Store) PendingInbox(ctx context.Context, platform string) ([]InboxUpdat
 }
 
 // DoneInbox deletes handled updates from platform's inbox. Ids that are not pending are ignored,
-// so marking an update done twice is harmless.
+// so marking an update done twice is harmless. It leaves the chats' leases alone (FinishInbox
+// is the replicas' way).
 func (s *Store) DoneInbox(ctx context.Context, platform string, ids ...int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -133,10 +144,7 @@ func (s *Store) DoneInbox(ctx context.Context, platform string, ids ...int64) er
 			return nil
 		}
 		for _, id := range ids {
-			if id < 0 {
-				continue
-			}
-			if err := pb.Delete(seqKey(uint64(id))); err != nil {
+			if err := deleteEntry(tx, pb, platform, id); err != nil {
 				return err
 			}
 		}
