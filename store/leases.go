@@ -596,4 +596,3 @@ func createNested(tx Tx, top, name string) (Bucket, error) {
 	}
 	return b.CreateBucketIfNotExists([]byte(name))
 }
-
