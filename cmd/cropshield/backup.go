@@ -22,21 +22,25 @@ with bbolt's consistency check, then renamed: FILE is never half-written). While
 serve' runs, the copy comes from the server through its admin socket (DB.admin.sock, reachable
 only by the database's owner), in one read transaction: the bot keeps answering. Otherwise the
 file is opened read-only. Restore: stop serve, copy FILE over the database, start serve.
+A PostgreSQL database (--db postgres://...) is backed up with PostgreSQL's own tools (pg_dump).
 `
 
 const compactUsage = `usage: cropshield compact [--db data/cropshield.db]
 
 Rewrites the database without its free pages (after retention or /forget removed data) and
 swaps the new file in. Offline: stop 'cropshield serve' first; compact refuses a file in use.
-Take a backup before.
+Take a backup before. PostgreSQL (--db postgres://...) reclaims space itself (autovacuum).
 `
 
 // backupCmd copies the database to a file, through the running server if there is one.
 func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(stderr, backupUsage) }
-	db := fs.String("db", "data/cropshield.db", "bbolt database file")
+	db := fs.String("db", defaultDB, "bbolt database file")
 	if err := parseFlags(fs, flagsFirst(fs, args), stderr); err != nil {
+		return err
+	}
+	if err := bboltOnly("backup", *db, "back it up with pg_dump (pg_dump -Fc -f FILE, with the same URL) or the server's base backups"); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -110,8 +114,11 @@ func backupFromServer(ctx context.Context, sock, out string) (int64, error) {
 func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compact", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(stderr, compactUsage) }
-	db := fs.String("db", "data/cropshield.db", "bbolt database file")
+	db := fs.String("db", defaultDB, "bbolt database file")
 	if err := parseFlags(fs, flagsFirst(fs, args), stderr); err != nil {
+		return err
+	}
+	if err := bboltOnly("compact", *db, "PostgreSQL reclaims free space itself (autovacuum; VACUUM FULL to shrink the files)"); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

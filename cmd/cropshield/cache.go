@@ -19,7 +19,8 @@ The cache holds the model's analysis of each photo (and its heat-map) by the pho
 a photo sent again is answered without the model. Clearing it removes those only: photos,
 conversations, staff corrections and statistics stay, and a photo sent again is analysed again.
 Each takes --db (default data/cropshield.db) and opens the database, so stop 'cropshield serve'
-first; while it serves, an admin clears the cache on the dashboard's Statistics page.
+first; while it serves, an admin clears the cache on the dashboard's Statistics page. On
+PostgreSQL (--db postgres://...) both run beside the replicas.
 `
 
 // cacheCmd shows or clears the analysis cache of a database that is not being served.
@@ -32,14 +33,15 @@ func cacheCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		fmt.Fprint(stderr, cacheUsage)
 		return fmt.Errorf("%w: unknown cache subcommand %q", errUsage, sub)
 	}
-	db := fs.String("db", "data/cropshield.db", "bbolt database file")
+	var db string
+	registerDB(fs, &db)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: cache %s takes no arguments, got %q", errUsage, sub, fs.Args())
 	}
-	st, err := openOffline(ctx, *db, false, " by 'cropshield serve': clear the cache on the dashboard's Statistics page as an admin, or stop serve first")
+	st, err := openOffline(ctx, db, false, " by 'cropshield serve': clear the cache on the dashboard's Statistics page as an admin, or stop serve first")
 	if err != nil {
 		return err
 	}

@@ -80,16 +80,19 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
-			secret := isSecret(f.Name)
+			secret, shown := isSecret(f.Name), v
+			if f.Name == "db" { // a URL's password is never shown
+				shown = redactDB(v)
+			}
 			if err := f.Value.Set(v); err != nil && envErr == nil {
-				shown := strconv.Quote(v)
+				quoted := strconv.Quote(shown)
 				if secret {
-					shown = "(hidden)"
+					quoted = "(hidden)"
 				}
-				envErr = fmt.Errorf("%w: %s=%s: %w", errUsage, name, shown, err)
+				envErr = fmt.Errorf("%w: %s=%s: %w", errUsage, name, quoted, err)
 			}
 			if !secret { // -h prints defaults: never a token
-				f.DefValue = v
+				f.DefValue = shown
 			}
 		}
 	})
@@ -135,10 +138,18 @@ func subcommand(cmd, usage, need string, args []string, stderr io.Writer) (sub s
 	return sub, fs, args[1:], nil
 }
 
-// openOffline opens the database for a command that runs while serve does not: it must exist
-// unless create (then its folder is made). While serve holds it the error says so, followed by
-// inUse (what to do instead).
+// openOffline opens the database for a command that runs while serve does not: a bbolt file
+// must exist unless create (then its folder is made). While serve holds the file the error says
+// so, followed by inUse (what to do instead). A PostgreSQL database (a URL) is opened beside the
+// running replicas: its transactions are serialized by the server.
 func openOffline(ctx context.Context, db string, create bool, inUse string) (*store.Store, error) {
+	if isDBURL(db) {
+		st, err := store.Open(ctx, db, store.Options{Timeout: 2 * time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("open database %s: %w", redactDB(db), dbError(err, db))
+		}
+		return st, nil
+	}
 	if create {
 		if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
 			return nil, fmt.Errorf("database folder: %w", err)

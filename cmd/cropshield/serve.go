@@ -31,8 +31,11 @@ import (
 
 type serveConfig struct {
 	modelConfig
-	addr      string
-	db        string
+	addr string
+	// db is a bbolt file or a postgres:// URL (never shown with its password: redactDB).
+	db string
+	// replica names this process among the replicas sharing a PostgreSQL store (the host name).
+	replica   string
 	threshold float64
 	// askCropBelow: without a stated crop, below this share of its most likely crop the bot
 	// asks which crop (bot.Config.ClearCropShare), as about a leaf the model judges an unknown
@@ -65,7 +68,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c.register(fs)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address of the web chat, /healthz and /metrics")
-	fs.StringVar(&c.db, "db", "data/cropshield.db", "bbolt database file (created 0600)")
+	registerDB(fs, &c.db)
+	fs.StringVar(&c.replica, "replica", defaultReplica(), "this process's name among the replicas sharing one PostgreSQL database (--db postgres://...): in the log and in the store's per-chat leases; give each replica its own, and the same again when it restarts")
 	fs.Float64Var(&c.threshold, "threshold", 0.5, "below this top-1 probability the bot says it is not sure and asks for a new photo")
 	fs.Float64Var(&c.askCropBelow, "ask-crop-below", 0.66, "without a crop stated by the farmer, below this share of its most likely crop the bot asks which crop it is (a leaf the model judges an unknown crop is asked about too, with \"another crop\"); 0 never asks")
 	fs.IntVar(&c.workers, "workers", 2, "photos analysed at once")
@@ -84,6 +88,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	if err := checkReplica(c.replica); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, c.logFormat, c.logLevel)
 	if err != nil {
@@ -113,12 +120,17 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if err != nil {
 		return fmt.Errorf("locales: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
-		return fmt.Errorf("database folder: %w", err)
+	if err := checkWhatsAppDB(c.whatsapp.enabled, c.whatsapp.db, c.db); err != nil {
+		return err
+	}
+	if !isDBURL(c.db) {
+		if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
+			return fmt.Errorf("database folder: %w", err)
+		}
 	}
 	st, err := store.Open(ctx, c.db, store.Options{})
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return fmt.Errorf("open database %s: %w", redactDB(c.db), dbError(err, c.db))
 	}
 	defer func() { err = errors.Join(err, closeLogged(log, "database", st.Close)) }()
 	model, err := inference.Load(ctx, c.model, opts)
@@ -210,7 +222,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		c.ready(ln.Addr().String())
 	}
 	log.Info("CropShield serving", "web_chat", "http://"+ln.Addr().String()+"/", "metrics", "/metrics", "healthz", "/healthz",
-		"db", c.db, "provider", model.Info().Provider, "memory_limit", c.memLimit.String(), "decode_budget", c.decodeBudget.String())
+		"db", redactDB(c.db), "replica", c.replica, "provider", model.Info().Provider, "memory_limit", c.memLimit.String(), "decode_budget", c.decodeBudget.String())
 	review, err := startReview(ctx, c.review, log, st, loc, model.Info(), adapters)
 	if err != nil {
 		return errors.Join(err, srv.Close())

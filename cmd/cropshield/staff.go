@@ -25,7 +25,7 @@ const staffUsage = `usage:
   cropshield staff remove NAME                      remove an account and end its sessions
 
 Each takes --db (default data/cropshield.db). bbolt lets one process open the database, so stop
-'cropshield serve' first. While it serves, an admin adds, disables and resets accounts on the
+'cropshield serve' first (on PostgreSQL, --db postgres://..., they run beside it). While it serves, an admin adds, disables and resets accounts on the
 dashboard's Staff page; with no admin yet, serve prints a one-time link that makes the first.
 `
 
@@ -36,7 +36,8 @@ func staffCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
-	db := fs.String("db", "data/cropshield.db", "bbolt database file")
+	var db string
+	registerDB(fs, &db)
 	role := dashboard.RoleViewer
 	if sub == "add" {
 		fs.StringVar(&role, "role", dashboard.RoleViewer, "viewer (reads), agent (also corrects, replies, resolves, exports) or admin (also manages staff and the cache)")
@@ -54,7 +55,7 @@ func staffCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if len(names) != n {
 		return fmt.Errorf("%w: staff %s takes %d name(s), got %q", errUsage, sub, n, names)
 	}
-	st, err := openOffline(ctx, *db, sub == "add", ": stop 'cropshield serve' first (one process at a time may open it)")
+	st, err := openOffline(ctx, db, sub == "add", ": stop 'cropshield serve' first (one process at a time may open it)")
 	if err != nil {
 		return err
 	}

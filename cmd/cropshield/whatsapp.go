@@ -44,6 +44,15 @@ func registerWhatsAppDB(fs *flag.FlagSet, p *string) {
 	fs.StringVar(p, "whatsapp-db", "", "WhatsApp device store: a SQLite file (default: whatsapp.db beside --db) or a postgres:// URL")
 }
 
+// checkWhatsAppDB refuses WhatsApp without --whatsapp-db when --db is a PostgreSQL URL: there
+// is no folder to put whatsapp.db in.
+func checkWhatsAppDB(enabled bool, flagValue, db string) error {
+	if !enabled || flagValue != "" || !isDBURL(db) {
+		return nil
+	}
+	return fmt.Errorf("%w: --db is a PostgreSQL URL: give the WhatsApp store with --whatsapp-db (a SQLite file, or a postgres:// URL); one replica runs WhatsApp for a linked number", errUsage)
+}
+
 // whatsappDBLocation is --whatsapp-db, or whatsapp.db beside the bbolt file.
 func whatsappDBLocation(flagValue, bboltPath string) string {
 	if flagValue != "" {
@@ -103,7 +112,8 @@ const whatsappUsage = `usage:
   cropshield whatsapp unlink                         log the bot out of WhatsApp and delete its keys
 
 Each takes --db (default data/cropshield.db; the WhatsApp store is whatsapp.db beside it) or
---whatsapp-db (a SQLite file or a postgres:// URL). Stop 'cropshield serve' before link or unlink.
+--whatsapp-db (a SQLite file or a postgres:// URL; needed when --db is a postgres:// URL). Stop
+'cropshield serve' before link or unlink.
 `
 
 // whatsappCmd links, shows and unlinks the bot's WhatsApp account.
@@ -112,7 +122,7 @@ func whatsappCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if err != nil {
 		return err
 	}
-	db := fs.String("db", "data/cropshield.db", "bbolt database file; the WhatsApp store defaults to whatsapp.db beside it")
+	db := fs.String("db", defaultDB, "bbolt database file; the WhatsApp store defaults to whatsapp.db beside it")
 	var waDB, phone, logLevel string
 	registerWhatsAppDB(fs, &waDB)
 	fs.StringVar(&logLevel, "log-level", "warn", "log level of the WhatsApp library: debug, info, warn or error")
@@ -136,6 +146,9 @@ func whatsappCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		if _, err := whatsapp.ParsePhone(phone); err != nil {
 			return fmt.Errorf("%w: --phone: %w", errUsage, err)
 		}
+	}
+	if err := checkWhatsAppDB(true, waDB, *db); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, "text", logLevel)
 	if err != nil {
