@@ -22,6 +22,9 @@ func OpenReadOnly(ctx context.Context, path string, opts Options) (*Store, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := notAFile("open read-only", path); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -49,6 +52,14 @@ func OpenReadOnly(ctx context.Context, path string, opts Options) (*Store, error
 		return nil, errors.Join(err, db.Close())
 	}
 	return s, nil
+}
+
+// notAFile refuses a PostgreSQL URL where a bbolt file is needed, with ErrUnsupported.
+func notAFile(op, target string) error {
+	if isPostgresURL(target) {
+		return fmt.Errorf("%w: %s %s: only a bbolt file can be (use the database's own tools)", ErrUnsupported, op, redactURL(target))
+	}
+	return nil
 }
 
 // boltOptions are the bbolt options for a timeout (Options.Timeout, else 5 s) and mode.
@@ -137,6 +148,9 @@ func (s *Store) BackupFile(ctx context.Context, path string) (int64, error) {
 // CheckFile opens a database file read-only (not one a server holds) and runs bbolt's consistency
 // check over every page.
 func CheckFile(ctx context.Context, path string) error {
+	if err := notAFile("check", path); err != nil {
+		return err
+	}
 	db, err := bolt.Open(path, 0o600, boltOptions(Options{Timeout: time.Second}, true))
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
@@ -182,6 +196,9 @@ const compactTxSize = 64 << 20
 // after.
 func Compact(ctx context.Context, path string, opts Options) (before, after int64, err error) {
 	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	if err := notAFile("compact", path); err != nil {
 		return 0, 0, err
 	}
 	fi, err := os.Stat(path)

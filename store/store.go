@@ -87,8 +87,16 @@ func allBuckets() []string {
 // Options configures Open.
 type Options struct {
 	// Timeout is how long Open waits for the file lock held by another
-	// Store (in this or another process). Zero or negative means 5s.
+	// Store (in this or another process), or, on PostgreSQL, for a
+	// connection. Zero or negative means 5s.
 	Timeout time.Duration
+	// PoolSize is the most connections a Store opens to PostgreSQL at once
+	// (transactions beyond it wait for one). Zero or negative means 8.
+	// bbolt ignores it.
+	PoolSize int
+	// QueryTimeout bounds each PostgreSQL transaction whose context has no
+	// deadline. Zero or negative means 30s. bbolt ignores it.
+	QueryTimeout time.Duration
 }
 
 // Store is a CropShield database. It is safe for concurrent use.
@@ -96,20 +104,35 @@ type Store struct {
 	eng engine
 }
 
-// Open opens (creating if needed) the database at path with file mode 0600,
-// creates the buckets and, on a new file, records SchemaVersion. A file
-// whose stored schema version is greater than SchemaVersion is left
-// untouched and Open returns an error wrapping ErrNewerSchema. If the lock
-// cannot be taken within opts.Timeout Open fails with an error wrapping
-// bbolt's errors.ErrTimeout; if ctx's deadline comes first, the error also
-// wraps context.DeadlineExceeded.
-func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+// Open opens the database at target: a PostgreSQL database if target is a
+// postgres:// or postgresql:// URL, else a bbolt file.
+//
+// A bbolt file is created if needed with file mode 0600. Open creates the
+// buckets and, on a new database, records SchemaVersion. A database whose
+// stored schema version is greater than SchemaVersion is left untouched and
+// Open returns an error wrapping ErrNewerSchema. If the file's lock cannot
+// be taken within opts.Timeout Open fails with an error wrapping bbolt's
+// errors.ErrTimeout; if ctx's deadline comes first, the error also wraps
+// context.DeadlineExceeded.
+//
+// On PostgreSQL Open first applies the SQL migrations this build has and the
+// database lacks (store/migrations, recorded in schema_migrations, under an
+// advisory lock so that replicas starting together do not race); a database
+// migrated by a newer build is refused with ErrNewerSchema. Any number of
+// Stores, in any number of processes, may share the database: their write
+// transactions run one at a time, as bbolt's do. Messages and errors show
+// the URL without its password.
+func Open(ctx context.Context, target string, opts Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if path == "" {
+	if target == "" {
 		return nil, fmt.Errorf("%w: empty database path", ErrInvalid)
 	}
+	if isPostgresURL(target) {
+		return openPostgres(ctx, target, opts)
+	}
+	path := target
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = defaultTimeout
@@ -144,6 +167,19 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			err = errors.Join(err, fmt.Errorf("store: close %s: %w", path, cerr))
 		}
 		return nil, err
+	}
+	return s, nil
+}
+
+// openPostgres is Open for a PostgreSQL URL.
+func openPostgres(ctx context.Context, url string, opts Options) (*Store, error) {
+	pe, err := openPG(ctx, url, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{eng: pe}
+	if err := s.init(context.WithoutCancel(ctx)); err != nil {
+		return nil, errors.Join(err, pe.close())
 	}
 	return s, nil
 }
