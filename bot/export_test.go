@@ -18,3 +18,7 @@ func IntakeWaiters(in *Intake, p Platform, chat, id string) int {
 	defer in.mu.Unlock()
 	return len(in.waiters[msgKey{p, chat, id}])
 }
+
+// KillIntake stops the intake as kill -9 would: nothing more is handled, marked done or let go,
+// its heartbeats end; what it held stays in the inbox under its leases.
+func KillIntake(in *Intake) { in.kill() }

@@ -3,6 +3,7 @@ package bot
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,12 +16,23 @@ import (
 	"github.com/cropshield/cropshield/store"
 )
 
-// InboxStore is the durable inbox the intake keeps messages in until they are answered;
-// *store.Store implements it.
+// InboxStore is the durable inbox the intake keeps messages in until they are answered, shared
+// by every replica (process) of the bot, with the per-chat leases that hand each chat's messages
+// to one replica at a time (store/leases.go); *store.Store implements it.
 type InboxStore interface {
-	SaveInbox(ctx context.Context, platform string, updates []store.InboxUpdate, offset int64) error
-	PendingInbox(ctx context.Context, platform string) ([]store.InboxUpdate, error)
-	DoneInbox(ctx context.Context, platform string, ids ...int64) error
+	// AcceptInbox stores messages with new ids (and the platform's cursor) and takes the leases
+	// of their chats that no live replica holds; it returns the ids and the pending entries of
+	// the chats the replica holds that it did not hold yet, in id order.
+	AcceptInbox(ctx context.Context, l store.Lessee, platform string, updates []store.InboxUpdate, offset int64) (ids []int64, take []store.InboxUpdate, err error)
+	// FinishInbox removes handled entries and, for each chat named, releases its lease if the
+	// chat has nothing pending or returns the entries stored for it meanwhile by others.
+	FinishInbox(ctx context.Context, l store.Lessee, platform string, done map[string][]int64) ([]store.InboxUpdate, error)
+	// AdoptInbox takes the chats with pending entries and no live lease and returns their
+	// entries, with those of the replica's own chats it does not hold.
+	AdoptInbox(ctx context.Context, l store.Lessee, platform string) ([]store.InboxUpdate, error)
+	// Heartbeat keeps the replica's leases live; Retire ends them.
+	Heartbeat(ctx context.Context, l store.Lessee) error
+	Retire(ctx context.Context, l store.Lessee) error
 	InboxOffset(ctx context.Context, platform string) (int64, error)
 }
 
@@ -78,6 +90,20 @@ type IntakeConfig struct {
 	AlbumWait time.Duration
 	// MaxPhotoBytes is the limit passed to Channel.FetchPhoto (20 MB, the handler's default).
 	MaxPhotoBytes int64
+
+	// Replica names this process among those sharing the store ("main"). One process runs per
+	// name at a time: a process started under the name of one that died takes its chats back at
+	// once.
+	Replica string
+	// HeartbeatEvery is how often the replica records that it is alive (2 s); LeaseTTL is how
+	// long after its last heartbeat a replica's chats are taken by the others (10 s). The clocks
+	// of the replicas must agree to well within LeaseTTL.
+	HeartbeatEvery, LeaseTTL time.Duration
+	// AdoptEvery is how often the replica looks for chats with messages nobody hands in (their
+	// replica stopped or died) and for messages other replicas stored for its chats (1 s).
+	AdoptEvery time.Duration
+	// Clock tells the time for heartbeats and leases (time.Now): tests set it.
+	Clock func() time.Time
 }
 
 func (c IntakeConfig) withDefaults() IntakeConfig {
@@ -102,6 +128,19 @@ func (c IntakeConfig) withDefaults() IntakeConfig {
 	if c.MaxPhotoBytes <= 0 {
 		c.MaxPhotoBytes = DefaultMaxPhotoBytes
 	}
+	c.Replica = cmp.Or(c.Replica, "main")
+	if c.HeartbeatEvery <= 0 {
+		c.HeartbeatEvery = 2 * time.Second
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	if c.AdoptEvery <= 0 {
+		c.AdoptEvery = time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	return c
 }
 
@@ -115,39 +154,65 @@ func (c IntakeConfig) withDefaults() IntakeConfig {
 // takes no more messages, lets those being handled finish and leaves the rest in the inbox for
 // the next start, when Open hands them in again. The handler answers each message once (its turn
 // log), so a message handed in twice is not answered twice.
+//
+// Several processes (replicas) may share one store, each with its intake, and any of them may
+// receive any message. The store numbers the inbox entries (in the order they became durable)
+// and leases each chat to one replica (store/leases.go). The replica that stores a chat's
+// message while no live replica holds the chat takes it, and hands in the chat's messages,
+// also those the others store meanwhile (they only store them: it finds them when it accepts or
+// finishes one of the chat's messages, or at its next look, every AdoptEvery), until the chat
+// has nothing pending; then it lets the chat go. A replica that stops lets its chats go at once;
+// one that dies (no heartbeat for LeaseTTL) loses them to the others, which look for chats
+// nobody hands in every AdoptEvery; one restarted under the same name takes its chats back at
+// once. A message that still fails after the retries keeps its chat with this replica until it
+// stops or dies, so the others do not retry it in a loop. Consequences: the bounds (ChatQueue,
+// Queue) are this replica's: a message stored for a chat another replica holds counts there
+// once it is handed in there, and the messages stored by other replicas are handed in without
+// waiting for room; WaitHandled returns at once for a message stored for a chat another replica
+// holds; an album whose photos reach several replicas is collected by the chat's holder, which
+// gets the others' photos within AdoptEvery (shorter than AlbumWait): a photo later than
+// AlbumWait is answered as a second album, as on one replica.
 type Intake struct {
-	cfg   IntakeConfig
-	log   *slog.Logger
-	inbox InboxStore
-	h     MessageHandler
+	cfg         IntakeConfig
+	log         *slog.Logger
+	inbox       InboxStore
+	h           MessageHandler
+	incarnation string // this process's, among those of the replica's name
 
 	jobCtx     context.Context // the handler's context: cancelled when a stop's drain times out
 	cancelJobs context.CancelFunc
 	stopCh     chan struct{} // closed by Stop: ends retry waits
 	mark       *marker
 	wg         sync.WaitGroup
+	tendCtx    context.Context // the heartbeats' and looks' context, cancelled with them
+	endTending context.CancelFunc
+	tendDone   chan struct{}
 
 	mu       sync.Mutex
 	cond     *sync.Cond
 	stopping bool
+	killed   bool // a test's kill -9: Stop does nothing
 	channels map[Platform]*channelState
 	queues   map[queueKey][]*job // per chat, jobs not started
 	busy     map[queueKey]bool   // chats with a job running
 	ready    []queueKey          // chats with jobs and none running, oldest first
 	perChat  map[queueKey]int    // messages accepted and not finished, per chat
 	total    int                 // the same, in all
-	active   map[msgKey]int64    // messages accepted and not finished → their inbox id
+	active   map[msgKey]int64    // messages accepted and not finished → their inbox id (reserved while an Accept stores them)
+	held     map[heldKey]bool    // inbox entries taken in (queued, running, kept, or done and not yet marked)
 	albums   map[albumKey]*album
 	space    chan struct{}              // closed (and replaced) when messages finish
 	waiters  map[msgKey][]chan struct{} // WaitHandled callers
 }
+
+// reserved is the inbox id of a message in active while its Accept stores it.
+const reserved = -1
 
 type channelState struct {
 	// accepting is held by an Accept from its reservation to its queueing, so that a platform's
 	// messages are queued in the order they were accepted (and numbered).
 	accepting sync.Mutex
 	ch        Channel
-	nextID    int64 // the inbox id of the next message
 	closed    bool
 }
 
@@ -161,15 +226,21 @@ type msgKey struct {
 	chat, id string
 }
 
+type heldKey struct {
+	platform Platform
+	id       int64
+}
+
 func keyOf(m Message) msgKey { return msgKey{m.Chat.Platform, m.Chat.ID, m.ID} }
 
 // job is what a worker hands to the handler: one message, or the photos of an album as one.
 type job struct {
-	chat  queueKey
-	ids   []int64  // inbox ids
-	keys  []msgKey // the messages it finishes
-	msg   Message
-	album bool
+	chat   queueKey
+	ids    []int64  // inbox ids
+	leases []string // the chat each id is leased under (store.InboxUpdate.Chat)
+	keys   []msgKey // the messages it finishes
+	msg    Message
+	album  bool
 }
 
 type albumKey struct {
@@ -184,67 +255,58 @@ type album struct {
 }
 
 type part struct {
-	id  int64
-	msg Message
+	id    int64
+	lease string
+	msg   Message
 }
 
-// NewIntake starts the intake's workers; messages come once a channel is opened.
+// NewIntake starts the intake's workers and heartbeats; messages come once a channel is opened.
 func NewIntake(cfg IntakeConfig, log *slog.Logger, inbox InboxStore, h MessageHandler) *Intake {
 	cfg = cfg.withDefaults()
-	in := &Intake{cfg: cfg, log: log, inbox: inbox, h: h, stopCh: make(chan struct{}),
+	in := &Intake{cfg: cfg, log: log, inbox: inbox, h: h, incarnation: rand.Text(), stopCh: make(chan struct{}),
 		channels: map[Platform]*channelState{}, queues: map[queueKey][]*job{}, busy: map[queueKey]bool{},
-		perChat: map[queueKey]int{}, active: map[msgKey]int64{}, albums: map[albumKey]*album{},
-		space: make(chan struct{}), waiters: map[msgKey][]chan struct{}{}}
+		perChat: map[queueKey]int{}, active: map[msgKey]int64{}, held: map[heldKey]bool{}, albums: map[albumKey]*album{},
+		space: make(chan struct{}), waiters: map[msgKey][]chan struct{}{}, tendDone: make(chan struct{})}
 	in.cond = sync.NewCond(&in.mu)
 	in.jobCtx, in.cancelJobs = context.WithCancel(context.Background())
-	in.mark = newMarker(inbox, log)
+	in.tendCtx, in.endTending = context.WithCancel(context.Background())
+	in.mark = newMarker(in)
 	for range cfg.Workers {
 		in.wg.Go(in.work)
 	}
+	go in.tend()
 	return in
 }
 
+// lessee is this replica as the inbox's leases know it, now, for platform p's entries.
+func (in *Intake) lessee(p Platform) store.Lessee {
+	return store.Lessee{Replica: in.cfg.Replica, Incarnation: in.incarnation, Now: in.cfg.Clock(), TTL: in.cfg.LeaseTTL,
+		Held: func(id int64) bool {
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			return in.held[heldKey{p, id}]
+		}}
+}
+
 // Open registers a channel (an adapter) for its platform, hands in the messages of that platform
-// left in the inbox by an earlier run, and returns the platform's cursor (0 if none was saved).
-// Replies to the platform's messages go through ch from now on. Opening an open platform again
-// replaces its channel (an adapter's Run started again). An entry that is not a Message is
-// translated by the channel if it is a LegacyInbox; one nobody can read stays in the inbox and
-// is logged.
+// left in the inbox by an earlier run (of this replica, or of one that stopped or died), and
+// returns the platform's cursor (0 if none was saved). Replies to the platform's messages go
+// through ch from now on. Opening an open platform again replaces its channel (an adapter's Run
+// started again). An entry that is not a Message is translated by the channel if it is a
+// LegacyInbox; one nobody can read stays in the inbox and is logged.
 func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error) {
 	p := ch.Platform()
 	cursor, err = in.inbox.InboxOffset(ctx, string(p))
 	if err != nil {
 		return 0, fmt.Errorf("intake: read the %s cursor: %w", p, err)
 	}
-	pending, err := in.inbox.PendingInbox(ctx, string(p))
-	if err != nil {
-		return 0, fmt.Errorf("intake: read the %s inbox: %w", p, err)
-	}
-	// Entries an earlier version of the adapter stored in its format are translated by the
-	// channel, before the lock (the channel may write: a Telegram group's move).
-	msgs := make([]Message, len(pending))
-	readable := make([]bool, len(pending))
-	var drop, unread []int64
-	legacy, _ := ch.(LegacyInbox)
-	for i, u := range pending {
-		if m, ok := readEntry(p, u.Data); ok {
-			msgs[i], readable[i] = m, true
-			continue
-		}
-		if legacy == nil {
-			continue
-		}
-		switch ms, ok := legacy.DecodeLegacy(ctx, u.Data); {
-		case !ok || len(ms) > 1:
-		case len(ms) == 0:
-			drop = append(drop, u.ID) // nothing to handle
-		case ms[0].Chat.Platform == p && ms[0].Chat.ID != "" && ms[0].ID != "":
-			msgs[i], readable[i] = ms[0], true
-		}
+	// The heartbeat first: it ends an earlier incarnation's leases, which are taken back below.
+	if err := in.inbox.Heartbeat(ctx, in.lessee(p)); err != nil {
+		return 0, fmt.Errorf("intake: record the heartbeat: %w", err)
 	}
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	if in.stopping {
+		in.mu.Unlock()
 		return 0, ErrStopped
 	}
 	cs := in.channels[p]
@@ -253,38 +315,15 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 		in.channels[p] = cs
 	}
 	cs.ch, cs.closed = ch, false
-	var parts []part
-	for i, u := range pending {
-		cs.nextID = max(cs.nextID, u.ID+1)
-		m := msgs[i]
-		if !readable[i] {
-			if !slices.Contains(drop, u.ID) {
-				unread = append(unread, u.ID)
-			}
-			continue
-		}
-		if id, dup := in.active[keyOf(m)]; dup {
-			if id != u.ID {
-				drop = append(drop, u.ID) // stored twice: one is enough
-			}
-			continue // queued or running already (Open again)
-		}
-		in.active[keyOf(m)] = u.ID
-		in.perChat[queueKey{p, m.Chat.ID}]++
-		in.total++
-		parts = append(parts, part{id: u.ID, msg: m})
+	in.mu.Unlock()
+	pending, err := in.inbox.AdoptInbox(ctx, in.lessee(p), string(p))
+	if err != nil {
+		in.Close(p)
+		return 0, fmt.Errorf("intake: read the %s inbox: %w", p, err)
 	}
-	if len(unread) > 0 {
-		// Kept: an entry is removed only once handled. An operator can read it (store's inbox).
-		in.log.Error("intake: inbox entries cannot be read; they stay in the inbox", "platform", p, "entries", unread)
+	if n := in.handIn(ctx, p, pending, nil); n > 0 {
+		in.log.Info("intake: handing in the messages left from the last run", "platform", p, "messages", n)
 	}
-	if len(drop) > 0 {
-		in.mark.add(string(p), drop)
-	}
-	if len(parts) > 0 {
-		in.log.Info("intake: handing in the messages left from the last run", "platform", p, "messages", len(parts))
-	}
-	in.queueLocked(parts)
 	return cursor, nil
 }
 
@@ -295,6 +334,112 @@ func readEntry(p Platform, data []byte) (Message, bool) {
 		return Message{}, false
 	}
 	return m, true
+}
+
+// entry is an inbox entry the store handed this replica, read.
+type entry struct {
+	id    int64
+	lease string
+	msg   Message
+	ok    bool // msg is the entry
+	drop  bool // nothing to handle (a LegacyInbox said so)
+}
+
+// readEntries reads entries; one that is not a Message is translated by the channel if it is a
+// LegacyInbox (which may write: call it outside in.mu and outside the store's transactions).
+func readEntries(ctx context.Context, p Platform, ch Channel, us []store.InboxUpdate, known map[int64]Message) []entry {
+	legacy, _ := ch.(LegacyInbox)
+	es := make([]entry, 0, len(us))
+	for _, u := range us {
+		e := entry{id: u.ID, lease: u.Chat}
+		if m, ok := known[u.ID]; ok {
+			e.msg, e.ok = m, true
+		} else if m, ok := readEntry(p, u.Data); ok {
+			e.msg, e.ok = m, true
+		} else if legacy != nil {
+			switch ms, ok := legacy.DecodeLegacy(ctx, u.Data); {
+			case !ok || len(ms) > 1:
+			case len(ms) == 0:
+				e.drop = true
+			case ms[0].Chat.Platform == p && ms[0].Chat.ID != "" && ms[0].ID != "":
+				e.msg, e.ok = ms[0], true
+			}
+		}
+		es = append(es, e)
+	}
+	return es
+}
+
+// handIn takes in the entries the store handed this replica (pending entries of the chats it
+// holds, in id order) and queues them. It returns how many messages it queued. Stopping, or the
+// channel closed, it takes none: they stay in the inbox for the next start (or another replica).
+func (in *Intake) handIn(ctx context.Context, p Platform, us []store.InboxUpdate, known map[int64]Message) int {
+	if len(us) == 0 {
+		return 0
+	}
+	in.mu.Lock()
+	cs := in.channels[p]
+	var ch Channel
+	if cs != nil {
+		ch = cs.ch
+	}
+	in.mu.Unlock()
+	if ch == nil {
+		return 0
+	}
+	es := readEntries(ctx, p, ch, us, known)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopping || cs.closed {
+		return 0
+	}
+	parts := in.takeLocked(p, es, nil)
+	in.queueLocked(parts)
+	return len(parts)
+}
+
+// takeLocked takes entries in (held from now on) and returns the messages to queue, in the
+// entries' order. An entry held already is skipped; one whose message is accepted already is
+// dropped (stored twice: one is enough), unless an Accept is storing it (it hands it in); one
+// nobody can read stays in the inbox and is logged. The entries whose ids are in mine are the
+// messages an Accept reserved room for.
+func (in *Intake) takeLocked(p Platform, es []entry, mine map[int64]bool) []part {
+	var parts []part
+	var unread []int64
+	for _, e := range es {
+		hk := heldKey{p, e.id}
+		if in.held[hk] {
+			continue
+		}
+		if e.ok && !mine[e.id] {
+			if id, dup := in.active[keyOf(e.msg)]; dup {
+				if id != reserved {
+					in.held[hk] = true
+					in.mark.add(p, e.lease, e.id)
+				}
+				continue
+			}
+		}
+		in.held[hk] = true
+		switch {
+		case e.drop:
+			in.mark.add(p, e.lease, e.id)
+		case !e.ok:
+			unread = append(unread, e.id)
+		default:
+			if !mine[e.id] {
+				in.perChat[queueKey{p, e.msg.Chat.ID}]++
+				in.total++
+			}
+			in.active[keyOf(e.msg)] = e.id
+			parts = append(parts, part{id: e.id, lease: e.lease, msg: e.msg})
+		}
+	}
+	if len(unread) > 0 {
+		// Kept: an entry is removed only once handled. An operator can read it (store's inbox).
+		in.log.Error("intake: inbox entries cannot be read; they stay in the inbox", "platform", p, "entries", unread)
+	}
+	return parts
 }
 
 // Close ends a channel's run (its adapter stopped): it takes no more messages, and its messages
@@ -312,6 +457,7 @@ func (in *Intake) Close(p Platform) {
 			al.timer.Stop()
 			delete(in.albums, k)
 			for _, pt := range al.parts {
+				delete(in.held, heldKey{p, pt.id})
 				in.finishLocked(k.chat, []msgKey{keyOf(pt.msg)})
 			}
 		}
@@ -321,6 +467,9 @@ func (in *Intake) Close(p Platform) {
 			continue
 		}
 		for _, j := range q {
+			for _, id := range j.ids {
+				delete(in.held, heldKey{p, id})
+			}
 			in.finishLocked(k, j.keys)
 		}
 		delete(in.queues, k)
@@ -329,11 +478,12 @@ func (in *Intake) Close(p Platform) {
 }
 
 // Accept stores a batch of messages received from one platform durably, with the platform's
-// cursor if it is positive (0 leaves it), in one transaction, and queues them. It returns nil
-// only once they are durable: then the adapter acknowledges them. A message already accepted
-// and not finished is not stored twice. While the queues are full Accept waits for room until
-// ctx ends, and then returns an error wrapping ErrBusy; after Stop (or Close) it returns
-// ErrStopped. An empty batch with a cursor saves the cursor.
+// cursor if it is positive (0 leaves it), in one transaction, and queues them (those of chats
+// another replica holds are only stored: that replica hands them in). It returns nil only once
+// they are durable: then the adapter acknowledges them. A message already accepted and not
+// finished is not stored twice. While the queues are full Accept waits for room until ctx ends,
+// and then returns an error wrapping ErrBusy; after Stop (or Close) it returns ErrStopped. An
+// empty batch with a cursor saves the cursor.
 func (in *Intake) Accept(ctx context.Context, p Platform, batch []Message, cursor int64) error {
 	return in.accept(ctx, p, batch, cursor, true)
 }
@@ -357,21 +507,18 @@ func (in *Intake) accept(ctx context.Context, p Platform, batch []Message, curso
 	}
 	cs.accepting.Lock()
 	defer cs.accepting.Unlock()
-	// Reserve room, assign inbox ids, then write outside the lock.
-	var parts []part
+	// Reserve room, then write outside the lock; the store gives the ids.
+	var fresh []Message
 	for {
 		in.mu.Lock()
 		if in.stopping || cs.closed {
 			in.mu.Unlock()
 			return ErrStopped
 		}
-		fresh := in.freshLocked(batch)
+		fresh = in.freshLocked(batch)
 		if in.fitsLocked(fresh) {
-			parts = parts[:0]
 			for _, m := range fresh {
-				parts = append(parts, part{id: cs.nextID, msg: m})
-				cs.nextID++
-				in.active[keyOf(m)] = parts[len(parts)-1].id
+				in.active[keyOf(m)] = reserved
 				in.perChat[queueKey{p, m.Chat.ID}]++
 				in.total++
 			}
@@ -391,29 +538,52 @@ func (in *Intake) accept(ctx context.Context, p Platform, batch []Message, curso
 			return fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
 		}
 	}
-	updates := make([]store.InboxUpdate, 0, len(parts))
-	for _, pt := range parts {
-		data, err := json.Marshal(pt.msg)
+	updates := make([]store.InboxUpdate, 0, len(fresh))
+	for _, m := range fresh {
+		data, err := json.Marshal(m)
 		if err != nil {
-			in.unreserve(p, parts)
-			return fmt.Errorf("intake: encode message %s: %w", pt.msg.ID, err)
+			in.unreserve(fresh)
+			return fmt.Errorf("intake: encode message %s: %w", m.ID, err)
 		}
-		updates = append(updates, store.InboxUpdate{ID: pt.id, Data: data})
+		updates = append(updates, store.InboxUpdate{Chat: m.Chat.ID, Data: data})
 	}
 	// Once received a batch is saved even if ctx just ended: it is handled instead of fetched
 	// again.
-	if err := in.inbox.SaveInbox(context.WithoutCancel(ctx), string(p), updates, cursor); err != nil {
-		in.unreserve(p, parts)
+	ids, take, err := in.inbox.AcceptInbox(context.WithoutCancel(ctx), in.lessee(p), string(p), updates, cursor)
+	if err != nil {
+		in.unreserve(fresh)
 		return fmt.Errorf("intake: store %d %s messages: %w", len(updates), p, err)
 	}
+	mine := make(map[int64]Message, len(ids))
+	for i, id := range ids {
+		mine[id] = fresh[i]
+	}
+	// The others' entries of this replica's chats are read before the lock (as Open does).
+	in.mu.Lock()
+	ch := cs.ch
+	in.mu.Unlock()
+	es := readEntries(ctx, p, ch, take, mine)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.stopping || in.channels[p].closed {
-		// Durable: handled after the next start. Nothing starts after a stop.
-		in.unreserveLocked(p, parts)
+	if in.stopping || cs.closed {
+		// Durable: handled after the next start (or by another replica). Nothing starts after a
+		// stop.
+		in.unreserveLocked(fresh)
 		return nil
 	}
-	in.queueLocked(parts)
+	taken := map[int64]bool{}
+	for _, e := range es {
+		if _, ok := mine[e.id]; ok {
+			taken[e.id] = true
+		}
+	}
+	for id, m := range mine {
+		if !taken[id] {
+			// Stored for a chat another replica holds: it hands it in.
+			in.finishLocked(queueKey{p, m.Chat.ID}, []msgKey{keyOf(m)})
+		}
+	}
+	in.queueLocked(in.takeLocked(p, es, taken))
 	return nil
 }
 
@@ -465,15 +635,15 @@ func (in *Intake) fitsLocked(msgs []Message) bool {
 	return true
 }
 
-func (in *Intake) unreserve(p Platform, parts []part) {
+func (in *Intake) unreserve(msgs []Message) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.unreserveLocked(p, parts)
+	in.unreserveLocked(msgs)
 }
 
-func (in *Intake) unreserveLocked(p Platform, parts []part) {
-	for _, pt := range parts {
-		in.finishLocked(queueKey{p, pt.msg.Chat.ID}, []msgKey{keyOf(pt.msg)})
+func (in *Intake) unreserveLocked(msgs []Message) {
+	for _, m := range msgs {
+		in.finishLocked(queueKey{m.Chat.Platform, m.Chat.ID}, []msgKey{keyOf(m)})
 	}
 }
 
@@ -532,7 +702,7 @@ func (in *Intake) queueLocked(parts []part) {
 		for _, k := range earlier {
 			in.flushAlbumLocked(k)
 		}
-		in.submitLocked(&job{chat: ck, ids: []int64{pt.id}, keys: []msgKey{keyOf(m)}, msg: m})
+		in.submitLocked(&job{chat: ck, ids: []int64{pt.id}, leases: []string{pt.lease}, keys: []msgKey{keyOf(m)}, msg: m})
 	}
 }
 
@@ -557,6 +727,7 @@ func (in *Intake) flushAlbumLocked(k albumKey) {
 	addressed := false
 	for _, pt := range al.parts {
 		j.ids = append(j.ids, pt.id)
+		j.leases = append(j.leases, pt.lease)
 		j.keys = append(j.keys, keyOf(pt.msg))
 		j.msg.Album = append(j.msg.Album, pt.msg.Photo)
 		j.msg.Text = cmp.Or(j.msg.Text, pt.msg.Text)
@@ -567,7 +738,9 @@ func (in *Intake) flushAlbumLocked(k albumKey) {
 		j.msg.Photo, j.msg.Album = j.msg.Album[0], nil
 	}
 	if !addressed {
-		in.mark.add(string(k.chat.platform), j.ids)
+		for i, id := range j.ids {
+			in.mark.add(k.chat.platform, j.leases[i], id)
+		}
 		in.finishLocked(k.chat, j.keys)
 		return
 	}
@@ -614,8 +787,14 @@ func (in *Intake) work() {
 		} else {
 			delete(in.queues, ck)
 		}
-		if done {
-			in.mark.add(string(ck.platform), j.ids)
+		for i, id := range j.ids {
+			if done {
+				in.mark.add(ck.platform, j.leases[i], id)
+			} else {
+				// Left in the inbox (held: not handed in again here); the chat is looked at for
+				// what other replicas stored meanwhile.
+				in.mark.add(ck.platform, j.leases[i])
+			}
 		}
 		in.finishLocked(ck, j.keys)
 	}
@@ -745,9 +924,57 @@ func (in *Intake) Stopping() <-chan struct{} { return in.stopCh }
 // Stop is the stop gate of a shutdown: from now on Accept returns ErrStopped and no message
 // starts; those being handled finish until ctx ends, when their context is cancelled (they are
 // resumed at the next start); the rest stays in the inbox. It returns once every worker is done
-// and the finished messages are marked in the inbox. Stop is for once.
+// and the finished messages are marked in the inbox; then the replica's chats are let go (its
+// heartbeat removed), so that another replica hands in what it left. Stop is for once.
 func (in *Intake) Stop(ctx context.Context) error {
 	in.mu.Lock()
+	if in.killed {
+		in.mu.Unlock()
+		return nil
+	}
+	in.closeGateLocked()
+	in.mu.Unlock()
+	done := make(chan struct{})
+	go func() { in.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("intake: messages still being handled at the drain deadline were interrupted (resumed at the next start): %w", ctx.Err())
+		in.cancelJobs()
+		<-done
+	}
+	in.cancelJobs()
+	in.mark.close()
+	// The heartbeats run until everything is marked: the chats are not taken while handled here.
+	in.stopTending()
+	if rerr := in.inbox.Retire(context.WithoutCancel(ctx), in.lessee("")); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("intake: let this replica's chats go (the others take them after the lease TTL): %w", rerr))
+	}
+	return err
+}
+
+// kill stops the intake as kill -9 would (a test's hook): no message starts or is marked done
+// from now on, nothing is drained or let go, the heartbeats end. It returns once the workers
+// are gone.
+func (in *Intake) kill() {
+	in.mark.kill()
+	in.mu.Lock()
+	in.killed = true
+	in.closeGateLocked()
+	in.mu.Unlock()
+	in.cancelJobs()
+	in.stopTending()
+	in.wg.Wait()
+}
+
+func (in *Intake) stopTending() {
+	in.endTending()
+	<-in.tendDone
+}
+
+// closeGateLocked takes no more messages and starts none.
+func (in *Intake) closeGateLocked() {
 	if !in.stopping {
 		in.stopping = true
 		close(in.stopCh)
@@ -763,47 +990,82 @@ func (in *Intake) Stop(ctx context.Context) error {
 		}
 		in.cond.Broadcast()
 	}
-	in.mu.Unlock()
-	done := make(chan struct{})
-	go func() { in.wg.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("intake: messages still being handled at the drain deadline were interrupted (resumed at the next start): %w", ctx.Err())
-		in.cancelJobs()
-		<-done
+}
+
+// tend records the replica's heartbeat every HeartbeatEvery and looks every AdoptEvery for the
+// chats nobody hands in and for what other replicas stored for this replica's chats, until the
+// intake stops.
+func (in *Intake) tend() {
+	defer close(in.tendDone)
+	beat := time.NewTicker(in.cfg.HeartbeatEvery)
+	defer beat.Stop()
+	look := time.NewTicker(in.cfg.AdoptEvery)
+	defer look.Stop()
+	for {
+		select {
+		case <-in.tendCtx.Done():
+			return
+		case <-beat.C:
+			if err := in.inbox.Heartbeat(in.tendCtx, in.lessee("")); err != nil && in.tendCtx.Err() == nil {
+				in.log.Warn("intake: cannot record the heartbeat; the other replicas take this one's chats if it stays missing",
+					"ttl", in.cfg.LeaseTTL, "err", err)
+			}
+		case <-look.C:
+			in.mu.Lock()
+			var open []Platform
+			for p, cs := range in.channels {
+				if !cs.closed && !in.stopping {
+					open = append(open, p)
+				}
+			}
+			in.mu.Unlock()
+			for _, p := range open {
+				pending, err := in.inbox.AdoptInbox(in.tendCtx, in.lessee(p), string(p))
+				if err != nil {
+					if in.tendCtx.Err() == nil {
+						in.log.Warn("intake: cannot look for messages nobody hands in", "platform", p, "err", err)
+					}
+					continue
+				}
+				if n := in.handIn(in.tendCtx, p, pending, nil); n > 0 {
+					in.log.Info("intake: handing in messages of chats another replica left or stored", "platform", p, "messages", n)
+				}
+			}
+		}
 	}
-	in.cancelJobs()
-	in.mark.close()
-	return err
 }
 
 // marker deletes handled messages from the inbox off the workers' path, many in one commit:
 // while one commit is written, the ids finished meanwhile gather for the next. Deleting late is
-// safe: a message handed in again after a crash is not answered twice (the handler knows it).
+// safe: a message handed in again after a crash is not answered twice (the handler knows it). In
+// the same commit it looks at the chats of the finished messages: what other replicas stored for
+// them meanwhile is handed in, and a chat with nothing pending is let go.
 type marker struct {
-	inbox InboxStore
-	log   *slog.Logger
+	in *Intake
 
 	mu       sync.Mutex
-	ids      map[string][]int64 // by platform
-	wake     chan struct{}      // capacity 1: "there are ids"
+	done     map[Platform]map[string][]int64 // by platform and lease: ids done (none: just look)
+	dead     bool                            // killed: nothing is written
+	wake     chan struct{}                   // capacity 1: "there are ids"
 	stop     chan struct{}
 	finished chan struct{}
 	once     sync.Once
 }
 
-func newMarker(inbox InboxStore, log *slog.Logger) *marker {
-	m := &marker{inbox: inbox, log: log, ids: map[string][]int64{}, wake: make(chan struct{}, 1),
+func newMarker(in *Intake) *marker {
+	m := &marker{in: in, done: map[Platform]map[string][]int64{}, wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), finished: make(chan struct{})}
 	go m.loop()
 	return m
 }
 
-func (m *marker) add(platform string, ids []int64) {
+// add notes ids as done under their chat's lease, or without ids the chat to be looked at.
+func (m *marker) add(p Platform, lease string, ids ...int64) {
 	m.mu.Lock()
-	m.ids[platform] = append(m.ids[platform], ids...)
+	if m.done[p] == nil {
+		m.done[p] = map[string][]int64{}
+	}
+	m.done[p][lease] = append(m.done[p][lease], ids...)
 	m.mu.Unlock()
 	select {
 	case m.wake <- struct{}{}:
@@ -826,14 +1088,31 @@ func (m *marker) loop() {
 
 func (m *marker) flush() {
 	m.mu.Lock()
-	all := m.ids
-	m.ids = map[string][]int64{}
+	all := m.done
+	m.done = map[Platform]map[string][]int64{}
+	dead := m.dead
 	m.mu.Unlock()
-	for p, ids := range all {
-		if err := m.inbox.DoneInbox(context.Background(), p, ids...); err != nil {
-			m.log.Error("intake: cannot mark messages done; they are handed in again at the next start (and not answered twice)",
-				"platform", p, "entries", ids, "err", err)
+	for p, done := range all {
+		if dead {
+			return
 		}
+		in := m.in
+		take, err := in.inbox.FinishInbox(context.Background(), in.lessee(p), string(p), done)
+		if err != nil {
+			// Still held: not handed in again here; after a restart they are (and not answered
+			// twice).
+			in.log.Error("intake: cannot mark messages done; they are handed in again at the next start (and not answered twice)",
+				"platform", p, "entries", done, "err", err)
+			continue
+		}
+		in.mu.Lock()
+		for _, ids := range done {
+			for _, id := range ids {
+				delete(in.held, heldKey{p, id})
+			}
+		}
+		in.mu.Unlock()
+		in.handIn(context.Background(), p, take, nil)
 	}
 }
 
@@ -841,4 +1120,13 @@ func (m *marker) flush() {
 func (m *marker) close() {
 	m.once.Do(func() { close(m.stop) })
 	<-m.finished
+}
+
+// kill drops what is left and writes nothing more.
+func (m *marker) kill() {
+	m.mu.Lock()
+	m.dead = true
+	m.done = map[Platform]map[string][]int64{}
+	m.mu.Unlock()
+	m.close()
 }
