@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cropshield/cropshield/internal/pgtest"
 	"github.com/cropshield/cropshield/internal/testenv"
 )
+
+// TestMain stops the PostgreSQL server pgtest may have started for TestServeOnPostgreSQL.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // dbPass is the password of the database URLs in these tests: it must appear nowhere.
 const dbPass = "s3cret-Db-Passw0rd"
@@ -127,5 +134,31 @@ func TestReplicaFlag(t *testing.T) {
 	t.Setenv("CROPSHIELD_REPLICA", "r2")
 	if err := parseFlags(fs, nil, &bytes.Buffer{}); err != nil || c.replica != "r2" {
 		t.Errorf("CROPSHIELD_REPLICA=r2: %q, %v", c.replica, err)
+	}
+}
+
+// TestServeOnPostgreSQL: serve runs on a PostgreSQL URL holding a password and logs the database
+// at start with the password replaced (xxxxx), and its replica name; the password appears in no
+// log line. Skipped where PostgreSQL is absent (pgtest says why).
+func TestServeOnPostgreSQL(t *testing.T) {
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), dbPass) // the test server trusts: the password is carried, not checked
+	var log lockedBuffer
+	addr, stop := startServeOps(t, u.String(), &log, func(c *serveConfig) { c.replica, c.dbPool = "replica-7", 3 })
+	if got := status(t, "http://"+addr+"/healthz"); got != http.StatusOK {
+		t.Errorf("/healthz: %d", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	start := grepLines(log.String(), "CropShield serving")
+	if want := redactDB(u.String()); !strings.Contains(start, "db="+want) && !strings.Contains(start, "db="+strconv.Quote(want)) || !strings.Contains(start, "replica=replica-7") || !strings.Contains(start, ":xxxxx@") {
+		t.Errorf("the start line lacks %q or replica=replica-7:\n%s", want, start)
+	}
+	if strings.Contains(log.String(), dbPass) {
+		t.Errorf("the password is in the log:\n%s", log.String())
 	}
 }

@@ -34,6 +34,8 @@ type serveConfig struct {
 	addr string
 	// db is a bbolt file or a postgres:// URL (never shown with its password: redactDB).
 	db string
+	// dbPool bounds the connections to PostgreSQL (store.Options.PoolSize; 0: the store's 8).
+	dbPool int
 	// replica names this process among the replicas sharing a PostgreSQL store (the host name).
 	replica   string
 	threshold float64
@@ -69,6 +71,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.register(fs)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address of the web chat, /healthz and /metrics")
 	registerDB(fs, &c.db)
+	fs.IntVar(&c.dbPool, "db-pool", 0, "most connections to PostgreSQL at once (--db postgres://...; 0: 8); transactions beyond it wait")
 	fs.StringVar(&c.replica, "replica", defaultReplica(), "this process's name among the replicas sharing one PostgreSQL database (--db postgres://...): in the log and in the store's per-chat leases; give each replica its own, and the same again when it restarts")
 	fs.Float64Var(&c.threshold, "threshold", 0.5, "below this top-1 probability the bot says it is not sure and asks for a new photo")
 	fs.Float64Var(&c.askCropBelow, "ask-crop-below", 0.66, "without a crop stated by the farmer, below this share of its most likely crop the bot asks which crop it is (a leaf the model judges an unknown crop is asked about too, with \"another crop\"); 0 never asks")
@@ -128,7 +131,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 			return fmt.Errorf("database folder: %w", err)
 		}
 	}
-	st, err := store.Open(ctx, c.db, store.Options{})
+	st, err := store.Open(ctx, c.db, store.Options{PoolSize: c.dbPool})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", redactDB(c.db), dbError(err, c.db))
 	}
