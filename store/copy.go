@@ -154,16 +154,8 @@ func Copy(ctx context.Context, dst, src *Store, opts CopyOptions) (CopyReport, e
 		}
 		rep.Source, rep.Txs = c.digest.result(), c.prog.Txs
 		var err error
-		if rep.Dest, err = Checksum(ctx, dst); err != nil {
-			return fmt.Errorf("read the copy back: %w", err)
-		}
-		if rep.Dest.Equal(rep.Source) {
-			return nil
-		}
-		// Still in the source's snapshot: find the first record that differs.
-		return dst.eng.view(ctx, func(dtx Tx) error {
-			return fmt.Errorf("%w: %s: %w", ErrMismatch, dst.eng.name(), firstDifference(ctx, tx, dtx))
-		})
+		rep.Dest, err = compareWith(ctx, tx, rep.Source, dst)
+		return err
 	})
 	if err != nil && !errors.Is(err, ErrMismatch) && !errors.Is(err, ErrSchemaMismatch) {
 		err = fmt.Errorf("store: copy %s to %s: %w", src.eng.name(), dst.eng.name(), err)
@@ -182,6 +174,46 @@ func Checksum(ctx context.Context, s *Store) (Digest, error) {
 		return Digest{}, err
 	}
 	return d.result(), nil
+}
+
+// Compare checks that cp holds what src holds (a copy made by Copy, say) and returns both
+// digests: if they differ, the error wraps ErrMismatch and names the first differing bucket or
+// key. Each store is read in one read transaction, src's held while cp is read.
+func Compare(ctx context.Context, src, cp *Store) (srcDigest, cpDigest Digest, err error) {
+	if err := ctx.Err(); err != nil {
+		return Digest{}, Digest{}, err
+	}
+	err = src.eng.view(ctx, func(tx Tx) error {
+		d := newDigester()
+		if err := walk(ctx, tx, d); err != nil {
+			return err
+		}
+		srcDigest = d.result()
+		var err error
+		cpDigest, err = compareWith(ctx, tx, srcDigest, cp)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrMismatch) {
+		err = fmt.Errorf("store: compare %s with %s: %w", src.eng.name(), cp.eng.name(), err)
+	}
+	return srcDigest, cpDigest, err
+}
+
+// compareWith computes the digest of other and, if it differs from want (the digest of tx),
+// finds the first record that differs, in the same read transaction of other.
+func compareWith(ctx context.Context, tx Tx, want Digest, other *Store) (Digest, error) {
+	var got Digest
+	err := other.eng.view(ctx, func(otx Tx) error {
+		d := newDigester()
+		if err := walk(ctx, otx, d); err != nil {
+			return fmt.Errorf("read %s: %w", other.eng.name(), err)
+		}
+		if got = d.result(); got.Equal(want) {
+			return nil
+		}
+		return fmt.Errorf("%w: %s: %w", ErrMismatch, other.eng.name(), firstDifference(ctx, tx, otx))
+	})
+	return got, err
 }
 
 // checkSchema requires this build's schema version in tx's meta bucket.
@@ -231,18 +263,7 @@ func checkEmpty(ctx context.Context, s *Store) error {
 	return err
 }
 
-// knownBuckets are the top-level buckets this build may create.
-func knownBuckets() []string {
-	return append(allBuckets(), bucketStaffAudit)
-}
-
-// bucketLister is a Tx that lists its top-level buckets (in any order).
-type bucketLister interface {
-	ForEachBucket(fn func(name []byte) error) error
-}
-
-// topLevelBuckets lists tx's top-level buckets in byte order: all of them where the engine can
-// list them (bbolt, or a Tx with a ForEachBucket method), else those of knownBuckets that exist.
+// topLevelBuckets lists tx's top-level buckets in byte order.
 func topLevelBuckets(tx Tx) ([][]byte, error) {
 	var names [][]byte
 	add := func(name []byte) error { names = append(names, bytes.Clone(name)); return nil }
@@ -250,14 +271,11 @@ func topLevelBuckets(tx Tx) ([][]byte, error) {
 	switch t := tx.(type) {
 	case boltTx:
 		err = t.tx.ForEach(func(name []byte, _ *bolt.Bucket) error { return add(name) })
-	case bucketLister:
-		err = t.ForEachBucket(add)
+	case *pgTx:
+		// The root's rows are the top-level buckets' marker rows.
+		err = (&pgBucket{tx: t, path: []byte{}}).ForEachBucket(add)
 	default:
-		for _, name := range knownBuckets() {
-			if tx.Bucket([]byte(name)) != nil {
-				_ = add([]byte(name))
-			}
-		}
+		err = fmt.Errorf("%w: no list of top-level buckets from %T", ErrUnsupported, tx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list buckets: %w", err)

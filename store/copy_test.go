@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cropshield/cropshield/internal/pgtest"
 )
 
 // fillRaw writes buckets straight into the key space: nested buckets three deep mixed with
@@ -389,6 +393,9 @@ func TestCopyVerifyFindsTheDifference(t *testing.T) {
 			if a.Sum == b.Sum {
 				t.Errorf("Checksum: the same digest %v for different stores", a)
 			}
+			if _, _, err := Compare(t.Context(), src, dst); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Compare = %v, want ErrMismatch naming %s", err, tc.want)
+			}
 		})
 	}
 }
@@ -620,15 +627,19 @@ func TestMigrateRoundTrip10000Conversations(t *testing.T) {
 		copyTo(t, "bbolt → bbolt (back)", mid, back)
 		t.Logf("copy's file: %s", boltPath(back))
 		populateCheck(t, back, n)
+		appendAfterCopy(t, back)
 	})
 	t.Run("bbolt-postgres-bbolt", func(t *testing.T) {
-		pg := newPGStore(t)
+		pg, url := newPGStore(t)
 		copyTo(t, "bbolt → PostgreSQL", src, pg)
+		t.Logf("PostgreSQL: %s", pgSize(t, url))
 		populateCheck(t, pg, n)
 		back := newTestStore(t, tempPath(t))
 		copyTo(t, "PostgreSQL → bbolt", pg, back)
 		t.Logf("copy's file: %s", boltPath(back))
 		populateCheck(t, back, n)
+		appendAfterCopy(t, pg)
+		appendAfterCopy(t, back)
 	})
 }
 
@@ -658,33 +669,40 @@ func populateCheck(t *testing.T, s *Store, n int) {
 	if pending, err := s.PendingInbox(ctx, "telegram"); err != nil || len(pending) != 18 {
 		t.Errorf("PendingInbox: %d, %v", len(pending), err)
 	}
-	// The copy keeps working: sequences continue where the source's stopped.
-	seq, err := s.AppendMessage(ctx, Record{Time: testTime, Platform: "webchat", ChatID: "100002", Direction: Inbound, Text: "again"})
-	if err != nil || seq != 5 {
-		t.Errorf("AppendMessage after the copy: seq %d, %v; want 5", seq, err)
-	}
 	if audit, err := s.StaffAuditLog(ctx, 10); err != nil || len(audit) != 3 {
 		t.Errorf("StaffAuditLog: %d, %v", len(audit), err)
 	}
 }
 
-// newPGStore opens a store in a new, empty PostgreSQL database of the server CROPSHIELD_TEST_PG
-// names, or skips.
-// TODO(pgtest): switch to internal/pgtest once it exists.
-func newPGStore(t *testing.T) *Store {
+// appendAfterCopy checks that a copy keeps working: sequences continue where the source's
+// stopped. It writes.
+func appendAfterCopy(t *testing.T, s *Store) {
 	t.Helper()
-	url := os.Getenv("CROPSHIELD_TEST_PG")
-	if url == "" {
-		t.Skip("no PostgreSQL: set CROPSHIELD_TEST_PG (internal/pgtest will start one)")
+	seq, err := s.AppendMessage(t.Context(), Record{Time: testTime, Platform: "webchat", ChatID: "100002", Direction: Inbound, Text: "again"})
+	if err != nil || seq != 5 {
+		t.Errorf("AppendMessage after the copy: seq %d, %v; want 5", seq, err)
 	}
-	s, err := Open(t.Context(), url, Options{Timeout: 10 * time.Second})
+}
+
+// newPGStore opens a store in a new, empty PostgreSQL database (internal/pgtest), or skips
+// where PostgreSQL is not installed.
+func newPGStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	url := pgtest.URL(t)
+	return newTestStore(t, url), url
+}
+
+// pgSize is the size of a PostgreSQL database and of its key-value table with its index.
+func pgSize(t *testing.T, url string) string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {
-		t.Fatalf("open PostgreSQL: %v", err)
+		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	defer conn.Close(t.Context())
+	var db, kv int64
+	if err := conn.QueryRow(t.Context(), "SELECT pg_database_size(current_database()), pg_total_relation_size('kv')").Scan(&db, &kv); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("database %.1f MB, table kv with its index %.1f MB", float64(db)/1e6, float64(kv)/1e6)
 }
