@@ -13,6 +13,7 @@ import (
 )
 
 func TestBackupFileWhileWriting(t *testing.T) {
+	skipOnPG(t, "BackupFile copies the bbolt file (PostgreSQL has pg_dump)")
 	ctx := context.Background()
 	s := newTestStore(t, "")
 	var wg sync.WaitGroup
@@ -63,6 +64,7 @@ func TestBackupFileWhileWriting(t *testing.T) {
 }
 
 func TestOpenReadOnlyRefusesWhileServing(t *testing.T) {
+	skipOnPG(t, "a read-only open of the file a server holds")
 	ctx := context.Background()
 	path := tempPath(t)
 	s := newTestStore(t, path)

@@ -25,7 +25,7 @@ func inboxUpdate(id int64) InboxUpdate {
 // disk after the store is closed and opened again, and only the updates not marked done remain.
 func TestInboxSurvivesReopen(t *testing.T) {
 	ctx := t.Context()
-	path := tempPath(t)
+	path := newTarget(t)
 	s, err := Open(ctx, path, Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)

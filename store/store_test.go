@@ -27,12 +27,13 @@ func tempPath(t testing.TB) string {
 	return filepath.Join(t.TempDir(), "cropshield.db")
 }
 
-// newTestStore opens a real bbolt file at path (a fresh temporary one if
-// path is empty). At cleanup it checks the file's consistency and closes it.
+// newTestStore opens the database at path (a bbolt file or a PostgreSQL URL), or a fresh one
+// if path is empty (newTarget: a bbolt file, or a PostgreSQL database on that backend). At
+// cleanup it checks the database's consistency and closes it.
 func newTestStore(t testing.TB, path string) *Store {
 	t.Helper()
 	if path == "" {
-		path = tempPath(t)
+		path = newTarget(t)
 	}
 	s, err := Open(context.Background(), path, Options{Timeout: time.Second})
 	if err != nil {
@@ -49,10 +50,30 @@ func newTestStore(t testing.TB, path string) *Store {
 	return s
 }
 
-// setSchemaVersion writes a schema version straight into a closed file.
-func setSchemaVersion(t *testing.T, path string, v uint64) {
+// setSchemaVersion writes a schema version straight into a closed database.
+func setSchemaVersion(t *testing.T, target string, v uint64) {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	setMeta(t, target, binary.BigEndian.AppendUint64(nil, v))
+}
+
+// setMeta writes the schema version's raw bytes into a closed database: into the bbolt file, or
+// through the engine into a PostgreSQL database (created by an Open first).
+func setMeta(t *testing.T, target string, v []byte) {
+	t.Helper()
+	if isPostgresURL(target) {
+		s, err := Open(t.Context(), target, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.eng.update(t.Context(), func(tx Tx) error {
+			return tx.Bucket([]byte(bucketMeta)).Put([]byte(keySchemaVersion), v)
+		})
+		if err := errors.Join(err, s.Close()); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	db, err := bolt.Open(target, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +82,7 @@ func setSchemaVersion(t *testing.T, path string, v uint64) {
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(keySchemaVersion), binary.BigEndian.AppendUint64(nil, v))
+		return b.Put([]byte(keySchemaVersion), v)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -72,17 +93,19 @@ func setSchemaVersion(t *testing.T, path string, v uint64) {
 }
 
 func TestOpenNewFile(t *testing.T) {
-	path := tempPath(t)
+	path := newTarget(t)
 	s := newTestStore(t, path)
 
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	if !onPG() { // a file's mode
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("file mode = %v, want 0600", got)
+		}
 	}
-	if got := fi.Mode().Perm(); got != 0o600 {
-		t.Errorf("file mode = %v, want 0600", got)
-	}
-	err = s.eng.view(context.Background(), func(tx Tx) error {
+	err := s.eng.view(context.Background(), func(tx Tx) error {
 		for _, name := range allBuckets() {
 			if tx.Bucket([]byte(name)) == nil {
 				t.Errorf("bucket %q missing", name)
@@ -111,12 +134,9 @@ func TestOpenSchemaVersion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := tempPath(t)
+			path := newTarget(t)
 			setSchemaVersion(t, path, tt.version)
-			before, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			before := snapshot(t, path)
 
 			s, err := Open(t.Context(), path, Options{Timeout: time.Second})
 			if tt.wantErr == nil {
@@ -140,12 +160,11 @@ func TestOpenSchemaVersion(t *testing.T) {
 					t.Errorf("error %q does not mention %q", msg, want)
 				}
 			}
-			after, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
+			if after := snapshot(t, path); !bytes.Equal(before, after) {
+				t.Errorf("Open modified a database with a newer schema")
 			}
-			if !bytes.Equal(before, after) {
-				t.Errorf("Open modified a file with a newer schema")
+			if onPG() {
+				return
 			}
 			// The lock was released: the file can be opened again directly.
 			db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 100 * time.Millisecond})
@@ -160,24 +179,8 @@ func TestOpenSchemaVersion(t *testing.T) {
 }
 
 func TestOpenMalformedSchemaVersion(t *testing.T) {
-	path := tempPath(t)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket([]byte(bucketMeta))
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(keySchemaVersion), []byte("1"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := newTarget(t)
+	setMeta(t, path, []byte("1"))
 	if s, err := Open(t.Context(), path, Options{}); err == nil {
 		_ = s.Close()
 		t.Fatal("Open accepted a malformed schema version")
@@ -185,7 +188,7 @@ func TestOpenMalformedSchemaVersion(t *testing.T) {
 }
 
 func TestOpenCompleteFileIsNotRewritten(t *testing.T) {
-	path := tempPath(t)
+	path := newTarget(t)
 	s, err := Open(t.Context(), path, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -193,17 +196,10 @@ func TestOpenCompleteFileIsNotRewritten(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	before, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := snapshot(t, path)
 	newTestStore(t, path)
-	after, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(before, after) {
-		t.Errorf("reopening a complete file wrote to it")
+	if after := snapshot(t, path); !bytes.Equal(before, after) {
+		t.Errorf("reopening a complete database wrote to it")
 	}
 }
 
@@ -219,6 +215,7 @@ func TestOpenLockedFileTimesOut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			skipOnPG(t, "a second Open waits for the file's lock (a PostgreSQL database is shared)")
 			path := tempPath(t)
 			newTestStore(t, path)
 
@@ -512,7 +509,7 @@ func (f fixture) verify(t *testing.T, s *Store) {
 }
 
 func TestReopenKeepsEverything(t *testing.T) {
-	path := tempPath(t)
+	path := newTarget(t)
 	s, err := Open(t.Context(), path, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -526,6 +523,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 }
 
 func TestBackup(t *testing.T) {
+	skipOnPG(t, "Backup copies the bbolt file (PostgreSQL has pg_dump)")
 	s := newTestStore(t, "")
 	f := populate(t, s)
 
@@ -566,6 +564,7 @@ func (w *cancellingWriter) Write(p []byte) (int, error) {
 }
 
 func TestBackupCancelledMidway(t *testing.T) {
+	skipOnPG(t, "Backup copies the bbolt file (PostgreSQL has pg_dump)")
 	s := newTestStore(t, "")
 	populate(t, s)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -581,7 +580,7 @@ func TestBackupCancelledMidway(t *testing.T) {
 }
 
 func TestClosedStore(t *testing.T) {
-	s, err := Open(t.Context(), tempPath(t), Options{})
+	s, err := Open(t.Context(), newTarget(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,6 +620,7 @@ type failingWriter struct{ err error }
 func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 
 func TestBackupWriterError(t *testing.T) {
+	skipOnPG(t, "Backup copies the bbolt file (PostgreSQL has pg_dump)")
 	s := newTestStore(t, "")
 	errDiskFull := errors.New("disk full")
 	if _, err := s.Backup(t.Context(), failingWriter{errDiskFull}); !errors.Is(err, errDiskFull) {

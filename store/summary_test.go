@@ -390,7 +390,7 @@ func TestDailyStats(t *testing.T) {
 }
 
 func TestSummariesBackfilledOnOpen(t *testing.T) {
-	path := tempPath(t)
+	path := newTarget(t)
 	s, err := Open(t.Context(), path, Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
