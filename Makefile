@@ -45,7 +45,8 @@ bench-go: deps
 
 ## killtest: kill -9 under load: serve is killed 10 times while a fake Telegram Bot API and web chat
 ## clients send 760 messages (mostly photos); fails if any is lost or answered twice
-## (scripts/killtest; KILLTEST_FLAGS="--seed 2 --kills 20" for another run)
+## (scripts/killtest; KILLTEST_FLAGS="--seed 2 --kills 20" for another run; several replicas on
+## PostgreSQL, Telegram by webhook: KILLTEST_FLAGS="--replicas 3 --db postgres --pg-url postgres://…")
 KILLTEST_FLAGS ?=
 killtest: deps build
 	$(GO) run ./scripts/killtest --bin bin/cropshield $(KILLTEST_FLAGS)

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 )
 
 // TestCheck: the verdict of a run from what the fake Bot API recorded and what the web chat
@@ -82,5 +84,38 @@ func TestCheck(t *testing.T) {
 	}
 	if r.clean() {
 		t.Error("clean() with losses and duplicates")
+	}
+}
+
+// TestCheckOrder: an answer that comes before the answer to an earlier message of its chat is
+// counted out of order, except an album of another member still being collected (the intake
+// lets another sender's message pass it); the album's own sender's next message must wait.
+func TestCheckOrder(t *testing.T) {
+	t0 := time.Now()
+	amina, baraka := &tgbotapi.User{ID: 1}, &tgbotapi.User{ID: 2}
+	msg := func(id int, from *tgbotapi.User) tgbotapi.Message { return tgbotapi.Message{MessageID: id, From: from} }
+	items := []tgItem{
+		{Kind: "group /help", Chat: -7, Group: true, IDs: []int{1}, Expect: true, Msgs: []tgbotapi.Message{msg(1, amina)}},
+		{Kind: "group /help", Chat: -7, Group: true, IDs: []int{2}, Expect: true, Msgs: []tgbotapi.Message{msg(2, amina)}}, // answered before 1
+		{Kind: "group album", Chat: -7, Group: true, IDs: []int{3, 4}, Expect: true, Msgs: []tgbotapi.Message{msg(3, amina), msg(4, amina)}},
+		{Kind: "group /help", Chat: -7, Group: true, IDs: []int{5}, Expect: true, Msgs: []tgbotapi.Message{msg(5, baraka)}}, // passes amina's album: allowed
+		{Kind: "group /help", Chat: -7, Group: true, IDs: []int{6}, Expect: true, Msgs: []tgbotapi.Message{msg(6, amina)}},  // passes her own album: out of order
+		{Kind: "group /help", Chat: -8, Group: true, IDs: []int{7}, Expect: true, Msgs: []tgbotapi.Message{msg(7, amina)}},  // another chat
+	}
+	released := make([]time.Time, len(items))
+	at := t0.Add(time.Second)
+	fake := &fakeBot{sends: []sendRec{
+		{Method: "sendMessage", Chat: -8, ReplyTo: 7, Text: "help", At: at},
+		{Method: "sendMessage", Chat: -7, ReplyTo: 2, Text: "help", At: at},
+		{Method: "sendMessage", Chat: -7, ReplyTo: 1, Text: "help", At: at},
+		{Method: "sendMessage", Chat: -7, ReplyTo: 5, Text: "help", At: at},
+		{Method: "sendMessage", Chat: -7, ReplyTo: 6, Text: "help", At: at},
+		{Method: "sendMediaGroup", Chat: -7, ReplyTo: 4, Text: "album", Images: 2, At: at},
+	}, deliver: map[int64]int{}}
+	var r result
+	r.check(items, released, fake, nil, "http://127.0.0.1:1", nil)
+	if r.tg.outOfOrder != 2 || r.tg.answered != 6 || r.clean() {
+		t.Errorf("%d out of order (want 2: message 1 after 2, album 3-4 after 6), %d answered (want 6), clean %v; problems: %q",
+			r.tg.outOfOrder, r.tg.answered, r.clean(), r.problems)
 	}
 }

@@ -47,7 +47,9 @@ type queued struct {
 // fakeBot is a Telegram Bot API server on 127.0.0.1 with what the adapter calls: getMe,
 // deleteWebhook, getUpdates (long polling; an update is gone once a later offset confirms it),
 // getFile and file downloads, sendMessage, sendPhoto, sendMediaGroup, sendChatAction,
-// answerCallbackQuery and getChatMember. It records every message the bot sends.
+// answerCallbackQuery and getChatMember. It records every message the bot sends. In webhook mode
+// (hook set) it delivers the updates by POST to the replicas' webhooks instead (webhook.go):
+// setWebhook is recorded, getUpdates answers 409 as Telegram does while a webhook is set.
 type fakeBot struct {
 	srv *http.Server
 	url string
@@ -65,6 +67,13 @@ type fakeBot struct {
 	unknown   map[string]int // methods the fake does not know
 	cutOff    int            // sends whose request broke off (the bot was killed while sending)
 	lastSend  time.Time
+
+	hook        *hookDeliverer // webhook mode; nil: getUpdates
+	hookURL     string         // the last setWebhook's url and secret_token
+	hookSecret  string
+	hookSecrets map[string]bool // every secret_token set
+	hookSet     chan struct{}   // closed by the first setWebhook
+	hookDeletes int             // deleteWebhook calls
 }
 
 func startFakeBot() (*fakeBot, error) {
@@ -73,14 +82,20 @@ func startFakeBot() (*fakeBot, error) {
 		return nil, fmt.Errorf("fake Bot API: %w", err)
 	}
 	f := &fakeBot{changed: make(chan struct{}), nextID: 1000, nextMsg: 1_000_000,
-		files: map[string]string{}, data: map[string][]byte{}, deliver: map[int64]int{}, unknown: map[string]int{}}
+		files: map[string]string{}, data: map[string][]byte{}, deliver: map[int64]int{}, unknown: map[string]int{},
+		hookSecrets: map[string]bool{}, hookSet: make(chan struct{})}
 	f.srv = &http.Server{Handler: http.HandlerFunc(f.serve), ReadHeaderTimeout: 10 * time.Second}
 	f.url = "http://" + ln.Addr().String()
 	go func() { _ = f.srv.Serve(ln) }()
 	return f, nil
 }
 
-func (f *fakeBot) close() { _ = f.srv.Close() }
+func (f *fakeBot) close() {
+	if f.hook != nil {
+		f.hook.stop()
+	}
+	_ = f.srv.Close()
+}
 
 func (f *fakeBot) changedLocked() {
 	close(f.changed)
@@ -96,29 +111,44 @@ func (f *fakeBot) addFile(id string, data []byte) {
 	f.data[path] = data
 }
 
-// release queues messages as updates (an album's parts together).
+// release queues messages as updates (an album's parts together): for getUpdates, or for the
+// webhook deliveries.
 func (f *fakeBot) release(msgs []tgbotapi.Message) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	var out []queued
 	for _, m := range msgs {
 		f.nextID++
 		m.Date = int(time.Now().Unix())
 		raw, err := json.Marshal(tgbotapi.Update{UpdateID: int(f.nextID), Message: &m})
 		if err != nil {
+			f.mu.Unlock()
 			return fmt.Errorf("update: %w", err)
 		}
-		f.queue = append(f.queue, queued{id: f.nextID, raw: raw})
+		out = append(out, queued{id: f.nextID, raw: raw})
+	}
+	if f.hook == nil {
+		f.queue = append(f.queue, out...)
 	}
 	f.changedLocked()
+	f.mu.Unlock()
+	if f.hook != nil {
+		for i, q := range out {
+			f.hook.enqueue(msgs[i].Chat.ID, q)
+		}
+	}
 	return nil
 }
 
 // state is what the run checks while waiting: updates not yet confirmed, and when the bot last
 // sent something.
 func (f *fakeBot) state() (unconfirmed int, lastSend time.Time, changed <-chan struct{}) {
+	pending := 0
+	if f.hook != nil {
+		pending = f.hook.pendingCount()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.queue), f.lastSend, f.changed
+	return len(f.queue) + pending, f.lastSend, f.changed
 }
 
 func (f *fakeBot) sent() []sendRec {
@@ -137,7 +167,8 @@ func (f *fakeBot) stats() (cutOff int, unknown []string) {
 	return f.cutOff, unknown
 }
 
-// redelivered counts the updates getUpdates handed out more than once (after a kill).
+// redelivered counts the updates handed out more than once: by getUpdates (after a kill), or
+// posted to a webhook again after a failure.
 func (f *fakeBot) redelivered() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -201,12 +232,34 @@ func (f *fakeBot) serve(w http.ResponseWriter, r *http.Request) {
 	switch method {
 	case "getMe":
 		ok(w, tgbotapi.User{ID: fakeBotID, IsBot: true, FirstName: "CropShield", UserName: fakeBotName})
-	case "deleteWebhook", "sendChatAction", "answerCallbackQuery":
+	case "sendChatAction", "answerCallbackQuery":
+		ok(w, true)
+	case "deleteWebhook":
+		f.mu.Lock()
+		f.hookDeletes++
+		f.hookURL, f.hookSecret = "", ""
+		f.mu.Unlock()
+		ok(w, true)
+	case "setWebhook":
+		f.mu.Lock()
+		f.hookURL, f.hookSecret = form["url"], form["secret_token"]
+		f.hookSecrets[f.hookSecret] = true
+		select {
+		case <-f.hookSet:
+		default:
+			close(f.hookSet)
+		}
+		f.changedLocked()
+		f.mu.Unlock()
 		ok(w, true)
 	case "getChatMember":
 		user, _ := strconv.ParseInt(form["user_id"], 10, 64)
 		ok(w, tgbotapi.ChatMember{User: &tgbotapi.User{ID: user}, Status: "member"})
 	case "getUpdates":
+		if f.hook != nil {
+			fail(w, http.StatusConflict, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+			return
+		}
 		f.getUpdates(w, r, form)
 	case "getFile":
 		f.mu.Lock()

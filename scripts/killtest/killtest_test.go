@@ -53,9 +53,9 @@ func TestKillUnderLoad(t *testing.T) {
 	// has no idempotency key, so it may have reached the chat). The web chat sends a reply
 	// attempted before a kill again (its outbox died with the process) and its page sends a
 	// message again with the same client id, so it loses nothing.
-	if res.tg.dups+res.tg.unexpected+res.web.dups != 0 {
-		t.Errorf("answered twice: %d Telegram, %d web chat; %d Telegram answers to messages that want none",
-			res.tg.dups, res.web.dups, res.tg.unexpected)
+	if res.tg.dups+res.tg.unexpected+res.web.dups+res.tg.outOfOrder != 0 {
+		t.Errorf("answered twice: %d Telegram, %d web chat; %d Telegram answers to messages that want none, %d out of their chat's order",
+			res.tg.dups, res.web.dups, res.tg.unexpected, res.tg.outOfOrder)
 	}
 	if lost := res.tg.lost - res.tg.lostAttempted; lost != 0 {
 		t.Errorf("Telegram: %d lost", lost)

@@ -10,6 +10,18 @@
 //
 //	make build && go run ./scripts/killtest                # 600 updates, 4 web clients, 10 kills
 //	go run ./scripts/killtest --updates 60 --kills 3 --seed 7 --keep
+//	go run ./scripts/killtest --replicas 3 --db postgres --pg-url postgres://postgres@127.0.0.1:5432/postgres \
+//	    --updates 1000 --kills 1 --web-clients 0 --rate 200
+//
+// With --replicas N (on --db postgres) or --webhook, Telegram runs in webhook mode as behind a
+// load balancer: the fake Bot API posts each update to one replica's webhook (seeded random
+// pick) with the secret_token of the last setWebhook, posts it again to the next replica on any
+// answer but 200 or a connection error, and sends one chat's updates one at a time, in order,
+// many chats at once. The kills then come when a random share of the answers has arrived, each
+// of a random replica, started again with the same --replica name. The web chat clients are left
+// out with several replicas (the web chat's outbox is in memory per replica). Every mode checks
+// that each chat's answers come in the order of its messages, and reports the answers per second
+// (first update released → last answer) and the latency from release to answer.
 //
 // The web chat has no client message id today (see the summary's note): a POST that fails after
 // reaching the server cannot be sent again safely, so the client stops there and the end of the
@@ -24,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -53,6 +66,16 @@ type config struct {
 	webIDField         string
 	webRetry           string
 	extra              []string
+	// replicas is how many `cropshield serve` run at once on one database (db "postgres"); more
+	// than one implies webhook.
+	replicas int
+	// db is "bbolt" (a file in dir) or "postgres" (a fresh database on the server of pgURL).
+	db, pgURL string
+	// webhook: Telegram delivers by POST to the replicas' webhooks (hookConns at once) instead
+	// of getUpdates.
+	webhook   bool
+	hookConns int
+	webNote   string // why the web chat clients were left out
 }
 
 func main() {
@@ -75,11 +98,17 @@ func main() {
 	fs.StringVar(&c.webIDField, "web-id-field", "client_id", "form field carrying the web chat client's message id")
 	fs.StringVar(&c.webRetry, "web-retry", "auto", "resend a web chat POST that failed after reaching the server: auto (if the server honours client ids), same-id, never")
 	fs.StringVar(&extra, "serve-flags", "", "more flags for cropshield serve, space separated")
+	fs.IntVar(&c.replicas, "replicas", 1, "cropshield serve processes at once on one database (more than one: --db postgres, Telegram by webhook, no web chat clients)")
+	fs.StringVar(&c.db, "db", "bbolt", "the store: bbolt (a file in the data directory) or postgres (a fresh database on the server of --pg-url, dropped after a clean run)")
+	fs.StringVar(&c.pgURL, "pg-url", os.Getenv("CROPSHIELD_TEST_PG"), "PostgreSQL server for --db postgres, a postgres:// URL of a user that may create databases ($CROPSHIELD_TEST_PG)")
+	fs.BoolVar(&c.webhook, "webhook", false, "Telegram in webhook mode: the fake Bot API posts each update to a replica's webhook, one chat's in order (always with --replicas > 1)")
+	fs.IntVar(&c.hookConns, "webhook-conns", 40, "webhook deliveries at once, across chats (Telegram's max_connections)")
 	_ = fs.Parse(os.Args[1:])
 	c.extra = strings.Fields(extra)
 	if c.webMsgs == 0 {
 		c.webMsgs = max(1, c.updates/15)
 	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := run(ctx, c, os.Stderr)
@@ -130,6 +159,26 @@ func (c *config) defaults() error {
 	default:
 		return fmt.Errorf("--web-retry %q: want auto, same-id or never", c.webRetry)
 	}
+	c.replicas = max(1, c.replicas)
+	if c.db == "" {
+		c.db = "bbolt"
+	}
+	c.webhook = c.webhook || c.replicas > 1
+	switch {
+	case c.db != "bbolt" && c.db != "postgres":
+		return fmt.Errorf("--db %q: want bbolt or postgres", c.db)
+	case c.db == "bbolt" && c.replicas > 1:
+		return fmt.Errorf("--replicas %d on bbolt: one process per bbolt file; use --db postgres", c.replicas)
+	case c.db == "postgres" && c.pgURL == "":
+		return errors.New("--db postgres needs a server: --pg-url postgres://USER@HOST:PORT/DB (or CROPSHIELD_TEST_PG) of a user that may create databases")
+	}
+	if c.replicas > 1 {
+		c.webClients = 0
+		c.webNote = "the web chat clients are left out with several replicas: the web chat's outbox (the replies a page polls for) is in memory per replica"
+	}
+	if c.hookConns <= 0 {
+		c.hookConns = 40
+	}
 	return nil
 }
 
@@ -152,7 +201,7 @@ func moduleRoot() (string, error) {
 }
 
 // run does one whole run; progress goes to logw.
-func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
+func run(ctx context.Context, c config, logw io.Writer) (res *result, err error) {
 	if err := c.defaults(); err != nil {
 		return nil, err
 	}
@@ -168,22 +217,70 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "serve.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
 	fake, err := startFakeBot()
 	if err != nil {
 		return nil, err
 	}
 	defer fake.close()
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
+	db := ""
+	if c.db == "postgres" {
+		u, drop, err := freshDatabase(ctx, c.pgURL)
+		if err != nil {
+			return nil, err
+		}
+		db = u
+		defer func() {
+			// Kept with the data directory when the run failed or --keep says so.
+			if res != nil && res.clean() && !c.keep {
+				err = errors.Join(err, drop())
+			} else if res != nil {
+				res.database = redactURL(u)
+			}
+		}()
 	}
-	srv := &server{bin: c.bin, model: c.model, ortLib: c.ortLib, dir: dir, addr: addr, apiURL: fake.url, extra: c.extra, log: logf}
-	defer func() { _ = srv.kill() }()
+	srvs := make([]*server, c.replicas)
+	var logs []*os.File
+	defer func() {
+		for _, f := range logs {
+			_ = f.Close()
+		}
+	}()
+	var targets []string
+	for i := range srvs {
+		name := "serve.log"
+		if c.replicas > 1 {
+			name = fmt.Sprintf("serve-r%d.log", i+1)
+		}
+		logf, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		logs = append(logs, logf)
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		s := &server{bin: c.bin, model: c.model, ortLib: c.ortLib, dir: dir, addr: addr, apiURL: fake.url, db: db,
+			name: fmt.Sprintf("r%d", i+1), extra: c.extra, log: logf}
+		if c.webhook {
+			// The public URL every replica sets: the fake's own address plays the load balancer.
+			s.hookURL = fake.url + "/telegram/webhook"
+			if s.hookAddr, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			targets = append(targets, s.hookAddr)
+		}
+		srvs[i] = s
+	}
+	defer func() {
+		for _, s := range srvs {
+			_ = s.kill()
+		}
+	}()
+	if c.webhook {
+		fake.startWebhook(targets, c.hookConns, c.seed)
+	}
+	srv := srvs[0] // the web chat's (one replica only)
 
 	photos, err := newPhotoSet(rng, 24)
 	if err != nil {
@@ -195,13 +292,22 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 	for i := range webPlans {
 		webPlans[i] = p.web(i, c.webMsgs)
 	}
-	fmt.Fprintf(logw, "killtest: %d Telegram items (%d updates), %d web chat messages, %d kills, seed %d; data and log in %s\n",
-		len(items), c.updates, c.webClients*c.webMsgs, c.kills, c.seed, dir)
-
-	if err := srv.start(ctx); err != nil {
-		return nil, err
+	mode := "polling"
+	if c.webhook {
+		mode = "webhook"
 	}
-	res := &result{seed: c.seed, dir: dir, log: logf.Name()}
+	fmt.Fprintf(logw, "killtest: %d Telegram items (%d updates, %s), %d web chat messages, %d kills, %d replica(s) on %s, seed %d; data and logs in %s\n",
+		len(items), c.updates, mode, c.webClients*c.webMsgs, c.kills, c.replicas, c.db, c.seed, dir)
+
+	for _, s := range srvs {
+		if err := s.start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	res = &result{seed: c.seed, dir: dir, log: logs[0].Name(), replicas: c.replicas, db: c.db, mode: mode, webNote: c.webNote}
+	if c.replicas > 1 {
+		res.log = filepath.Join(dir, "serve-r*.log")
+	}
 	retrySame := c.webRetry == "same-id"
 	if c.webClients > 0 {
 		honoured, err := probeClientID(ctx, srv.baseURL(), c.webIDField)
@@ -257,34 +363,45 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 	}
 	monitorCtx, stopMonitor := context.WithCancel(ctx)
 	defer stopMonitor()
-	watchers.Go(func() { monitor(monitorCtx, srv.baseURL(), srv.current, web) })
-
-	// The kills, at random moments of the load, each followed by a start on the same data.
-	killAt := make([]time.Duration, c.kills)
-	for i := range killAt {
-		killAt[i] = time.Duration((0.03 + 0.94*rng.Float64()) * float64(duration))
+	if len(web) > 0 {
+		watchers.Go(func() { monitor(monitorCtx, srv.baseURL(), srv.current, web) })
 	}
-	slices.Sort(killAt)
-	for _, at := range killAt {
-		if d := time.Until(t0.Add(at)); d > 0 {
-			select {
-			case <-ctx.Done():
-				return res, ctx.Err()
-			case <-time.After(d):
+
+	if c.webhook {
+		// The kills, each of a replica drawn at random, when a random share of the answers has
+		// come (the load may be released long before it is answered); each replica is started
+		// again with the same name.
+		if err := killByProgress(ctx, c, rng, srvs, fake, items, res, t0, logw); err != nil {
+			return res, err
+		}
+	} else {
+		// The kills, at random moments of the load, each followed by a start on the same data.
+		killAt := make([]time.Duration, c.kills)
+		for i := range killAt {
+			killAt[i] = time.Duration((0.03 + 0.94*rng.Float64()) * float64(duration))
+		}
+		slices.Sort(killAt)
+		for _, at := range killAt {
+			if d := time.Until(t0.Add(at)); d > 0 {
+				select {
+				case <-ctx.Done():
+					return res, ctx.Err()
+				case <-time.After(d):
+				}
 			}
+			if !srv.alive() {
+				return res, fmt.Errorf("cropshield serve died by itself (see %s)", srv.log.Name())
+			}
+			if err := srv.kill(); err != nil {
+				return res, err
+			}
+			res.kills++
+			time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
+			if err := srv.start(ctx); err != nil {
+				return res, err
+			}
+			fmt.Fprintf(logw, "killtest: kill %d/%d at %.1f s, started again\n", res.kills, c.kills, time.Since(t0).Seconds())
 		}
-		if !srv.alive() {
-			return res, fmt.Errorf("cropshield serve died by itself (see %s)", logf.Name())
-		}
-		if err := srv.kill(); err != nil {
-			return res, err
-		}
-		res.kills++
-		time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
-		if err := srv.start(ctx); err != nil {
-			return res, err
-		}
-		fmt.Fprintf(logw, "killtest: kill %d/%d at %.1f s, started again\n", res.kills, c.kills, time.Since(t0).Seconds())
 	}
 	load.Wait()
 	fmt.Fprintf(logw, "killtest: load done after %.1f s; waiting for the answers\n", time.Since(t0).Seconds())
@@ -294,14 +411,19 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 	stopLoad()
 	stopMonitor()
 	watchers.Wait()
+	res.loadEnd = time.Now()
 
 	// An orderly restart: what a restart hands in again must not be answered again, and the
 	// web chat's page is rebuilt from the store.
-	if err := srv.stop(); err != nil {
-		return res, err
+	for _, s := range srvs {
+		if err := s.stop(); err != nil {
+			return res, err
+		}
 	}
-	if err := srv.start(ctx); err != nil {
-		return res, err
+	for _, s := range srvs {
+		if err := s.start(ctx); err != nil {
+			return res, err
+		}
 	}
 	if err := settle(ctx, fake, items, web, 5*time.Second); err != nil {
 		return res, err
@@ -313,10 +435,12 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 		}
 		m.final = es
 	}
-	if err := srv.stop(); err != nil {
-		return res, err
+	for _, s := range srvs {
+		if err := s.stop(); err != nil {
+			return res, err
+		}
+		res.starts += s.epoch
 	}
-	res.starts = srv.epoch
 	if err := writeRecord(filepath.Join(dir, "web.json"), web, srv.baseURL()); err != nil {
 		return res, err
 	}
@@ -324,9 +448,11 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 		return res, err
 	}
 	res.elapsed = time.Since(start)
-	suppressed, err := suppressedReplies(logf.Name())
-	if err != nil {
-		return res, err
+	suppressed := map[suppressedKey]bool{}
+	for _, f := range logs {
+		if err := suppressedReplies(f.Name(), suppressed); err != nil {
+			return res, err
+		}
 	}
 	res.check(items, released, fake, web, srv.baseURL(), suppressed)
 	if res.clean() && !c.keep && c.dir == "" {
@@ -334,6 +460,57 @@ func run(ctx context.Context, c config, logw io.Writer) (*result, error) {
 		res.dir, res.log = "", ""
 	}
 	return res, nil
+}
+
+// killByProgress kills a random replica (SIGKILL) each time the answers reach one of c.kills
+// random shares of those expected (5 % to 90 %), and starts it again with the same --replica.
+// A run that stops making progress for c.settle kills anyway.
+func killByProgress(ctx context.Context, c config, rng *rand.Rand, srvs []*server, fake *fakeBot, items []tgItem, res *result, t0 time.Time, logw io.Writer) error {
+	expected := 0
+	for _, it := range items {
+		if it.Expect {
+			expected++
+		}
+	}
+	shares := make([]float64, c.kills)
+	for i := range shares {
+		shares[i] = 0.05 + 0.85*rng.Float64()
+	}
+	slices.Sort(shares)
+	for _, share := range shares {
+		want := int(share * float64(expected))
+		lastChange, prev := time.Now(), -1
+		for {
+			_, _, changed := fake.state()
+			got := expected - missingTelegram(items, fake.sent())
+			if got >= want || time.Since(lastChange) > c.settle {
+				break
+			}
+			if got != prev {
+				prev, lastChange = got, time.Now()
+			}
+			if err := waitChange(ctx, changed, 250*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		for _, s := range srvs {
+			if !s.alive() {
+				return fmt.Errorf("cropshield serve %s died by itself (see %s)", s.name, s.log.Name())
+			}
+		}
+		s := srvs[rng.IntN(len(srvs))]
+		if err := s.kill(); err != nil {
+			return err
+		}
+		res.kills++
+		time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
+		if err := s.start(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(logw, "killtest: kill %d/%d of replica %s at %.1f s (%d %% answered), started again\n",
+			res.kills, c.kills, s.name, time.Since(t0).Seconds(), 100*(expected-missingTelegram(items, fake.sent()))/max(1, expected))
+	}
+	return nil
 }
 
 // settle waits until every Telegram update is confirmed and every answer expected has come
@@ -406,6 +583,10 @@ type tally struct {
 	// a web chat POST failed after reaching the server, was not sent again (no client message
 	// id) and the server had not stored it.
 	lostAttempted, lostUnsent int
+	// outOfOrder counts answers that came before the answer to an earlier message of the same
+	// chat; last is when the last first answer came (the throughput's end).
+	outOfOrder int
+	last       time.Time
 }
 
 // result is what a run found.
@@ -423,10 +604,34 @@ type result struct {
 	webAmbiguous  int
 	webRetries    int
 	problems      []string
+
+	replicas int
+	db, mode string
+	database string // the PostgreSQL database kept after a failed run (no password)
+	webNote  string
+	first    time.Time // the first update released
+	loadEnd  time.Time
+	// Webhook mode: POSTs made, failed answers by status (0: connection error), updates taken
+	// by each replica; deleteWebhook calls; distinct secret_tokens set.
+	hookPosts    int
+	hookFailures map[int]int
+	hookTaken    []int
+	hookDeletes  int
+	hookSecrets  int
 }
 
 func (r *result) clean() bool {
-	return r.tg.lost+r.tg.dups+r.tg.unexpected+r.web.lost+r.web.dups == 0
+	return r.tg.lost+r.tg.dups+r.tg.unexpected+r.tg.outOfOrder+r.web.lost+r.web.dups+r.hookProblems() == 0
+}
+
+// hookProblems counts what breaks a webhook behind a load balancer: a replica refusing the
+// webhook's secret (401), a replica deleting the webhook, replicas setting different secrets.
+func (r *result) hookProblems() int {
+	n := r.hookFailures[http.StatusUnauthorized] + r.hookDeletes
+	if r.hookSecrets > 1 {
+		n++
+	}
+	return n
 }
 
 func (r *result) problem(format string, args ...any) {
@@ -444,6 +649,24 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 	for _, m := range unknown {
 		r.problem("telegram: the bot called a method the fake Bot API does not know: %s", m)
 	}
+	if fake.hook != nil {
+		r.hookPosts, r.hookFailures, r.hookTaken = fake.hook.stats()
+		fake.mu.Lock()
+		r.hookDeletes, r.hookSecrets = fake.hookDeletes, len(fake.hookSecrets)
+		fake.mu.Unlock()
+		if n := r.hookFailures[http.StatusUnauthorized]; n > 0 {
+			r.problem("telegram webhook: %d deliveries refused with 401 (a replica does not know the secret_token the webhook was set with)", n)
+		}
+		if r.hookDeletes > 0 {
+			r.problem("telegram webhook: deleteWebhook called %d times (the other replicas' webhook removed)", r.hookDeletes)
+		}
+		if r.hookSecrets > 1 {
+			r.problem("telegram webhook: the replicas set %d different secret_tokens (the last wins, the others answer 401)", r.hookSecrets)
+		}
+	}
+	if len(released) > 0 {
+		r.first = released[0]
+	}
 	type key struct {
 		chat int64
 		id   int
@@ -459,7 +682,8 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 		}
 	}
 	replies := make([][]sendRec, len(items))
-	for _, s := range fake.sent() {
+	firstAt := make([]int, len(items)) // the position of an item's first answer among all sends
+	for n, s := range fake.sent() {
 		k := key{s.Chat, s.ReplyTo}
 		if s.Chat > 0 {
 			k.id = 0
@@ -470,7 +694,30 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 			r.problem("telegram: %s to chat %d quoting %d answers nothing sent: %.60q", s.Method, s.Chat, s.ReplyTo, s.Text)
 			continue
 		}
+		if len(replies[i]) == 0 {
+			firstAt[i] = n
+		}
 		replies[i] = append(replies[i], s)
+	}
+	// Each chat's answers in the order of its messages: an item answered before an earlier item
+	// of its chat is out of order. One exception, the intake's rule: an album is collected until
+	// --telegram-album-wait after its last photo, and only its sender's next message waits for
+	// it; another member's message in the group may be answered first.
+	answeredIn := map[int64][]int{} // chat → its answered items so far, in plan order
+	for i, it := range items {
+		if len(replies[i]) == 0 {
+			continue
+		}
+		for _, j := range answeredIn[it.Chat] {
+			if firstAt[j] < firstAt[i] || len(items[j].Msgs) > 1 && sender(items[j]) != sender(it) {
+				continue
+			}
+			r.tg.outOfOrder++
+			r.problem("telegram: OUT OF ORDER: %s (chat %d, message %v) answered before %s (message %v), sent before it",
+				it.Kind, it.Chat, it.IDs, items[j].Kind, items[j].IDs)
+			break
+		}
+		answeredIn[it.Chat] = append(answeredIn[it.Chat], i)
 	}
 	for i, it := range items {
 		r.tg.messages += len(it.IDs)
@@ -497,6 +744,9 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 			r.tg.expect++
 			r.tg.answered++
 			r.tg.latency = append(r.tg.latency, rs[0].At.Sub(released[i]))
+			if rs[0].At.After(r.tg.last) {
+				r.tg.last = rs[0].At
+			}
 			if units > 1 || repeated {
 				r.tg.dups++
 				r.problem("telegram: TWICE: %s (chat %d, message %v) answered by %s", it.Kind, it.Chat, it.IDs, describe(rs))
@@ -556,6 +806,14 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 	}
 }
 
+// sender is the user who sent an item.
+func sender(it tgItem) int64 {
+	if len(it.Msgs) == 0 || it.Msgs[0].From == nil {
+		return 0
+	}
+	return it.Msgs[0].From.ID
+}
+
 // replyUnits counts the answers among the sends to one message: an image send starts an answer
 // (the text after it is its rest); without images each text is one. repeated tells that the same
 // part was sent twice.
@@ -596,7 +854,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 func (r *result) print(w io.Writer) {
-	fmt.Fprintf(w, "\nkilltest: seed %d, %d SIGKILLs, %d starts, %.0f s\n\n", r.seed, r.kills, r.starts, r.elapsed.Seconds())
+	fmt.Fprintf(w, "\nkilltest: seed %d, %d replica(s) on %s, Telegram by %s, %d SIGKILLs, %d starts, %.0f s\n\n",
+		r.seed, r.replicas, r.db, r.mode, r.kills, r.starts, r.elapsed.Seconds())
 	fmt.Fprintf(w, "%-9s %8s %8s %8s %5s %10s %10s %8s %8s\n", "channel", "messages", "expect", "answered", "lost", "duplicates", "unexpected", "p50", "p99")
 	line := func(name string, t tally) {
 		fmt.Fprintf(w, "%-9s %8d %8d %8d %5d %10d %10d %7.2fs %7.2fs\n", name, t.messages, t.expect, t.answered, t.lost, t.dups, t.unexpected,
@@ -604,6 +863,19 @@ func (r *result) print(w io.Writer) {
 	}
 	line("telegram", r.tg)
 	line("webchat", r.web)
+	if span := r.tg.last.Sub(r.first); r.tg.answered > 0 && span > 0 {
+		fmt.Fprintf(w, "\nthroughput: %d Telegram answers in %.1f s (first update released → last first answer): %.1f answers/s; latency p50 %.2f s, p99 %.2f s\n",
+			r.tg.answered, span.Seconds(), float64(r.tg.answered)/span.Seconds(), percentile(r.tg.latency, 0.5).Seconds(), percentile(r.tg.latency, 0.99).Seconds())
+	}
+	if r.mode == "webhook" {
+		fmt.Fprintf(w, "webhook: %d POSTs; failed answers: %s; updates taken by each replica: %v\n", r.hookPosts, describeFailures(r.hookFailures), r.hookTaken)
+	}
+	if r.tg.outOfOrder > 0 {
+		fmt.Fprintf(w, "Answers out of their chat's order: %d.\n", r.tg.outOfOrder)
+	}
+	if r.webNote != "" {
+		fmt.Fprintln(w, "NOTE: "+r.webNote+".")
+	}
 	fmt.Fprintf(w, "\nTelegram updates handed out again after a kill: %d; sends cut off by a kill mid-request: %d. Web chat POSTs sent again: %d; failed after reaching the server: %d.\n",
 		r.redelivered, r.cutOff, r.webRetries, r.webAmbiguous)
 	if n := r.tg.lostAttempted + r.web.lostAttempted; n > 0 {
@@ -613,16 +885,18 @@ func (r *result) print(w io.Writer) {
 	if r.web.lostUnsent > 0 {
 		fmt.Fprintf(w, "Lost because a web chat POST failed after reaching the server, could not be sent again and the server had not stored it: %d.\n", r.web.lostUnsent)
 	}
-	if r.webIDs {
-		fmt.Fprintln(w, "The web chat honours a client message id (the same /help posted twice with one id was answered once).")
-	} else {
-		fmt.Fprintln(w, "NOTE: the web chat ignores the client's message id (the same /help posted twice with one id was answered twice):")
-		fmt.Fprintln(w, "      a POST that fails after reaching the server cannot be sent again safely.")
-	}
-	if r.webRetrySame {
-		fmt.Fprintln(w, "A web chat POST that failed after reaching the server was sent again with the same id.")
-	} else {
-		fmt.Fprintln(w, "A web chat POST that failed after reaching the server was not sent again.")
+	if r.web.messages > 0 {
+		if r.webIDs {
+			fmt.Fprintln(w, "The web chat honours a client message id (the same /help posted twice with one id was answered once).")
+		} else {
+			fmt.Fprintln(w, "NOTE: the web chat ignores the client's message id (the same /help posted twice with one id was answered twice):")
+			fmt.Fprintln(w, "      a POST that fails after reaching the server cannot be sent again safely.")
+		}
+		if r.webRetrySame {
+			fmt.Fprintln(w, "A web chat POST that failed after reaching the server was sent again with the same id.")
+		} else {
+			fmt.Fprintln(w, "A web chat POST that failed after reaching the server was not sent again.")
+		}
 	}
 	if !r.webRestored && r.web.messages > 0 {
 		fmt.Fprintln(w, "NOTE: after a restart the web chat showed no stored conversation (GET / restores none): web answers were judged from what the clients saw.")
@@ -635,6 +909,9 @@ func (r *result) print(w io.Writer) {
 	}
 	if r.dir != "" {
 		fmt.Fprintf(w, "\ndata: %s, server log: %s\n", r.dir, r.log)
+	}
+	if r.database != "" {
+		fmt.Fprintf(w, "database kept: %s\n", r.database)
 	}
 	if r.clean() {
 		fmt.Fprintln(w, "\nPASS: nothing lost, nothing answered twice")
@@ -675,14 +952,13 @@ func writeJSONFile(path string, v any) error {
 // platform, chat and (Telegram) message id.
 type suppressedKey struct{ platform, chat, msg string }
 
-// suppressedReplies reads the server's log for the replies it attempted before a kill and then
-// did not send again, since they may have gone out ("... not sending it twice").
-func suppressedReplies(logPath string) (map[suppressedKey]bool, error) {
+// suppressedReplies reads a server's log for the replies it attempted before a kill and then
+// did not send again, since they may have gone out ("... not sending it twice"), into out.
+func suppressedReplies(logPath string, out map[suppressedKey]bool) error {
 	data, err := os.ReadFile(logPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := map[suppressedKey]bool{}
 	for line := range strings.Lines(string(data)) {
 		if !strings.Contains(line, "not sending it twice") {
 			continue
@@ -704,5 +980,5 @@ func suppressedReplies(logPath string) (map[suppressedKey]bool, error) {
 		}
 		out[k] = true
 	}
-	return out, nil
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +16,19 @@ import (
 	"time"
 )
 
-// server runs `cropshield serve` again and again on one data directory and one address.
+// server runs `cropshield serve` again and again on one data directory and one address: the
+// only process, or one of several replicas on one PostgreSQL database.
 type server struct {
 	bin, model, ortLib string
 	dir, addr, apiURL  string
-	extra              []string
+	// db is --db: the bbolt file in dir when empty, else a postgres:// URL.
+	db string
+	// name is --replica (each replica its own, the same after a restart).
+	name string
+	// hookURL, when set, runs Telegram in webhook mode: the public URL (the same for every
+	// replica, the fake Bot API's load balancer) and hookAddr this replica's listener.
+	hookURL, hookAddr string
+	extra             []string
 
 	mu    sync.Mutex
 	cmd   *exec.Cmd
@@ -27,6 +36,15 @@ type server struct {
 	epoch int           // starts so far
 	began time.Time     // when the current one started
 	log   *os.File
+}
+
+// redactURL is a database URL without its password (a path as it is).
+func redactURL(db string) string {
+	u, err := url.Parse(db)
+	if err != nil || u.User == nil {
+		return db
+	}
+	return u.Redacted()
 }
 
 // freeAddr returns a 127.0.0.1 address nobody listens on now (the server keeps it across
@@ -60,15 +78,26 @@ func (s *server) start(ctx context.Context) error {
 	s.epoch++
 	s.began = time.Now()
 	epoch := s.epoch
-	args := append([]string{"serve",
-		"--addr", s.addr, "--review-addr", "", "--db", filepath.Join(s.dir, "cropshield.db"),
+	db := s.db
+	if db == "" {
+		db = filepath.Join(s.dir, "cropshield.db")
+	}
+	args := []string{"serve",
+		"--addr", s.addr, "--review-addr", "", "--db", db,
 		"--model", s.model, "--ort-lib", s.ortLib, "--device", "cpu",
 		"--telegram-api", s.apiURL, "--log-level", "info",
-	}, s.extra...)
+	}
+	if s.name != "" {
+		args = append(args, "--replica", s.name)
+	}
+	if s.hookURL != "" {
+		args = append(args, "--telegram-webhook-url", s.hookURL, "--telegram-webhook-addr", s.hookAddr)
+	}
+	args = append(args, s.extra...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = env()
 	cmd.Dir = s.dir
-	fmt.Fprintf(s.log, "\n===== killtest: start %d: %s %s\n", epoch, s.bin, strings.Join(args, " "))
+	fmt.Fprintf(s.log, "\n===== killtest: start %d: %s %s\n", epoch, s.bin, strings.ReplaceAll(strings.Join(args, " "), db, redactURL(db)))
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	setParentDeath(cmd)
 	if err := cmd.Start(); err != nil {
