@@ -26,12 +26,16 @@ build:
 run: deps build
 	./bin/cropshield serve
 
-## test: vet, then every test with the race detector; then the inference tests again with Go's
-## JPEG codec instead of libjpeg-turbo, and the codec package without cgo at all; each ends with a
-## line of passed, failed and skipped tests and the reasons for the skips
+## test: vet, then every test with the race detector; then the store's tests again on PostgreSQL
+## (a server from Debian's postgresql package, started by the tests: internal/pgtest), the
+## inference tests again with Go's JPEG codec instead of libjpeg-turbo, and the codec package
+## without cgo at all; each ends with a line of passed, failed and skipped tests and the reasons
+## for the skips
 test: deps
 	$(GO) vet ./...
 	set -o pipefail; $(GO) test -json -race $(TESTFLAGS) ./... $(SUMMARY)
+	@echo "== the store's tests on PostgreSQL (CROPSHIELD_STORE_BACKEND=postgres)"
+	set -o pipefail; CROPSHIELD_STORE_BACKEND=postgres $(GO) test -json -race $(TESTFLAGS) ./store/ $(SUMMARY)
 	set -o pipefail; $(GO) test -json -tags noturbojpeg $(TESTFLAGS) ./inference/... $(SUMMARY)
 	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./inference/imagecodec/
 
