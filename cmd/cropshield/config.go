@@ -81,7 +81,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
 			secret, shown := isSecret(f.Name), v
-			if f.Name == "db" { // a URL's password is never shown
+			if isDBFlag(f.Name) { // a URL's password is never shown
 				shown = redactDB(v)
 			}
 			if err := f.Value.Set(v); err != nil && envErr == nil {
@@ -222,6 +222,11 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 		}
 	}
 	return append(append(flags, "--"), pos...)
+}
+
+// isDBFlag tells flags that name a store: a file, or a URL whose password is never shown.
+func isDBFlag(name string) bool {
+	return name == "db" || name == "from" || name == "to"
 }
 
 // isSecret tells flags whose values must never be printed (tokens, passwords).

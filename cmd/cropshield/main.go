@@ -9,6 +9,8 @@
 //	cropshield whatsapp link      link the bot's WhatsApp phone (also: whatsapp status, whatsapp unlink)
 //	cropshield backup FILE        copy the database, hot (through the running server) or from the file
 //	cropshield compact            rewrite the database without its free pages (offline)
+//	cropshield migrate            copy the whole store between bbolt and PostgreSQL, verified
+//	cropshield checksum           print the store's digest (compare a store with its copy)
 //	cropshield version            print the build's versions
 //
 // Every flag has a CROPSHIELD_* environment variable (flag --model ↔ CROPSHIELD_MODEL); a flag
@@ -48,6 +50,9 @@ commands:
                      whatsapp status; whatsapp unlink
   backup FILE        write a consistent copy of the database to FILE, while serving too (--db)
   compact            reclaim the database's free pages after retention or /forget (offline; --db)
+  migrate            copy the whole store --from a bbolt file or postgres:// URL --to an empty one,
+                     verified by counts and a SHA-256 of every record (offline)
+  checksum           print the store's counts and digest, the same on bbolt and PostgreSQL (--db)
   version            print versions
 
 Run 'cropshield <command> -h' for the flags of a command.
@@ -81,6 +86,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = backupCmd(ctx, rest, stdout, stderr)
 	case "compact":
 		err = compactCmd(ctx, rest, stdout, stderr)
+	case "migrate":
+		err = migrateCmd(ctx, rest, stdout, stderr)
+	case "checksum":
+		err = checksumCmd(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCmd(stdout)
 	case "help", "-h", "--help":
