@@ -119,3 +119,37 @@ func TestCheckOrder(t *testing.T) {
 			r.tg.outOfOrder, r.tg.answered, r.clean(), r.problems)
 	}
 }
+
+// TestCheckAlbumParts: in webhook mode an album whose photos reached the bot more than the album
+// wait apart may be answered in one part more per such gap (the intake's rule), and no more.
+func TestCheckAlbumParts(t *testing.T) {
+	t0 := time.Now()
+	fake := &fakeBot{deliver: map[int64]int{}}
+	fake.startWebhook([]string{"127.0.0.1:1"}, 1, 1)
+	defer fake.hook.stop()
+	fake.hook.takenAt = map[int64]time.Time{
+		1: t0, 2: t0.Add(100 * time.Millisecond), 3: t0.Add(2 * time.Second), // a gap: two parts
+		4: t0, 5: t0.Add(100 * time.Millisecond), // none: one part
+	}
+	items := []tgItem{
+		{Kind: "private album", Chat: 1, IDs: []int{11, 12, 13}, Expect: true},
+		{Kind: "private album", Chat: 2, IDs: []int{14, 15}, Expect: true},
+	}
+	parts := albumParts(items, [][]int64{{1, 2, 3}, {4, 5}}, fake, 1500*time.Millisecond)
+	if parts[0] != 2 || parts[1] != 1 {
+		t.Fatalf("albumParts = %v, want [2 1]", parts)
+	}
+	at := t0.Add(3 * time.Second)
+	fake.sends = []sendRec{
+		{Method: "sendMessage", Chat: 1, Text: "I looked at your 2 photos together", At: at},
+		{Method: "sendMessage", Chat: 1, Text: "not a leaf", At: at},
+		{Method: "sendMessage", Chat: 2, Text: "not a leaf", At: at},
+		{Method: "sendMessage", Chat: 2, Text: "not a leaf", At: at},
+	}
+	r := result{albumParts: parts}
+	r.check(items, []time.Time{t0, t0}, fake, nil, "http://127.0.0.1:1", nil)
+	if r.albumSplit != 1 || r.tg.dups != 1 || r.tg.answered != 2 {
+		t.Errorf("%d albums in parts (want 1), %d answered twice (want 1: the album without a gap), %d answered; problems %q",
+			r.albumSplit, r.tg.dups, r.tg.answered, r.problems)
+	}
+}

@@ -112,8 +112,8 @@ func (f *fakeBot) addFile(id string, data []byte) {
 }
 
 // release queues messages as updates (an album's parts together): for getUpdates, or for the
-// webhook deliveries.
-func (f *fakeBot) release(msgs []tgbotapi.Message) error {
+// webhook deliveries. It returns their update ids.
+func (f *fakeBot) release(msgs []tgbotapi.Message) ([]int64, error) {
 	f.mu.Lock()
 	var out []queued
 	for _, m := range msgs {
@@ -122,9 +122,13 @@ func (f *fakeBot) release(msgs []tgbotapi.Message) error {
 		raw, err := json.Marshal(tgbotapi.Update{UpdateID: int(f.nextID), Message: &m})
 		if err != nil {
 			f.mu.Unlock()
-			return fmt.Errorf("update: %w", err)
+			return nil, fmt.Errorf("update: %w", err)
 		}
 		out = append(out, queued{id: f.nextID, raw: raw})
+	}
+	var ids []int64
+	for _, q := range out {
+		ids = append(ids, q.id)
 	}
 	if f.hook == nil {
 		f.queue = append(f.queue, out...)
@@ -136,7 +140,7 @@ func (f *fakeBot) release(msgs []tgbotapi.Message) error {
 			f.hook.enqueue(msgs[i].Chat.ID, q)
 		}
 	}
-	return nil
+	return ids, nil
 }
 
 // state is what the run checks while waiting: updates not yet confirmed, and when the bot last

@@ -28,6 +28,7 @@ type server struct {
 	// hookURL, when set, runs Telegram in webhook mode: the public URL (the same for every
 	// replica, the fake Bot API's load balancer) and hookAddr this replica's listener.
 	hookURL, hookAddr string
+	albumWait         time.Duration // --telegram-album-wait
 	extra             []string
 
 	mu    sync.Mutex
@@ -92,6 +93,9 @@ func (s *server) start(ctx context.Context) error {
 	}
 	if s.hookURL != "" {
 		args = append(args, "--telegram-webhook-url", s.hookURL, "--telegram-webhook-addr", s.hookAddr)
+	}
+	if s.albumWait > 0 {
+		args = append(args, "--telegram-album-wait", s.albumWait.String())
 	}
 	args = append(args, s.extra...)
 	cmd := exec.Command(s.bin, args...)

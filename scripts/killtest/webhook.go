@@ -34,6 +34,7 @@ type hookDeliverer struct {
 	posts    int         // POSTs made
 	failures map[int]int // non-200 answers by status (0: connection error)
 	taken    []int       // updates each replica took (answered 200)
+	takenAt  map[int64]time.Time
 }
 
 // startWebhook switches the fake to webhook mode, delivering to targets.
@@ -42,7 +43,7 @@ func (f *fakeBot) startWebhook(targets []string, conns int, seed uint64) {
 	f.hook = &hookDeliverer{f: f, targets: targets, sem: make(chan struct{}, max(1, conns)), ctx: ctx, cancel: cancel,
 		client: &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: max(1, conns)}},
 		rng:    rand.New(rand.NewPCG(seed, 0x686f6f6b)), queues: map[int64][]queued{}, active: map[int64]bool{},
-		failures: map[int]int{}, taken: make([]int, len(targets))}
+		failures: map[int]int{}, taken: make([]int, len(targets)), takenAt: map[int64]time.Time{}}
 }
 
 func (d *hookDeliverer) stop() {
@@ -66,6 +67,13 @@ func (d *hookDeliverer) stats() (posts int, failures map[int]int, taken []int) {
 		failures[k] = v
 	}
 	return d.posts, failures, append([]int(nil), d.taken...)
+}
+
+// acceptedAt is when a replica took update id (answered 200), zero if none did.
+func (d *hookDeliverer) acceptedAt(id int64) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.takenAt[id]
 }
 
 // enqueue adds an update to its chat's queue, starting the chat's delivery if none runs.
@@ -121,6 +129,7 @@ func (d *hookDeliverer) deliver(q queued) bool {
 		d.posts++
 		if status == http.StatusOK {
 			d.taken[i]++
+			d.takenAt[q.id] = time.Now()
 			d.mu.Unlock()
 			return true
 		}
