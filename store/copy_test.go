@@ -565,6 +565,9 @@ func loadRealistic(t *testing.T, s *Store, n int) {
 // copied from bbolt to PostgreSQL and back to bbolt, with the same digest and counts at every
 // step; and through bbolt alone where no PostgreSQL is at hand.
 func TestMigrateRoundTrip10000Conversations(t *testing.T) {
+	if onPG() {
+		t.Skip("the bbolt run of the store's tests copies through PostgreSQL already")
+	}
 	n := 10_000
 	if testing.Short() {
 		n = 500
