@@ -37,3 +37,29 @@ func TestURL(t *testing.T) {
 		t.Errorf("a new database has %d tables", n)
 	}
 }
+
+// Each test's schema holds its own tables.
+func TestSchema(t *testing.T) {
+	ctx := context.Background()
+	a, b := Schema(t), Schema(t)
+	ca, err := pgx.Connect(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close(ctx)
+	cb, err := pgx.Connect(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	if _, err := ca.Exec(ctx, "CREATE TABLE kv (k int); INSERT INTO kv VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.Exec(ctx, "CREATE TABLE kv (k int)"); err != nil {
+		t.Fatalf("the same table in another schema: %v", err)
+	}
+	var n int
+	if err := cb.QueryRow(ctx, "SELECT count(*) FROM kv").Scan(&n); err != nil || n != 0 {
+		t.Errorf("the other schema's table has %d rows, %v", n, err)
+	}
+}
