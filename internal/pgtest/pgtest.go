@@ -60,7 +60,7 @@ type server struct {
 	schemaOnce sync.Once
 	schemaDB   string // URL of the database holding Schema's schemas
 	schemaErr  error
-	out     *lockedWriter // the server's output
+	out        *lockedWriter // the server's output
 }
 
 // srv is the one server of this test binary (tests share it as they share the binary).
