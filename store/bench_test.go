@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkGetAnalysis measures a cache hit: the analysis record plus a
@@ -41,6 +43,29 @@ func BenchmarkAppendMessage(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.AppendMessage(b.Context(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBeginReply measures the handler's first write of a message (one write transaction,
+// one fsync): the message, its chat and sender, and its turn's first reply attempt; each
+// iteration is a new message of one of 100 chats.
+func BenchmarkBeginReply(b *testing.B) {
+	s := newTestStore(b, "")
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		chatID := strconv.Itoa(i % 100)
+		r := Record{
+			Time: testTime.Add(time.Duration(i) * time.Second), Platform: "telegram", ChatID: chatID,
+			Direction: Inbound, SenderID: chatID, SenderName: "Amina", MessageID: strconv.Itoa(i),
+			Text: "my tomato leaves have brown spots",
+		}
+		chat := &Chat{Platform: "telegram", ID: chatID, Kind: "private"}
+		user := &User{Platform: "telegram", ID: chatID, Name: "Amina"}
+		if _, err := s.BeginReply(b.Context(), r, chat, user, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
