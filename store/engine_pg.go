@@ -253,19 +253,6 @@ func (e *pgEngine) close() error {
 	return nil
 }
 
-// begin starts a transaction; on a closed engine it fails with bbolt's ErrDatabaseNotOpen, as
-// the bbolt engine does.
-func (e *pgEngine) begin(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	if e.closed.Load() {
-		return nil, fmt.Errorf("store: %s: %w", e.url, berrors.ErrDatabaseNotOpen)
-	}
-	tx, err := e.pool.BeginTx(ctx, opts)
-	if err != nil {
-		return nil, e.err("begin", err)
-	}
-	return tx, nil
-}
-
 // txCtx bounds a transaction by the query timeout when ctx has no deadline.
 func (e *pgEngine) txCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
@@ -274,53 +261,40 @@ func (e *pgEngine) txCtx(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, e.queryTimeout)
 }
 
-func (e *pgEngine) view(ctx context.Context, fn func(Tx) error) error {
-	ctx, cancel := e.txCtx(ctx)
-	defer cancel()
-	ptx, err := e.begin(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return err
-	}
-	t := newPGTx(ctx, ptx, false)
-	ferr := fn(t)
-	rerr := ptx.Rollback(context.WithoutCancel(ctx))
-	if t.err != nil {
-		return e.err("query", t.err)
-	}
-	if ferr != nil {
-		return ferr
-	}
-	if rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) {
-		return e.err("end", rerr)
-	}
-	return nil
-}
+func (e *pgEngine) view(ctx context.Context, fn func(Tx) error) error { return e.run(ctx, false, fn) }
 
-func (e *pgEngine) update(ctx context.Context, fn func(Tx) error) error {
+func (e *pgEngine) update(ctx context.Context, fn func(Tx) error) error { return e.run(ctx, true, fn) }
+
+// run runs fn in a transaction: a write transaction (READ COMMITTED) takes the write lock first,
+// so writers run one at a time across processes and each statement after the lock sees every
+// write committed before it; a read transaction reads one snapshot (REPEATABLE READ READ ONLY).
+// The transaction's start, the lock and the list of top-level buckets go in one round trip.
+func (e *pgEngine) run(ctx context.Context, writable bool, fn func(Tx) error) error {
+	if e.closed.Load() {
+		return fmt.Errorf("store: %s: %w", e.url, berrors.ErrDatabaseNotOpen) // as bbolt's engine
+	}
 	ctx, cancel := e.txCtx(ctx)
 	defer cancel()
-	ptx, err := e.begin(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := e.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return e.err("connect", err)
 	}
-	// One writer at a time, across processes: every statement after the lock sees every write
-	// committed before it (READ COMMITTED takes a snapshot per statement).
-	if _, err := ptx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgWriteLock); err != nil {
-		return errors.Join(e.err("lock", err), e.err("rollback", ptx.Rollback(context.WithoutCancel(ctx))))
+	// A connection left inside a transaction (a failed ROLLBACK) is closed by the pool.
+	defer conn.Release()
+	t := &pgTx{ctx: ctx, q: conn, writable: writable, buckets: map[string]bool{"": true}}
+	if err := t.begin(); err != nil {
+		t.rollback()
+		return e.err("begin", err)
 	}
-	t := newPGTx(ctx, ptx, true)
 	ferr := fn(t)
-	if t.err != nil || ferr != nil {
-		rerr := ptx.Rollback(context.WithoutCancel(ctx))
+	if t.err != nil || ferr != nil || !writable {
+		t.rollback()
 		if t.err != nil {
-			return errors.Join(e.err("query", t.err), e.err("rollback", rerr))
-		}
-		if rerr != nil {
-			return errors.Join(ferr, e.err("rollback", rerr))
+			return e.err("query", t.err)
 		}
 		return ferr
 	}
-	if err := ptx.Commit(ctx); err != nil {
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
 		return e.err("commit", err)
 	}
 	return nil
@@ -330,17 +304,60 @@ func (e *pgEngine) update(ctx context.Context, fn func(Tx) error) error {
 // the transaction ends with that error (a Get cannot report it).
 type pgTx struct {
 	ctx      context.Context
-	tx       pgx.Tx
+	q        *pgxpool.Conn
 	writable bool
 	err      error
 	gen      uint64          // bumped by every change of keys, so cursors refetch
 	buckets  map[string]bool // bucket path → exists, as known in this transaction
+	rootAll  bool            // buckets lists every top-level bucket
 	id       uint64
 	hasID    bool
 }
 
-func newPGTx(ctx context.Context, tx pgx.Tx, writable bool) *pgTx {
-	return &pgTx{ctx: ctx, tx: tx, writable: writable, buckets: map[string]bool{"": true}}
+// begin starts the transaction (taking the write lock in a write transaction) and lists the
+// top-level buckets, in one round trip. No other writer changes the list during the transaction:
+// a write transaction holds the lock, a read transaction reads one snapshot.
+func (t *pgTx) begin() error {
+	b := &pgx.Batch{}
+	if t.writable {
+		b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+		b.Queue("SELECT pg_advisory_xact_lock($1)", pgWriteLock)
+	} else {
+		b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	}
+	b.Queue("SELECT key FROM kv WHERE path = '\\x'::bytea AND is_bucket")
+	br := t.q.SendBatch(t.ctx, b)
+	for range b.Len() - 1 {
+		if _, err := br.Exec(); err != nil {
+			return errors.Join(err, br.Close())
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return errors.Join(err, br.Close())
+	}
+	for rows.Next() {
+		var name []byte
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return errors.Join(err, br.Close())
+		}
+		t.buckets[string(bucketPath(nil, name))] = true
+	}
+	rows.Close()
+	if err := errors.Join(rows.Err(), br.Close()); err != nil {
+		return err
+	}
+	t.rootAll = true
+	return nil
+}
+
+// rollback ends the transaction without committing; if that fails the pool closes the
+// connection, which ends it too.
+func (t *pgTx) rollback() {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.ctx), 5*time.Second)
+	defer cancel()
+	_, _ = t.q.Exec(ctx, "ROLLBACK")
 }
 
 // fail records the transaction's first error and returns it.
@@ -385,7 +402,7 @@ func (t *pgTx) lookup(parent, key []byte) (exists, isBucket bool) {
 	if t.err != nil {
 		return false, false
 	}
-	err := t.tx.QueryRow(t.ctx, "SELECT is_bucket FROM kv WHERE path = $1 AND key = $2", nonNil(parent), key).Scan(&isBucket)
+	err := t.q.QueryRow(t.ctx, "SELECT is_bucket FROM kv WHERE path = $1 AND key = $2", nonNil(parent), key).Scan(&isBucket)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, false
 	}
@@ -403,6 +420,9 @@ func (t *pgTx) bucket(parent, name []byte) Bucket {
 	}
 	p := bucketPath(parent, name)
 	exists, known := t.buckets[string(p)]
+	if !known && len(parent) == 0 && t.rootAll {
+		exists, known = false, true
+	}
 	if !known {
 		var isBucket bool
 		exists, isBucket = t.lookup(parent, name)
@@ -442,7 +462,7 @@ func (t *pgTx) createBucket(parent, name []byte, ifNotExists bool) (Bucket, erro
 	if t.err != nil {
 		return nil, t.err
 	}
-	tag, err := t.tx.Exec(t.ctx, "INSERT INTO kv (path, key, value, is_bucket) VALUES ($1, $2, NULL, true) ON CONFLICT DO NOTHING", nonNil(parent), name)
+	tag, err := t.q.Exec(t.ctx, "INSERT INTO kv (path, key, value, is_bucket) VALUES ($1, $2, NULL, true) ON CONFLICT DO NOTHING", nonNil(parent), name)
 	if err != nil {
 		return nil, t.fail(err)
 	}
@@ -476,12 +496,12 @@ func (t *pgTx) deleteBucket(parent, name []byte) error {
 	p := bucketPath(parent, name)
 	var err error
 	if end := prefixEnd(p); end != nil {
-		_, err = t.tx.Exec(t.ctx, "DELETE FROM kv WHERE path >= $1 AND path < $2", p, end)
+		_, err = t.q.Exec(t.ctx, "DELETE FROM kv WHERE path >= $1 AND path < $2", p, end)
 	} else {
-		_, err = t.tx.Exec(t.ctx, "DELETE FROM kv WHERE path >= $1", p)
+		_, err = t.q.Exec(t.ctx, "DELETE FROM kv WHERE path >= $1", p)
 	}
 	if err == nil {
-		_, err = t.tx.Exec(t.ctx, "DELETE FROM kv WHERE path = $1 AND key = $2", nonNil(parent), name)
+		_, err = t.q.Exec(t.ctx, "DELETE FROM kv WHERE path = $1 AND key = $2", nonNil(parent), name)
 	}
 	if err != nil {
 		return t.fail(err)
@@ -517,9 +537,9 @@ func (t *pgTx) ID() uint64 {
 	var id int64
 	var err error
 	if t.writable {
-		err = t.tx.QueryRow(t.ctx, "UPDATE kv_txid SET id = id + 1 RETURNING id").Scan(&id)
+		err = t.q.QueryRow(t.ctx, "UPDATE kv_txid SET id = id + 1 RETURNING id").Scan(&id)
 	} else {
-		err = t.tx.QueryRow(t.ctx, "SELECT id FROM kv_txid").Scan(&id)
+		err = t.q.QueryRow(t.ctx, "SELECT id FROM kv_txid").Scan(&id)
 	}
 	if err != nil {
 		t.fail(err)
@@ -543,7 +563,7 @@ func (b *pgBucket) Get(key []byte) []byte {
 		return nil
 	}
 	var v []byte
-	err := t.tx.QueryRow(t.ctx, "SELECT value FROM kv WHERE path = $1 AND key = $2", b.path, key).Scan(&v)
+	err := t.q.QueryRow(t.ctx, "SELECT value FROM kv WHERE path = $1 AND key = $2", b.path, key).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -569,7 +589,7 @@ func (b *pgBucket) Put(key, value []byte) error {
 		return berrors.ErrValueTooLarge
 	}
 	var one int
-	err := t.tx.QueryRow(t.ctx, `INSERT INTO kv (path, key, value) VALUES ($1, $2, $3)
+	err := t.q.QueryRow(t.ctx, `INSERT INTO kv (path, key, value) VALUES ($1, $2, $3)
 		ON CONFLICT (path, key) DO UPDATE SET value = EXCLUDED.value WHERE NOT kv.is_bucket
 		RETURNING 1`, b.path, key, nonNil(value)).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -591,7 +611,7 @@ func (b *pgBucket) Delete(key []byte) error {
 		return berrors.ErrTxNotWritable
 	}
 	var isBucket bool
-	err := t.tx.QueryRow(t.ctx, `WITH d AS (DELETE FROM kv WHERE path = $1 AND key = $2 AND NOT is_bucket RETURNING 1)
+	err := t.q.QueryRow(t.ctx, `WITH d AS (DELETE FROM kv WHERE path = $1 AND key = $2 AND NOT is_bucket RETURNING 1)
 		SELECT EXISTS (SELECT 1 FROM kv WHERE path = $1 AND key = $2 AND is_bucket)`, b.path, key).Scan(&isBucket)
 	if err != nil {
 		return t.fail(err)
@@ -642,7 +662,7 @@ func (b *pgBucket) NextSequence() (uint64, error) {
 		return 0, berrors.ErrTxNotWritable
 	}
 	var seq int64
-	if err := t.tx.QueryRow(t.ctx, "UPDATE kv SET seq = seq + 1 WHERE path = $1 AND key = $2 RETURNING seq", b.parent, b.name).Scan(&seq); err != nil {
+	if err := t.q.QueryRow(t.ctx, "UPDATE kv SET seq = seq + 1 WHERE path = $1 AND key = $2 RETURNING seq", b.parent, b.name).Scan(&seq); err != nil {
 		return 0, t.fail(err)
 	}
 	return uint64(seq), nil
@@ -654,7 +674,7 @@ func (b *pgBucket) Sequence() uint64 {
 		return 0
 	}
 	var seq int64
-	if err := t.tx.QueryRow(t.ctx, "SELECT seq FROM kv WHERE path = $1 AND key = $2", b.parent, b.name).Scan(&seq); err != nil {
+	if err := t.q.QueryRow(t.ctx, "SELECT seq FROM kv WHERE path = $1 AND key = $2", b.parent, b.name).Scan(&seq); err != nil {
 		t.fail(err)
 		return 0
 	}
@@ -669,7 +689,7 @@ func (b *pgBucket) SetSequence(v uint64) error {
 	if !t.writable {
 		return berrors.ErrTxNotWritable
 	}
-	if _, err := t.tx.Exec(t.ctx, "UPDATE kv SET seq = $3 WHERE path = $1 AND key = $2", b.parent, b.name, int64(v)); err != nil {
+	if _, err := t.q.Exec(t.ctx, "UPDATE kv SET seq = $3 WHERE path = $1 AND key = $2", b.parent, b.name, int64(v)); err != nil {
 		return t.fail(err)
 	}
 	return nil
@@ -683,7 +703,7 @@ func (b *pgBucket) Stats() BucketStats {
 		return BucketStats{}
 	}
 	var s BucketStats
-	if err := t.tx.QueryRow(t.ctx, "SELECT count(*), coalesce(sum(length(key) + coalesce(length(value), 0)), 0) FROM kv WHERE path = $1", b.path).Scan(&s.KeyN, &s.Bytes); err != nil {
+	if err := t.q.QueryRow(t.ctx, "SELECT count(*), coalesce(sum(length(key) + coalesce(length(value), 0)), 0) FROM kv WHERE path = $1", b.path).Scan(&s.KeyN, &s.Bytes); err != nil {
 		t.fail(err)
 		return BucketStats{}
 	}
@@ -755,7 +775,7 @@ func (c *pgCursor) fetch(from []byte, incl bool, dir, n int) {
 	if from != nil {
 		args = append(args, nonNil(from))
 	}
-	rows, err := t.tx.Query(t.ctx, q, args...)
+	rows, err := t.q.Query(t.ctx, q, args...)
 	if err != nil {
 		t.fail(err)
 		return
