@@ -711,10 +711,12 @@ func (b *pgBucket) Stats() BucketStats {
 }
 
 // Cursor pages: the first fetch after a positioning move is small (a First() that only asks
-// whether a bucket is empty should not read 64 photos), the following ones grow.
+// whether a bucket is empty should not read 64 photos), the following ones grow, up to 64 rows
+// and about cursorPageBytes by the size of the rows read so far (photos come a few at a time).
 const (
 	cursorFirstPage = 4
 	cursorMaxPage   = 64
+	cursorPageBytes = 1 << 20
 )
 
 // pgCursor walks a bucket a page of rows at a time. It stands on key pos (the last key it
@@ -733,6 +735,7 @@ type pgCursor struct {
 	full   bool   // the page was full: more rows may follow it
 	gen    uint64 // tx.gen when the page was read
 	pageSz int
+	rowSz  int // the largest row read so far, in bytes
 }
 
 type pgRow struct {
@@ -790,6 +793,7 @@ func (c *pgCursor) fetch(from []byte, incl bool, dir, n int) {
 		if r.value == nil && !r.isBucket {
 			r.value = []byte{}
 		}
+		c.rowSz = max(c.rowSz, len(r.key)+len(r.value))
 		c.page = append(c.page, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -849,7 +853,7 @@ func (c *pgCursor) move(dir int) ([]byte, []byte) {
 	}
 	n := cursorFirstPage
 	if c.dir == dir {
-		n = min(c.pageSz*4, cursorMaxPage)
+		n = min(c.pageSz*4, cursorMaxPage, max(cursorPageBytes/max(c.rowSz, 1), 1))
 	}
 	c.fetch(c.pos, false, dir, n)
 	return c.take()

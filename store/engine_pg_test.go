@@ -352,3 +352,45 @@ func TestEnginesDeleteNestedBuckets(t *testing.T) {
 		})
 	}
 }
+
+// A cursor over large values (photos) reads them a few at a time, not 64 pages at once.
+func TestPGCursorPagesBoundedInBytes(t *testing.T) {
+	s := newTestStore(t, pgtest.URL(t))
+	const n, size = 30, 256 << 10
+	err := s.eng.update(t.Context(), func(tx Tx) error {
+		b := tx.Bucket([]byte(bucketPhotos))
+		for i := range n {
+			if err := b.Put(fmt.Appendf(nil, "%03d", i), bytes.Repeat([]byte{byte(i)}, size)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.eng.view(t.Context(), func(tx Tx) error {
+		c := tx.Bucket([]byte(bucketPhotos)).Cursor().(*pgCursor)
+		seen := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(v) != size || v[0] != byte(seen) {
+				t.Fatalf("row %d: %q, %d bytes", seen, k, len(v))
+			}
+			seen++
+			held := 0
+			for _, r := range c.page {
+				held += len(r.value)
+			}
+			if limit := max(cursorPageBytes, cursorFirstPage*size); held > limit {
+				t.Fatalf("a page holds %d bytes, more than %d", held, limit)
+			}
+		}
+		if seen != n {
+			t.Errorf("walked %d rows, want %d", seen, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
