@@ -2,7 +2,10 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -61,5 +64,39 @@ func TestSchema(t *testing.T) {
 	var n int
 	if err := cb.QueryRow(ctx, "SELECT count(*) FROM kv").Scan(&n); err != nil || n != 0 {
 		t.Errorf("the other schema's table has %d rows, %v", n, err)
+	}
+}
+
+func TestFindBin(t *testing.T) {
+	notOnPath := func(string) (string, error) { return "", errors.New("not found") }
+	debian := t.TempDir()
+	for _, v := range []string{"13", "15"} {
+		dir := filepath.Join(debian, v, "bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"initdb", "postgres"} {
+			if err := os.WriteFile(filepath.Join(dir, name), nil, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if dir, err := findBin(notOnPath, filepath.Join(debian, "*", "bin")); err != nil || dir != filepath.Join(debian, "15", "bin") {
+		t.Errorf("Debian's binaries: %q, %v; want the newest version's", dir, err)
+	}
+	_, err := findBin(notOnPath, filepath.Join(t.TempDir(), "*", "bin"))
+	if err == nil || !strings.Contains(err.Error(), "apt-get install postgresql") || !strings.Contains(err.Error(), EnvURL) {
+		t.Errorf("no binaries: %v, want what to install or set", err)
+	}
+}
+
+func TestMustRunInCI(t *testing.T) {
+	t.Setenv("CI", "true")
+	if !mustRun() {
+		t.Error("CI=true: missing PostgreSQL skips the tests")
+	}
+	t.Setenv("CI", "")
+	if mustRun() {
+		t.Error("outside CI: missing PostgreSQL fails the tests")
 	}
 }
