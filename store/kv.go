@@ -64,7 +64,9 @@ type Bucket interface {
 	// Sequence is the bucket's last sequence number; SetSequence sets it (a copy of a store).
 	Sequence() uint64
 	SetSequence(v uint64) error
-	// Stats counts what the bucket holds (its values, not nested buckets' contents).
+	// Stats counts what the bucket holds. On a bucket without nested buckets both engines count
+	// the same keys; bbolt counts nested buckets' keys too, and only what is committed (not the
+	// current write transaction's changes).
 	Stats() BucketStats
 }
 
@@ -83,6 +85,7 @@ type Cursor interface {
 	Prev() (k, v []byte)
 	// Seek moves to the first key at or after seek.
 	Seek(seek []byte) (k, v []byte)
-	// Delete removes the key the cursor is on.
+	// Delete removes the key the cursor is on. Reposition the cursor (First, Last, Seek) before
+	// moving on: where bbolt's cursor stands after a delete is not defined (on the next key).
 	Delete() error
 }

@@ -1,5 +1,5 @@
-// Package store persists CropShield's state in a single bbolt file:
-// analyses keyed by photo hash (with their Grad-CAM overlays), the photos
+// Package store persists CropShield's state in a single bbolt file or in a
+// PostgreSQL database (Open takes a path or a postgres:// URL): analyses keyed by photo hash (with their Grad-CAM overlays), the photos
 // themselves, an index from platform content ids to photo hashes, chats and
 // users with their language preferences, and one message log per chat.
 // For the review dashboard it also keeps a summary of each conversation
@@ -15,8 +15,11 @@
 // Records are encoded as JSON; binary blobs (photos, overlays) live in their
 // own buckets.
 //
-// One process owns the file: Open takes an exclusive lock and gives up after
-// Options.Timeout instead of waiting forever.
+// One process owns a bbolt file: Open takes an exclusive lock and gives up
+// after Options.Timeout instead of waiting forever. A PostgreSQL database is
+// shared by any number of processes (replicas); the store's logic is the
+// same code on both engines (kv.go), with write transactions serialized on
+// both.
 package store
 
 import (
