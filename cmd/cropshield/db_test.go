@@ -135,6 +135,9 @@ func TestReplicaFlag(t *testing.T) {
 	if err := parseFlags(fs, nil, &bytes.Buffer{}); err != nil || c.replica != "r2" {
 		t.Errorf("CROPSHIELD_REPLICA=r2: %q, %v", c.replica, err)
 	}
+	if got := c.intakeConfig().Replica; got != "r2" {
+		t.Errorf("the intake's replica is %q, want r2 (its chats' leases are taken under that name)", got)
+	}
 }
 
 // TestServeOnPostgreSQL: serve runs on a PostgreSQL URL holding a password and logs the database

@@ -161,8 +161,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		return err
 	}
 	// The one intake for every channel: the durable inbox, each chat's queue, retries.
-	c.intake.AlbumWait = c.telegram.albumWait
-	intake := bot.NewIntake(c.intake, log.With("part", "intake"), st, handler)
+	intake := bot.NewIntake(c.intakeConfig(), log.With("part", "intake"), st, handler)
 	web, err := webchat.New(log.With("adapter", "webchat"), webchat.Options{Pages: handler})
 	if err != nil {
 		return err
@@ -289,6 +288,15 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	}
 	log.Info("stopped")
 	return failed
+}
+
+// intakeConfig is the intake's configuration: the flags', the album wait of Telegram and the
+// replica's name (its chats' leases in a shared store).
+func (c serveConfig) intakeConfig() bot.IntakeConfig {
+	ic := c.intake
+	ic.AlbumWait = c.telegram.albumWait
+	ic.Replica = c.replica
+	return ic
 }
 
 func closeLogged(log *slog.Logger, what string, close func() error) error {
