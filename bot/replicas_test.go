@@ -2,44 +2,268 @@ package bot_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/bot/bottest"
+	"github.com/cropshield/cropshield/store"
 )
+
+// testClock is a clock the test moves.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// ledger records, across the replicas, what each chat's messages did: handlings started,
+// answers, and whether two of a chat's messages were ever handled at once.
+type ledger struct {
+	mu       bottest.Guard
+	running  map[string]string   // chat → message being handled
+	answered map[string][]string // chat → messages answered, in order
+	by       map[string]string   // message → replica that answered it
+	overlap  []string
+}
+
+func newLedger() *ledger {
+	return &ledger{running: map[string]string{}, answered: map[string][]string{}, by: map[string]string{}}
+}
+
+func (l *ledger) count() int {
+	n := 0
+	for _, a := range l.answered {
+		n += len(a)
+	}
+	return n
+}
+
+// replicaHandler is one replica's handler: it records in the ledger and, while block is set,
+// holds every message until its context ends (a replica that is killed while handling).
+type replicaHandler struct {
+	name  string
+	l     *ledger
+	block bool
+	begun int // guarded by l.mu
+}
+
+func (h *replicaHandler) Handle(ctx context.Context, m bot.Message, out bot.Responder) error {
+	l := h.l
+	l.mu.Lock()
+	if other, ok := l.running[m.Chat.ID]; ok {
+		l.overlap = append(l.overlap, fmt.Sprintf("%s while %s (chat %s, %s)", m.ID, other, m.Chat.ID, h.name))
+	}
+	l.running[m.Chat.ID] = m.ID
+	h.begun++
+	l.mu.Changed()
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.running, m.Chat.ID)
+		l.mu.Changed()
+		l.mu.Unlock()
+	}()
+	if h.block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	for range 10 {
+		runtime.Gosched() // give another replica the chance to run the chat's next message now
+	}
+	l.mu.Lock()
+	l.answered[m.Chat.ID] = append(l.answered[m.Chat.ID], m.ID)
+	if prev, ok := l.by[m.ID]; ok {
+		l.overlap = append(l.overlap, fmt.Sprintf("%s answered twice (%s and %s)", m.ID, prev, h.name))
+	}
+	l.by[m.ID] = h.name
+	l.mu.Changed()
+	l.mu.Unlock()
+	return nil
+}
+
+type replicaRig struct {
+	t     *testing.T
+	st    *store.Store
+	clock *testClock
+	l     *ledger
+	ins   map[string]*bot.Intake
+	hs    map[string]*replicaHandler
+}
+
+// newReplicaRig starts one intake per name on ONE store, each with its own handler, sharing a
+// clock; they heartbeat and look for chats to adopt often, so the test waits little.
+func newReplicaRig(t *testing.T, names ...string) *replicaRig {
+	r := &replicaRig{t: t, st: openStore(t, filepath.Join(t.TempDir(), "cropshield.db")),
+		clock: &testClock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}, l: newLedger(),
+		ins: map[string]*bot.Intake{}, hs: map[string]*replicaHandler{}}
+	for _, name := range names {
+		h := &replicaHandler{name: name, l: r.l}
+		cfg := bot.IntakeConfig{Replica: name, Workers: 4, Clock: r.clock.Now, RetryDelay: time.Millisecond,
+			HeartbeatEvery: 5 * time.Millisecond, AdoptEvery: 5 * time.Millisecond}
+		in := bot.NewIntake(cfg, slog.New(slog.DiscardHandler), r.st, h)
+		t.Cleanup(func() { _ = in.Stop(canceled()) }) // a held message is interrupted
+		ch := &fakeChannel{platform: bot.Telegram, h: newScriptHandler(), photos: map[string][]byte{}}
+		if _, err := in.Open(context.Background(), ch); err != nil {
+			t.Fatal(name, err)
+		}
+		r.ins[name], r.hs[name] = in, h
+	}
+	return r
+}
+
+func (r *replicaRig) accept(name, chat, id string) {
+	r.t.Helper()
+	if err := r.ins[name].Accept(context.Background(), bot.Telegram, []bot.Message{tgText(chat, id, "x")}, 0); err != nil {
+		r.t.Fatal(name, chat, id, err)
+	}
+}
+
+// check: every chat answered its messages once each, in the order accepted, one at a time.
+func (r *replicaRig) check(want map[string][]string) {
+	r.t.Helper()
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	for chat, ids := range want {
+		if got := r.l.answered[chat]; !slices.Equal(got, ids) {
+			r.t.Errorf("chat %s answered %v, want %v", chat, got, ids)
+		}
+	}
+	if len(r.l.overlap) > 0 {
+		r.t.Errorf("%d of a chat's messages handled at once or twice: %v", len(r.l.overlap), r.l.overlap)
+	}
+}
 
 // TestReplicasInboxIDsUnique: two intakes on one store (two replicas) accept a message each; both
 // entries are in the inbox. With ids numbered per process both got id 0 and the second replaced
 // the first: a message acknowledged to the platform was lost.
 func TestReplicasInboxIDsUnique(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "cropshield.db"))
-	h := newScriptHandler()
-	ch := &fakeChannel{platform: bot.Telegram, h: h, photos: map[string][]byte{}}
-	h.block["1"], h.block["2"] = make(chan struct{}), make(chan struct{}) // never released: the stop interrupts them
-	var ins []*bot.Intake
-	for _, name := range []string{"a", "b"} {
-		in := bot.NewIntake(bot.IntakeConfig{}, slog.New(slog.DiscardHandler), st, h)
-		t.Cleanup(func() { _ = in.Stop(canceled()) })
-		if _, err := in.Open(ctx, ch); err != nil {
-			t.Fatal(name, err)
-		}
-		ins = append(ins, in)
-	}
-	if err := ins[0].Accept(ctx, bot.Telegram, []bot.Message{tgText("x", "1", "one")}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := ins[1].Accept(ctx, bot.Telegram, []bot.Message{tgText("y", "2", "two")}, 0); err != nil {
-		t.Fatal(err)
-	}
-	p, err := st.PendingInbox(ctx, string(bot.Telegram))
+	r := newReplicaRig(t, "a", "b")
+	r.hs["a"].block, r.hs["b"].block = true, true
+	r.accept("a", "x", "1")
+	r.accept("b", "y", "2")
+	p, err := r.st.PendingInbox(context.Background(), string(bot.Telegram))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p) != 2 {
 		t.Errorf("the inbox holds %d entries after two replicas accepted a message each, want 2", len(p))
 	}
+}
+
+// TestReplicasChatOrder: two replicas on one store take a chat's messages alternately, for many
+// chats at once: each message is answered once in all, each chat's in the order accepted, never
+// two of a chat at once. Each replica handing in what it accepted ran a chat's messages on both
+// at once, out of order.
+func TestReplicasChatOrder(t *testing.T) {
+	r := newReplicaRig(t, "a", "b")
+	const chats, perChat = 8, 16
+	want := map[string][]string{}
+	var wg sync.WaitGroup
+	for c := range chats {
+		chat := fmt.Sprint("c", c)
+		for i := range perChat {
+			want[chat] = append(want[chat], fmt.Sprint(chat, "-", i))
+		}
+	}
+	for c := range chats {
+		chat, ids := fmt.Sprint("c", c), want[fmt.Sprint("c", c)]
+		wg.Go(func() {
+			for i, id := range ids {
+				r.accept([]string{"a", "b"}[(i+c)%2], chat, id)
+			}
+		})
+	}
+	wg.Wait()
+	r.l.mu.WaitFor(t, "every message answered", func() bool { return r.l.count() >= chats*perChat })
+	for _, in := range r.ins {
+		if err := in.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.check(want)
+	if p, err := r.st.PendingInbox(context.Background(), string(bot.Telegram)); err != nil || len(p) != 0 {
+		t.Errorf("inbox %d entries, %v; want none left", len(p), err)
+	}
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	t.Logf("answered by a: %d, by b: %d", r.hs["a"].begun, r.hs["b"].begun)
+}
+
+// TestReplicasKilledReplicaAdopted: a replica killed (as with kill -9) while holding chats, with
+// their first messages being handled and more queued or stored by the other replica, leaves
+// them in the inbox; once its heartbeat is older than the lease TTL the other replica adopts
+// the chats and answers every message once, in the order accepted. Before that it does not.
+func TestReplicasKilledReplicaAdopted(t *testing.T) {
+	r := newReplicaRig(t, "a", "b")
+	r.hs["a"].block = true
+	const chats, perChat = 4, 6
+	want := map[string][]string{}
+	for c := range chats {
+		chat := fmt.Sprint("k", c)
+		for i := range perChat {
+			id := fmt.Sprint(chat, "-", i)
+			want[chat] = append(want[chat], id)
+			r.accept([]string{"a", "b"}[i%2], chat, id) // a takes each chat with its first message
+		}
+	}
+	r.l.mu.WaitFor(t, "a handling each chat's first message", func() bool { return r.hs["a"].begun == chats })
+	bot.KillIntake(r.ins["a"])
+	// b holds none of them while a's heartbeat is fresh: its looks (every 5 ms) leave them.
+	if err := r.ins["b"].WaitHandled(context.Background(), bot.Telegram, "k0", "k0-1"); err != nil {
+		t.Fatal(err)
+	}
+	r.l.mu.Lock()
+	begun := r.hs["b"].begun
+	r.l.mu.Unlock()
+	if begun != 0 {
+		t.Fatalf("b handled %d messages of chats a holds while a's heartbeat is fresh", begun)
+	}
+	r.clock.Add(10 * time.Second) // the default LeaseTTL: a's heartbeat is now too old
+	r.l.mu.WaitFor(t, "b answered every message", func() bool { return r.l.count() >= chats*perChat })
+	if err := r.ins["b"].Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.check(want)
+	if p, err := r.st.PendingInbox(context.Background(), string(bot.Telegram)); err != nil || len(p) != 0 {
+		t.Errorf("inbox %d entries, %v; want none left", len(p), err)
+	}
+}
+
+// TestReplicasRestartTakesBackAtOnce: a replica killed and started again under its name (a new
+// incarnation) takes its chats back at once, without waiting for the TTL, and answers them.
+func TestReplicasRestartTakesBackAtOnce(t *testing.T) {
+	r := newReplicaRig(t, "a")
+	r.hs["a"].block = true
+	r.accept("a", "x", "1")
+	r.accept("a", "x", "2")
+	r.l.mu.WaitFor(t, "1 being handled", func() bool { return r.hs["a"].begun == 1 })
+	bot.KillIntake(r.ins["a"])
+	h := &replicaHandler{name: "a2", l: r.l}
+	in := bot.NewIntake(bot.IntakeConfig{Replica: "a", Clock: r.clock.Now}, slog.New(slog.DiscardHandler), r.st, h)
+	t.Cleanup(func() { _ = in.Stop(canceled()) })
+	if _, err := in.Open(context.Background(), &fakeChannel{platform: bot.Telegram, h: newScriptHandler()}); err != nil {
+		t.Fatal(err)
+	}
+	r.l.mu.WaitFor(t, "both answered after the restart", func() bool { return r.l.count() == 2 })
+	r.check(map[string][]string{"x": {"1", "2"}})
 }
 
 // canceled is a context whose drain is over: a stop interrupts what runs.
