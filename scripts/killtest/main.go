@@ -464,6 +464,7 @@ func run(ctx context.Context, c config, logw io.Writer) (res *result, err error)
 		}
 	}
 	res.albumParts = albumParts(items, updateIDs, fake, c.albumWait)
+	res.updateIDs = updateIDs
 	res.check(items, released, fake, web, srv.baseURL(), suppressed)
 	if res.clean() && !c.keep && c.dir == "" {
 		_ = os.RemoveAll(dir)
@@ -633,6 +634,7 @@ type result struct {
 	// rule); albumSplit counts the albums answered so.
 	albumParts []int
 	albumSplit int
+	updateIDs  [][]int64 // each item's update ids
 }
 
 func (r *result) clean() bool {
@@ -769,7 +771,11 @@ func (r *result) check(items []tgItem, released []time.Time, fake *fakeBot, web 
 			switch {
 			case units > allowed || repeated && allowed == 1:
 				r.tg.dups++
-				r.problem("telegram: TWICE: %s (chat %d, message %v) answered by %s", it.Kind, it.Chat, it.IDs, describe(rs))
+				taken := ""
+				if fake.hook != nil && len(it.IDs) > 1 && i < len(r.updateIDs) {
+					taken = " (its updates taken by " + fake.hook.describeAlbum(r.updateIDs[i]) + ")"
+				}
+				r.problem("telegram: TWICE: %s (chat %d, message %v)%s answered by %s", it.Kind, it.Chat, it.IDs, taken, describe(rs))
 			case units > 1:
 				r.albumSplit++
 			}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,6 +36,7 @@ type hookDeliverer struct {
 	failures map[int]int // non-200 answers by status (0: connection error)
 	taken    []int       // updates each replica took (answered 200)
 	takenAt  map[int64]time.Time
+	takenBy  map[int64]int
 }
 
 // startWebhook switches the fake to webhook mode, delivering to targets.
@@ -43,7 +45,7 @@ func (f *fakeBot) startWebhook(targets []string, conns int, seed uint64) {
 	f.hook = &hookDeliverer{f: f, targets: targets, sem: make(chan struct{}, max(1, conns)), ctx: ctx, cancel: cancel,
 		client: &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: max(1, conns)}},
 		rng:    rand.New(rand.NewPCG(seed, 0x686f6f6b)), queues: map[int64][]queued{}, active: map[int64]bool{},
-		failures: map[int]int{}, taken: make([]int, len(targets)), takenAt: map[int64]time.Time{}}
+		failures: map[int]int{}, taken: make([]int, len(targets)), takenAt: map[int64]time.Time{}, takenBy: map[int64]int{}}
 }
 
 func (d *hookDeliverer) stop() {
@@ -74,6 +76,18 @@ func (d *hookDeliverer) acceptedAt(id int64) time.Time {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.takenAt[id]
+}
+
+// describeAlbum says which replica took each of an album's updates and when, after the first
+// ("r1 +0ms, r3 +1650ms"), for a problem's line.
+func (d *hookDeliverer) describeAlbum(ids []int64) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var parts []string
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("r%d +%dms", d.takenBy[id]+1, d.takenAt[id].Sub(d.takenAt[ids[0]]).Milliseconds()))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // enqueue adds an update to its chat's queue, starting the chat's delivery if none runs.
@@ -129,7 +143,7 @@ func (d *hookDeliverer) deliver(q queued) bool {
 		d.posts++
 		if status == http.StatusOK {
 			d.taken[i]++
-			d.takenAt[q.id] = time.Now()
+			d.takenAt[q.id], d.takenBy[q.id] = time.Now(), i
 			d.mu.Unlock()
 			return true
 		}
