@@ -400,23 +400,29 @@ func (in *Intake) handIn(ctx context.Context, p Platform, us []store.InboxUpdate
 
 // takeLocked takes entries in (held from now on) and returns the messages to queue, in the
 // entries' order. An entry held already is skipped; one whose message is accepted already is
-// dropped (stored twice: one is enough), unless an Accept is storing it (it hands it in); one
-// nobody can read stays in the inbox and is logged. The entries whose ids are in mine are the
+// dropped (stored twice: one is enough), unless an Accept is storing it (it hands it in, and the
+// chat's later entries are left for after it); one nobody can read stays in the inbox and is
+// logged. The entries whose ids are in mine are the
 // messages an Accept reserved room for.
 func (in *Intake) takeLocked(p Platform, es []entry, mine map[int64]bool) []part {
 	var parts []part
 	var unread []int64
+	later := map[string]bool{} // chats left to an Accept storing one of their messages
 	for _, e := range es {
 		hk := heldKey{p, e.id}
-		if in.held[hk] {
+		if in.held[hk] || later[e.lease] {
 			continue
 		}
 		if e.ok && !mine[e.id] {
 			if id, dup := in.active[keyOf(e.msg)]; dup {
-				if id != reserved {
-					in.held[hk] = true
-					in.mark.add(p, e.lease, e.id)
+				if id == reserved {
+					// The Accept hands it in; the chat's later entries come after it (its job's
+					// finish, or the next look, finds them).
+					later[e.lease] = true
+					continue
 				}
+				in.held[hk] = true
+				in.mark.add(p, e.lease, e.id)
 				continue
 			}
 		}
