@@ -37,11 +37,22 @@ func heartbeat(t *testing.T, s *Store, l Lessee) {
 	}
 }
 
+// replicaStores returns two handles on one fresh database, as two replicas have: on PostgreSQL
+// two Stores (two pools); on bbolt, one process per file, the same Store twice.
+func replicaStores(t *testing.T) (*Store, *Store) {
+	target := newTarget(t)
+	s := newTestStore(t, target)
+	if onPG() {
+		return s, newTestStore(t, target)
+	}
+	return s, s
+}
+
 // TestInboxIDsUniqueAcrossReplicas: ids are allocated by the store in the saving transaction:
 // replicas saving at once never get the same id (each entry is kept), ids grow in the order of
 // commit, and they start above the ids already stored (entries numbered by an earlier version).
 func TestInboxIDsUniqueAcrossReplicas(t *testing.T) {
-	s := newTestStore(t, "")
+	s, s2 := replicaStores(t)
 	ctx := context.Background()
 	if err := s.SaveInbox(ctx, "telegram", []InboxUpdate{inboxUpdate(900)}, 0); err != nil {
 		t.Fatal(err)
@@ -51,9 +62,10 @@ func TestInboxIDsUniqueAcrossReplicas(t *testing.T) {
 	var wg sync.WaitGroup
 	for r := range 4 {
 		l := lessee(fmt.Sprint("r", r), "1", testTime)
+		h := []*Store{s, s2}[r%2]
 		wg.Go(func() {
 			for i := range 25 {
-				ids, _, err := s.AcceptInbox(ctx, l, "telegram", []InboxUpdate{chatUpdate(fmt.Sprint("c", i%3), "a"), chatUpdate("d", "b")}, int64(i+1))
+				ids, _, err := h.AcceptInbox(ctx, l, "telegram", []InboxUpdate{chatUpdate(fmt.Sprint("c", i%3), "a"), chatUpdate("d", "b")}, int64(i+1))
 				if err != nil {
 					t.Error(err)
 					return
@@ -89,16 +101,16 @@ func TestInboxIDsUniqueAcrossReplicas(t *testing.T) {
 // finds them when it finishes one, keeps the lease while the chat has anything pending and
 // releases it with the last, after which the other takes it.
 func TestInboxLeaseTakeKeepRelease(t *testing.T) {
-	s := newTestStore(t, "")
+	s, sb := replicaStores(t) // a writes through s, b through sb
 	ctx := context.Background()
 	a, b := lessee("a", "1", testTime), lessee("b", "1", testTime)
 	heartbeat(t, s, a)
-	heartbeat(t, s, b)
+	heartbeat(t, sb, b)
 	ids1, take := accept(t, s, a, chatUpdate("x", "1"))
 	if !slices.Equal(take, ids1) {
 		t.Fatalf("a handed %v, want its new entry %v", take, ids1)
 	}
-	ids2, take := accept(t, s, b, chatUpdate("x", "2"), chatUpdate("y", "3"))
+	ids2, take := accept(t, sb, b, chatUpdate("x", "2"), chatUpdate("y", "3"))
 	if !slices.Equal(take, ids2[1:]) {
 		t.Fatalf("b handed %v, want only chat y's %v (x is a's)", take, ids2[1:])
 	}
@@ -112,7 +124,7 @@ func TestInboxLeaseTakeKeepRelease(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Fatalf("finish with the rest held: %v, %v; want nothing new", inboxIDs(got), err)
 	}
-	ids5, take := accept(t, s, b, chatUpdate("x", "5"))
+	ids5, take := accept(t, sb, b, chatUpdate("x", "5"))
 	if len(take) != 0 {
 		t.Fatalf("b handed %v of a's chat", take)
 	}
@@ -124,7 +136,7 @@ func TestInboxLeaseTakeKeepRelease(t *testing.T) {
 		t.Fatalf("last finish: %v, %v", inboxIDs(got), err)
 	}
 	// Released: b takes the chat with its next message.
-	ids6, take := accept(t, s, b, chatUpdate("x", "6"))
+	ids6, take := accept(t, sb, b, chatUpdate("x", "6"))
 	if !slices.Equal(take, ids6) {
 		t.Fatalf("b handed %v after a released chat x, want %v", take, ids6)
 	}
@@ -135,11 +147,15 @@ func TestInboxLeaseTakeKeepRelease(t *testing.T) {
 // (another incarnation) takes its chats back at once; a retired replica's chats are free at
 // once; the entries stored without a chat are leased together.
 func TestInboxLeaseAdoption(t *testing.T) {
-	s := newTestStore(t, "")
+	s, sb := replicaStores(t)
 	ctx := context.Background()
 	adopt := func(l Lessee) []int64 {
 		t.Helper()
-		got, err := s.AdoptInbox(ctx, l, "telegram")
+		h := s
+		if l.Replica == "b" {
+			h = sb
+		}
+		got, err := h.AdoptInbox(ctx, l, "telegram")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +165,7 @@ func TestInboxLeaseAdoption(t *testing.T) {
 	heartbeat(t, s, a)
 	heartbeat(t, s, b)
 	x, _ := accept(t, s, a, chatUpdate("x", "1"), chatUpdate("x", "2"))
-	y, _ := accept(t, s, b, chatUpdate("y", "3"))
+	y, _ := accept(t, sb, b, chatUpdate("y", "3"))
 	if got := adopt(lessee("b", "1", testTime.Add(testTTL-time.Second), y...)); len(got) != 0 {
 		t.Fatalf("b adopted %v while a's heartbeat is fresh", got)
 	}
