@@ -80,7 +80,8 @@ type IntakeConfig struct {
 	Queue int
 	// Retries is how many times a message whose handling failed (the handler returned an
 	// error: a store or network failure) is handed in again before it is left in the inbox for
-	// the next start (5).
+	// the next start (5); its chat stays with this replica meanwhile (Intake), so no other
+	// replica retries it until this one stops or dies.
 	Retries int
 	// RetryDelay is the first wait before a retry; it doubles with each retry up to a minute
 	// (1 s).
