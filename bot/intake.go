@@ -699,24 +699,39 @@ func (in *Intake) queueLocked(parts []part) {
 			al.timer = time.AfterFunc(in.cfg.AlbumWait, func() { in.albumQuiet(k, gen) })
 			continue
 		}
-		var earlier []albumKey
-		for k, al := range in.albums {
-			if k.chat == ck && al.parts[0].msg.Sender.ID == m.Sender.ID {
-				earlier = append(earlier, k)
-			}
-		}
-		slices.SortFunc(earlier, func(x, y albumKey) int { return cmp.Compare(in.albums[x].parts[0].id, in.albums[y].parts[0].id) })
-		for _, k := range earlier {
-			in.flushAlbumLocked(k)
-		}
+		in.flushAlbumsLocked(ck, m.Sender.ID, pt.id)
 		in.submitLocked(&job{chat: ck, ids: []int64{pt.id}, leases: []string{pt.lease}, keys: []msgKey{keyOf(m)}, msg: m})
 	}
 }
 
+// flushAlbumsLocked queues the albums the sender began in the chat before the entry before,
+// oldest first.
+func (in *Intake) flushAlbumsLocked(ck queueKey, sender string, before int64) {
+	var earlier []albumKey
+	for k, al := range in.albums {
+		if k.chat == ck && al.parts[0].msg.Sender.ID == sender && al.first() < before {
+			earlier = append(earlier, k)
+		}
+	}
+	slices.SortFunc(earlier, func(x, y albumKey) int { return cmp.Compare(in.albums[x].first(), in.albums[y].first()) })
+	for _, k := range earlier {
+		in.flushAlbumLocked(k)
+	}
+}
+
+// first is the lowest inbox id of the album's photos.
+func (al *album) first() int64 {
+	return slices.MinFunc(al.parts, func(x, y part) int { return cmp.Compare(x.id, y.id) }).id
+}
+
+// albumQuiet queues an album whose wait is over, after the albums its sender began before it in
+// the chat: albums handed in together (a batch, a restart, another replica's) end their waits at
+// about the same moment, on timers that fire in any order.
 func (in *Intake) albumQuiet(k albumKey, gen int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if al := in.albums[k]; al != nil && al.gen == gen && !in.stopping {
+		in.flushAlbumsLocked(k.chat, al.parts[0].msg.Sender.ID, al.first())
 		in.flushAlbumLocked(k)
 	}
 }

@@ -612,3 +612,33 @@ func TestIntakeDropsPanickedMessage(t *testing.T) {
 		t.Errorf("the inbox keeps %d entries after the panic, want the message dropped", len(p))
 	}
 }
+
+// TestIntakeAlbumsOfOneSenderInOrder: albums of one sender handed in together (one batch; after a
+// restart, or another replica's, all at once) are answered in the order sent, though their waits
+// end at about the same moment: each ran on its own timer and the later album could go first.
+func TestIntakeAlbumsOfOneSenderInOrder(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{Workers: 4, AlbumWait: time.Millisecond})
+	ctx := context.Background()
+	var batch []bot.Message
+	var want []string
+	for a := range 30 {
+		for i := range 2 {
+			id := fmt.Sprint(100 + 2*a + i)
+			ref := "p" + id
+			e.ch.photos[ref] = []byte(ref)
+			m := tgText("a", id, "")
+			m.Photo, m.AlbumID = &bot.Photo{Ref: ref}, fmt.Sprint("A", a)
+			batch = append(batch, m)
+			if i == 0 {
+				want = append(want, id)
+			}
+		}
+	}
+	if err := e.in.Accept(ctx, bot.Telegram, batch, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.h.mu.WaitFor(t, "every album answered", func() bool { return len(e.ch.sent) == len(want) })
+	if got := e.ch.replies(); !slices.Equal(got, want) {
+		t.Errorf("albums answered in the order %v, want %v", got, want)
+	}
+}
