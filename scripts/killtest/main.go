@@ -930,8 +930,12 @@ func (r *result) print(w io.Writer) {
 	if r.webNote != "" {
 		fmt.Fprintln(w, "NOTE: "+r.webNote+".")
 	}
-	fmt.Fprintf(w, "\nTelegram updates handed out again after a kill: %d; sends cut off by a kill mid-request: %d. Web chat POSTs sent again: %d; failed after reaching the server: %d.\n",
-		r.redelivered, r.cutOff, r.webRetries, r.webAmbiguous)
+	again := "handed out again after a kill (getUpdates)"
+	if r.mode == "webhook" {
+		again = "posted again after a failed delivery"
+	}
+	fmt.Fprintf(w, "\nTelegram updates %s: %d; sends cut off by a kill mid-request: %d. Web chat POSTs sent again: %d; failed after reaching the server: %d.\n",
+		again, r.redelivered, r.cutOff, r.webRetries, r.webAmbiguous)
 	if n := r.tg.lostAttempted + r.web.lostAttempted; n > 0 {
 		fmt.Fprintf(w, "Lost because the reply was attempted before a kill and, maybe delivered, not sent again (at most once): %d Telegram, %d web chat.\n",
 			r.tg.lostAttempted, r.web.lostAttempted)
