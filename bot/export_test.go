@@ -22,3 +22,20 @@ func IntakeWaiters(in *Intake, p Platform, chat, id string) int {
 // KillIntake stops the intake as kill -9 would: nothing more is handled, marked done or let go,
 // its heartbeats end; what it held stays in the inbox under its leases.
 func KillIntake(in *Intake) { in.kill() }
+
+// EndAlbumWaits ends the wait of every album being collected now, as its timer would.
+func EndAlbumWaits(in *Intake) {
+	in.mu.Lock()
+	type wait struct {
+		k   albumKey
+		gen int
+	}
+	var ws []wait
+	for k, al := range in.albums {
+		ws = append(ws, wait{k, al.gen})
+	}
+	in.mu.Unlock()
+	for _, w := range ws {
+		in.albumQuiet(w.k, w.gen)
+	}
+}

@@ -727,7 +727,25 @@ func (al *album) first() int64 {
 // albumQuiet queues an album whose wait is over, after the albums its sender began before it in
 // the chat: albums handed in together (a batch, a restart, another replica's) end their waits at
 // about the same moment, on timers that fire in any order.
+//
+// First the chat is looked at in the store: photos of the album that other replicas stored join
+// it (and start its wait again), so that an album is not split because its photos reached
+// several replicas.
 func (in *Intake) albumQuiet(k albumKey, gen int) {
+	in.mu.Lock()
+	al := in.albums[k]
+	if al == nil || al.gen != gen || in.stopping {
+		in.mu.Unlock()
+		return
+	}
+	lease := al.parts[0].lease
+	in.mu.Unlock()
+	p := k.chat.platform
+	take, err := in.inbox.FinishInbox(in.tendCtx, in.lessee(p), string(p), map[string][]int64{lease: nil})
+	if err != nil {
+		in.log.Warn("intake: cannot look for an album's photos stored by other replicas", "platform", p, "chat", k.chat.chat, "err", err)
+	}
+	in.handIn(in.tendCtx, p, take, nil)
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if al := in.albums[k]; al != nil && al.gen == gen && !in.stopping {

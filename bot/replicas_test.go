@@ -272,3 +272,64 @@ func canceled() context.Context {
 	cancel()
 	return ctx
 }
+
+// albumHandler records the albums it is handed (first message id → photos).
+type albumHandler struct {
+	mu     bottest.Guard
+	albums map[string]int
+}
+
+func (h *albumHandler) Handle(_ context.Context, m bot.Message, _ bot.Responder) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(m.Album)
+	if m.Photo != nil {
+		n = 1
+	}
+	h.albums[m.ID] += n
+	h.mu.Changed()
+	return nil
+}
+
+// TestReplicasAlbumAcrossReplicas: the photos of one album reaching two replicas are answered as
+// one album by the replica holding the chat: when its wait ends it looks for the photos the other
+// stored. It answered the album without them (and them as a second album) when they came after
+// its wait, as they may (the other's photos reach it only at its next look or accept).
+func TestReplicasAlbumAcrossReplicas(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "cropshield.db"))
+	h := &albumHandler{albums: map[string]int{}}
+	ins := map[string]*bot.Intake{}
+	for _, name := range []string{"a", "b"} {
+		// The waits end only when the test says; no look in between.
+		cfg := bot.IntakeConfig{Replica: name, AlbumWait: time.Hour, AdoptEvery: time.Hour}
+		in := bot.NewIntake(cfg, slog.New(slog.DiscardHandler), st, h)
+		t.Cleanup(func() { _ = in.Stop(canceled()) })
+		if _, err := in.Open(context.Background(), &fakeChannel{platform: bot.Telegram, h: newScriptHandler()}); err != nil {
+			t.Fatal(err)
+		}
+		ins[name] = in
+	}
+	photo := func(id string) bot.Message {
+		m := tgText("g", id, "")
+		m.Photo, m.AlbumID = &bot.Photo{Ref: "p" + id}, "A"
+		return m
+	}
+	ctx := context.Background()
+	if err := ins["a"].Accept(ctx, bot.Telegram, []bot.Message{photo("1")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := ins["b"].Accept(ctx, bot.Telegram, []bot.Message{photo("2"), photo("3")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	bot.EndAlbumWaits(ins["a"]) // a finds 2 and 3: the album waits again
+	bot.EndAlbumWaits(ins["a"])
+	h.mu.WaitFor(t, "the album answered", func() bool { return len(h.albums) > 0 })
+	if err := ins["a"].Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.albums) != 1 || h.albums["1"] != 3 {
+		t.Errorf("answered %v (first message → photos), want one album of 3 photos", h.albums)
+	}
+}
