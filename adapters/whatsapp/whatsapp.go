@@ -153,6 +153,13 @@ func New(log *slog.Logger, client Client, st *Store, opts Options) *Adapter {
 // Platform is bot.WhatsApp.
 func (a *Adapter) Platform() bot.Platform { return bot.WhatsApp }
 
+// Account is the linked phone number ("" before linking): what names the connection only one
+// process may hold at a time (whatsmeow's rule), among replicas sharing a database.
+func (a *Adapter) Account() string {
+	pn, _ := a.client.OwnID()
+	return pn.User
+}
+
 // Run connects and hands the messages received to the intake until ctx ends (nil) or WhatsApp
 // ends the session for good (an error saying what happened and what to do). The channel is
 // opened on the intake at the first logged-in connection (the replies to the messages left from

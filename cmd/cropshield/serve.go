@@ -178,10 +178,14 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		}
 		adapters = append(adapters, tg)
 	}
+	held := map[bot.Platform]string{} // adapters one replica at a time runs: their lock
 	if c.whatsapp.enabled {
 		wa, closeWA, waErr := c.whatsapp.adapter(ctx, log, c.db, bot.NewMoves(st))
 		if waErr != nil {
 			return waErr
+		}
+		if acct := wa.Account(); acct != "" {
+			held[bot.WhatsApp] = "whatsapp:" + acct
 		}
 		// Closed after the adapters stopped (deferred calls run after the shutdown below).
 		defer func() { err = errors.Join(err, closeLogged(log, "WhatsApp database", closeWA)) }()
@@ -239,7 +243,15 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	var wg sync.WaitGroup
 	for _, a := range adapters {
 		wg.Go(func() {
-			if err := a.Run(adapterCtx, intake); err != nil {
+			run := func(ctx context.Context) error { return a.Run(ctx, intake) }
+			if lock, ok := held[a.Platform()]; ok {
+				state := func(s string) { health.set(string(a.Platform()), s) }
+				plain := run
+				run = func(ctx context.Context) error {
+					return runHeld(ctx, log.With("adapter", string(a.Platform())), st, lock, state, plain)
+				}
+			}
+			if err := run(adapterCtx); err != nil {
 				logAdapterError(log, string(a.Platform()), err)
 				health.set(string(a.Platform()), "failed: "+err.Error())
 				return
@@ -328,7 +340,7 @@ func (h *healthState) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	code := http.StatusOK
 	body := ""
 	for _, name := range slices.Sorted(maps.Keys(h.adapters)) {
-		if h.adapters[name] != "running" {
+		if h.adapters[name] != "running" && h.adapters[name] != "standby" {
 			code = http.StatusServiceUnavailable
 		}
 		body += name + ": " + h.adapters[name] + "\n"

@@ -50,7 +50,7 @@ func checkWhatsAppDB(enabled bool, flagValue, db string) error {
 	if !enabled || flagValue != "" || !isDBURL(db) {
 		return nil
 	}
-	return fmt.Errorf("%w: --db is a PostgreSQL URL: give the WhatsApp store with --whatsapp-db (a SQLite file, or a postgres:// URL); one replica runs WhatsApp for a linked number", errUsage)
+	return fmt.Errorf("%w: --db is a PostgreSQL URL: give the WhatsApp store with --whatsapp-db (a SQLite file, or a postgres:// URL); replicas given the same one share the linked phone, and one at a time runs it (the others stand by)", errUsage)
 }
 
 // whatsappDBLocation is --whatsapp-db, or whatsapp.db beside the bbolt file.
