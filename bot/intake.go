@@ -30,6 +30,8 @@ type InboxStore interface {
 	// AdoptInbox takes the chats with pending entries and no live lease and returns their
 	// entries, with those of the replica's own chats it does not hold.
 	AdoptInbox(ctx context.Context, l store.Lessee, platform string) ([]store.InboxUpdate, error)
+	// ReleaseInbox lets go the replica's chats of a platform except those keep reports.
+	ReleaseInbox(ctx context.Context, l store.Lessee, platform string, keep func(chat string) bool) error
 	// Heartbeat keeps the replica's leases live; Retire ends them.
 	Heartbeat(ctx context.Context, l store.Lessee) error
 	Retire(ctx context.Context, l store.Lessee) error
@@ -390,13 +392,50 @@ func (in *Intake) handIn(ctx context.Context, p Platform, us []store.InboxUpdate
 	}
 	es := readEntries(ctx, p, ch, us, known)
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	if in.stopping || cs.closed {
+		in.mu.Unlock()
+		in.letGo(p)
 		return 0
 	}
+	defer in.mu.Unlock()
 	parts := in.takeLocked(p, es, nil)
 	in.queueLocked(parts)
 	return len(parts)
+}
+
+// letGo lets go the chats of p this replica holds while p's channel is closed here (Close), but
+// for those with a message still in hand (being handled): another replica running the channel
+// takes them at once, instead of never (this replica's heartbeat keeps its leases live, and it
+// hands nothing of p in). With the channel open, or stopping (Stop's Retire lets every chat go),
+// it does nothing.
+func (in *Intake) letGo(p Platform) {
+	in.mu.Lock()
+	cs := in.channels[p]
+	closed := cs != nil && cs.closed && !in.stopping
+	in.mu.Unlock()
+	if !closed {
+		return
+	}
+	keep := func(chat string) bool {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if !cs.closed || in.stopping {
+			return true // opened again meanwhile: its chats are its own
+		}
+		if chat != "" {
+			return in.perChat[queueKey{p, chat}] > 0
+		}
+		for k := range in.perChat {
+			if k.platform == p {
+				return true
+			}
+		}
+		return false
+	}
+	if err := in.inbox.ReleaseInbox(context.Background(), in.lessee(p), string(p), keep); err != nil {
+		in.log.Warn("intake: cannot let go the chats of a closed channel; the others take them once this replica stops",
+			"platform", p, "err", err)
+	}
 }
 
 // takeLocked takes entries in (held from now on) and returns the messages to queue, in the
@@ -450,13 +489,22 @@ func (in *Intake) takeLocked(p Platform, es []entry, mine map[int64]bool) []part
 }
 
 // Close ends a channel's run (its adapter stopped): it takes no more messages, and its messages
-// not started yet stay in the inbox for the next Open. Those being handled finish.
+// not started yet stay in the inbox for the next Open (here, or on the replica that runs the
+// channel now: the chats are let go, each once nothing of it is being handled here). Those being
+// handled finish.
 func (in *Intake) Close(p Platform) {
+	if in.closeLocal(p) {
+		in.letGo(p)
+	}
+}
+
+// closeLocal is Close without the store; it reports whether p was open.
+func (in *Intake) closeLocal(p Platform) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	cs := in.channels[p]
 	if cs == nil {
-		return
+		return false
 	}
 	cs.closed = true
 	for k, al := range in.albums {
@@ -482,6 +530,7 @@ func (in *Intake) Close(p Platform) {
 		delete(in.queues, k)
 	}
 	in.ready = slices.DeleteFunc(in.ready, func(k queueKey) bool { return k.platform == p })
+	return true
 }
 
 // Accept stores a batch of messages received from one platform durably, with the platform's
@@ -571,13 +620,15 @@ func (in *Intake) accept(ctx context.Context, p Platform, batch []Message, curso
 	in.mu.Unlock()
 	es := readEntries(ctx, p, ch, take, mine)
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	if in.stopping || cs.closed {
 		// Durable: handled after the next start (or by another replica). Nothing starts after a
 		// stop.
 		in.unreserveLocked(fresh)
+		in.mu.Unlock()
+		in.letGo(p)
 		return nil
 	}
+	defer in.mu.Unlock()
 	taken := map[int64]bool{}
 	for _, e := range es {
 		if _, ok := mine[e.id]; ok {
@@ -1152,7 +1203,9 @@ func (m *marker) flush() {
 			}
 		}
 		in.mu.Unlock()
-		in.handIn(context.Background(), p, take, nil)
+		if in.handIn(context.Background(), p, take, nil) == 0 {
+			in.letGo(p) // a closed channel's chats, now that their messages are done here
+		}
 	}
 }
 

@@ -333,3 +333,38 @@ func TestReplicasAlbumAcrossReplicas(t *testing.T) {
 		t.Errorf("answered %v (first message → photos), want one album of 3 photos", h.albums)
 	}
 }
+
+// TestReplicasClosedChannelLetsChatsGo: a replica whose channel closes while it keeps running
+// (WhatsApp's lock lost: its adapter stops and another replica takes WhatsApp over) lets go the
+// chats of that platform it holds with messages waiting, so that the replica now running the
+// channel adopts them; a chat whose message is still being handled stays held until it ends.
+// Kept, the leases stayed live with the replica's heartbeat and the waiting messages (and every
+// later one of those chats) were never handed in by anyone.
+func TestReplicasClosedChannelLetsChatsGo(t *testing.T) {
+	r := newReplicaRig(t, "a")
+	r.hs["a"].block = true
+	for c := range 4 { // a's 4 workers each busy with a chat
+		r.accept("a", fmt.Sprint("busy", c), "1")
+	}
+	r.l.mu.WaitFor(t, "4 messages being handled", func() bool { return r.hs["a"].begun == 4 })
+	r.accept("a", "x", "1") // queued: no worker free
+	r.ins["a"].Close(bot.Telegram)
+
+	// Another replica, now running the channel, looks for chats nobody hands in.
+	ctx := context.Background()
+	c := store.Lessee{Replica: "c", Incarnation: "1", Now: r.clock.Now(), TTL: 10 * time.Second}
+	if err := r.st.Heartbeat(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.st.AdoptInbox(ctx, c, string(bot.Telegram))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chats []string
+	for _, u := range got {
+		chats = append(chats, u.Chat)
+	}
+	if !slices.Equal(chats, []string{"x"}) {
+		t.Errorf("another replica adopts the chats %v after a's channel closed, want [x] (the busy ones stay with a until handled)", chats)
+	}
+}

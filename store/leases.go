@@ -309,6 +309,49 @@ func (s *Store) AdoptInbox(ctx context.Context, l Lessee, platform string) ([]In
 	return take, nil
 }
 
+// ReleaseInbox lets go the leases of platform's chats that l holds, except those keep reports
+// (called inside the store's transaction: it must not call the store), so that the other
+// replicas take those chats at once: a replica whose channel of the platform closed while it
+// runs on (WhatsApp's lock lost, another replica running WhatsApp now) hands in none of them.
+func (s *Store) ReleaseInbox(ctx context.Context, l Lessee, platform string, keep func(chat string) bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := l.check(); err != nil {
+		return err
+	}
+	if err := checkID("platform", platform); err != nil {
+		return err
+	}
+	return s.update(ctx, "release inbox", func(tx Tx) error {
+		lb := nested(tx, bucketInboxLeases, platform)
+		if lb == nil {
+			return nil
+		}
+		var let [][]byte
+		c := lb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var rec leaseRec
+			if v == nil || json.Unmarshal(v, &rec) != nil || rec.Replica != l.Replica || rec.Incarnation != l.Incarnation {
+				continue
+			}
+			chat := string(k)
+			if chat == unindexedLease {
+				chat = ""
+			}
+			if keep == nil || !keep(chat) {
+				let = append(let, bytes.Clone(k))
+			}
+		}
+		for _, k := range let {
+			if err := lb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // adopt walks platform's chats with pending entries and reports whether l has any to take; with
 // write it takes the leases and passes the entries to add.
 func adopt(tx Tx, l Lessee, platform string, write bool, add func(InboxUpdate)) (bool, error) {

@@ -220,6 +220,54 @@ func TestInboxLeaseAdoption(t *testing.T) {
 	}
 }
 
+// TestInboxLeaseRelease: a live replica lets go its chats of a platform but those it keeps; the
+// others adopt them at once, while its kept chats, other replicas' chats and other platforms'
+// stay as they were.
+func TestInboxLeaseRelease(t *testing.T) {
+	s, sb := replicaStores(t)
+	ctx := context.Background()
+	a, b, c := lessee("a", "1", testTime), lessee("b", "1", testTime), lessee("c", "1", testTime)
+	heartbeat(t, s, a)
+	heartbeat(t, sb, b)
+	heartbeat(t, sb, c)
+	x, _ := accept(t, s, a, chatUpdate("x", "1"))
+	busy, _ := accept(t, s, a, chatUpdate("busy", "2"))
+	y, _ := accept(t, sb, b, chatUpdate("y", "3"))
+	if _, _, err := s.AcceptInbox(ctx, a, "whatsapp", []InboxUpdate{chatUpdate("w", "4")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	if err := s.ReleaseInbox(ctx, a, "telegram", func(chat string) bool {
+		asked = append(asked, chat)
+		return chat == "busy"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(asked); !slices.Equal(asked, []string{"busy", "x"}) {
+		t.Errorf("keep asked about %v, want a's chats of telegram [busy x]", asked)
+	}
+	if got, err := sb.AdoptInbox(ctx, c, "telegram"); err != nil || !slices.Equal(inboxIDs(got), x) {
+		t.Errorf("c adopted %v, %v after a let its chats go, want x's %v (busy is kept, y is b's)", inboxIDs(got), err, x)
+	}
+	if got, err := sb.AdoptInbox(ctx, c, "whatsapp"); err != nil || len(got) != 0 {
+		t.Errorf("c adopted %v, %v of a's whatsapp chats, which a did not let go", inboxIDs(got), err)
+	}
+	// b's release lets go y only, and not for a new incarnation of b's name.
+	a = lessee("a", "1", testTime, busy...)
+	if err := sb.ReleaseInbox(ctx, lessee("b", "2", testTime), "telegram", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AdoptInbox(ctx, a, "telegram"); err != nil || len(got) != 0 {
+		t.Errorf("a adopted %v, %v: a release by another incarnation let b's chat go", inboxIDs(got), err)
+	}
+	if err := sb.ReleaseInbox(ctx, b, "telegram", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AdoptInbox(ctx, a, "telegram"); err != nil || !slices.Equal(inboxIDs(got), y) {
+		t.Errorf("a adopted %v, %v after b let go, want %v", inboxIDs(got), err, y)
+	}
+}
+
 // TestInboxLeaseInvalid: a lessee without a name, an incarnation or a TTL, and a message without
 // a chat, are refused.
 func TestInboxLeaseInvalid(t *testing.T) {
