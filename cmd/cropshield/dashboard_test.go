@@ -43,12 +43,16 @@ func (l *lockedBuffer) String() string {
 
 // startServeAsking runs `cropshield serve` in-process with the web chat and the review dashboard
 // on free 127.0.0.1 ports, over an existing database, with serve's --ask-crop-below (0: the
-// contract model's photos are diagnosed without asking their crop).
-func startServeAsking(t *testing.T, db string, askCropBelow float64) (chatURL, reviewURL string) {
+// contract model's photos are diagnosed without asking their crop) and mods applied to its
+// configuration (a replica's name, say).
+func startServeAsking(t *testing.T, db string, askCropBelow float64, mods ...func(*serveConfig)) (chatURL, reviewURL string) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	c := testServeConfig(t, db)
 	c.askCropBelow = askCropBelow
+	for _, m := range mods {
+		m(&c)
+	}
 	chat, review := make(chan string, 1), make(chan string, 1)
 	c.ready = func(a string) { chat <- a }
 	c.review = reviewConfig{addr: "127.0.0.1:0", ready: func(a string) { review <- a }}
