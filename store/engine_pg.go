@@ -294,7 +294,14 @@ func (e *pgEngine) run(ctx context.Context, writable bool, fn func(Tx) error) er
 		}
 		return ferr
 	}
-	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+	// The COMMIT is not given up when ctx ends while it is in flight (pgx would close the
+	// connection): past its commit record the server commits all the same, and the caller, told
+	// it failed, would act on a write that happened (the handler sends no reply whose attempt it
+	// could not note, and never one whose attempt is noted). As on bbolt, once fn has returned
+	// nil the transaction commits unless the database fails; the COMMIT has a bound of its own.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), e.queryTimeout)
+	defer ccancel()
+	if _, err := conn.Exec(cctx, "COMMIT"); err != nil {
 		return e.err("commit", err)
 	}
 	return nil
