@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,20 +74,24 @@ func env() []string {
 	return append(out, "CROPSHIELD_TELEGRAM_TOKEN="+fakeToken)
 }
 
-// start starts the server and waits until /healthz answers 200.
-func (s *server) start(ctx context.Context) error {
-	s.mu.Lock()
-	s.epoch++
-	s.began = time.Now()
-	epoch := s.epoch
+// command is the server's command line, and how it is shown in the log (no password).
+func (s *server) command() (cmd *exec.Cmd, shown string) {
 	db := s.db
 	if db == "" {
 		db = filepath.Join(s.dir, "cropshield.db")
 	}
 	args := []string{"serve",
-		"--addr", s.addr, "--review-addr", "", "--db", db,
+		"--addr", s.addr, "--review-addr", "",
 		"--model", s.model, "--ort-lib", s.ortLib, "--device", "cpu",
 		"--telegram-api", s.apiURL, "--log-level", "info",
+	}
+	environ := env()
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		// In the environment, as the token: on the command line ps shows a URL's password to
+		// every local user.
+		environ = append(environ, "CROPSHIELD_DB="+db)
+	} else {
+		args = append(args, "--db", db)
 	}
 	if s.name != "" {
 		args = append(args, "--replica", s.name)
@@ -98,10 +103,24 @@ func (s *server) start(ctx context.Context) error {
 		args = append(args, "--telegram-album-wait", s.albumWait.String())
 	}
 	args = append(args, s.extra...)
-	cmd := exec.Command(s.bin, args...)
-	cmd.Env = env()
+	cmd = exec.Command(s.bin, args...)
+	cmd.Env = environ
 	cmd.Dir = s.dir
-	fmt.Fprintf(s.log, "\n===== killtest: start %d: %s %s\n", epoch, s.bin, strings.ReplaceAll(strings.Join(args, " "), db, redactURL(db)))
+	shown = s.bin + " " + strings.Join(args, " ")
+	if !slices.Contains(args, db) {
+		shown += " (CROPSHIELD_DB=" + redactURL(db) + ")"
+	}
+	return cmd, shown
+}
+
+// start starts the server and waits until /healthz answers 200.
+func (s *server) start(ctx context.Context) error {
+	s.mu.Lock()
+	s.epoch++
+	s.began = time.Now()
+	epoch := s.epoch
+	cmd, shown := s.command()
+	fmt.Fprintf(s.log, "\n===== killtest: start %d: %s\n", epoch, shown)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	setParentDeath(cmd)
 	if err := cmd.Start(); err != nil {
