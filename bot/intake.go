@@ -1085,22 +1085,19 @@ func (in *Intake) closeGateLocked() {
 
 // tend records the replica's heartbeat every HeartbeatEvery and looks every AdoptEvery for the
 // chats nobody hands in and for what other replicas stored for this replica's chats, until the
-// intake stops.
+// intake stops. The heartbeats have a loop of their own: a look takes longer the more chats have
+// messages waiting, and a heartbeat waiting for it could come later than the lease TTL.
 func (in *Intake) tend() {
 	defer close(in.tendDone)
-	beat := time.NewTicker(in.cfg.HeartbeatEvery)
-	defer beat.Stop()
+	var beating sync.WaitGroup
+	defer beating.Wait()
+	beating.Go(in.beat)
 	look := time.NewTicker(in.cfg.AdoptEvery)
 	defer look.Stop()
 	for {
 		select {
 		case <-in.tendCtx.Done():
 			return
-		case <-beat.C:
-			if err := in.inbox.Heartbeat(in.tendCtx, in.lessee("")); err != nil && in.tendCtx.Err() == nil {
-				in.log.Warn("intake: cannot record the heartbeat; the other replicas take this one's chats if it stays missing",
-					"ttl", in.cfg.LeaseTTL, "err", err)
-			}
 		case <-look.C:
 			in.mu.Lock()
 			var open []Platform
@@ -1121,6 +1118,23 @@ func (in *Intake) tend() {
 				if n := in.handIn(in.tendCtx, p, pending, nil); n > 0 {
 					in.log.Info("intake: handing in messages of chats another replica left or stored", "platform", p, "messages", n)
 				}
+			}
+		}
+	}
+}
+
+// beat records the replica's heartbeat every HeartbeatEvery until the intake stops.
+func (in *Intake) beat() {
+	t := time.NewTicker(in.cfg.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.tendCtx.Done():
+			return
+		case <-t.C:
+			if err := in.inbox.Heartbeat(in.tendCtx, in.lessee("")); err != nil && in.tendCtx.Err() == nil {
+				in.log.Warn("intake: cannot record the heartbeat; the other replicas take this one's chats if it stays missing",
+					"ttl", in.cfg.LeaseTTL, "err", err)
 			}
 		}
 	}

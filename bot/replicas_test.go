@@ -368,3 +368,67 @@ func TestReplicasClosedChannelLetsChatsGo(t *testing.T) {
 		t.Errorf("another replica adopts the chats %v after a's channel closed, want [x] (the busy ones stay with a until handled)", chats)
 	}
 }
+
+// slowLooks is a store whose looks for chats to adopt block while stall is set (a look over a
+// large backlog, or one waiting for the database), counting the heartbeats written meanwhile.
+type slowLooks struct {
+	*store.Store
+	mu      bottest.Guard
+	stall   chan struct{} // non-nil: looks wait until it is closed
+	stalled bool          // a look is waiting
+	beats   int
+}
+
+func (s *slowLooks) AdoptInbox(ctx context.Context, l store.Lessee, platform string) ([]store.InboxUpdate, error) {
+	s.mu.Lock()
+	stall := s.stall
+	if stall != nil {
+		s.stalled = true
+		s.mu.Changed()
+	}
+	s.mu.Unlock()
+	if stall != nil {
+		<-stall
+	}
+	return s.Store.AdoptInbox(ctx, l, platform)
+}
+
+func (s *slowLooks) Heartbeat(ctx context.Context, l store.Lessee) error {
+	err := s.Store.Heartbeat(ctx, l)
+	s.mu.Lock()
+	s.beats++
+	s.mu.Changed()
+	s.mu.Unlock()
+	return err
+}
+
+// TestReplicasHeartbeatWhileLookIsSlow: the heartbeats go on while a look for chats to adopt is
+// slow (its cost grows with the chats waiting in the inbox: about 0.5 s per platform with 4,000
+// entries pending on PostgreSQL, and it waits for the database's write lock when it adopts).
+// Written on the same loop after the looks, the heartbeat waited for them, and a replica whose
+// looks took longer than the lease TTL had its chats adopted by the others while it was handling
+// them.
+func TestReplicasHeartbeatWhileLookIsSlow(t *testing.T) {
+	st := &slowLooks{Store: openStore(t, filepath.Join(t.TempDir(), "cropshield.db"))}
+	cfg := bot.IntakeConfig{Replica: "a", HeartbeatEvery: 5 * time.Millisecond, AdoptEvery: 5 * time.Millisecond}
+	in := bot.NewIntake(cfg, slog.New(slog.DiscardHandler), st, newScriptHandler())
+	if _, err := in.Open(context.Background(), &fakeChannel{platform: bot.Telegram, h: newScriptHandler()}); err != nil {
+		t.Fatal(err)
+	}
+	stall := make(chan struct{})
+	st.mu.Lock()
+	st.stall = stall
+	st.mu.Unlock()
+	st.mu.WaitFor(t, "a look waiting", func() bool { return st.stalled })
+	st.mu.Lock()
+	beats := st.beats
+	st.mu.Unlock()
+	st.mu.WaitFor(t, "two heartbeats during the look", func() bool { return st.beats >= beats+2 })
+	st.mu.Lock()
+	st.stall = nil
+	st.mu.Unlock()
+	close(stall)
+	if err := in.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
