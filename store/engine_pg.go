@@ -96,15 +96,31 @@ func redactURL(raw string) string {
 	if err != nil {
 		return "postgres://(unparsable URL)"
 	}
-	if q := u.Query(); q.Has("password") || q.Has("sslpassword") {
-		for _, k := range []string{"password", "sslpassword"} {
-			if q.Has(k) {
-				q.Set(k, "xxxxx")
-			}
-		}
-		u.RawQuery = q.Encode()
-	}
+	u.RawQuery, _ = redactQuery(u.RawQuery)
 	return u.Redacted()
+}
+
+// redactQuery replaces the values of a raw query's password parameters with xxxxx and returns
+// them too (as written and unescaped). It splits the query itself: url.Values drops a pair it
+// cannot unescape (a password with a bare '%'), which would then be neither found nor hidden.
+func redactQuery(raw string) (string, []string) {
+	var secrets []string
+	pairs := strings.Split(raw, "&")
+	for i, p := range pairs {
+		k, v, _ := strings.Cut(p, "=")
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
+		if k != "password" && k != "sslpassword" || v == "" {
+			continue
+		}
+		secrets = append(secrets, v)
+		if uv, err := url.QueryUnescape(v); err == nil && uv != v {
+			secrets = append(secrets, uv)
+		}
+		pairs[i] = p[:len(p)-len(v)] + "xxxxx"
+	}
+	return strings.Join(pairs, "&"), secrets
 }
 
 // urlSecrets returns the passwords in a PostgreSQL URL.
@@ -117,11 +133,9 @@ func urlSecrets(raw string) []string {
 	if p, ok := u.User.Password(); ok && p != "" {
 		s = append(s, p, url.PathEscape(p), url.QueryEscape(p))
 	}
-	q := u.Query()
-	for _, k := range []string{"password", "sslpassword"} {
-		if p := q.Get(k); p != "" {
-			s = append(s, p, url.QueryEscape(p))
-		}
+	_, qs := redactQuery(u.RawQuery)
+	for _, p := range qs {
+		s = append(s, p, url.QueryEscape(p))
 	}
 	return s
 }

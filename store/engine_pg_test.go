@@ -25,6 +25,9 @@ func TestRedactURL(t *testing.T) {
 		{"postgres://app:s3cret@db/x?sslpassword=s3cret", "postgres://app:xxxxx@db/x?sslpassword=xxxxx"},
 		{"postgres://app:s3%2Fcret@db/x", "postgres://app:xxxxx@db/x"},
 		{"postgres://app:s3cret@db:bad port/x", "postgres://(unparsable URL)"},
+		// A bare '%' in a password parameter: url.Values drops the pair it cannot unescape.
+		{"postgres://db/x?password=50%off&sslmode=disable", "postgres://db/x?password=xxxxx&sslmode=disable"},
+		{"postgres://db/x?sslmode=disable&sslpassword=a%zz", "postgres://db/x?sslmode=disable&sslpassword=xxxxx"},
 	}
 	for _, tt := range tests {
 		if got := redactURL(tt.in); got != tt.want {
@@ -55,6 +58,7 @@ func TestPGErrorsHidePassword(t *testing.T) {
 	for _, u := range []string{
 		"postgres://app:s3cretpw@127.0.0.1:1/cropshield?sslmode=disable&connect_timeout=2",
 		"postgres://app@127.0.0.1:1/cropshield?password=s3cretpw&sslmode=disable",
+		"postgres://app@127.0.0.1:1/cropshield?password=s3cretpw%&sslmode=disable",
 	} {
 		s, err := Open(ctx, u, Options{Timeout: 2 * time.Second})
 		if err == nil {

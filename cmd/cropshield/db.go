@@ -33,12 +33,31 @@ func redactDB(db string) string {
 	if err != nil {
 		return "postgres://(unparsable URL)"
 	}
-	q := u.Query()
-	if q.Has("password") { // libpq takes the password as a parameter too
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
+	u.RawQuery, _ = redactQueryPassword(u.RawQuery) // libpq takes the password as a parameter too
 	return u.Redacted()
+}
+
+// redactQueryPassword replaces the value of a raw query's password parameter with xxxxx and
+// returns it too. It splits the query itself: url.Values drops a pair it cannot unescape (a
+// password with a bare '%'), which would then be neither found nor hidden.
+func redactQueryPassword(raw string) (string, []string) {
+	var found []string
+	pairs := strings.Split(raw, "&")
+	for i, p := range pairs {
+		k, v, _ := strings.Cut(p, "=")
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
+		if k != "password" || v == "" {
+			continue
+		}
+		found = append(found, v)
+		if uv, err := url.QueryUnescape(v); err == nil && uv != v {
+			found = append(found, uv)
+		}
+		pairs[i] = p[:len(p)-len(v)] + "xxxxx"
+	}
+	return strings.Join(pairs, "&"), found
 }
 
 // dbPasswords are the forms of the password a database URL holds (none for a file path): as
@@ -56,7 +75,8 @@ func dbPasswords(db string) []string {
 		}
 	}
 	if u, err := url.Parse(db); err == nil {
-		raw = append(raw, u.Query().Get("password"))
+		_, ps := redactQueryPassword(u.RawQuery)
+		raw = append(raw, ps...)
 	}
 	var out []string
 	for _, p := range raw {

@@ -99,6 +99,8 @@ func TestRedactDB(t *testing.T) {
 		{"postgresql://bot@db.example/cs", "postgresql://bot@db.example/cs"},
 		{"postgres://db.example/cs?password=pw&user=bot", "postgres://db.example/cs?password=xxxxx&user=bot"},
 		{"postgres://bot:p%40ss@db.example/cs", "postgres://bot:xxxxx@db.example/cs"},
+		// A bare '%' in the password parameter: url.Values drops the pair it cannot unescape.
+		{"postgres://db.example/cs?password=50%off&user=bot", "postgres://db.example/cs?password=xxxxx&user=bot"},
 	}
 	for _, tt := range tests {
 		if got := redactDB(tt.in); got != tt.want {
@@ -112,6 +114,9 @@ func TestRedactDB(t *testing.T) {
 		if msg := err.Error(); strings.Contains(msg, "w0rd") || !errors.Is(err, base) {
 			t.Errorf("%s: %q (errors.Is: %v)", db, msg, errors.Is(err, base))
 		}
+	}
+	if db := "postgres://db.example/cs?password=s3cr%t"; strings.Contains(dbError(errors.New("open "+db), db).Error(), "s3cr") {
+		t.Errorf("%s: the error shows the password", db)
 	}
 }
 
