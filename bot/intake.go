@@ -194,7 +194,8 @@ type Intake struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	stopping bool
-	killed   bool // a test's kill -9: Stop does nothing
+	killed   bool      // a test's kill -9: Stop does nothing
+	beatAt   time.Time // the time of the last heartbeat recorded
 	channels map[Platform]*channelState
 	queues   map[queueKey][]*job // per chat, jobs not started
 	busy     map[queueKey]bool   // chats with a job running
@@ -304,9 +305,11 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 		return 0, fmt.Errorf("intake: read the %s cursor: %w", p, err)
 	}
 	// The heartbeat first: it ends an earlier incarnation's leases, which are taken back below.
-	if err := in.inbox.Heartbeat(ctx, in.lessee(p)); err != nil {
+	l := in.lessee(p)
+	if err := in.inbox.Heartbeat(ctx, l); err != nil {
 		return 0, fmt.Errorf("intake: record the heartbeat: %w", err)
 	}
+	in.beaten(l.Now)
 	in.mu.Lock()
 	if in.stopping {
 		in.mu.Unlock()
@@ -507,30 +510,58 @@ func (in *Intake) closeLocal(p Platform) bool {
 		return false
 	}
 	cs.closed = true
+	in.dropLocked(func(q Platform) bool { return q == p })
+	return true
+}
+
+// dropLocked leaves in the inbox the messages waiting here (queued, or photos of albums being
+// collected) of the platforms of reports, not held any more: they are handed in again by the
+// next Open or look (here, or by another replica once it holds their chats). Those being handled
+// finish.
+func (in *Intake) dropLocked(of func(Platform) bool) {
 	for k, al := range in.albums {
-		if k.chat.platform == p {
+		if of(k.chat.platform) {
 			al.timer.Stop()
 			delete(in.albums, k)
 			for _, pt := range al.parts {
-				delete(in.held, heldKey{p, pt.id})
+				delete(in.held, heldKey{k.chat.platform, pt.id})
 				in.finishLocked(k.chat, []msgKey{keyOf(pt.msg)})
 			}
 		}
 	}
 	for k, q := range in.queues {
-		if k.platform != p {
+		if !of(k.platform) {
 			continue
 		}
 		for _, j := range q {
 			for _, id := range j.ids {
-				delete(in.held, heldKey{p, id})
+				delete(in.held, heldKey{k.platform, id})
 			}
 			in.finishLocked(k, j.keys)
 		}
 		delete(in.queues, k)
 	}
-	in.ready = slices.DeleteFunc(in.ready, func(k queueKey) bool { return k.platform == p })
-	return true
+	in.ready = slices.DeleteFunc(in.ready, func(k queueKey) bool { return of(k.platform) })
+}
+
+// beaten notes a heartbeat recorded as of now. One that came later than the lease TTL after the
+// one before (the database stalled, the process was paused) may have let the other replicas adopt
+// this one's chats meanwhile: the messages waiting here are left to the inbox, so that each is
+// handed in again by whichever replica holds its chat now (this one's next look takes back those
+// still its own, in order), instead of being handled here too, at the same time as there.
+func (in *Intake) beaten(now time.Time) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	prev := in.beatAt
+	if now.After(prev) {
+		in.beatAt = now
+	}
+	if prev.IsZero() || now.Sub(prev) < in.cfg.LeaseTTL || in.stopping {
+		return
+	}
+	in.log.Warn("intake: the heartbeat came later than the lease TTL; the messages waiting here go back to the inbox, for whichever replica holds their chats now",
+		"late", now.Sub(prev), "ttl", in.cfg.LeaseTTL)
+	in.dropLocked(func(Platform) bool { return true })
 }
 
 // Accept stores a batch of messages received from one platform durably, with the platform's
@@ -1132,7 +1163,11 @@ func (in *Intake) beat() {
 		case <-in.tendCtx.Done():
 			return
 		case <-t.C:
-			if err := in.inbox.Heartbeat(in.tendCtx, in.lessee("")); err != nil && in.tendCtx.Err() == nil {
+			l := in.lessee("")
+			err := in.inbox.Heartbeat(in.tendCtx, l)
+			if err == nil {
+				in.beaten(l.Now)
+			} else if in.tendCtx.Err() == nil {
 				in.log.Warn("intake: cannot record the heartbeat; the other replicas take this one's chats if it stays missing",
 					"ttl", in.cfg.LeaseTTL, "err", err)
 			}

@@ -432,3 +432,106 @@ func TestReplicasHeartbeatWhileLookIsSlow(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// lateBeats is a store whose heartbeats wait while hold is set (a database stalled under the
+// replica's heartbeat), counting those written.
+type lateBeats struct {
+	*store.Store
+	mu      bottest.Guard
+	hold    chan struct{}
+	waiting bool
+	beats   int
+}
+
+func (s *lateBeats) Heartbeat(ctx context.Context, l store.Lessee) error {
+	s.mu.Lock()
+	hold := s.hold
+	s.waiting = hold != nil
+	s.mu.Changed()
+	s.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	err := s.Store.Heartbeat(ctx, l)
+	s.mu.Lock()
+	s.beats++
+	s.mu.Changed()
+	s.mu.Unlock()
+	return err
+}
+
+// gatedHandler answers each message at once, but those in gate only once it is closed; it
+// records who began what.
+type gatedHandler struct {
+	mu    bottest.Guard
+	gate  map[string]chan struct{}
+	begun []string
+}
+
+func (h *gatedHandler) Handle(ctx context.Context, m bot.Message, _ bot.Responder) error {
+	h.mu.Lock()
+	h.begun = append(h.begun, m.ID)
+	g := h.gate[m.ID]
+	h.mu.Changed()
+	h.mu.Unlock()
+	if g != nil {
+		select {
+		case <-g:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// TestReplicasLateHeartbeatLeavesWaitingMessages: a replica whose heartbeat came later than the
+// lease TTL (its database stalled) may have lost its chats to another replica meanwhile: it
+// leaves the messages waiting here to the inbox instead of handling them too. It handled the
+// queued message of a chat the other replica had adopted, both at once.
+func TestReplicasLateHeartbeatLeavesWaitingMessages(t *testing.T) {
+	st := &lateBeats{Store: openStore(t, filepath.Join(t.TempDir(), "cropshield.db"))}
+	clock := &testClock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
+	gate := make(chan struct{})
+	h := &gatedHandler{gate: map[string]chan struct{}{"1": gate}}
+	cfg := bot.IntakeConfig{Replica: "a", Clock: clock.Now, HeartbeatEvery: 5 * time.Millisecond, AdoptEvery: 5 * time.Millisecond}
+	in := bot.NewIntake(cfg, slog.New(slog.DiscardHandler), st, h)
+	t.Cleanup(func() { _ = in.Stop(canceled()) })
+	ctx := context.Background()
+	if _, err := in.Open(ctx, &fakeChannel{platform: bot.Telegram, h: newScriptHandler()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Accept(ctx, bot.Telegram, []bot.Message{tgText("x", "1", "a"), tgText("x", "2", "b")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.WaitFor(t, "1 being handled", func() bool { return len(h.begun) == 1 })
+
+	// The database stalls under a's heartbeat for longer than the TTL; another replica adopts x.
+	hold := make(chan struct{})
+	st.mu.Lock()
+	st.hold = hold
+	st.mu.Unlock()
+	st.mu.WaitFor(t, "a heartbeat waiting", func() bool { return st.waiting })
+	clock.Add(10 * time.Second)
+	c := store.Lessee{Replica: "c", Incarnation: "1", Now: clock.Now(), TTL: 10 * time.Second}
+	if err := st.Store.Heartbeat(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Store.AdoptInbox(ctx, c, string(bot.Telegram)); err != nil || len(got) != 2 {
+		t.Fatalf("c adopted %d entries, %v; want x's 2", len(got), err)
+	}
+	st.mu.Lock()
+	st.hold = nil
+	beats := st.beats
+	st.mu.Unlock()
+	close(hold)
+	st.mu.WaitFor(t, "a's heartbeats going again", func() bool { return st.beats >= beats+3 })
+	close(gate) // 1 ends on a (c has it too: the turn records answer it once)
+	if err := in.WaitHandled(ctx, bot.Telegram, "x", "2"); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if slices.Contains(h.begun, "2") {
+		t.Errorf("a handled 2 after its late heartbeat, while c holds chat x (began %v)", h.begun)
+	}
+}
