@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -136,6 +138,25 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		return fmt.Errorf("open database %s: %w", redactDB(c.db), dbError(err, c.db))
 	}
 	defer func() { err = errors.Join(err, closeLogged(log, "database", st.Close)) }()
+	// One process per replica name: its chats' leases are taken back at once after a restart,
+	// so a second live process with the name would take the first's chats.
+	self, err := st.Hold(ctx, "replica:"+c.replica)
+	if errors.Is(err, store.ErrHeld) {
+		return fmt.Errorf("%w: another process serves as replica %q on this database: give each replica its own --replica name", errUsage, c.replica)
+	}
+	if err != nil {
+		return fmt.Errorf("replica name: %w", dbError(err, c.db))
+	}
+	defer func() { err = errors.Join(err, self.Release()) }()
+	go func() {
+		select {
+		case <-self.Lost():
+			if ctx.Err() == nil {
+				log.Error("lost the database session holding this replica's name: another process could now start under it", "replica", c.replica)
+			}
+		case <-ctx.Done():
+		}
+	}()
 	model, err := inference.Load(ctx, c.model, opts)
 	if err != nil {
 		return fmt.Errorf("load model: %w", err)
@@ -167,6 +188,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		return err
 	}
 	var adapters []bot.Adapter
+	held := map[bot.Platform]string{} // adapters one replica at a time runs: their lock
 	if c.ops.webchat() {
 		adapters = append(adapters, web)
 	}
@@ -177,8 +199,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 			return fmt.Errorf("%w: %w", errUsage, err)
 		}
 		adapters = append(adapters, tg)
+		if tgOpts.WebhookURL == "" {
+			// getUpdates answers one poller per bot: the replicas polling stand by but one.
+			sum := sha256.Sum256([]byte(tgOpts.Token))
+			held[bot.Telegram] = "telegram polling:" + hex.EncodeToString(sum[:8])
+		}
 	}
-	held := map[bot.Platform]string{} // adapters one replica at a time runs: their lock
 	if c.whatsapp.enabled {
 		wa, closeWA, waErr := c.whatsapp.adapter(ctx, log, c.db, bot.NewMoves(st))
 		if waErr != nil {
