@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -69,4 +71,30 @@ func BenchmarkBeginReply(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkBeginReplyParallel is BeginReply from many goroutines at once (replicas' workers): on
+// both engines the write transactions run one after another, so this is the store's ceiling of
+// message writes per second.
+func BenchmarkBeginReplyParallel(b *testing.B) {
+	s := newTestStore(b, "")
+	var n atomic.Int64
+	b.SetParallelism(4) // 4 × GOMAXPROCS writers
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			chatID := strconv.FormatInt(i%100, 10)
+			r := Record{
+				Time: testTime.Add(time.Duration(i) * time.Second), Platform: "telegram", ChatID: chatID,
+				Direction: Inbound, SenderID: chatID, SenderName: "Amina", MessageID: strconv.FormatInt(i, 10),
+				Text: "my tomato leaves have brown spots",
+			}
+			chat := &Chat{Platform: "telegram", ID: chatID, Kind: "private"}
+			user := &User{Platform: "telegram", ID: chatID, Name: "Amina"}
+			if _, err := s.BeginReply(context.Background(), r, chat, user, 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
