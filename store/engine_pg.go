@@ -175,6 +175,10 @@ type pgEngine struct {
 	url          string // redacted
 	secrets      []string
 	queryTimeout time.Duration
+	// writers admits write transactions to the pool: half its connections at most, so that
+	// writers queued for the write lock (behind a long write of any replica) leave connections
+	// for reads, which never wait for writers on bbolt either. Writes run one at a time anyway.
+	writers chan struct{}
 }
 
 // openPG connects to the database at rawURL and applies the migrations this build has and the
@@ -192,6 +196,7 @@ func openPG(ctx context.Context, rawURL string, opts Options) (*pgEngine, error)
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = defaultPoolSize
 	}
+	e.writers = make(chan struct{}, max(1, cfg.MaxConns/2))
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = defaultTimeout
@@ -289,6 +294,14 @@ func (e *pgEngine) run(ctx context.Context, writable bool, fn func(Tx) error) er
 	}
 	ctx, cancel := e.txCtx(ctx)
 	defer cancel()
+	if writable {
+		select {
+		case e.writers <- struct{}{}:
+			defer func() { <-e.writers }()
+		case <-ctx.Done():
+			return e.err("wait for a turn to write", ctx.Err())
+		}
+	}
 	conn, err := e.pool.Acquire(ctx)
 	if err != nil {
 		return e.err("connect", err)

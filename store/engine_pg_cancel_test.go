@@ -27,9 +27,15 @@ func pgWaiters(t *testing.T, conn *pgx.Conn, key int64) int {
 // waitWaiters polls until want backends wait for the advisory lock key, failing after a minute.
 func waitWaiters(t *testing.T, conn *pgx.Conn, key int64, want int) {
 	t.Helper()
+	waitWaitersIf(t, conn, key, want, func(n int) bool { return n == want })
+}
+
+// waitWaitersIf polls until ok(backends waiting for the advisory lock key), failing after a minute.
+func waitWaitersIf(t *testing.T, conn *pgx.Conn, key int64, want int, ok func(n int) bool) {
+	t.Helper()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		n := pgWaiters(t, conn, key)
-		if n == want {
+		if ok(n) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -137,4 +143,63 @@ func TestPGCancelledLockWaitLeavesNoWaiter(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Write transactions queued for the write lock (held long by another replica's write, say) leave
+// connections for reads: on bbolt a read never waits for writers, and here a read waiting for a
+// pooled connection behind queued writers would wait for all of them.
+func TestPGQueuedWritersLeaveConnectionsForReads(t *testing.T) {
+	url := pgtest.URL(t)
+	const pool = 4
+	s, err := Open(t.Context(), url, Options{PoolSize: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	holder, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.WithoutCancel(t.Context()))
+	if _, err := holder.Exec(t.Context(), "SELECT pg_advisory_lock($1)", pgWriteLock); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 2 * pool
+	done := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			done <- s.eng.update(t.Context(), func(tx Tx) error {
+				return tx.Bucket([]byte(bucketMeta)).Put(fmt.Appendf(nil, "w%d", i), []byte("v"))
+			})
+		}()
+	}
+	waitWaitersIf(t, holder, pgWriteLock, pool/2, func(n int) bool { return n >= pool/2 })
+	// Give an engine that lets every writer take a connection the time to take them all.
+	pe := s.eng.(*pgEngine)
+	for deadline := time.Now().Add(2 * time.Second); pe.pool.Stat().AcquiredConns() < pool && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := s.GetChat(t.Context(), "telegram", "1")
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("GetChat = %v, want ErrNotFound", err)
+		}
+		read <- nil
+	case <-time.After(10 * time.Second):
+		t.Errorf("a read waits behind %d writers queued for the write lock (pool of %d)", writers, pool)
+	}
+	if _, err := holder.Exec(t.Context(), "SELECT pg_advisory_unlock($1)", pgWriteLock); err != nil {
+		t.Fatal(err)
+	}
+	for range writers {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	<-read
 }

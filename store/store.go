@@ -94,8 +94,9 @@ type Options struct {
 	// connection. Zero or negative means 5s.
 	Timeout time.Duration
 	// PoolSize is the most connections a Store opens to PostgreSQL at once
-	// (transactions beyond it wait for one). Zero or negative means 8.
-	// bbolt ignores it.
+	// (transactions beyond it wait for one; write transactions, queued for
+	// the write lock, take half of them at most, leaving the rest to reads).
+	// Zero or negative means 8. bbolt ignores it.
 	PoolSize int
 	// QueryTimeout bounds each PostgreSQL transaction whose context has no
 	// deadline. Zero or negative means 30s. bbolt ignores it.
