@@ -40,7 +40,9 @@ const (
 	pgMigrationLock int64 = 0x43726f7053680002
 )
 
-// Limits bbolt enforces, kept so both engines refuse the same keys.
+// Limits bbolt enforces. PostgreSQL's index refuses rows over 2,704 bytes (path and key
+// together), less than bbolt's keys may be: the store bounds its ids (checkID) so that its keys
+// stay far below, and both engines refuse the same ids.
 const (
 	maxKeySize   = 32768
 	maxValueSize = (1 << 31) - 2

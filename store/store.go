@@ -337,11 +337,19 @@ func bucket(tx Tx, name string) (Bucket, error) {
 	return b, nil
 }
 
-// checkID rejects empty values and values containing NUL, the separator of
-// composite keys.
+// maxIDLen bounds an id (a chat's, a user's, a message's...), so that the keys made of them
+// (several joined, in a nested bucket's path) stay under PostgreSQL's index row limit (2,704
+// bytes) as well as bbolt's key limit: both engines refuse the same ids.
+const maxIDLen = 512
+
+// checkID rejects empty values, values longer than maxIDLen and values containing NUL, the
+// separator of composite keys.
 func checkID(what, v string) error {
 	if v == "" {
 		return fmt.Errorf("%w: empty %s", ErrInvalid, what)
+	}
+	if len(v) > maxIDLen {
+		return fmt.Errorf("%w: %s of %d bytes (at most %d)", ErrInvalid, what, len(v), maxIDLen)
 	}
 	if strings.IndexByte(v, 0) >= 0 {
 		return fmt.Errorf("%w: %s contains NUL", ErrInvalid, what)
