@@ -147,15 +147,19 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if err != nil {
 		return fmt.Errorf("replica name: %w", dbError(err, c.db))
 	}
-	defer func() { err = errors.Join(err, self.Release()) }()
+	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(watchDone)
 		select {
 		case <-self.Lost():
-			if ctx.Err() == nil {
-				log.Error("lost the database session holding this replica's name: another process could now start under it", "replica", c.replica)
-			}
-		case <-ctx.Done():
+			log.Error("lost the database session holding this replica's name: another process could now start under it", "replica", c.replica)
+		case <-stopWatch:
 		}
+	}()
+	defer func() {
+		close(stopWatch)
+		<-watchDone // before Release, which closes Lost too
+		err = errors.Join(err, self.Release())
 	}()
 	model, err := inference.Load(ctx, c.model, opts)
 	if err != nil {
