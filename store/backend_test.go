@@ -45,7 +45,7 @@ func newTarget(t testing.TB) string {
 // an UPDATE that writes the same value changes too.
 func snapshot(t testing.TB, target string) []byte {
 	t.Helper()
-	if !isPostgresURL(target) {
+	if !IsURL(target) {
 		b, err := os.ReadFile(target)
 		if err != nil {
 			t.Fatal(err)

@@ -56,8 +56,8 @@ func OpenReadOnly(ctx context.Context, path string, opts Options) (*Store, error
 
 // notAFile refuses a PostgreSQL URL where a bbolt file is needed, with ErrUnsupported.
 func notAFile(op, target string) error {
-	if isPostgresURL(target) {
-		return fmt.Errorf("%w: %s %s: only a bbolt file can be (use the database's own tools)", ErrUnsupported, op, redactURL(target))
+	if IsURL(target) {
+		return fmt.Errorf("%w: %s %s: only a bbolt file can be (use the database's own tools)", ErrUnsupported, op, Redact(target))
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"sort"
 	"strconv"
@@ -86,90 +85,6 @@ func migrations() ([]migration, error) {
 	return ms, nil
 }
 
-// isPostgresURL reports whether target names a PostgreSQL database rather than a bbolt file.
-func isPostgresURL(target string) bool {
-	return strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://")
-}
-
-// redactURL returns a PostgreSQL URL without its password (in the user info or a password
-// query parameter), for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "postgres://(unparsable URL)"
-	}
-	u.RawQuery, _ = redactQuery(u.RawQuery)
-	return u.Redacted()
-}
-
-// redactQuery replaces the values of a raw query's password parameters with xxxxx and returns
-// them too (as written and unescaped). It splits the query itself: url.Values drops a pair it
-// cannot unescape (a password with a bare '%'), which would then be neither found nor hidden.
-func redactQuery(raw string) (string, []string) {
-	var secrets []string
-	pairs := strings.Split(raw, "&")
-	for i, p := range pairs {
-		k, v, _ := strings.Cut(p, "=")
-		if uk, err := url.QueryUnescape(k); err == nil {
-			k = uk
-		}
-		if k != "password" && k != "sslpassword" || v == "" {
-			continue
-		}
-		secrets = append(secrets, v)
-		if uv, err := url.QueryUnescape(v); err == nil && uv != v {
-			secrets = append(secrets, uv)
-		}
-		pairs[i] = p[:len(p)-len(v)] + "xxxxx"
-	}
-	return strings.Join(pairs, "&"), secrets
-}
-
-// urlSecrets returns the passwords in a PostgreSQL URL.
-func urlSecrets(raw string) []string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil
-	}
-	var s []string
-	if p, ok := u.User.Password(); ok && p != "" {
-		s = append(s, p, url.PathEscape(p), url.QueryEscape(p))
-	}
-	_, qs := redactQuery(u.RawQuery)
-	for _, p := range qs {
-		s = append(s, p, url.QueryEscape(p))
-	}
-	return s
-}
-
-// redactedError hides secrets in an error's message; errors.Is and As still see the error.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactErr returns err with every secret replaced by xxxxx in its message.
-func redactErr(err error, secrets []string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	changed := false
-	for _, s := range secrets {
-		if s != "" && strings.Contains(msg, s) {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-			changed = true
-		}
-	}
-	if !changed {
-		return err
-	}
-	return &redactedError{msg: msg, err: err}
-}
-
 // pgEngine is the PostgreSQL engine.
 type pgEngine struct {
 	closed       atomic.Bool
@@ -186,7 +101,7 @@ type pgEngine struct {
 // openPG connects to the database at rawURL and applies the migrations this build has and the
 // database lacks. A database migrated by a newer build is refused with ErrNewerSchema.
 func openPG(ctx context.Context, rawURL string, opts Options) (*pgEngine, error) {
-	e := &pgEngine{url: redactURL(rawURL), secrets: urlSecrets(rawURL), queryTimeout: opts.QueryTimeout}
+	e := &pgEngine{url: Redact(rawURL), secrets: targetSecrets(rawURL), queryTimeout: opts.QueryTimeout}
 	if e.queryTimeout <= 0 {
 		e.queryTimeout = defaultQueryTimeout
 	}
@@ -263,7 +178,7 @@ func (e *pgEngine) err(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return redactErr(fmt.Errorf("store: %s %s: %w", op, e.url, err), e.secrets)
+	return hideSecrets(fmt.Errorf("store: %s %s: %w", op, e.url, err), e.secrets)
 }
 
 func (e *pgEngine) name() string { return e.url }

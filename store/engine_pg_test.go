@@ -17,7 +17,7 @@ import (
 	"github.com/cropshield/cropshield/internal/pgtest"
 )
 
-func TestRedactURL(t *testing.T) {
+func TestRedact(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"postgres://app:s3cret@db:5432/cropshield", "postgres://app:xxxxx@db:5432/cropshield"},
 		{"postgresql://app@db/cropshield?sslmode=require", "postgresql://app@db/cropshield?sslmode=require"},
@@ -30,22 +30,22 @@ func TestRedactURL(t *testing.T) {
 		{"postgres://db/x?sslmode=disable&sslpassword=a%zz", "postgres://db/x?sslmode=disable&sslpassword=xxxxx"},
 	}
 	for _, tt := range tests {
-		if got := redactURL(tt.in); got != tt.want {
-			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := Redact(tt.in); got != tt.want {
+			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
 
-func TestRedactErr(t *testing.T) {
+func TestRedactError(t *testing.T) {
 	base := errors.New("connect postgres://app:s3cret@db/x failed (password s3cret)")
-	err := redactErr(fmt.Errorf("open: %w", base), urlSecrets("postgres://app:s3cret@db/x"))
+	err := RedactError(fmt.Errorf("open: %w", base), "postgres://app:s3cret@db/x")
 	if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "xxxxx") {
 		t.Errorf("redacted error = %q", err)
 	}
 	if !errors.Is(err, base) {
 		t.Error("the redacted error does not wrap the original")
 	}
-	if plain := errors.New("no secret here"); redactErr(plain, []string{"s3cret"}) != plain {
+	if plain := errors.New("no secret here"); RedactError(plain, "postgres://app:s3cret@db/x") != plain {
 		t.Error("an error without secrets was changed")
 	}
 }
@@ -63,7 +63,7 @@ func TestPGErrorsHidePassword(t *testing.T) {
 		s, err := Open(ctx, u, Options{Timeout: 2 * time.Second})
 		if err == nil {
 			_ = s.Close()
-			t.Fatalf("Open %s succeeded", redactURL(u))
+			t.Fatalf("Open %s succeeded", Redact(u))
 		}
 		if strings.Contains(err.Error(), "s3cretpw") {
 			t.Errorf("error shows the password: %v", err)

@@ -133,7 +133,7 @@ func Open(ctx context.Context, target string, opts Options) (*Store, error) {
 	if target == "" {
 		return nil, fmt.Errorf("%w: empty database path", ErrInvalid)
 	}
-	if isPostgresURL(target) {
+	if IsURL(target) {
 		return openPostgres(ctx, target, opts)
 	}
 	path := target

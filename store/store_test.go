@@ -60,7 +60,7 @@ func setSchemaVersion(t *testing.T, target string, v uint64) {
 // through the engine into a PostgreSQL database (created by an Open first).
 func setMeta(t *testing.T, target string, v []byte) {
 	t.Helper()
-	if isPostgresURL(target) {
+	if IsURL(target) {
 		s, err := Open(t.Context(), target, Options{})
 		if err != nil {
 			t.Fatal(err)

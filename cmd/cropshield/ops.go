@@ -166,7 +166,7 @@ func (c *opsConfig) start(log *slog.Logger, metricsMux http.Handler, st *store.S
 // and with it every write) and then streamed with its length, so a slow or stalled client never
 // holds the transaction, and a short copy is an error on the client's side.
 func (o *opsServer) startAdmin(st *store.Store, db string) error {
-	if isDBURL(db) {
+	if store.IsURL(db) {
 		o.log.Info("no admin socket: the database is PostgreSQL; back it up with pg_dump")
 		return nil
 	}

@@ -128,14 +128,14 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if err := checkWhatsAppDB(c.whatsapp.enabled, c.whatsapp.db, c.db); err != nil {
 		return err
 	}
-	if !isDBURL(c.db) {
+	if !store.IsURL(c.db) {
 		if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
 			return fmt.Errorf("database folder: %w", err)
 		}
 	}
 	st, err := store.Open(ctx, c.db, store.Options{PoolSize: c.dbPool})
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", redactDB(c.db), dbError(err, c.db))
+		return fmt.Errorf("open database %s: %w", store.Redact(c.db), store.RedactError(err, c.db))
 	}
 	defer func() { err = errors.Join(err, closeLogged(log, "database", st.Close)) }()
 	// One process per replica name: its chats' leases are taken back at once after a restart,
@@ -145,7 +145,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		return fmt.Errorf("%w: another process serves as replica %q on this database: give each replica its own --replica name", errUsage, c.replica)
 	}
 	if err != nil {
-		return fmt.Errorf("replica name: %w", dbError(err, c.db))
+		return fmt.Errorf("replica name: %w", store.RedactError(err, c.db))
 	}
 	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -258,7 +258,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		c.ready(ln.Addr().String())
 	}
 	log.Info("CropShield serving", "web_chat", "http://"+ln.Addr().String()+"/", "metrics", "/metrics", "healthz", "/healthz",
-		"db", redactDB(c.db), "replica", c.replica, "provider", model.Info().Provider, "memory_limit", c.memLimit.String(), "decode_budget", c.decodeBudget.String())
+		"db", store.Redact(c.db), "replica", c.replica, "provider", model.Info().Provider, "memory_limit", c.memLimit.String(), "decode_budget", c.decodeBudget.String())
 	review, err := startReview(ctx, c.review, log, st, loc, model.Info(), adapters)
 	if err != nil {
 		return errors.Join(err, srv.Close())

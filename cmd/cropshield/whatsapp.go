@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
-	"go.mau.fi/whatsmeow/store"
+	wastore "go.mau.fi/whatsmeow/store"
 
 	"github.com/cropshield/cropshield/adapters/whatsapp"
+	"github.com/cropshield/cropshield/store"
 )
 
 // whatsappConfig is the WhatsApp channel's part of `serve`. The channel runs with --whatsapp
@@ -47,7 +48,7 @@ func registerWhatsAppDB(fs *flag.FlagSet, p *string) {
 // checkWhatsAppDB refuses WhatsApp without --whatsapp-db when --db is a PostgreSQL URL: there
 // is no folder to put whatsapp.db in.
 func checkWhatsAppDB(enabled bool, flagValue, db string) error {
-	if !enabled || flagValue != "" || !isDBURL(db) {
+	if !enabled || flagValue != "" || !store.IsURL(db) {
 		return nil
 	}
 	return fmt.Errorf("%w: --db is a PostgreSQL URL: give the WhatsApp store with --whatsapp-db (a SQLite file, or a postgres:// URL); replicas given the same one share the linked phone, and one at a time runs it (the others stand by)", errUsage)
@@ -204,7 +205,7 @@ func whatsappLink(ctx context.Context, st *whatsapp.Store, log *slog.Logger, pho
 	}
 	// The name the phone lists under Linked devices. whatsmeow keeps it in a package variable
 	// that the pairing reads; this command is the only user in the process.
-	store.SetOSInfo("CropShield", [3]uint32{1, 0, 0})
+	wastore.SetOSInfo("CropShield", [3]uint32{1, 0, 0})
 	client := whatsapp.NewWhatsmeowClient(device, log)
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

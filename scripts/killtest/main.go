@@ -47,6 +47,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cropshield/cropshield/store"
 )
 
 // config is one run's settings (the flags).
@@ -240,7 +242,7 @@ func run(ctx context.Context, c config, logw io.Writer) (res *result, err error)
 			if res != nil && res.clean() && !c.keep {
 				err = errors.Join(err, drop())
 			} else if res != nil {
-				res.database = redactURL(u)
+				res.database = store.Redact(u)
 			}
 		}()
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cropshield/cropshield/store"
 )
 
 // server runs `cropshield serve` again and again on one data directory and one address: the
@@ -38,15 +39,6 @@ type server struct {
 	epoch int           // starts so far
 	began time.Time     // when the current one started
 	log   *os.File
-}
-
-// redactURL is a database URL without its password (a path as it is).
-func redactURL(db string) string {
-	u, err := url.Parse(db)
-	if err != nil || u.User == nil {
-		return db
-	}
-	return u.Redacted()
 }
 
 // freeAddr returns a 127.0.0.1 address nobody listens on now (the server keeps it across
@@ -108,7 +100,7 @@ func (s *server) command() (cmd *exec.Cmd, shown string) {
 	cmd.Dir = s.dir
 	shown = s.bin + " " + strings.Join(args, " ")
 	if !slices.Contains(args, db) {
-		shown += " (CROPSHIELD_DB=" + redactURL(db) + ")"
+		shown += " (CROPSHIELD_DB=" + store.Redact(db) + ")"
 	}
 	return cmd, shown
 }
