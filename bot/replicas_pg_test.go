@@ -14,7 +14,6 @@ import (
 	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/internal/pgtest"
 	"github.com/cropshield/cropshield/internal/testenv"
-	"github.com/cropshield/cropshield/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -62,50 +61,7 @@ func TestPGReplicasEachMessageAnsweredOnce(t *testing.T) {
 		t.Errorf("inferences a=%v b=%v, want 1 and 0: the photo analysed on a is a cache hit on b", a.inferences(), b.inferences())
 	}
 
-	ctx := context.Background()
-	begin := func(id string) {
-		t.Helper()
-		if _, existed, err := a.store.BeginTurn(ctx, store.Record{Time: time.Now(), Platform: "telegram", ChatID: "42",
-			Direction: store.Inbound, SenderID: "7", MessageID: id}); err != nil || existed {
-			t.Fatalf("BeginTurn: %v %v", existed, err)
-		}
-	}
-	for _, tc := range []struct {
-		name      string
-		crash     func(id string) // what replica a did before it died
-		wantReply bool
-	}{
-		{"a died after recording, before replying", func(id string) { begin(id) }, true},
-		{"a died while sending (delivery unknown)", func(id string) {
-			begin(id)
-			if err := a.store.AttemptReply(ctx, "telegram", "42", id, 0, nil); err != nil {
-				t.Fatal(err)
-			}
-		}, false},
-		{"a died after the reply was sent", func(id string) {
-			begin(id)
-			if err := a.store.ReplySent(ctx, id, 0, store.Record{Time: time.Now(), Platform: "telegram", ChatID: "42",
-				Direction: store.Outbound, Text: "sent before a died", ReplyTo: id}, false); err != nil {
-				t.Fatal(err)
-			}
-		}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			id := strings.ReplaceAll(tc.name, " ", "-")
-			before := b.inbound("42")
-			tc.crash(id)
-			r := b.handle(msg(id))
-			if got := len(r) == 1; got != tc.wantReply {
-				t.Fatalf("replica b's replies = %v, want a reply: %v", r, tc.wantReply)
-			}
-			if b.inbound("42") != before+1 {
-				t.Errorf("inbound records %d, want %d: the resumed message was logged twice", b.inbound("42"), before+1)
-			}
-			if r := a.handle(msg(id)); len(r) != 0 {
-				t.Errorf("delivered to replica a once more after b finished: %v", r)
-			}
-		})
-	}
+	checkResumedOnce(t, a, b, msg)
 }
 
 // replyLog is a channel shared by replicas for the test: every reply any of them sends, in the

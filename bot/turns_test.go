@@ -63,10 +63,20 @@ func TestEachMessageAnsweredOnce(t *testing.T) {
 		t.Errorf("inbound records = %d, want 1", f.inbound("42"))
 	}
 
+	checkResumedOnce(t, f, f, msg)
+}
+
+// checkResumedOnce: a message whose handling stopped (a crash, a replica killed) at each point of
+// its turn on the replica died is handled again on the replica resumed exactly as after a
+// restart: answered if no reply was attempted, not answered if one was (it may have reached the
+// user) or was sent; logged once; and not answered once more when delivered again to died. died
+// and resumed are the same fixture for one process, two fixtures on one database for replicas.
+func checkResumedOnce(t *testing.T, died, resumed *fixture, msg func(id string) bot.Message) {
+	t.Helper()
 	ctx := context.Background()
 	begin := func(id string) {
 		t.Helper()
-		if _, existed, err := f.store.BeginTurn(ctx, store.Record{Time: time.Now(), Platform: "telegram", ChatID: "42",
+		if _, existed, err := died.store.BeginTurn(ctx, store.Record{Time: time.Now(), Platform: "telegram", ChatID: "42",
 			Direction: store.Inbound, SenderID: "7", MessageID: id}); err != nil || existed {
 			t.Fatalf("BeginTurn: %v %v", existed, err)
 		}
@@ -79,13 +89,13 @@ func TestEachMessageAnsweredOnce(t *testing.T) {
 		{"crashed after recording, before replying", func(id string) { begin(id) }, true},
 		{"crashed while sending (delivery unknown)", func(id string) {
 			begin(id)
-			if err := f.store.AttemptReply(ctx, "telegram", "42", id, 0, nil); err != nil {
+			if err := died.store.AttemptReply(ctx, "telegram", "42", id, 0, nil); err != nil {
 				t.Fatal(err)
 			}
 		}, false},
 		{"crashed after the reply was sent", func(id string) {
 			begin(id)
-			if err := f.store.ReplySent(ctx, id, 0, store.Record{Time: time.Now(), Platform: "telegram", ChatID: "42",
+			if err := died.store.ReplySent(ctx, id, 0, store.Record{Time: time.Now(), Platform: "telegram", ChatID: "42",
 				Direction: store.Outbound, Text: "sent before the crash", ReplyTo: id}, false); err != nil {
 				t.Fatal(err)
 			}
@@ -93,16 +103,16 @@ func TestEachMessageAnsweredOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := strings.ReplaceAll(tc.name, " ", "-")
-			before := f.inbound("42")
+			before := resumed.inbound("42")
 			tc.crash(id)
-			r := f.handle(msg(id))
+			r := resumed.handle(msg(id))
 			if got := len(r) == 1; got != tc.wantReply {
 				t.Fatalf("after restart replies = %v, want a reply: %v", r, tc.wantReply)
 			}
-			if f.inbound("42") != before+1 {
-				t.Errorf("inbound records %d, want %d: the resumed message was logged twice", f.inbound("42"), before+1)
+			if resumed.inbound("42") != before+1 {
+				t.Errorf("inbound records %d, want %d: the resumed message was logged twice", resumed.inbound("42"), before+1)
 			}
-			if r := f.handle(msg(id)); len(r) != 0 {
+			if r := died.handle(msg(id)); len(r) != 0 {
 				t.Errorf("delivered once more after finishing: %v", r)
 			}
 		})
