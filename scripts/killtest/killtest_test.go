@@ -26,21 +26,7 @@ func TestKillUnderLoad(t *testing.T) {
 		updates: 60, webClients: 2, webMsgs: 6, kills: 3, seed: 7, rate: 15,
 		settle: 20 * time.Second, webIDField: "client_id", webRetry: "auto",
 	}
-	if raceBuild {
-		c.buildFlags = []string{"-race"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var progress strings.Builder
-	res, err := run(ctx, c, &progress)
-	var summary strings.Builder
-	if res != nil {
-		res.print(&summary)
-	}
-	t.Log(progress.String() + summary.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runLogged(t, c, 5*time.Minute)
 	if res.kills != 3 || res.starts != 5 {
 		t.Errorf("%d kills and %d starts, want 3 and 5 (3 after the kills, the first, one orderly)", res.kills, res.starts)
 	}
@@ -75,4 +61,26 @@ func TestKillUnderLoad(t *testing.T) {
 			t.Logf("server log (last 20 kB):\n%s", log[len(log)-20000:])
 		}
 	}
+}
+
+// runLogged runs the kill test c (built with -race when the test is), logs its progress and
+// summary, and fails the test if run returned an error.
+func runLogged(t *testing.T, c config, timeout time.Duration) *result {
+	t.Helper()
+	if raceBuild {
+		c.buildFlags = []string{"-race"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var progress strings.Builder
+	res, err := run(ctx, c, &progress)
+	var summary strings.Builder
+	if res != nil {
+		res.print(&summary)
+	}
+	t.Log(progress.String() + summary.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,21 +31,7 @@ func TestKillUnderLoadReplicas(t *testing.T) {
 		webIDField: "client_id", webRetry: "auto",
 		replicas: 2, db: "postgres", pgURL: pgURL, webhook: true, hookConns: 16,
 	}
-	if raceBuild {
-		c.buildFlags = []string{"-race"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	var progress strings.Builder
-	res, err := run(ctx, c, &progress)
-	var summary strings.Builder
-	if res != nil {
-		res.print(&summary)
-	}
-	t.Log(progress.String() + summary.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runLogged(t, c, 8*time.Minute)
 	if res.kills != 1 || res.starts != 5 {
 		t.Errorf("%d kills and %d starts, want 1 and 5 (2 first, 1 after the kill, 2 orderly)", res.kills, res.starts)
 	}
