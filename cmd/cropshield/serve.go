@@ -34,7 +34,7 @@ import (
 type serveConfig struct {
 	modelConfig
 	addr string
-	// db is a bbolt file or a postgres:// URL (never shown with its password: redactDB).
+	// db is a bbolt file or a postgres:// URL (never shown with its password: store.Redact).
 	db string
 	// dbPool bounds the connections to PostgreSQL (store.Options.PoolSize; 0: the store's 8).
 	dbPool int
