@@ -59,14 +59,7 @@ func TestPGCommitOutlivesTheContext(t *testing.T) {
 		BEGIN PERFORM pg_advisory_lock(`+fmt.Sprint(gate)+`); PERFORM pg_advisory_unlock(`+fmt.Sprint(gate)+`); RETURN NULL; END $$`,
 		`CREATE CONSTRAINT TRIGGER wait_gate AFTER INSERT ON kv DEFERRABLE INITIALLY DEFERRED
 		FOR EACH ROW WHEN (NEW.key = 'slow-commit'::bytea) EXECUTE FUNCTION wait_gate()`)
-	gateConn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gateConn.Close(context.WithoutCancel(t.Context()))
-	if _, err := gateConn.Exec(t.Context(), "SELECT pg_advisory_lock($1)", gate); err != nil {
-		t.Fatal(err)
-	}
+	gateConn := lockedConn(t, url, gate)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -88,7 +81,7 @@ func TestPGCommitOutlivesTheContext(t *testing.T) {
 	if _, err := gateConn.Exec(t.Context(), "SELECT pg_advisory_unlock($1)", gate); err != nil {
 		t.Fatal(err)
 	}
-	err = <-done
+	err := <-done
 	var v []byte
 	if verr := s.eng.view(t.Context(), func(tx Tx) error {
 		v = tx.Bucket([]byte(bucketMeta)).Get([]byte("slow-commit"))
@@ -113,14 +106,7 @@ func TestPGCommitOutlivesTheContext(t *testing.T) {
 func TestPGCancelledLockWaitLeavesNoWaiter(t *testing.T) {
 	url := pgtest.URL(t)
 	s := newTestStore(t, url)
-	holder, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(context.WithoutCancel(t.Context()))
-	if _, err := holder.Exec(t.Context(), "SELECT pg_advisory_lock($1)", pgWriteLock); err != nil {
-		t.Fatal(err)
-	}
+	holder := lockedConn(t, url, pgWriteLock)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -156,14 +142,7 @@ func TestPGQueuedWritersLeaveConnectionsForReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	holder, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(context.WithoutCancel(t.Context()))
-	if _, err := holder.Exec(t.Context(), "SELECT pg_advisory_lock($1)", pgWriteLock); err != nil {
-		t.Fatal(err)
-	}
+	holder := lockedConn(t, url, pgWriteLock)
 	const writers = 2 * pool
 	done := make(chan error, writers)
 	for i := range writers {
@@ -202,4 +181,19 @@ func TestPGQueuedWritersLeaveConnectionsForReads(t *testing.T) {
 		}
 	}
 	<-read
+}
+
+// lockedConn is a connection of its own to url holding the session advisory lock key (the write
+// lock, or a gate a trigger waits for); closed when the test ends.
+func lockedConn(t *testing.T, url string, key int64) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	if _, err := conn.Exec(t.Context(), "SELECT pg_advisory_lock($1)", key); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
