@@ -217,7 +217,9 @@ type channelState struct {
 	// messages are queued in the order they were accepted (and numbered).
 	accepting sync.Mutex
 	ch        Channel
-	closed    bool
+	// open: Open returned (the backlog handed in) and Close was not called since.
+	open   bool
+	closed bool
 }
 
 type queueKey struct {
@@ -320,7 +322,7 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 		cs = &channelState{}
 		in.channels[p] = cs
 	}
-	cs.ch, cs.closed = ch, false
+	cs.ch, cs.closed, cs.open = ch, false, false
 	in.mu.Unlock()
 	pending, err := in.inbox.AdoptInbox(ctx, in.lessee(p), string(p))
 	if err != nil {
@@ -330,7 +332,19 @@ func (in *Intake) Open(ctx context.Context, ch Channel) (cursor int64, err error
 	if n := in.handIn(ctx, p, pending, nil); n > 0 {
 		in.log.Info("intake: handing in the messages left from the last run", "platform", p, "messages", n)
 	}
+	in.mu.Lock()
+	cs.open = !cs.closed
+	in.mu.Unlock()
 	return cursor, nil
+}
+
+// Accepting reports whether p's channel is open: its Open returned and neither Close nor Stop
+// was called since. /healthz reports a channel not yet open as starting.
+func (in *Intake) Accepting(p Platform) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	cs := in.channels[p]
+	return cs != nil && cs.open && !cs.closed && !in.stopping
 }
 
 // readEntry reads an inbox entry the intake stored: a platform's Message.
@@ -509,7 +523,7 @@ func (in *Intake) closeLocal(p Platform) bool {
 	if cs == nil {
 		return false
 	}
-	cs.closed = true
+	cs.closed, cs.open = true, false
 	in.dropLocked(func(q Platform) bool { return q == p })
 	return true
 }

@@ -421,6 +421,38 @@ func TestIntakeOpenAgainKeepsRunning(t *testing.T) {
 	}
 }
 
+// TestIntakeAccepting: a channel accepts from the return of its Open until its Close or the
+// intake's Stop; another platform's state is its own.
+func TestIntakeAccepting(t *testing.T) {
+	e := newIntakeEnv(t, bot.IntakeConfig{})
+	ctx := context.Background()
+	fresh := bot.NewIntake(bot.IntakeConfig{}, slog.New(slog.DiscardHandler), e.st, e.h)
+	steps := []struct {
+		name string
+		do   func() error
+		in   *bot.Intake
+		p    bot.Platform
+		want bool
+	}{
+		{"never opened", nil, fresh, bot.Telegram, false},
+		{"after Open", nil, e.in, bot.Telegram, true},
+		{"another platform", nil, e.in, bot.WhatsApp, false},
+		{"after Close", func() error { e.in.Close(bot.Telegram); return nil }, e.in, bot.Telegram, false},
+		{"opened again", func() error { _, err := e.in.Open(ctx, e.ch); return err }, e.in, bot.Telegram, true},
+		{"after Stop", func() error { return e.in.Stop(ctx) }, e.in, bot.Telegram, false},
+	}
+	for _, s := range steps {
+		if s.do != nil {
+			if err := s.do(); err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
+		if got := s.in.Accepting(s.p); got != s.want {
+			t.Errorf("%s: Accepting(%s) = %v, want %v", s.name, s.p, got, s.want)
+		}
+	}
+}
+
 // legacyChannel is a fakeChannel that translates the entries an earlier version stored: "old:ID"
 // is the text message ID of chat a, "old:skip" is nothing to handle; anything else is unknown.
 type legacyChannel struct{ *fakeChannel }

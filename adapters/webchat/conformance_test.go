@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cropshield/cropshield/adapters/webchat"
+	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/bot/bottest"
 )
 
@@ -50,7 +51,7 @@ func (d *webDriver) Start(t *testing.T, benv bottest.Env) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, benv.Intake) }()
-	for d.e.probe(t) == http.StatusServiceUnavailable {
+	for d.e.probe(t) == http.StatusServiceUnavailable || !benv.Intake.Accepting(bot.WebChat) {
 		time.Sleep(time.Millisecond) // until Run has opened the channel
 	}
 	return func() {

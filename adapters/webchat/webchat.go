@@ -139,10 +139,16 @@ func (a *Adapter) Platform() bot.Platform { return bot.WebChat }
 // Run hands messages to the intake until ctx ends. Requests outside Run, and after the intake
 // stopped, get 503 with the "busy, try again" text.
 func (a *Adapter) Run(ctx context.Context, in *bot.Intake) error {
+	// Stored first, so that nothing is refused once /healthz (which asks the intake) says the
+	// channel is open; a message sent before its Open gets 503 with the "busy, try again" text.
+	a.intake.Store(in)
 	if _, err := in.Open(ctx, a); err != nil {
+		a.intake.Store(nil)
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("webchat: %w", err)
 	}
-	a.intake.Store(in)
 	a.log.Info("web chat accepting messages")
 	<-ctx.Done()
 	a.intake.Store(nil)
@@ -328,7 +334,7 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		a.appendLocked(a.chatLocked(id), Entry{From: "bot", Kind: string(bot.KindError), Text: in.Busy(ctx, msg)})
 		a.mu.Unlock()
-	case errors.Is(err, bot.ErrStopped):
+	case errors.Is(err, bot.ErrStopped), errors.Is(err, bot.ErrNotOpen): // shutting down, or not open yet
 		a.dropEntry(id, mine.Seq)
 		http.Error(w, in.Busy(ctx, msg), http.StatusServiceUnavailable)
 		return

@@ -171,14 +171,17 @@ func (e *env) start(t *testing.T) (context.CancelFunc, <-chan error) {
 	done := make(chan error, 1)
 	go func() { done <- e.a.Run(ctx, e.in) }()
 	// A request that is not multipart gets 503 until Run has installed the handler and 400
-	// after; it never reaches the handler.
+	// after; it never reaches the handler. Messages are taken once the intake opened the
+	// channel (what /healthz waits for).
 	for {
 		code := e.probe(t)
 		if code != http.StatusServiceUnavailable {
 			if code != http.StatusBadRequest {
 				t.Fatalf("probe: status %d, want 400 once Run runs", code)
 			}
-			return cancel, done
+			if e.in.Accepting(bot.WebChat) {
+				return cancel, done
+			}
 		}
 		select {
 		case err := <-done:

@@ -52,6 +52,22 @@ func startServeOps(t *testing.T, db string, logw io.Writer, mod func(*serveConfi
 	return addr, stop
 }
 
+// waitStarted waits until the /healthz at url reports no channel starting (the intake opened
+// every channel); the test's deadline bounds the wait.
+func waitStarted(t *testing.T, url string) {
+	t.Helper()
+	for {
+		code, body := get(t, http.DefaultClient, url)
+		if !strings.Contains(string(body), ": starting") {
+			return
+		}
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("%s: %d with a channel starting:\n%s", url, code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func status(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -71,6 +87,7 @@ func TestServeWithoutWebChat(t *testing.T) {
 		c.addr = "127.0.0.1:1"            // not listened on
 	})
 	base := "http://" + addr
+	waitStarted(t, base+"/healthz")
 	for path, want := range map[string]int{"/metrics": 200, "/healthz": 200, "/": 404, "/api/page": 404, "/static/app.js": 404} {
 		if got := status(t, base+path); got != want {
 			t.Errorf("GET %s: %d, want %d", path, got, want)
@@ -97,6 +114,7 @@ func TestServeMetricsOnTheirOwnAddress(t *testing.T) {
 		c.ops.metricsReady = func(a string) { metrics <- a }
 	})
 	m := <-metrics
+	waitStarted(t, "http://"+m+"/healthz")
 	for url, want := range map[string]int{
 		"http://" + web + "/":        200,
 		"http://" + web + "/metrics": 404,

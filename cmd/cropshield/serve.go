@@ -226,7 +226,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if c.ops.webchat() {
 		web.Routes(mux)
 	}
-	health := &healthState{}
+	health := &healthState{accepting: intake.Accepting}
 	for _, a := range adapters {
 		health.set(string(a.Platform()), "running") // before the first /healthz can be asked
 	}
@@ -349,10 +349,14 @@ func closeLogged(log *slog.Logger, what string, close func() error) error {
 	return nil
 }
 
-// healthState is /healthz: 200 while every adapter runs, 503 with the failed ones otherwise.
+// healthState is /healthz: 200 while every adapter runs (or stands by while another replica
+// runs it), 503 otherwise, naming each adapter's state. An adapter "running" whose channel the
+// intake has not opened yet (accepting false: still reaching its platform, or taking back the
+// last run's messages) is "starting", so a 200 means every channel takes messages.
 type healthState struct {
-	mu       sync.Mutex
-	adapters map[string]string
+	accepting func(bot.Platform) bool
+	mu        sync.Mutex
+	adapters  map[string]string
 }
 
 func (h *healthState) set(name, state string) {
@@ -370,10 +374,14 @@ func (h *healthState) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	code := http.StatusOK
 	body := ""
 	for _, name := range slices.Sorted(maps.Keys(h.adapters)) {
-		if h.adapters[name] != "running" && h.adapters[name] != "standby" {
+		state := h.adapters[name]
+		if state == "running" && h.accepting != nil && !h.accepting(bot.Platform(name)) {
+			state = "starting"
+		}
+		if state != "running" && state != "standby" {
 			code = http.StatusServiceUnavailable
 		}
-		body += name + ": " + h.adapters[name] + "\n"
+		body += name + ": " + state + "\n"
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)

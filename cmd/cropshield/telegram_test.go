@@ -108,6 +108,7 @@ func TestLogAdapterError(t *testing.T) {
 }
 
 // miniTelegram is the least of the Bot API that serve needs to answer /help in a private chat.
+// getMe waits for meGate to close when it is not nil (a platform slow to reach).
 type miniTelegram struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
@@ -115,7 +116,7 @@ type miniTelegram struct {
 	got  chan struct{}
 }
 
-func newMiniTelegram(t *testing.T) *miniTelegram {
+func newMiniTelegram(t *testing.T, meGate <-chan struct{}) *miniTelegram {
 	m := &miniTelegram{got: make(chan struct{}, 10)}
 	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		method, ok := strings.CutPrefix(r.URL.Path, "/bot"+cmdTestToken+"/")
@@ -128,6 +129,13 @@ func newMiniTelegram(t *testing.T) *miniTelegram {
 		_ = r.ParseForm()
 		switch method {
 		case "getMe":
+			if meGate != nil {
+				select {
+				case <-meGate:
+				case <-r.Context().Done():
+					return
+				}
+			}
 			_, _ = io.WriteString(w, `{"ok":true,"result":{"id":7301234567,"is_bot":true,"first_name":"CropShield","username":"CropShieldTestBot"}}`)
 		case "deleteWebhook":
 			_, _ = io.WriteString(w, `{"ok":true,"result":true}`)
@@ -156,7 +164,7 @@ func newMiniTelegram(t *testing.T) *miniTelegram {
 // in /healthz, answers a private /help, leaves the inbox empty at shutdown, and never logs the
 // token.
 func TestServeTelegram(t *testing.T) {
-	tg := newMiniTelegram(t)
+	tg := newMiniTelegram(t, nil)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(cmdTestToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -218,3 +226,56 @@ func TestServeTelegram(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestHealthzStartingUntilChannelOpen: /healthz is 503 with "telegram: starting" while the Bot
+// API has not answered getMe (the channel is not open on the intake yet), and 200 once it is: a
+// supervisor or load balancer that waits for 200 sends traffic only to a replica whose channels
+// take messages.
+func TestHealthzStartingUntilChannelOpen(t *testing.T) {
+	gate := make(chan struct{})
+	tg := newMiniTelegram(t, gate)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(cmdTestToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := testServeConfig(t, filepath.Join(t.TempDir(), "data", "cropshield.db"))
+	c.telegram = telegramConfig{tokenFile: tokenFile, api: tg.srv.URL, groupPhotos: "addressed", minPhotoSide: 320, albumWait: time.Second}
+	addr := make(chan string, 1)
+	c.ready = func(a string) { addr <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, c, slog.New(slog.DiscardHandler)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("serve stopped early: %v", err)
+	}
+	hc := browser(t)
+	code, body := get(t, hc, base+"/healthz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "telegram: starting") {
+		t.Errorf("/healthz before getMe answered: %d %s, want 503 telegram: starting", code, body)
+	}
+	close(gate)
+	for { // the channel opens once getMe is answered; the test's deadline bounds the wait
+		code, body = get(t, hc, base+"/healthz")
+		if code == http.StatusOK {
+			break
+		}
+		if !strings.Contains(string(body), "starting") {
+			t.Fatalf("/healthz: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(string(body), "telegram: running") || !strings.Contains(string(body), "webchat: running") {
+		t.Errorf("/healthz once open: %s", body)
+	}
+	<-tg.got // the /help waiting in getUpdates is answered
+}

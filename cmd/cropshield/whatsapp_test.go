@@ -162,9 +162,9 @@ func TestServeWhatsAppNotLinked(t *testing.T) {
 	hc := browser(t)
 	var code int
 	var body []byte
-	for { // the adapter's Run returns at once; wait until /healthz shows it
+	for { // the adapter's Run returns at once; wait until /healthz shows it and the web chat open
 		code, body = get(t, hc, base+"/healthz")
-		if !strings.Contains(string(body), "whatsapp: running") {
+		if !strings.Contains(string(body), ": starting") && !strings.Contains(string(body), "whatsapp: running") {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
