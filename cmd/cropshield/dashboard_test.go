@@ -44,7 +44,8 @@ func (l *lockedBuffer) String() string {
 // startServeAsking runs `cropshield serve` in-process with the web chat and the review dashboard
 // on free 127.0.0.1 ports, over an existing database, with serve's --ask-crop-below (0: the
 // contract model's photos are diagnosed without asking their crop) and mods applied to its
-// configuration (a replica's name, say).
+// configuration (a replica's name, say). It returns once the web chat takes messages (/healthz:
+// ready only says the listener is up).
 func startServeAsking(t *testing.T, db string, askCropBelow float64, mods ...func(*serveConfig)) (chatURL, reviewURL string) {
 	t.Helper()
 	logs := &lockedBuffer{}
@@ -80,6 +81,7 @@ func startServeAsking(t *testing.T, db string, askCropBelow float64, mods ...fun
 			t.Logf("serve's log:\n%s", logs)
 		}
 	})
+	waitStarted(t, chatURL+"/healthz")
 	return chatURL, reviewURL
 }
 

@@ -157,7 +157,6 @@ func TestServeOnPostgreSQL(t *testing.T) {
 	u.User = url.UserPassword(u.User.Username(), dbPass) // the test server trusts: the password is carried, not checked
 	var log lockedBuffer
 	addr, stop := startServeOps(t, u.String(), &log, func(c *serveConfig) { c.replica, c.dbPool = "replica-7", 3 })
-	waitStarted(t, "http://"+addr+"/healthz")
 	if got := status(t, "http://"+addr+"/healthz"); got != http.StatusOK {
 		t.Errorf("/healthz: %d", got)
 	}

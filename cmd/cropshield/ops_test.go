@@ -23,7 +23,9 @@ import (
 
 // startServeOps runs `serve` in-process on 127.0.0.1 with the database db and the changes mod
 // makes to its configuration; it returns the address given to ready (the web chat's, or the
-// metrics' without a web chat) and a stop function returning serve's error.
+// metrics' without a web chat) and a stop function returning serve's error. It returns once
+// /healthz there reports no channel starting (ready only says the listener is up); with
+// --metrics-addr and a web chat, /healthz is not on addr and the caller waits on its own.
 func startServeOps(t *testing.T, db string, logw io.Writer, mod func(*serveConfig)) (addr string, stop func() error) {
 	t.Helper()
 	c := testServeConfig(t, db)
@@ -49,6 +51,7 @@ func startServeOps(t *testing.T, db string, logw io.Writer, mod func(*serveConfi
 		return err
 	}
 	t.Cleanup(func() { _ = stop() })
+	waitStarted(t, "http://"+addr+"/healthz")
 	return addr, stop
 }
 
@@ -87,7 +90,6 @@ func TestServeWithoutWebChat(t *testing.T) {
 		c.addr = "127.0.0.1:1"            // not listened on
 	})
 	base := "http://" + addr
-	waitStarted(t, base+"/healthz")
 	for path, want := range map[string]int{"/metrics": 200, "/healthz": 200, "/": 404, "/api/page": 404, "/static/app.js": 404} {
 		if got := status(t, base+path); got != want {
 			t.Errorf("GET %s: %d, want %d", path, got, want)

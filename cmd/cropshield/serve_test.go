@@ -44,7 +44,8 @@ func testServeConfig(t *testing.T, db string) serveConfig {
 	}
 }
 
-// startServe runs `cropshield serve` in-process on a free 127.0.0.1 port.
+// startServe runs `cropshield serve` in-process on a free 127.0.0.1 port and returns once the
+// web chat takes messages (/healthz: ready only says the listener is up).
 func startServe(t *testing.T) (base string, db string, stop func() error) {
 	t.Helper()
 	db = filepath.Join(t.TempDir(), "data", "cropshield.db")
@@ -70,6 +71,7 @@ func startServe(t *testing.T) (base string, db string, stop func() error) {
 		return <-done
 	}
 	t.Cleanup(func() { _ = stop() })
+	waitStarted(t, base+"/healthz")
 	return base, db, stop
 }
 

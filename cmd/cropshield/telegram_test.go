@@ -192,6 +192,7 @@ func TestServeTelegram(t *testing.T) {
 		t.Fatalf("serve stopped early: %v", err)
 	}
 	<-tg.got
+	waitStarted(t, base+"/healthz") // Telegram answered: open; the web chat opens on its own
 	if code, body := get(t, browser(t), base+"/healthz"); code != 200 || !strings.Contains(string(body), "telegram: running") {
 		t.Errorf("/healthz: %d %s", code, body)
 	}
