@@ -76,13 +76,13 @@ func TestHoldOneProcessAtATime(t *testing.T) {
 }
 
 // waitHold retries Hold while the lock is held (the server ends a terminated session's locks
-// shortly after).
+// once that backend has exited, which a loaded machine may take a while to do); the minute only
+// turns a hang into a readable failure.
 func waitHold(ctx context.Context, s *Store, name string) (*Holding, error) {
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		h, err := s.Hold(ctx, name)
-		if !errors.Is(err, ErrHeld) || i == 100 {
+		if !errors.Is(err, ErrHeld) || time.Now().After(deadline) {
 			return h, err
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
