@@ -287,23 +287,9 @@ func (s *server) run(bin string) error {
 	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return err
 	}
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
+	data, err := initCluster(bin, dir, cred)
+	if err != nil {
 		return err
-	}
-	if cred != nil {
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return err
-		}
-		if err := os.Chown(data, int(cred.Uid), int(cred.Gid)); err != nil {
-			return err
-		}
-	}
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
-		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	for attempt := 0; ; attempt++ {
 		port, err := freePort()
@@ -317,6 +303,29 @@ func (s *server) run(bin string) error {
 	}
 }
 
+// initCluster runs initdb in dir/data (as cred's user, if set) and returns that directory.
+func initCluster(bin, dir string, cred *syscall.Credential) (string, error) {
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		return "", err
+	}
+	if cred != nil {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Chown(data, int(cred.Uid), int(cred.Gid)); err != nil {
+			return "", err
+		}
+	}
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
+		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	return data, nil
+}
+
 // freePort returns a TCP port free on 127.0.0.1 a moment ago.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -327,10 +336,15 @@ func freePort() (int, error) {
 	return port, l.Close()
 }
 
-// postgres starts the server on port and waits until it accepts connections.
+// postgres starts the server on port and waits until it accepts connections. The port was free a
+// moment ago only: another test binary's server may have taken it since, and then ours fails to
+// listen and exits, but may not have yet when the first connection is tried. So the server is
+// named (cluster_name: its directory's name), and a connection to a server of another name is
+// not ours.
 func (s *server) postgres(bin, data string, port int, cred *syscall.Credential) error {
 	s.out = &lockedWriter{b: &strings.Builder{}}
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
+	name := filepath.Base(filepath.Dir(data))
+	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-c", "cluster_name="+name,
 		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(port),
 		"-c", "unix_socket_directories=", "-c", "fsync=on",
 		"-c", "shared_buffers=16MB", "-c", "max_connections=200",
@@ -363,9 +377,17 @@ func (s *server) postgres(bin, data string, port int, cred *syscall.Credential) 
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		conn, err := pgx.Connect(ctx, s.url)
+		if err == nil {
+			var got string
+			err = conn.QueryRow(ctx, "SHOW cluster_name").Scan(&got)
+			if err == nil && got != name {
+				err = fmt.Errorf("port %d is another server's (%q)", port, got)
+			}
+			err = errors.Join(err, conn.Close(context.Background()))
+		}
 		cancel()
 		if err == nil {
-			return conn.Close(context.Background())
+			return nil
 		}
 		select {
 		case <-exited:

@@ -3,8 +3,11 @@ package pgtest
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -99,4 +102,49 @@ func TestMustRunInCI(t *testing.T) {
 	if mustRun() {
 		t.Error("outside CI: missing PostgreSQL fails the tests")
 	}
+}
+
+// A server started on a port that another test binary's server took since it was free (ports are
+// only free a moment ago) fails to listen and exits: it is not mistaken for that other server,
+// which answers on the port until ours is gone, so that the caller tries another port.
+func TestPostgresOnATakenPort(t *testing.T) {
+	URL(t) // this binary's server, on its port
+	if srv.cmd == nil {
+		t.Skip("the server is " + EnvURL + "'s, not started here")
+	}
+	u, err := url.Parse(srv.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := findBin(exec.LookPath, "/usr/lib/postgresql/*/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := credential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", dirPrefix) // not t.TempDir(): the postgres user must reach it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err) // removeStale removes it if this test is killed
+	}
+	data, err := initCluster(bin, dir, cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var other server
+	err = other.postgres(bin, data, port, cred)
+	t.Cleanup(func() { _ = other.stop() })
+	if err == nil {
+		t.Fatalf("a server on %s's port %d started: it took the other server for itself", srv.url, port)
+	}
+	t.Logf("refused: %v", err)
 }
