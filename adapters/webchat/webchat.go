@@ -139,8 +139,9 @@ func (a *Adapter) Platform() bot.Platform { return bot.WebChat }
 // Run hands messages to the intake until ctx ends. Requests outside Run, and after the intake
 // stopped, get 503 with the "busy, try again" text.
 func (a *Adapter) Run(ctx context.Context, in *bot.Intake) error {
-	// Stored first, so that nothing is refused once /healthz (which asks the intake) says the
-	// channel is open; a message sent before its Open gets 503 with the "busy, try again" text.
+	// Stored before Open, so that nothing is refused once /healthz (which asks the intake) says
+	// the channel is open; a message sent before Open returned gets 503 with the "busy, try
+	// again" text.
 	a.intake.Store(in)
 	if _, err := in.Open(ctx, a); err != nil {
 		a.intake.Store(nil)
@@ -313,6 +314,12 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 		// A tapped button: the page shows its label as what the user said.
 		kind, shown, msg.Text = "choice", label, ""
 	}
+	if !in.Accepting(bot.WebChat) {
+		// Not open yet (Run is taking back the last run's messages) or closing: like the other
+		// channels, nothing is taken before Open returned.
+		http.Error(w, in.Busy(ctx, msg), http.StatusServiceUnavailable)
+		return
+	}
 	// The user's line first: the reply may come before TryAccept returns.
 	a.mu.Lock()
 	c := a.chatLocked(id)
@@ -334,7 +341,7 @@ func (a *Adapter) send(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		a.appendLocked(a.chatLocked(id), Entry{From: "bot", Kind: string(bot.KindError), Text: in.Busy(ctx, msg)})
 		a.mu.Unlock()
-	case errors.Is(err, bot.ErrStopped), errors.Is(err, bot.ErrNotOpen): // shutting down, or not open yet
+	case errors.Is(err, bot.ErrStopped): // shutting down
 		a.dropEntry(id, mine.Seq)
 		http.Error(w, in.Busy(ctx, msg), http.StatusServiceUnavailable)
 		return
