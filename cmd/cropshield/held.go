@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -78,5 +80,20 @@ func runHeld(ctx context.Context, log *slog.Logger, st holdStore, name string, s
 			return err
 		}
 		log.Warn("lost the lock (database connection); stopped here, standing by", "lock", name, "err", err)
+	}
+}
+
+// withStaffDelivery runs, beside run and for as long as it runs (under the lock when it is held),
+// the delivery of the staff replies other replicas queued for ch's channel: the dashboard of a
+// replica where the channel does not run queues them (bot.RemoteSender).
+func withStaffDelivery(log *slog.Logger, st bot.StaffOutbox, ch bot.Channel, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		dctx, stop := context.WithCancel(ctx)
+		d := &bot.StaffDelivery{Log: log.With("part", "staff outbox", "adapter", string(ch.Platform())), Store: st, Channel: ch}
+		var wg sync.WaitGroup
+		wg.Go(func() { d.Run(dctx) })
+		defer wg.Wait()
+		defer stop()
+		return run(ctx)
 	}
 }

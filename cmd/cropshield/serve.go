@@ -274,6 +274,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	for _, a := range adapters {
 		wg.Go(func() {
 			run := func(ctx context.Context) error { return a.Run(ctx, intake) }
+			if _, ok := a.(bot.RemoteSender); ok {
+				run = withStaffDelivery(log, st, a, run)
+			}
 			if lock, ok := held[a.Platform()]; ok {
 				state := func(s string) { health.set(string(a.Platform()), s) }
 				plain := run
