@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -291,6 +292,40 @@ func (s *Store) PruneStaffReplies(ctx context.Context, before time.Time) (int, e
 		return 0, err
 	}
 	return n, nil
+}
+
+// dropStaffReplies removes the staff replies still pending for the chat chatKey names (forgotten
+// on the farmer's request: they would log its conversation again). One being sent is left to
+// finish.
+func dropStaffReplies(tx Tx, chatKey []byte) error {
+	platform, chatID, ok := bytes.Cut(chatKey, []byte{0})
+	if !ok {
+		return nil
+	}
+	pb := nested(tx, bucketStaffOutbox, string(platform))
+	if pb == nil {
+		return nil
+	}
+	var drop [][]byte
+	err := pb.ForEach(func(k, v []byte) error {
+		_, rec, err := decodeStaffReply(k, v)
+		if err != nil {
+			return err
+		}
+		if rec.State == StaffReplyPending && rec.ChatID == string(chatID) {
+			drop = append(drop, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := pb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func decodeStaffReply(k, v []byte) (uint64, staffReplyRec, error) {

@@ -191,3 +191,28 @@ func TestStaffOutboxInvalid(t *testing.T) {
 		t.Errorf("a record of another platform: %v, want ErrInvalid", err)
 	}
 }
+
+// TestForgetDropsPendingStaffReplies: forgetting a farmer removes the staff replies still queued
+// for their chat (sent later, they would log the forgotten conversation again); others stay.
+func TestForgetDropsPendingStaffReplies(t *testing.T) {
+	s := newTestStore(t, newTarget(t))
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for _, chat := range []string{"f", "g"} {
+		if _, err := s.AppendMessage(ctx, Record{Time: at, Platform: "whatsapp", ChatID: chat, Direction: Inbound, SenderID: chat, Text: "hello"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queueReply(t, s, "f", "for f", at)
+	kept := queueReply(t, s, "g", "for g", at)
+	if _, err := s.ForgetUser(ctx, "whatsapp", "f", at.Add(time.Minute), ForgetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := s.PendingStaffReplies(ctx, "whatsapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].ID != kept {
+		t.Fatalf("pending after forgetting f: %+v", pending)
+	}
+}
