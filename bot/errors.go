@@ -26,6 +26,9 @@ var (
 	ErrEmptyReply = errors.New("bot: empty staff reply")
 	// ErrNotDelivered: the platform did not take the staff reply (it is logged as not delivered).
 	ErrNotDelivered = errors.New("bot: staff reply not delivered")
+	// ErrReplyQueued: the staff reply waits in the shared outbox for the replica that runs its
+	// channel (none does now); it goes out, and is logged, when one does.
+	ErrReplyQueued = errors.New("bot: staff reply queued for the replica running its channel")
 
 	// The handler's own.
 

@@ -13,7 +13,8 @@ import (
 func platformOf(p string) bot.Platform { return bot.Platform(p) }
 
 // reply sends a staff reply through the adapter the conversation came from, to the chat the
-// conversation continues in if it moved.
+// conversation continues in if it moved; through the replica that runs the channel if it does not
+// run here (bot.SendStaffReply).
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
 	id, sum, ok := s.conversation(w, r) // staff only answer conversations that exist: never a broadcast
 	if !ok {
@@ -45,6 +46,11 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, sess *session) {
 	switch {
 	case errors.Is(err, bot.ErrEmptyReply):
 		http.Redirect(w, r, back+"#reply", http.StatusSeeOther)
+	case errors.Is(err, bot.ErrReplyQueued):
+		// The channel runs on another replica, or on none now (WhatsApp being relinked): the
+		// reply waits in the shared outbox and goes out once a replica runs the channel.
+		s.log.Info("dashboard: staff reply queued for the replica running its channel", "staff", sess.name, "platform", platform, "chat", chatID, "err", err)
+		http.Redirect(w, r, back+"?done=queued#latest", http.StatusSeeOther)
 	case errors.Is(err, bot.ErrNotDelivered):
 		s.log.Warn("dashboard: staff reply not delivered", "staff", sess.name, "platform", platform, "chat", chatID, "err", err)
 		http.Redirect(w, r, back+"?done=not_sent#latest", http.StatusSeeOther)

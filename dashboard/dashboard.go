@@ -382,6 +382,8 @@ func flash(key string) string {
 		return "Admin account created: log in with it."
 	case "not_sent":
 		return "The reply could not be delivered; it is logged as not delivered."
+	case "queued": // bot.ErrReplyQueued: only WhatsApp is a bot.RemoteSender
+		return "WhatsApp is not connected right now: the reply is queued and goes out when it is connected again (it then shows in the conversation)."
 	case "no_channel":
 		return "This conversation's channel is not running, so the reply was not sent."
 	}

@@ -389,6 +389,9 @@ func forgetPrivate(tx Tx, chatKey []byte, at time.Time, by string) error {
 	if err := dropStaffActions(tx, chatKey); err != nil {
 		return err
 	}
+	if err := dropStaffReplies(tx, chatKey); err != nil {
+		return err
+	}
 	sb, old, found, err := summaryOf(tx, chatKey)
 	if err != nil || !found {
 		return err

@@ -115,26 +115,34 @@ func (s *Store) AppendMessage(ctx context.Context, r Record) (uint64, error) {
 	}
 	var seq uint64
 	err = s.update(ctx, "append message", func(tx Tx) error {
-		mb, err := bucket(tx, bucketMessages)
-		if err != nil {
-			return err
-		}
-		cb, err := mb.CreateBucketIfNotExists(compositeKey(r.Platform, r.ChatID))
-		if err != nil {
-			return err
-		}
-		if seq, err = cb.NextSequence(); err != nil {
-			return err
-		}
-		if err := cb.Put(seqKey(seq), v); err != nil {
-			return err
-		}
-		return noteMessage(tx, r, nil) // the chat's summary, in the same transaction
+		seq, err = appendMessage(tx, r, v)
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
 	return seq, nil
+}
+
+// appendMessage is AppendMessage's transaction: r, checked and encoded as v, appended to its
+// chat's log and noted in the chat's summary.
+func appendMessage(tx Tx, r Record, v []byte) (uint64, error) {
+	mb, err := bucket(tx, bucketMessages)
+	if err != nil {
+		return 0, err
+	}
+	cb, err := mb.CreateBucketIfNotExists(compositeKey(r.Platform, r.ChatID))
+	if err != nil {
+		return 0, err
+	}
+	seq, err := cb.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	if err := cb.Put(seqKey(seq), v); err != nil {
+		return 0, err
+	}
+	return seq, noteMessage(tx, r, nil) // the chat's summary, in the same transaction
 }
 
 // UpdateMessage replaces the record with r.Seq in r's chat, for instance to

@@ -681,3 +681,22 @@ func TestFullIntakeKeepsMessages(t *testing.T) {
 		t.Errorf("%d messages still pending in the adapter's table, %v", len(rows), err)
 	}
 }
+
+// TestSendsHere: the adapter sends in this process only while its Run is connected; standing by
+// (not running) or stopped, staff replies go through the store's outbox (bot.RemoteSender).
+func TestSendsHere(t *testing.T) {
+	st := openTestStore(t, "")
+	if New(testLogger, newFakeClient(), st, testOptions()).SendsHere() {
+		t.Fatal("an adapter that does not run sends here")
+	}
+	r := startRig(t, st, newScripted(t), testOptions())
+	if !r.a.SendsHere() {
+		t.Fatal("a connected adapter does not send here")
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r.a.SendsHere() {
+		t.Fatal("a stopped adapter sends here")
+	}
+}

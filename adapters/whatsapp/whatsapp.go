@@ -140,6 +140,8 @@ var (
 	_ bot.Adapter  = (*Adapter)(nil)
 	_ bot.Typist   = (*Adapter)(nil)
 	_ bot.Preparer = (*Adapter)(nil)
+
+	_ bot.RemoteSender = (*Adapter)(nil)
 )
 
 // New builds the adapter on a client (WrapClient(NewWhatsmeowClient(...)) in production) and the
@@ -260,6 +262,22 @@ func (a *Adapter) connected(rs *runState) {
 		if err := a.st.setInboxState(rs.ctx, r.ChatJID, r.MsgID, stateHanded); err != nil {
 			a.log.Warn("cannot mark a message handed to the intake", "msg", r.MsgID, "err", err)
 		}
+	}
+}
+
+// SendsHere reports whether this process can send on WhatsApp now: its Run has connected (the
+// connection runs on one replica at a time; on the others, standing by, staff replies go through
+// the store's outbox to the one running it: bot.RemoteSender).
+func (a *Adapter) SendsHere() bool {
+	rs := a.current()
+	if rs == nil {
+		return false
+	}
+	select {
+	case <-rs.online:
+		return true
+	default:
+		return false
 	}
 }
 

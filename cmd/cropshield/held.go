@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -78,5 +80,36 @@ func runHeld(ctx context.Context, log *slog.Logger, st holdStore, name string, s
 			return err
 		}
 		log.Warn("lost the lock (database connection); stopped here, standing by", "lock", name, "err", err)
+	}
+}
+
+// adapterRun is how serve runs adapter a on the intake: beside the delivery of the staff replies
+// other replicas queued for it if it sends on one replica only (bot.RemoteSender), and, if lock
+// is not "", under that lock (runHeld, reporting its state).
+func adapterRun(log *slog.Logger, st *store.Store, a bot.Adapter, in *bot.Intake, lock string, state func(string)) func(context.Context) error {
+	run := func(ctx context.Context) error { return a.Run(ctx, in) }
+	if _, ok := a.(bot.RemoteSender); ok {
+		run = withStaffDelivery(log, st, a, run)
+	}
+	if lock == "" {
+		return run
+	}
+	return func(ctx context.Context) error {
+		return runHeld(ctx, log.With("adapter", string(a.Platform())), st, lock, state, run)
+	}
+}
+
+// withStaffDelivery runs, beside run and for as long as it runs (under the lock when it is held),
+// the delivery of the staff replies other replicas queued for ch's channel: the dashboard of a
+// replica where the channel does not run queues them (bot.RemoteSender).
+func withStaffDelivery(log *slog.Logger, st bot.StaffOutbox, ch bot.Channel, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		dctx, stop := context.WithCancel(ctx)
+		d := &bot.StaffDelivery{Log: log.With("part", "staff outbox", "adapter", string(ch.Platform())), Store: st, Channel: ch}
+		var wg sync.WaitGroup
+		wg.Go(func() { d.Run(dctx) })
+		defer wg.Wait()
+		defer stop()
+		return run(ctx)
 	}
 }

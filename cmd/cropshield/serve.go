@@ -273,14 +273,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	var wg sync.WaitGroup
 	for _, a := range adapters {
 		wg.Go(func() {
-			run := func(ctx context.Context) error { return a.Run(ctx, intake) }
-			if lock, ok := held[a.Platform()]; ok {
-				state := func(s string) { health.set(string(a.Platform()), s) }
-				plain := run
-				run = func(ctx context.Context) error {
-					return runHeld(ctx, log.With("adapter", string(a.Platform())), st, lock, state, plain)
-				}
-			}
+			run := adapterRun(log, st, a, intake, held[a.Platform()], func(s string) { health.set(string(a.Platform()), s) })
 			if err := run(adapterCtx); err != nil {
 				logAdapterError(log, string(a.Platform()), err)
 				health.set(string(a.Platform()), "failed: "+err.Error())

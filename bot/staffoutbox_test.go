@@ -1,0 +1,118 @@
+package bot_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cropshield/cropshield/bot"
+	"github.com/cropshield/cropshield/store"
+)
+
+// replicaChannel is a WhatsApp-like channel: it sends only on the replica where it runs.
+type replicaChannel struct {
+	outbox
+	here bool
+}
+
+func (c *replicaChannel) Platform() bot.Platform { return bot.WhatsApp }
+func (c *replicaChannel) SendsHere() bool        { return c.here }
+func (c *replicaChannel) Send(ctx context.Context, r bot.Reply) error {
+	if !c.here {
+		return errors.New("not running on this replica")
+	}
+	return c.outbox.Send(ctx, r)
+}
+
+// TestStaffReplyThroughOtherReplica: a staff reply written where the channel does not run is
+// queued, sent by the replica running it (as a staff reply, logged once with its outcome), and
+// SendStaffReply reports that outcome; with no replica running the channel it stays queued and
+// goes out once one does.
+func TestStaffReplyThroughOtherReplica(t *testing.T) {
+	chat := bot.ChatRef{Platform: bot.WhatsApp, ID: "27820000001", Kind: bot.Private}
+	tests := []struct {
+		name    string
+		fail    error // the running replica's platform refuses the reply
+		running bool  // a replica runs the channel while the reply is written
+		wantErr error
+		logged  string // the log record's Error
+	}{
+		{name: "delivered", running: true},
+		{name: "not delivered", running: true, fail: errors.New("outside the reply window"), wantErr: bot.ErrNotDelivered, logged: "not delivered"},
+		{name: "nobody runs it", wantErr: bot.ErrReplyQueued},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStore(t, t.TempDir()+"/db")
+			standby := &replicaChannel{}
+			runner := &replicaChannel{here: true, outbox: outbox{fail: tt.fail}}
+			d := &bot.StaffDelivery{Log: slog.New(slog.DiscardHandler), Store: st, Channel: runner}
+			ctx := t.Context()
+			var wg sync.WaitGroup
+			if tt.running {
+				dctx, stop := context.WithCancel(ctx)
+				wg.Go(func() { d.Run(dctx) })
+				defer wg.Wait()
+				defer stop()
+			} else {
+				// Nobody delivers: the wait ends with the request (here sooner than the 10 s bound).
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
+				defer cancel()
+			}
+			err := bot.SendStaffReply(ctx, st, standby, chat, "alice", " Spray copper. ", time.Now())
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+			if !tt.running {
+				if n, err := d.Drain(t.Context()); err != nil || n != 1 {
+					t.Fatalf("drained %d, %v; want 1", n, err)
+				}
+			}
+			if sent := standby.take(); len(sent) != 0 {
+				t.Errorf("the standby replica sent %v", sent)
+			}
+			if tt.fail == nil {
+				if sent := runner.take(); len(sent) != 1 || sent[0].Kind != bot.KindStaff || sent[0].Chat != chat || sent[0].Text != "Spray copper." {
+					t.Errorf("sent %+v", sent)
+				}
+			}
+			recs, err := st.RecentMessages(t.Context(), "whatsapp", chat.ID, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 1 || recs[0].Staff != "alice" || recs[0].Kind != string(bot.KindStaff) || recs[0].Direction != store.Outbound ||
+				recs[0].Error != tt.logged || recs[0].Text != "Spray copper." {
+				t.Errorf("logged %+v", recs)
+			}
+			// Sent once: nothing is left to send.
+			if n, err := d.Drain(t.Context()); err != nil || n != 0 {
+				t.Errorf("drained again %d, %v", n, err)
+			}
+		})
+	}
+}
+
+// TestStaffDeliveryWaitsForConnection: a replica whose channel cannot send yet (connecting)
+// claims nothing, so the reply is not lost to a send bound to fail.
+func TestStaffDeliveryWaitsForConnection(t *testing.T) {
+	st := openStore(t, t.TempDir()+"/db")
+	ch := &replicaChannel{}
+	if _, err := st.EnqueueStaffReply(t.Context(), store.StaffReply{Platform: "whatsapp", ChatID: "c1", Text: "hi", Staff: "alice", Queued: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	d := &bot.StaffDelivery{Log: slog.New(slog.DiscardHandler), Store: st, Channel: ch}
+	if n, err := d.Drain(t.Context()); err != nil || n != 0 {
+		t.Fatalf("drained %d, %v before the connection", n, err)
+	}
+	ch.here = true
+	if n, err := d.Drain(t.Context()); err != nil || n != 1 {
+		t.Fatalf("drained %d, %v once connected", n, err)
+	}
+	if sent := ch.take(); len(sent) != 1 || sent[0].Text != "hi" {
+		t.Fatalf("sent %+v", sent)
+	}
+}
