@@ -246,6 +246,13 @@ func (s *Store) init(ctx context.Context) error {
 	return nil
 }
 
+// Shared reports whether other processes may use this store at the same time (PostgreSQL: the
+// replicas); a bbolt file is this process's alone.
+func (s *Store) Shared() bool {
+	_, ok := s.eng.(*pgEngine)
+	return ok
+}
+
 // Close closes the database file and releases its lock.
 func (s *Store) Close() error {
 	if err := s.eng.close(); err != nil {

@@ -49,6 +49,11 @@ func startReview(ctx context.Context, c reviewConfig, log *slog.Logger, st *stor
 	responders := map[bot.Platform]bot.Responder{}
 	for _, a := range adapters {
 		responders[a.Platform()] = a
+		if _, ok := a.(bot.RemoteSender); ok && !st.Shared() {
+			// A bbolt file is this process's alone: no other replica can send a reply queued for
+			// it, so one it cannot send is logged as not delivered rather than queued.
+			responders[a.Platform()] = localSender{a}
+		}
 	}
 	log = log.With("component", "dashboard")
 	dash, err := dashboard.New(log, dashboard.Options{Store: st, Responders: responders, Locales: loc,
@@ -99,3 +104,6 @@ func (r *reviewServer) shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// localSender hides its Responder's bot.RemoteSender: staff replies are always sent here.
+type localSender struct{ bot.Responder }

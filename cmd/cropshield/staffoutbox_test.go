@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -245,5 +246,36 @@ func TestStaffReplyFromStandbyReplica(t *testing.T) {
 	eventually(t, "the queued reply is logged", func() bool { return len(staffRecords()) == 2 })
 	if r := staffRecords()[1]; r.Error != "" || r.Staff != "alice" {
 		t.Fatalf("logged %+v", r)
+	}
+}
+
+// TestStaffReplyOneProcessWhatsAppDown: on a bbolt file (one process, no other replica) with
+// WhatsApp not running (not linked, or stopped for good), an agent's reply cannot go out: the
+// dashboard says it was not delivered and the conversation logs it so, as before the outbox;
+// nothing is queued that no process would ever send.
+func TestStaffReplyOneProcessWhatsAppDown(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "cropshield.db")
+	must(t, "staff add", staffCmd(t.Context(), []string{"add", "alice", "--role", "agent", "--db", db}, strings.NewReader(staffPassword+"\n"), io.Discard, io.Discard))
+	r := startOutboxReplica(t, db)
+	const farmer = "254712345678"
+	_, err := r.st.AppendMessage(t.Context(), store.Record{Time: time.Now(), Platform: "whatsapp", ChatID: farmer,
+		Direction: store.Inbound, SenderID: farmer, Text: "My maize has brown spots", Lang: "en"})
+	must(t, "log the farmer's message", err)
+	conv := "/conversations/" + base64.RawURLEncoding.EncodeToString([]byte("whatsapp\x00"+farmer))
+
+	agent := loginStaff(t, r.review, "alice", staffPassword)
+	loc := agent.post(conv, conv+"/reply", url.Values{"text": {"Spray copper in the evening."}})
+	if !strings.Contains(loc, "done=not_sent") {
+		t.Fatalf("the dashboard after a reply with WhatsApp down: %s, want done=not_sent", loc)
+	}
+	recs, err := r.st.RecentMessages(t.Context(), "whatsapp", farmer, 10)
+	must(t, "read the conversation", err)
+	if len(recs) != 2 || recs[1].Kind != string(bot.KindStaff) || recs[1].Error == "" || recs[1].Staff != "alice" {
+		t.Fatalf("the conversation %+v, want the reply logged as not delivered", recs)
+	}
+	pending, err := r.st.PendingStaffReplies(t.Context(), "whatsapp")
+	must(t, "read the outbox", err)
+	if len(pending) != 0 {
+		t.Fatalf("queued %+v on a store no other process can use", pending)
 	}
 }
