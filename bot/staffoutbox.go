@@ -126,9 +126,12 @@ func (d *StaffDelivery) Run(ctx context.Context) {
 	}
 }
 
-// Drain sends the replies pending now and returns how many it sent or tried to send.
+// Drain sends the replies pending now and returns how many it sent or tried to send. It stops
+// when the channel stops sending here (its connection ended): the rest wait for the replica that
+// runs it next, rather than being claimed for sends bound to fail.
 func (d *StaffDelivery) Drain(ctx context.Context) (int, error) {
-	if r, ok := d.Channel.(RemoteSender); ok && !r.SendsHere() {
+	remote, _ := d.Channel.(RemoteSender)
+	if remote != nil && !remote.SendsHere() {
 		return 0, nil
 	}
 	p := d.Channel.Platform()
@@ -140,6 +143,9 @@ func (d *StaffDelivery) Drain(ctx context.Context) (int, error) {
 	for _, q := range pending {
 		if err := ctx.Err(); err != nil {
 			return n, err
+		}
+		if remote != nil && !remote.SendsHere() {
+			return n, nil
 		}
 		// Claimed before it is sent, so no other replica sends it too (at most once).
 		r, err := d.Store.ClaimStaffReply(ctx, string(p), q.ID, d.now())

@@ -116,3 +116,44 @@ func TestStaffDeliveryWaitsForConnection(t *testing.T) {
 		t.Fatalf("sent %+v", sent)
 	}
 }
+
+// goneAfterOne is a replicaChannel whose connection ends (lock lost, logged out) once it sent one
+// reply.
+type goneAfterOne struct{ replicaChannel }
+
+func (c *goneAfterOne) Send(ctx context.Context, r bot.Reply) error {
+	err := c.replicaChannel.Send(ctx, r)
+	c.here = false
+	return err
+}
+
+// TestStaffDeliveryStopsWithTheConnection: the replies still pending when the channel stops
+// sending here in the middle of a drain are not claimed (and logged as not delivered, sends bound
+// to fail): they stay queued for the replica that runs it next.
+func TestStaffDeliveryStopsWithTheConnection(t *testing.T) {
+	st := openStore(t, t.TempDir()+"/db")
+	for _, text := range []string{"first", "second"} {
+		if _, err := st.EnqueueStaffReply(t.Context(), store.StaffReply{Platform: "whatsapp", ChatID: "c1", Text: text, Staff: "alice", Queued: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := &goneAfterOne{replicaChannel{here: true}}
+	d := &bot.StaffDelivery{Log: slog.New(slog.DiscardHandler), Store: st, Channel: ch}
+	if n, err := d.Drain(t.Context()); err != nil || n != 1 {
+		t.Fatalf("drained %d, %v; want 1 (the connection ended after it)", n, err)
+	}
+	pending, err := st.PendingStaffReplies(t.Context(), "whatsapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Text != "second" {
+		t.Fatalf("pending %+v, want the second reply still queued", pending)
+	}
+	recs, err := st.RecentMessages(t.Context(), "whatsapp", "c1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Text != "first" || recs[0].Error != "" {
+		t.Fatalf("logged %+v, want only the first, delivered", recs)
+	}
+}
