@@ -41,6 +41,7 @@ type SweepReport struct {
 	Messages      int // logged messages
 	Turns         int // turn records of removed inbound messages
 	StaffActions  int // staff action log entries
+	StaffReplies  int // staff replies queued in the staff outbox (another replica sends them)
 	Conversations int // conversations left without messages (summary removed)
 	Photos        int // photos with their analysis and overlay
 	ContentIDs    int // platform content ids of removed photos
@@ -63,6 +64,9 @@ func (s *Store) Sweep(ctx context.Context, p RetentionPolicy, now time.Time) (Sw
 			return rep, err
 		}
 		if err := s.sweepStaffActions(ctx, cutoff, batch, &rep); err != nil {
+			return rep, err
+		}
+		if err := s.sweepStaffReplies(ctx, cutoff, batch, &rep); err != nil {
 			return rep, err
 		}
 	}

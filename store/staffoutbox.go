@@ -294,6 +294,69 @@ func (s *Store) PruneStaffReplies(ctx context.Context, before time.Time) (int, e
 	return n, nil
 }
 
+// sweepStaffReplies removes the staff replies queued before cutoff (the retention of messages),
+// whatever their state: one still pending is older than any message kept, too old to send, and
+// its text must not outlive the conversation's. A read transaction finds at most batch, a write
+// transaction removes them.
+func (s *Store) sweepStaffReplies(ctx context.Context, cutoff time.Time, batch int, rep *SweepReport) error {
+	type key struct {
+		platform string
+		id       uint64
+	}
+	for {
+		var old []key
+		err := s.view(ctx, "retention: read staff outbox", func(tx Tx) error {
+			ob := tx.Bucket([]byte(bucketStaffOutbox))
+			if ob == nil {
+				return nil
+			}
+			return ob.ForEachBucket(func(p []byte) error {
+				return ob.Bucket(p).ForEach(func(k, v []byte) error {
+					if len(old) >= batch {
+						return nil
+					}
+					id, rec, err := decodeStaffReply(k, v)
+					if err != nil {
+						return err
+					}
+					if rec.Queued.Before(cutoff) {
+						old = append(old, key{string(p), id})
+					}
+					return nil
+				})
+			})
+		})
+		if err != nil || len(old) == 0 {
+			return err
+		}
+		n := 0
+		err = s.update(ctx, "retention: staff outbox", func(tx Tx) error {
+			n = 0
+			for _, o := range old {
+				pb := nested(tx, bucketStaffOutbox, o.platform)
+				if pb == nil {
+					continue
+				}
+				if rec, ok, err := getStaffReply(pb, o.id); err != nil {
+					return err
+				} else if !ok || !rec.Queued.Before(cutoff) {
+					continue
+				}
+				if err := pb.Delete(seqKey(o.id)); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		rep.StaffReplies += n
+		rep.Transactions++
+	}
+}
+
 // dropStaffReplies removes the staff replies still pending for the chat chatKey names (forgotten
 // on the farmer's request: they would log its conversation again). One being sent is left to
 // finish.

@@ -216,3 +216,35 @@ func TestForgetDropsPendingStaffReplies(t *testing.T) {
 		t.Fatalf("pending after forgetting f: %+v", pending)
 	}
 }
+
+// TestSweepStaffOutbox: the retention of messages holds for the staff outbox too: a reply queued
+// before the cutoff (still waiting for WhatsApp, or with an outcome nobody read) is removed, with
+// its text; a recent one stays queued.
+func TestSweepStaffOutbox(t *testing.T) {
+	s := newTestStore(t, "")
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	queueReply(t, s, "c1", "old, never sent", now.AddDate(0, 0, -40))
+	claimed := queueReply(t, s, "c1", "old, claimed", now.AddDate(0, 0, -40))
+	if _, err := s.ClaimStaffReply(ctx, "whatsapp", claimed, now.AddDate(0, 0, -40)); err != nil {
+		t.Fatal(err)
+	}
+	recent := queueReply(t, s, "c2", "recent", now.Add(-time.Hour))
+	rep, err := s.Sweep(ctx, RetentionPolicy{Messages: 30 * 24 * time.Hour, Batch: 1}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.StaffReplies != 2 {
+		t.Errorf("swept %d staff replies, want 2", rep.StaffReplies)
+	}
+	pending, err := s.PendingStaffReplies(ctx, "whatsapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].ID != recent {
+		t.Fatalf("pending after the sweep %+v, want only the recent reply", pending)
+	}
+	if _, err := s.StaffReplyOutcome(ctx, "whatsapp", claimed); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the old claimed reply: %v, want ErrNotFound", err)
+	}
+}

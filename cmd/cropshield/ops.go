@@ -214,7 +214,7 @@ func (o *opsServer) sweepLoop(ctx context.Context, st *store.Store, p store.Rete
 		}
 		start := time.Now()
 		rep, err := st.Sweep(ctx, p, start)
-		args := []any{"messages", rep.Messages, "turns", rep.Turns, "staff_actions", rep.StaffActions,
+		args := []any{"messages", rep.Messages, "turns", rep.Turns, "staff_actions", rep.StaffActions, "staff_replies", rep.StaffReplies,
 			"conversations", rep.Conversations, "photos", rep.Photos, "content_ids", rep.ContentIDs,
 			"crop_questions", rep.CropQuestions, "summaries", rep.Summaries, "transactions", rep.Transactions,
 			"took", time.Since(start).Round(time.Millisecond)}
