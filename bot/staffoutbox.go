@@ -56,17 +56,19 @@ func relayStaffReply(ctx context.Context, log StaffLog, chat ChatRef, staff, tex
 			return fmt.Errorf("%w (reply %d)", ErrReplyQueued, id)
 		case <-tick.C:
 		}
+		// A final outcome is the answer even if removing it failed (the wait ending as it was
+		// read): the entry is pruned later.
 		o, err := log.StaffReplyOutcome(wctx, platform, id)
 		switch {
+		case o.State == store.StaffReplyDelivered:
+			return nil
+		case o.State == store.StaffReplyNotDelivered:
+			return fmt.Errorf("%w: %s (by the replica running %s)", ErrNotDelivered, o.Reason, platform)
 		case wctx.Err() != nil:
 			// The wait is over: the select above says so.
 		case err != nil:
 			// Still in the outbox as far as we know: the replica running the channel sends it.
 			return fmt.Errorf("%w (reply %d; its outcome cannot be read: %w)", ErrReplyQueued, id, err)
-		case o.State == store.StaffReplyDelivered:
-			return nil
-		case o.State == store.StaffReplyNotDelivered:
-			return fmt.Errorf("%w: %s (by the replica running %s)", ErrNotDelivered, o.Reason, platform)
 		}
 	}
 }

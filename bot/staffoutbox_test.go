@@ -157,3 +157,43 @@ func TestStaffDeliveryStopsWithTheConnection(t *testing.T) {
 		t.Fatalf("logged %+v, want only the first, delivered", recs)
 	}
 }
+
+// outcomeCutShort is a store whose read of a final outcome is cut short by the end of the
+// request while it removes the entry: the outcome was read, the removal failed.
+type outcomeCutShort struct {
+	*store.Store
+	deliver func()
+	cancel  context.CancelFunc
+}
+
+func (s *outcomeCutShort) StaffReplyOutcome(_ context.Context, platform string, id uint64) (store.StaffReply, error) {
+	s.deliver()
+	o, err := s.Store.StaffReplyOutcome(context.Background(), platform, id)
+	if err != nil {
+		return o, err
+	}
+	s.cancel()
+	return o, context.Canceled
+}
+
+// TestStaffReplyOutcomeReadAsTheRequestEnds: an outcome read as the request ends is the answer:
+// the agent is not told a reply that was sent (or refused) is still queued.
+func TestStaffReplyOutcomeReadAsTheRequestEnds(t *testing.T) {
+	st := openStore(t, t.TempDir()+"/db")
+	chat := bot.ChatRef{Platform: bot.WhatsApp, ID: "27820000001", Kind: bot.Private}
+	runner := &replicaChannel{here: true}
+	d := &bot.StaffDelivery{Log: slog.New(slog.DiscardHandler), Store: st, Channel: runner}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	log := &outcomeCutShort{Store: st, cancel: cancel, deliver: func() {
+		if _, err := d.Drain(t.Context()); err != nil {
+			t.Error(err)
+		}
+	}}
+	if err := bot.SendStaffReply(ctx, log, &replicaChannel{}, chat, "alice", "Spray copper.", time.Now()); err != nil {
+		t.Fatalf("error %v, want nil (delivered)", err)
+	}
+	if sent := runner.take(); len(sent) != 1 {
+		t.Fatalf("sent %+v", sent)
+	}
+}

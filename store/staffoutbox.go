@@ -201,8 +201,9 @@ func (s *Store) FinishStaffReply(ctx context.Context, platform string, id uint64
 }
 
 // StaffReplyOutcome returns platform's reply id as it stands. Once its outcome is final
-// (delivered or not) the entry is removed: the outcome is read once. A removed or unknown id
-// gives ErrNotFound.
+// (delivered or not) the entry is removed: the outcome is read once; if removing it fails, the
+// final outcome is returned with the error (PruneStaffReplies removes it later). A removed or
+// unknown id gives ErrNotFound.
 func (s *Store) StaffReplyOutcome(ctx context.Context, platform string, id uint64) (StaffReply, error) {
 	if err := checkID("platform", platform); err != nil {
 		return StaffReply{}, err
