@@ -33,10 +33,10 @@ run: deps build
 ## for the skips
 test: deps
 	$(GO) vet ./...
-	set -o pipefail; $(GO) test -json -race $(TESTFLAGS) ./... $(SUMMARY)
+	set -o pipefail; $(GO) test -json -race -timeout 30m $(TESTFLAGS) ./... $(SUMMARY)
 	@echo "== the store's tests on PostgreSQL (CROPSHIELD_STORE_BACKEND=postgres)"
-	set -o pipefail; CROPSHIELD_STORE_BACKEND=postgres $(GO) test -json -race $(TESTFLAGS) ./store/ $(SUMMARY)
-	set -o pipefail; $(GO) test -json -tags noturbojpeg $(TESTFLAGS) ./inference/... $(SUMMARY)
+	set -o pipefail; CROPSHIELD_STORE_BACKEND=postgres $(GO) test -json -race -timeout 30m $(TESTFLAGS) ./store/ $(SUMMARY)
+	set -o pipefail; $(GO) test -json -tags noturbojpeg -timeout 30m $(TESTFLAGS) ./inference/... $(SUMMARY)
 	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./inference/imagecodec/
 
 ## bench: cropshield bench — every stage, the whole handler, photos/s, peak RSS (README's Speed)

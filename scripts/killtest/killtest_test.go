@@ -24,9 +24,9 @@ func TestKillUnderLoad(t *testing.T) {
 		bin: filepath.Join(t.TempDir(), "cropshield"), build: true, ortLib: testenv.ORTLib(t),
 		model: testenv.ShippedModel(t), dir: filepath.Join(t.TempDir(), "data"),
 		updates: 60, webClients: 2, webMsgs: 6, kills: 3, seed: 7, rate: 15,
-		settle: 20 * time.Second, webIDField: "client_id", webRetry: "auto",
+		settle: 45 * time.Second, webIDField: "client_id", webRetry: "auto",
 	}
-	res := runLogged(t, c, 5*time.Minute)
+	res := runLogged(t, c, 10*time.Minute)
 	if res.kills != 3 || res.starts != 5 {
 		t.Errorf("%d kills and %d starts, want 3 and 5 (3 after the kills, the first, one orderly)", res.kills, res.starts)
 	}
