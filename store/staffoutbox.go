@@ -242,105 +242,71 @@ func (s *Store) StaffReplyOutcome(ctx context.Context, platform string, id uint6
 // its claim and the outcome), and returns how many. Pending entries stay: they wait for the
 // channel.
 func (s *Store) PruneStaffReplies(ctx context.Context, before time.Time) (int, error) {
-	type key struct {
-		platform string
-		id       uint64
-	}
-	var old []key
-	err := s.view(ctx, "prune staff replies", func(tx Tx) error {
-		ob := tx.Bucket([]byte(bucketStaffOutbox))
-		if ob == nil {
-			return nil
-		}
-		return ob.ForEachBucket(func(p []byte) error {
-			return ob.Bucket(p).ForEach(func(k, v []byte) error {
-				id, rec, err := decodeStaffReply(k, v)
-				if err != nil {
-					return err
-				}
-				if rec.State != StaffReplyPending && rec.Changed.Before(before) {
-					old = append(old, key{string(p), id})
-				}
-				return nil
-			})
-		})
+	n, _, err := s.removeStaffReplies(ctx, "prune staff replies", DefaultBatch, func(rec staffReplyRec) bool {
+		return rec.State != StaffReplyPending && rec.Changed.Before(before)
 	})
-	if err != nil || len(old) == 0 {
-		return 0, err
-	}
-	n := 0
-	err = s.update(ctx, "prune staff replies", func(tx Tx) error {
-		n = 0
-		for _, o := range old {
-			pb := nested(tx, bucketStaffOutbox, o.platform)
-			if pb == nil {
-				continue
-			}
-			rec, ok, err := getStaffReply(pb, o.id) // re-checked: it may have changed since
-			if err != nil {
-				return err
-			}
-			if ok && rec.State != StaffReplyPending && rec.Changed.Before(before) {
-				if err := pb.Delete(seqKey(o.id)); err != nil {
-					return err
-				}
-				n++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+	return n, err
 }
 
 // sweepStaffReplies removes the staff replies queued before cutoff (the retention of messages),
 // whatever their state: one still pending is older than any message kept, too old to send, and
-// its text must not outlive the conversation's. A read transaction finds at most batch, a write
-// transaction removes them.
+// its text must not outlive the conversation's.
 func (s *Store) sweepStaffReplies(ctx context.Context, cutoff time.Time, batch int, rep *SweepReport) error {
+	n, txs, err := s.removeStaffReplies(ctx, "retention: staff outbox", batch, func(rec staffReplyRec) bool {
+		return rec.Queued.Before(cutoff)
+	})
+	rep.StaffReplies += n
+	rep.Transactions += txs
+	return err
+}
+
+// removeStaffReplies removes the outbox entries match picks, at most batch per transaction: a read
+// transaction finds them, a write transaction re-checks each (it may have changed since) and
+// removes it. It returns how many it removed, in how many write transactions.
+func (s *Store) removeStaffReplies(ctx context.Context, op string, batch int, match func(staffReplyRec) bool) (removed, txs int, err error) {
 	type key struct {
 		platform string
 		id       uint64
 	}
 	for {
-		var old []key
-		err := s.view(ctx, "retention: read staff outbox", func(tx Tx) error {
+		var found []key
+		err := s.view(ctx, op, func(tx Tx) error {
 			ob := tx.Bucket([]byte(bucketStaffOutbox))
 			if ob == nil {
 				return nil
 			}
 			return ob.ForEachBucket(func(p []byte) error {
 				return ob.Bucket(p).ForEach(func(k, v []byte) error {
-					if len(old) >= batch {
+					if len(found) >= batch {
 						return nil
 					}
 					id, rec, err := decodeStaffReply(k, v)
 					if err != nil {
 						return err
 					}
-					if rec.Queued.Before(cutoff) {
-						old = append(old, key{string(p), id})
+					if match(rec) {
+						found = append(found, key{string(p), id})
 					}
 					return nil
 				})
 			})
 		})
-		if err != nil || len(old) == 0 {
-			return err
+		if err != nil || len(found) == 0 {
+			return removed, txs, err
 		}
 		n := 0
-		err = s.update(ctx, "retention: staff outbox", func(tx Tx) error {
+		err = s.update(ctx, op, func(tx Tx) error {
 			n = 0
-			for _, o := range old {
+			for _, o := range found {
 				pb := nested(tx, bucketStaffOutbox, o.platform)
 				if pb == nil {
 					continue
 				}
-				if rec, ok, err := getStaffReply(pb, o.id); err != nil {
+				rec, ok, err := getStaffReply(pb, o.id)
+				if err != nil {
 					return err
-				} else if !ok || !rec.Queued.Before(cutoff) {
+				}
+				if !ok || !match(rec) {
 					continue
 				}
 				if err := pb.Delete(seqKey(o.id)); err != nil {
@@ -351,10 +317,12 @@ func (s *Store) sweepStaffReplies(ctx context.Context, cutoff time.Time, batch i
 			return nil
 		})
 		if err != nil {
-			return err
+			return removed, txs, err
 		}
-		rep.StaffReplies += n
-		rep.Transactions++
+		removed, txs = removed+n, txs+1
+		if len(found) < batch {
+			return removed, txs, nil
+		}
 	}
 }
 
