@@ -33,26 +33,9 @@ func startServeOps(t *testing.T, db string, logw io.Writer, mod func(*serveConfi
 	if mod != nil {
 		mod(&c)
 	}
-	ready := make(chan string, 1)
-	c.ready = func(a string) { ready <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, slog.New(slog.NewTextHandler(logw, nil))) }()
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve stopped early: %v", err)
-	}
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() { cancel(); err = <-done })
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	waitStarted(t, "http://"+addr+"/healthz")
-	return addr, stop
+	base, stop := launchServe(t, c, slog.New(slog.NewTextHandler(logw, nil)))
+	waitStarted(t, base+"/healthz")
+	return strings.TrimPrefix(base, "http://"), stop
 }
 
 // waitStarted waits until the /healthz at url reports no channel starting (the intake opened

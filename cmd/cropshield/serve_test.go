@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,33 +45,39 @@ func testServeConfig(t *testing.T, db string) serveConfig {
 	}
 }
 
+// launchServe runs serve with c in-process and returns its listener's URL once ready says the
+// listener is up (its channels may still be starting: waitStarted), and stop, which ends serve
+// and returns its error (called at cleanup if the test does not).
+func launchServe(t *testing.T, c serveConfig, log *slog.Logger) (base string, stop func() error) {
+	t.Helper()
+	addr := make(chan string, 1)
+	c.ready = func(a string) { addr <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, c, log) }()
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve stopped early: %v", err)
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return base, stop
+}
+
 // startServe runs `cropshield serve` in-process on a free 127.0.0.1 port and returns once the
 // web chat takes messages (/healthz: ready only says the listener is up).
 func startServe(t *testing.T) (base string, db string, stop func() error) {
 	t.Helper()
 	db = filepath.Join(t.TempDir(), "data", "cropshield.db")
-	c := testServeConfig(t, db)
-	addr := make(chan string, 1)
-	c.ready = func(a string) { addr <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve stopped early: %v", err)
-	}
-	stopped := false
-	stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() { _ = stop() })
+	base, stop = launchServe(t, testServeConfig(t, db), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	waitStarted(t, base+"/healthz")
 	return base, db, stop
 }

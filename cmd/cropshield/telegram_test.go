@@ -172,8 +172,6 @@ func TestServeTelegram(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "data", "cropshield.db")
 	c := testServeConfig(t, db)
 	c.telegram = telegramConfig{tokenFile: tokenFile, api: tg.srv.URL, groupPhotos: "addressed", minPhotoSide: 320, albumWait: time.Second}
-	addr := make(chan string, 1)
-	c.ready = func(a string) { addr <- a }
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
@@ -181,23 +179,13 @@ func TestServeTelegram(t *testing.T) {
 		defer logMu.Unlock()
 		return logs.Write(p)
 	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, log) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve stopped early: %v", err)
-	}
+	base, stop := launchServe(t, c, log)
 	<-tg.got
 	waitStarted(t, base+"/healthz") // Telegram answered: open; the web chat opens on its own
 	if code, body := get(t, browser(t), base+"/healthz"); code != 200 || !strings.Contains(string(body), "telegram: running") {
 		t.Errorf("/healthz: %d %s", code, body)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
 	tg.mu.Lock()
@@ -241,24 +229,12 @@ func TestHealthzStartingUntilChannelOpen(t *testing.T) {
 	}
 	c := testServeConfig(t, filepath.Join(t.TempDir(), "data", "cropshield.db"))
 	c.telegram = telegramConfig{tokenFile: tokenFile, api: tg.srv.URL, groupPhotos: "addressed", minPhotoSide: 320, albumWait: time.Second}
-	addr := make(chan string, 1)
-	c.ready = func(a string) { addr <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, slog.New(slog.DiscardHandler)) }()
+	base, stop := launchServe(t, c, slog.New(slog.DiscardHandler))
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve stopped early: %v", err)
-	}
 	hc := browser(t)
 	code, body := get(t, hc, base+"/healthz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "telegram: starting") {

@@ -147,18 +147,7 @@ func TestServeWhatsAppNotLinked(t *testing.T) {
 	c := testServeConfig(t, db)
 	c.whatsapp = whatsappConfig{enabled: true, groupPhotos: "addressed", diagnoseWord: "/diagnose", chatInterval: time.Second,
 		globalInterval: 300 * time.Millisecond, replyWindow: time.Hour}
-	addr := make(chan string, 1)
-	c.ready = func(a string) { addr <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve stopped early: %v", err)
-	}
+	base, stop := launchServe(t, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	hc := browser(t)
 	var code int
 	var body []byte
@@ -176,8 +165,7 @@ func TestServeWhatsAppNotLinked(t *testing.T) {
 	if code, _ := get(t, hc, base+"/"); code != 200 {
 		t.Errorf("web chat: %d", code)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
 }
