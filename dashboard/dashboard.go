@@ -383,7 +383,7 @@ func flash(key string) string {
 	case "not_sent":
 		return "The reply could not be delivered; it is logged as not delivered."
 	case "queued": // bot.ErrReplyQueued: only WhatsApp is a bot.RemoteSender
-		return "WhatsApp is not connected right now: the reply is queued and goes out when it is connected again (it then shows in the conversation)."
+		return "WhatsApp is not connected right now: the reply is queued and goes out when it is connected again (until then it shows in the conversation, marked queued)."
 	case "no_channel":
 		return "This conversation's channel is not running, so the reply was not sent."
 	}

@@ -191,9 +191,12 @@ func (s *Server) photoView(r *http.Request, hash string) (photoView, error) {
 type threadItem struct {
 	Time   time.Time
 	Rec    *store.Record
-	From   string // "farmer", "bot", "staff" or "action"
+	From   string // "farmer", "bot", "staff", "action" or "queued"
 	Photos []photoView
 	Action *store.StaffAction
+	// Queued is a staff reply still in the staff outbox (From "queued"): written on a replica
+	// where WhatsApp does not run, not sent (so not logged) yet.
+	Queued *store.StaffReply
 	// Anchor is the item's id in the page: "latest" for the conversation's newest item, where
 	// the page returns after a staff reply.
 	Anchor string
@@ -295,6 +298,25 @@ func (s *Server) thread(w http.ResponseWriter, r *http.Request, sess *session) {
 		tv.Items = append(tv.Items, threadItem{Time: a.Time, From: "action", Action: a})
 	}
 	slices.SortStableFunc(tv.Items, func(a, b threadItem) int { return a.Time.Compare(b.Time) })
+	if before == 0 {
+		// The staff replies still waiting in the outbox come after everything logged: they are
+		// logged only once sent, and until then an agent reloading the page (or another agent)
+		// must see them, not write them again. They go to the chat the conversation continues in,
+		// as reply sends them.
+		to := chatID
+		if sum.MovedTo != "" {
+			to = sum.MovedTo
+		}
+		queued, err := s.st.QueuedStaffReplies(ctx, platform, to)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for i := range queued {
+			q := &queued[i]
+			tv.Items = append(tv.Items, threadItem{Time: q.Queued, From: "queued", Queued: q})
+		}
+	}
 	if n := len(tv.Items); n > 0 && before == 0 {
 		tv.Items[n-1].Anchor = "latest"
 	}

@@ -33,7 +33,8 @@ type SessionStore interface {
 }
 
 // ConversationReader is the conversations as the list, the thread and the exports read them
-// (pages.go, export.go): summaries, message logs and the staff's actions.
+// (pages.go, export.go): summaries, message logs, the staff's actions and their replies still
+// queued in the staff outbox.
 type ConversationReader interface {
 	ListConversations(ctx context.Context, o store.ListOptions) (store.Page, error)
 	EachConversation(ctx context.Context, f store.ConversationFilter, fn func(store.Summary) error) error
@@ -41,6 +42,7 @@ type ConversationReader interface {
 	Messages(ctx context.Context, platform, chatID string, afterSeq uint64, limit int) ([]store.Record, error)
 	MessagesBefore(ctx context.Context, platform, chatID string, beforeSeq uint64, limit int) ([]store.Record, error)
 	StaffActions(ctx context.Context, platform, chatID string, limit int) ([]store.StaffAction, error)
+	QueuedStaffReplies(ctx context.Context, platform, chatID string) ([]store.StaffReply, error)
 }
 
 // PhotoReader is a farmer's photo with what the model made of it, whatever the model version.

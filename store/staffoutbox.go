@@ -129,6 +129,36 @@ func (s *Store) PendingStaffReplies(ctx context.Context, platform string) ([]Sta
 	return out, nil
 }
 
+// QueuedStaffReplies returns the staff replies to platform's chat chatID that are still in the
+// outbox, pending or being sent (not logged in the conversation yet), oldest first (none: an
+// empty slice). The dashboard shows them in the conversation so that nobody writes them again.
+func (s *Store) QueuedStaffReplies(ctx context.Context, platform, chatID string) ([]StaffReply, error) {
+	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
+		return nil, err
+	}
+	out := []StaffReply{}
+	err := s.view(ctx, "queued staff replies", func(tx Tx) error {
+		pb := nested(tx, bucketStaffOutbox, platform)
+		if pb == nil {
+			return nil
+		}
+		return pb.ForEach(func(k, v []byte) error {
+			id, rec, err := decodeStaffReply(k, v)
+			if err != nil {
+				return err
+			}
+			if rec.ChatID == chatID && !rec.State.final() {
+				out = append(out, rec.reply(platform, id))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClaimStaffReply marks platform's pending reply id as being sent (at now) and returns it: the
 // caller sends it, then calls FinishStaffReply. A reply that is not pending (claimed by another
 // replica, or removed) gives ErrNotFound: it is never handed out twice.

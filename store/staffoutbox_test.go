@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +247,52 @@ func TestSweepStaffOutbox(t *testing.T) {
 	}
 	if _, err := s.StaffReplyOutcome(ctx, "whatsapp", claimed); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the old claimed reply: %v, want ErrNotFound", err)
+	}
+}
+
+// TestQueuedStaffReplies: a chat's replies still in the outbox (pending or being sent) are listed
+// for it, oldest first, not another chat's or another platform's; once finished they are not.
+func TestQueuedStaffReplies(t *testing.T) {
+	queuer, runner := replicaStores(t)
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	first := queueReply(t, queuer, "c1", "first", at)
+	queueReply(t, queuer, "c2", "other chat", at)
+	second := queueReply(t, queuer, "c1", "second", at.Add(time.Minute))
+	if _, err := runner.ClaimStaffReply(ctx, "whatsapp", first, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(chat string) []uint64 {
+		t.Helper()
+		got, err := queuer.QueuedStaffReplies(ctx, "whatsapp", chat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []uint64{}
+		for _, r := range got {
+			if r.ChatID != chat || r.Staff != "alice" {
+				t.Fatalf("listed %+v for %s", r, chat)
+			}
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	if got := ids("c1"); !slices.Equal(got, []uint64{first, second}) {
+		t.Fatalf("queued for c1: %v, want [%d %d] (the one being sent too)", got, first, second)
+	}
+	if _, err := runner.FinishStaffReply(ctx, "whatsapp", first, staffRecord("c1", "first", "", at.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("c1"); !slices.Equal(got, []uint64{second}) {
+		t.Fatalf("queued for c1 after the first was sent: %v, want [%d]", got, second)
+	}
+	if got := ids("c3"); len(got) != 0 {
+		t.Fatalf("queued for a chat with none: %v", got)
+	}
+	if got, err := queuer.QueuedStaffReplies(ctx, "telegram", "c1"); err != nil || len(got) != 0 {
+		t.Fatalf("telegram's: %v, %v", got, err)
+	}
+	if _, err := queuer.QueuedStaffReplies(ctx, "whatsapp", ""); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("empty chat id: %v, want ErrInvalid", err)
 	}
 }

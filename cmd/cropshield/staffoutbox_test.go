@@ -234,6 +234,10 @@ func TestStaffReplyFromStandbyReplica(t *testing.T) {
 	if !strings.Contains(page, "the reply is queued and goes out when it is connected again") {
 		t.Errorf("B's page after a queued reply does not say so")
 	}
+	const queuedMark = "Queued — goes out when WhatsApp is connected"
+	if !strings.Contains(page, queuedMark) || !strings.Contains(page, "Also remove the lower leaves.") {
+		t.Errorf("B's conversation page does not show the queued reply")
+	}
 	if n := len(staffRecords()); n != 1 {
 		t.Fatalf("%d staff replies logged before the queued one went out, want 1", n)
 	}
@@ -246,6 +250,9 @@ func TestStaffReplyFromStandbyReplica(t *testing.T) {
 	eventually(t, "the queued reply is logged", func() bool { return len(staffRecords()) == 2 })
 	if r := staffRecords()[1]; r.Error != "" || r.Staff != "alice" {
 		t.Fatalf("logged %+v", r)
+	}
+	if page, _ := agent.get(conv); strings.Contains(page, queuedMark) || strings.Count(page, "Also remove the lower leaves.") != 1 {
+		t.Errorf("B's conversation page after the queued reply went out still shows it queued, or not once")
 	}
 }
 
