@@ -106,27 +106,9 @@ func (s *Store) PendingStaffReplies(ctx context.Context, platform string) ([]Sta
 	if err := checkID("platform", platform); err != nil {
 		return nil, err
 	}
-	out := []StaffReply{}
-	err := s.view(ctx, "pending staff replies", func(tx Tx) error {
-		pb := nested(tx, bucketStaffOutbox, platform)
-		if pb == nil {
-			return nil
-		}
-		return pb.ForEach(func(k, v []byte) error {
-			id, rec, err := decodeStaffReply(k, v)
-			if err != nil {
-				return err
-			}
-			if rec.State == StaffReplyPending {
-				out = append(out, rec.reply(platform, id))
-			}
-			return nil
-		})
+	return s.listStaffReplies(ctx, "pending staff replies", platform, func(rec staffReplyRec) bool {
+		return rec.State == StaffReplyPending
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // QueuedStaffReplies returns the staff replies to platform's chat chatID that are still in the
@@ -136,8 +118,16 @@ func (s *Store) QueuedStaffReplies(ctx context.Context, platform, chatID string)
 	if err := checkIDs("platform", platform, "chat id", chatID); err != nil {
 		return nil, err
 	}
+	return s.listStaffReplies(ctx, "queued staff replies", platform, func(rec staffReplyRec) bool {
+		return rec.ChatID == chatID && !rec.State.final()
+	})
+}
+
+// listStaffReplies returns platform's outbox entries match picks, oldest first (none: an empty
+// slice).
+func (s *Store) listStaffReplies(ctx context.Context, op, platform string, match func(staffReplyRec) bool) ([]StaffReply, error) {
 	out := []StaffReply{}
-	err := s.view(ctx, "queued staff replies", func(tx Tx) error {
+	err := s.view(ctx, op, func(tx Tx) error {
 		pb := nested(tx, bucketStaffOutbox, platform)
 		if pb == nil {
 			return nil
@@ -147,7 +137,7 @@ func (s *Store) QueuedStaffReplies(ctx context.Context, platform, chatID string)
 			if err != nil {
 				return err
 			}
-			if rec.ChatID == chatID && !rec.State.final() {
+			if match(rec) {
 				out = append(out, rec.reply(platform, id))
 			}
 			return nil
