@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	_ "github.com/lib/pq" // database/sql driver "postgres"
+
+	cstore "github.com/cropshield/cropshield/store"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
@@ -42,27 +43,10 @@ func SQLiteDSN(path string) string {
 		"&_pragma=synchronous(FULL)&_txlock=immediate"
 }
 
-// IsPostgres tells a postgres:// (or postgresql://) URL from a file path.
-func IsPostgres(location string) bool {
-	return strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://")
-}
-
-// Redact returns location fit for logs and messages: a URL without its password.
-func Redact(location string) string {
-	if !IsPostgres(location) {
-		return location
-	}
-	u, err := url.Parse(location)
-	if err != nil {
-		return "postgres://(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
 // OpenStore opens (creating and upgrading as needed) the store at location: a SQLite file path
 // (its folder is created 0700, the file 0600) or a postgres:// URL.
 func OpenStore(ctx context.Context, location string, log *slog.Logger) (*Store, error) {
-	s := &Store{postgres: IsPostgres(location), where: Redact(location)}
+	s := &Store{postgres: cstore.IsURL(location), where: cstore.Redact(location)}
 	var err error
 	if s.postgres {
 		s.db, err = sql.Open("postgres", location)

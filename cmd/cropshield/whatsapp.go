@@ -100,7 +100,7 @@ func (c *whatsappConfig) adapter(ctx context.Context, log *slog.Logger, bboltPat
 		return nil, nil, errors.Join(err, st.Close())
 	}
 	if device.ID == nil {
-		wlog.Error("no phone linked for WhatsApp: run `cropshield whatsapp link` (then restart); the other channels keep serving", "db", whatsapp.Redact(loc))
+		wlog.Error("no phone linked for WhatsApp: run `cropshield whatsapp link` (then restart); the other channels keep serving", "db", store.Redact(loc))
 	}
 	client := whatsapp.WrapClient(whatsapp.NewWhatsmeowClient(device, wlog))
 	return whatsapp.New(wlog, client, st, opts), st.Close, nil
@@ -176,7 +176,7 @@ func whatsappStatus(ctx context.Context, st *whatsapp.Store, loc string, stdout 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "store:    %s\n", whatsapp.Redact(loc))
+	fmt.Fprintf(stdout, "store:    %s\n", store.Redact(loc))
 	if !s.Linked {
 		fmt.Fprintf(stdout, "linked:   no (run: cropshield whatsapp link)\n")
 	} else {
