@@ -84,11 +84,12 @@ func runHeld(ctx context.Context, log *slog.Logger, st holdStore, name string, s
 }
 
 // adapterRun is how serve runs adapter a on the intake: beside the delivery of the staff replies
-// other replicas queued for it if it sends on one replica only (bot.RemoteSender), and, if lock
+// other replicas queued for it if it sends on one replica only (bot.RemoteSender) and the store
+// is shared with other replicas (on a bbolt file nothing is queued: startReview), and, if lock
 // is not "", under that lock (runHeld, reporting its state).
 func adapterRun(log *slog.Logger, st *store.Store, a bot.Adapter, in *bot.Intake, lock string, state func(string)) func(context.Context) error {
 	run := func(ctx context.Context) error { return a.Run(ctx, in) }
-	if _, ok := a.(bot.RemoteSender); ok {
+	if _, ok := a.(bot.RemoteSender); ok && st.Shared() {
 		run = withStaffDelivery(log, st, a, run)
 	}
 	if lock == "" {
