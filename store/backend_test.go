@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cropshield/cropshield/internal/dburl"
 	"github.com/cropshield/cropshield/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 )
@@ -45,7 +46,7 @@ func newTarget(t testing.TB) string {
 // an UPDATE that writes the same value changes too.
 func snapshot(t testing.TB, target string) []byte {
 	t.Helper()
-	if !IsURL(target) {
+	if !dburl.IsURL(target) {
 		b, err := os.ReadFile(target)
 		if err != nil {
 			t.Fatal(err)

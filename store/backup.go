@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cropshield/cropshield/internal/dburl"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -56,8 +57,8 @@ func OpenReadOnly(ctx context.Context, path string, opts Options) (*Store, error
 
 // notAFile refuses a PostgreSQL URL where a bbolt file is needed, with ErrUnsupported.
 func notAFile(op, target string) error {
-	if IsURL(target) {
-		return fmt.Errorf("%w: %s %s: only a bbolt file can be (use the database's own tools)", ErrUnsupported, op, Redact(target))
+	if dburl.IsURL(target) {
+		return fmt.Errorf("%w: %s %s: only a bbolt file can be (use the database's own tools)", ErrUnsupported, op, dburl.Redact(target))
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cropshield/cropshield/internal/dburl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	berrors "go.etcd.io/bbolt/errors"
@@ -101,7 +102,7 @@ type pgEngine struct {
 // openPG connects to the database at rawURL and applies the migrations this build has and the
 // database lacks. A database migrated by a newer build is refused with ErrNewerSchema.
 func openPG(ctx context.Context, rawURL string, opts Options) (*pgEngine, error) {
-	e := &pgEngine{url: Redact(rawURL), secrets: targetSecrets(rawURL), queryTimeout: opts.QueryTimeout}
+	e := &pgEngine{url: dburl.Redact(rawURL), secrets: dburl.Secrets(rawURL), queryTimeout: opts.QueryTimeout}
 	if e.queryTimeout <= 0 {
 		e.queryTimeout = defaultQueryTimeout
 	}
@@ -178,7 +179,7 @@ func (e *pgEngine) err(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return hideSecrets(fmt.Errorf("store: %s %s: %w", op, e.url, err), e.secrets)
+	return dburl.Hide(fmt.Errorf("store: %s %s: %w", op, e.url, err), e.secrets)
 }
 
 func (e *pgEngine) name() string { return e.url }

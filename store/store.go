@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cropshield/cropshield/internal/dburl"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -133,7 +134,7 @@ func Open(ctx context.Context, target string, opts Options) (*Store, error) {
 	if target == "" {
 		return nil, fmt.Errorf("%w: empty database path", ErrInvalid)
 	}
-	if IsURL(target) {
+	if dburl.IsURL(target) {
 		return openPostgres(ctx, target, opts)
 	}
 	path := target

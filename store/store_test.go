@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cropshield/cropshield/internal/dburl"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -60,7 +61,7 @@ func setSchemaVersion(t *testing.T, target string, v uint64) {
 // through the engine into a PostgreSQL database (created by an Open first).
 func setMeta(t *testing.T, target string, v []byte) {
 	t.Helper()
-	if IsURL(target) {
+	if dburl.IsURL(target) {
 		s, err := Open(t.Context(), target, Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cropshield/cropshield/internal/dburl"
 	_ "github.com/lib/pq" // database/sql driver "postgres"
 
-	cstore "github.com/cropshield/cropshield/store"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
@@ -46,7 +46,7 @@ func SQLiteDSN(path string) string {
 // OpenStore opens (creating and upgrading as needed) the store at location: a SQLite file path
 // (its folder is created 0700, the file 0600) or a postgres:// URL.
 func OpenStore(ctx context.Context, location string, log *slog.Logger) (*Store, error) {
-	s := &Store{postgres: cstore.IsURL(location), where: cstore.Redact(location)}
+	s := &Store{postgres: dburl.IsURL(location), where: dburl.Redact(location)}
 	var err error
 	if s.postgres {
 		s.db, err = sql.Open("postgres", location)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/internal/dburl"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -82,7 +83,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		if v, ok := os.LookupEnv(name); ok {
 			secret, shown := isSecret(f.Name), v
 			if isDBFlag(f.Name) { // a URL's password is never shown
-				shown = store.Redact(v)
+				shown = dburl.Redact(v)
 			}
 			if err := f.Value.Set(v); err != nil && envErr == nil {
 				quoted := strconv.Quote(shown)
@@ -143,10 +144,10 @@ func subcommand(cmd, usage, need string, args []string, stderr io.Writer) (sub s
 // so, followed by inUse (what to do instead). A PostgreSQL database (a URL) is opened beside the
 // running replicas: its transactions are serialized by the server.
 func openOffline(ctx context.Context, db string, create bool, inUse string) (*store.Store, error) {
-	if store.IsURL(db) {
+	if dburl.IsURL(db) {
 		st, err := store.Open(ctx, db, store.Options{Timeout: 2 * time.Second})
 		if err != nil {
-			return nil, fmt.Errorf("open database %s: %w", store.Redact(db), store.RedactError(err, db))
+			return nil, fmt.Errorf("open database %s: %w", dburl.Redact(db), dburl.RedactError(err, db))
 		}
 		return st, nil
 	}

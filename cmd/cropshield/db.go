@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/cropshield/cropshield/store"
+	"github.com/cropshield/cropshield/internal/dburl"
 )
 
 // defaultDB is --db's default: a bbolt file.
@@ -21,10 +21,10 @@ func registerDB(fs *flag.FlagSet, p *string) {
 // bboltOnly refuses a PostgreSQL URL for a command that works on a bbolt file (backup,
 // compact); instead says what does the job on PostgreSQL.
 func bboltOnly(cmd, db, instead string) error {
-	if !store.IsURL(db) {
+	if !dburl.IsURL(db) {
 		return nil
 	}
-	return fmt.Errorf("%w: %s works on a bbolt file, and --db %s is a PostgreSQL database: %s", errUsage, cmd, store.Redact(db), instead)
+	return fmt.Errorf("%w: %s works on a bbolt file, and --db %s is a PostgreSQL database: %s", errUsage, cmd, dburl.Redact(db), instead)
 }
 
 // defaultReplica is --replica's default: the host name.

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cropshield/cropshield/internal/dburl"
 	"github.com/cropshield/cropshield/internal/pgtest"
 	"github.com/cropshield/cropshield/internal/testenv"
-	"github.com/cropshield/cropshield/store"
 )
 
 // TestMain stops the PostgreSQL server pgtest may have started for TestServeOnPostgreSQL.
@@ -104,19 +104,19 @@ func TestRedactDB(t *testing.T) {
 		{"postgres://db.example/cs?password=50%off&user=bot", "postgres://db.example/cs?password=xxxxx&user=bot"},
 	}
 	for _, tt := range tests {
-		if got := store.Redact(tt.in); got != tt.want {
-			t.Errorf("store.Redact(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := dburl.Redact(tt.in); got != tt.want {
+			t.Errorf("dburl.Redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 	// An error quoting the URL or its password, escaped or not, is redacted; errors.Is still sees it.
 	base := errors.New("base")
 	for _, db := range []string{"postgres://bot:p@ss w0rd@db.example/cs", "postgres://bot:p%40ss%20w0rd@db.example/cs"} {
-		err := store.RedactError(errors.Join(base, errors.New("cannot parse `"+db+"`: failed for p@ss w0rd and p%40ss%20w0rd")), db)
+		err := dburl.RedactError(errors.Join(base, errors.New("cannot parse `"+db+"`: failed for p@ss w0rd and p%40ss%20w0rd")), db)
 		if msg := err.Error(); strings.Contains(msg, "w0rd") || !errors.Is(err, base) {
 			t.Errorf("%s: %q (errors.Is: %v)", db, msg, errors.Is(err, base))
 		}
 	}
-	if db := "postgres://db.example/cs?password=s3cr%t"; strings.Contains(store.RedactError(errors.New("open "+db), db).Error(), "s3cr") {
+	if db := "postgres://db.example/cs?password=s3cr%t"; strings.Contains(dburl.RedactError(errors.New("open "+db), db).Error(), "s3cr") {
 		t.Errorf("%s: the error shows the password", db)
 	}
 }
@@ -164,7 +164,7 @@ func TestServeOnPostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := grepLines(log.String(), "CropShield serving")
-	if want := store.Redact(u.String()); !strings.Contains(start, "db="+want) && !strings.Contains(start, "db="+strconv.Quote(want)) || !strings.Contains(start, "replica=replica-7") || !strings.Contains(start, ":xxxxx@") {
+	if want := dburl.Redact(u.String()); !strings.Contains(start, "db="+want) && !strings.Contains(start, "db="+strconv.Quote(want)) || !strings.Contains(start, "replica=replica-7") || !strings.Contains(start, ":xxxxx@") {
 		t.Errorf("the start line lacks %q or replica=replica-7:\n%s", want, start)
 	}
 	if strings.Contains(log.String(), dbPass) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cropshield/cropshield/dashboard"
+	"github.com/cropshield/cropshield/internal/dburl"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -70,10 +71,10 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		fmt.Fprint(stderr, migrateUsage)
 		return fmt.Errorf("%w: migrate needs --from SRC and --to DST", errUsage)
 	case sameStore(*from, *to):
-		return fmt.Errorf("%w: --from and --to name the same store %s", errUsage, store.Redact(*from))
+		return fmt.Errorf("%w: --from and --to name the same store %s", errUsage, dburl.Redact(*from))
 	}
 	// Whatever a driver's message quotes, neither URL's password is shown.
-	defer func() { err = store.RedactError(store.RedactError(err, *from), *to) }()
+	defer func() { err = dburl.RedactError(dburl.RedactError(err, *from), *to) }()
 	ctx, cancel := context.WithTimeout(ctx, migrateMaxTime)
 	defer cancel()
 
@@ -91,9 +92,9 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 		a, b, err := store.Compare(ctx, src, dst)
 		printCounts(stdout, a, b)
 		if err != nil {
-			return fmt.Errorf("%s and %s differ (digests %s and %s): %w", store.Redact(*from), store.Redact(*to), a, b, err)
+			return fmt.Errorf("%s and %s differ (digests %s and %s): %w", dburl.Redact(*from), dburl.Redact(*to), a, b, err)
 		}
-		fmt.Fprintf(stdout, "%s and %s hold the same data: sha256 %s\n", store.Redact(*from), store.Redact(*to), a)
+		fmt.Fprintf(stdout, "%s and %s hold the same data: sha256 %s\n", dburl.Redact(*from), dburl.Redact(*to), a)
 		return nil
 	}
 
@@ -108,30 +109,30 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 			err = errors.Join(err, os.Remove(*to))
 		}
 	}()
-	fmt.Fprintf(stderr, "migrating %s → %s\n", store.Redact(*from), store.Redact(*to))
+	fmt.Fprintf(stderr, "migrating %s → %s\n", dburl.Redact(*from), dburl.Redact(*to))
 	start := time.Now()
 	rep, err := store.Copy(ctx, dst, src, store.CopyOptions{Progress: progressPrinter(stderr)})
 	took := time.Since(start)
 	if errors.Is(err, store.ErrMismatch) {
 		printCounts(stdout, rep.Source, rep.Dest)
-		return fmt.Errorf("the copy in %s differs from %s (digests %s and %s): %w", store.Redact(*to), store.Redact(*from), rep.Dest, rep.Source, err)
+		return fmt.Errorf("the copy in %s differs from %s (digests %s and %s): %w", dburl.Redact(*to), dburl.Redact(*from), rep.Dest, rep.Source, err)
 	}
 	if errors.Is(err, store.ErrNotEmpty) {
 		return fmt.Errorf("%w (migrate copies into an empty store only)", err)
 	}
 	if err != nil {
 		if !created {
-			err = fmt.Errorf("%w (%s may hold part of the copy: empty it before trying again)", err, store.Redact(*to))
+			err = fmt.Errorf("%w (%s may hold part of the copy: empty it before trying again)", err, dburl.Redact(*to))
 		}
 		return err
 	}
 	printCounts(stdout, rep.Source, rep.Dest)
 	tot := rep.Source.Total()
 	if tot.Keys <= 1 { // the schema version only
-		fmt.Fprintf(stderr, "note: %s holds no data: is it the store you meant?\n", store.Redact(*from))
+		fmt.Fprintf(stderr, "note: %s holds no data: is it the store you meant?\n", dburl.Redact(*from))
 	}
 	fmt.Fprintf(stdout, "migrated %s → %s: %d keys, %d nested buckets, %s in %d transactions, %s (%.0f keys/s); verified: sha256 %s on both\n",
-		store.Redact(*from), store.Redact(*to), tot.Keys, tot.Buckets, dashboard.FormatBytes(tot.Bytes), rep.Txs,
+		dburl.Redact(*from), dburl.Redact(*to), tot.Keys, tot.Buckets, dashboard.FormatBytes(tot.Bytes), rep.Txs,
 		took.Round(time.Millisecond), float64(tot.Keys)/max(took.Seconds(), 1e-3), rep.Dest)
 	return nil
 }
@@ -152,7 +153,7 @@ func checksumCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: checksum takes no arguments, got %q", errUsage, fs.Args())
 	}
-	defer func() { err = store.RedactError(err, db) }()
+	defer func() { err = dburl.RedactError(err, db) }()
 	ctx, cancel := context.WithTimeout(ctx, migrateMaxTime)
 	defer cancel()
 	st, err := openMigrateSource(ctx, db)
@@ -165,17 +166,17 @@ func checksumCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		return err
 	}
 	printCounts(stdout, d, d)
-	fmt.Fprintf(stdout, "sha256 %s  %s\n", d, store.Redact(db))
+	fmt.Fprintf(stdout, "sha256 %s  %s\n", d, dburl.Redact(db))
 	return nil
 }
 
 // openMigrateSource opens a store to read: a bbolt file read-only (refused while a server holds
 // it), or a PostgreSQL database.
 func openMigrateSource(ctx context.Context, db string) (*store.Store, error) {
-	if store.IsURL(db) {
+	if dburl.IsURL(db) {
 		st, err := store.Open(ctx, db, store.Options{Timeout: 10 * time.Second})
 		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", store.Redact(db), err)
+			return nil, fmt.Errorf("open %s: %w", dburl.Redact(db), err)
 		}
 		return st, nil
 	}
@@ -192,10 +193,10 @@ func openMigrateSource(ctx context.Context, db string) (*store.Store, error) {
 // openMigrateDest opens the store to copy into, creating a bbolt file (and its folder) if
 // missing; created says it did.
 func openMigrateDest(ctx context.Context, db string) (st *store.Store, created bool, err error) {
-	if store.IsURL(db) {
+	if dburl.IsURL(db) {
 		st, err := store.Open(ctx, db, store.Options{Timeout: 10 * time.Second})
 		if err != nil {
-			return nil, false, fmt.Errorf("open %s: %w", store.Redact(db), err)
+			return nil, false, fmt.Errorf("open %s: %w", dburl.Redact(db), err)
 		}
 		return st, false, nil
 	}
@@ -218,7 +219,7 @@ func openMigrateDest(ctx context.Context, db string) (st *store.Store, created b
 // sameStore reports whether two --from/--to values name one store: the same URL, or the same
 // file.
 func sameStore(a, b string) bool {
-	if store.IsURL(a) || store.IsURL(b) {
+	if dburl.IsURL(a) || dburl.IsURL(b) {
 		return a == b
 	}
 	fa, erra := os.Stat(a)

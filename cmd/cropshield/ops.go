@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cropshield/cropshield/internal/dburl"
 	"github.com/cropshield/cropshield/store"
 )
 
@@ -166,7 +167,7 @@ func (c *opsConfig) start(log *slog.Logger, metricsMux http.Handler, st *store.S
 // and with it every write) and then streamed with its length, so a slow or stalled client never
 // holds the transaction, and a short copy is an error on the client's side.
 func (o *opsServer) startAdmin(st *store.Store, db string) error {
-	if store.IsURL(db) {
+	if dburl.IsURL(db) {
 		o.log.Info("no admin socket: the database is PostgreSQL; back it up with pg_dump")
 		return nil
 	}

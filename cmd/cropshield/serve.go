@@ -27,6 +27,7 @@ import (
 	"github.com/cropshield/cropshield/adapters/webchat"
 	"github.com/cropshield/cropshield/bot"
 	"github.com/cropshield/cropshield/inference"
+	"github.com/cropshield/cropshield/internal/dburl"
 	"github.com/cropshield/cropshield/locales"
 	"github.com/cropshield/cropshield/store"
 )
@@ -34,7 +35,7 @@ import (
 type serveConfig struct {
 	modelConfig
 	addr string
-	// db is a bbolt file or a postgres:// URL (never shown with its password: store.Redact).
+	// db is a bbolt file or a postgres:// URL (never shown with its password: dburl.Redact).
 	db string
 	// dbPool bounds the connections to PostgreSQL (store.Options.PoolSize; 0: the store's 8).
 	dbPool int
@@ -128,14 +129,14 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 	if err := checkWhatsAppDB(c.whatsapp.enabled, c.whatsapp.db, c.db); err != nil {
 		return err
 	}
-	if !store.IsURL(c.db) {
+	if !dburl.IsURL(c.db) {
 		if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
 			return fmt.Errorf("database folder: %w", err)
 		}
 	}
 	st, err := store.Open(ctx, c.db, store.Options{PoolSize: c.dbPool})
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", store.Redact(c.db), store.RedactError(err, c.db))
+		return fmt.Errorf("open database %s: %w", dburl.Redact(c.db), dburl.RedactError(err, c.db))
 	}
 	defer func() { err = errors.Join(err, closeLogged(log, "database", st.Close)) }()
 	// One process per replica name: its chats' leases are taken back at once after a restart,
@@ -145,7 +146,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		return fmt.Errorf("%w: another process serves as replica %q on this database: give each replica its own --replica name", errUsage, c.replica)
 	}
 	if err != nil {
-		return fmt.Errorf("replica name: %w", store.RedactError(err, c.db))
+		return fmt.Errorf("replica name: %w", dburl.RedactError(err, c.db))
 	}
 	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -258,7 +259,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) (err error) {
 		c.ready(ln.Addr().String())
 	}
 	log.Info("CropShield serving", "web_chat", "http://"+ln.Addr().String()+"/", "metrics", "/metrics", "healthz", "/healthz",
-		"db", store.Redact(c.db), "replica", c.replica, "provider", model.Info().Provider, "memory_limit", c.memLimit.String(), "decode_budget", c.decodeBudget.String())
+		"db", dburl.Redact(c.db), "replica", c.replica, "provider", model.Info().Provider, "memory_limit", c.memLimit.String(), "decode_budget", c.decodeBudget.String())
 	review, err := startReview(ctx, c.review, log, st, loc, model.Info(), adapters)
 	if err != nil {
 		return errors.Join(err, srv.Close())

@@ -14,7 +14,7 @@ import (
 	wastore "go.mau.fi/whatsmeow/store"
 
 	"github.com/cropshield/cropshield/adapters/whatsapp"
-	"github.com/cropshield/cropshield/store"
+	"github.com/cropshield/cropshield/internal/dburl"
 )
 
 // whatsappConfig is the WhatsApp channel's part of `serve`. The channel runs with --whatsapp
@@ -48,7 +48,7 @@ func registerWhatsAppDB(fs *flag.FlagSet, p *string) {
 // checkWhatsAppDB refuses WhatsApp without --whatsapp-db when --db is a PostgreSQL URL: there
 // is no folder to put whatsapp.db in.
 func checkWhatsAppDB(enabled bool, flagValue, db string) error {
-	if !enabled || flagValue != "" || !store.IsURL(db) {
+	if !enabled || flagValue != "" || !dburl.IsURL(db) {
 		return nil
 	}
 	return fmt.Errorf("%w: --db is a PostgreSQL URL: give the WhatsApp store with --whatsapp-db (a SQLite file, or a postgres:// URL); replicas given the same one share the linked phone, and one at a time runs it (the others stand by)", errUsage)
@@ -100,7 +100,7 @@ func (c *whatsappConfig) adapter(ctx context.Context, log *slog.Logger, bboltPat
 		return nil, nil, errors.Join(err, st.Close())
 	}
 	if device.ID == nil {
-		wlog.Error("no phone linked for WhatsApp: run `cropshield whatsapp link` (then restart); the other channels keep serving", "db", store.Redact(loc))
+		wlog.Error("no phone linked for WhatsApp: run `cropshield whatsapp link` (then restart); the other channels keep serving", "db", dburl.Redact(loc))
 	}
 	client := whatsapp.WrapClient(whatsapp.NewWhatsmeowClient(device, wlog))
 	return whatsapp.New(wlog, client, st, opts), st.Close, nil
@@ -176,7 +176,7 @@ func whatsappStatus(ctx context.Context, st *whatsapp.Store, loc string, stdout 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "store:    %s\n", store.Redact(loc))
+	fmt.Fprintf(stdout, "store:    %s\n", dburl.Redact(loc))
 	if !s.Linked {
 		fmt.Fprintf(stdout, "linked:   no (run: cropshield whatsapp link)\n")
 	} else {

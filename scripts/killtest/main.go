@@ -48,7 +48,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cropshield/cropshield/store"
+	"github.com/cropshield/cropshield/internal/dburl"
 )
 
 // config is one run's settings (the flags).
@@ -242,7 +242,7 @@ func run(ctx context.Context, c config, logw io.Writer) (res *result, err error)
 			if res != nil && res.clean() && !c.keep {
 				err = errors.Join(err, drop())
 			} else if res != nil {
-				res.database = store.Redact(u)
+				res.database = dburl.Redact(u)
 			}
 		}()
 	}

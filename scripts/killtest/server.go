@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cropshield/cropshield/store"
+	"github.com/cropshield/cropshield/internal/dburl"
 )
 
 // server runs `cropshield serve` again and again on one data directory and one address: the
@@ -100,7 +100,7 @@ func (s *server) command() (cmd *exec.Cmd, shown string) {
 	cmd.Dir = s.dir
 	shown = s.bin + " " + strings.Join(args, " ")
 	if !slices.Contains(args, db) {
-		shown += " (CROPSHIELD_DB=" + store.Redact(db) + ")"
+		shown += " (CROPSHIELD_DB=" + dburl.Redact(db) + ")"
 	}
 	return cmd, shown
 }

@@ -1,4 +1,7 @@
-package store
+// Package dburl names a database by its target (a bbolt file's path, or a PostgreSQL URL that may
+// carry a password) and shows targets and errors without their passwords. It is the one
+// redaction of database URLs: the store, the commands and the WhatsApp adapter's own database use it.
+package dburl
 
 import (
 	"net/url"
@@ -6,9 +9,9 @@ import (
 	"strings"
 )
 
-// A database is named by a target: a bbolt file's path, or a PostgreSQL URL that may carry a
-// password (in its user info, or as a password or sslpassword parameter). Whatever shows a
-// target (logs, errors, -h, ps) shows Redact's form, and errors pass through RedactError.
+// A PostgreSQL URL may carry a password in its user info, or as a password or sslpassword
+// parameter. Whatever shows a target (logs, errors, -h, ps) shows Redact's form, and errors pass
+// through RedactError.
 
 // IsURL reports whether target names a PostgreSQL database rather than a bbolt file.
 func IsURL(target string) bool {
@@ -40,7 +43,7 @@ func RedactError(err error, target string) error {
 	if msg != err.Error() {
 		err = &redactedError{msg: msg, err: err}
 	}
-	return hideSecrets(err, targetSecrets(target))
+	return Hide(err, Secrets(target))
 }
 
 // redactQuery replaces the values of a raw query's password parameters with xxxxx and returns
@@ -66,10 +69,10 @@ func redactQuery(raw string) (string, []string) {
 	return strings.Join(pairs, "&"), secrets
 }
 
-// targetSecrets are the forms of the passwords a URL holds (none for a file path), longest first
+// Secrets returns the forms of the passwords a URL holds (none for a file path), longest first
 // so that a form containing another is replaced whole. The URL need not parse: the user info's
 // password is what follows the first ':' of what precedes the last '@'.
-func targetSecrets(target string) []string {
+func Secrets(target string) []string {
 	if !IsURL(target) {
 		return nil
 	}
@@ -111,8 +114,8 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// hideSecrets returns err with every secret replaced by xxxxx in its message.
-func hideSecrets(err error, secrets []string) error {
+// Hide returns err with every secret (Secrets) replaced by xxxxx in its message.
+func Hide(err error, secrets []string) error {
 	if err == nil {
 		return nil
 	}
